@@ -1,0 +1,2 @@
+//! ukey
+fn main() {}

@@ -1,0 +1,1 @@
+//! libukey_pkcs11.so

@@ -1,0 +1,1 @@
+//! GM/T 0016 (SKF) C types and constants.

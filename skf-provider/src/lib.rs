@@ -1,0 +1,1 @@
+//! libukey_skf.so

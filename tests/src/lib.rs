@@ -1,0 +1,1 @@
+//! Black-box tests of ukey live in tests/tests/.

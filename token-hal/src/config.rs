@@ -1,0 +1,356 @@
+//! Configuration and where data lives. This is the one place that decides it; the CLI
+//! and both libraries call [`Config::load`].
+//!
+//! The data directory is, in order:
+//! 1. `UKEY_DATA_DIR`;
+//! 2. `data_dir` in the TOML config found through `UKEY_CONF`, else
+//!    `$XDG_CONFIG_HOME/ukey/ukey.toml` (or `~/.config/ukey/ukey.toml`), else
+//!    `/etc/ukey/ukey.toml`;
+//! 3. when `UKEY_CONF` is unset and `SOFTHSM2_CONF` is set, that file's
+//!    `directories.tokendir`;
+//! 4. `$XDG_DATA_HOME/ukey` (or `~/.local/share/ukey`).
+//!
+//! Every key is documented in docs/config.md.
+
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Default PBKDF2-HMAC-SM3 iteration count for PIN-derived keys (about 100 ms here).
+pub const DEFAULT_KDF_ITERATIONS: u32 = 200_000;
+/// Default size cap of the log file, in bytes.
+pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
+/// Default label of the soft device made when none exists.
+pub const DEFAULT_SOFT_LABEL: &str = "ukey-soft";
+
+/// Where a setting came from, for `ukey` to report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DataDirSource {
+    /// `UKEY_DATA_DIR`.
+    Env,
+    /// `data_dir` in this config file.
+    ConfigFile(PathBuf),
+    /// `directories.tokendir` of this SoftHSM2 config.
+    SoftHsm2Conf(PathBuf),
+    /// The XDG default.
+    Default,
+}
+
+/// The `[log]` table.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// A `tracing` filter such as `info` or `token_hal=debug`; absent means off.
+    pub level: Option<String>,
+    /// `stderr` (default) or `file` (`$XDG_STATE_HOME/ukey/ukey.log`) or a path.
+    pub output: Option<String>,
+    /// Size cap of the log file in bytes.
+    pub max_bytes: Option<u64>,
+}
+
+/// The `[soft]` table: the soft-token backend.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SoftConfig {
+    /// PBKDF2-HMAC-SM3 iterations for PIN-derived keys of newly written wraps.
+    pub kdf_iterations: Option<u32>,
+    /// Retry limit of new applications' PINs.
+    pub pin_retries: Option<u32>,
+    /// SQLite busy timeout in milliseconds.
+    pub busy_timeout_ms: Option<u32>,
+}
+
+/// The `[pkcs11]` table.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11Config {
+    /// Order of slots by device serial; unlisted ones follow, soft tokens first.
+    pub slot_order: Option<Vec<String>>,
+}
+
+/// The TOML file as written.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    log: LogConfig,
+    #[serde(default)]
+    soft: SoftConfig,
+    #[serde(default)]
+    pkcs11: Pkcs11Config,
+}
+
+/// The resolved configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The config file that was read, if any.
+    pub file: Option<PathBuf>,
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// Where `data_dir` came from.
+    pub data_dir_source: DataDirSource,
+    /// Logging.
+    pub log: LogConfig,
+    /// Soft-token settings.
+    pub soft: SoftConfig,
+    /// PKCS#11 settings.
+    pub pkcs11: Pkcs11Config,
+    /// `XDG_STATE_HOME`-based directory for the log file.
+    pub state_dir: PathBuf,
+}
+
+/// The environment variables the resolution reads; a seam for tests.
+pub trait Env {
+    /// One variable; empty values count as unset.
+    fn var(&self, name: &str) -> Option<OsString>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Env for ProcessEnv {
+    fn var(&self, name: &str) -> Option<OsString> {
+        std::env::var_os(name).filter(|v| !v.is_empty())
+    }
+}
+
+impl Config {
+    /// Resolves the configuration from the process environment.
+    pub fn load() -> Result<Self> {
+        Self::resolve(&ProcessEnv, None)
+    }
+
+    /// Resolves with an explicit config file (the PKCS#11 init string `ukey_conf=`),
+    /// which takes the place of `UKEY_CONF`.
+    pub fn load_from(path: &Path) -> Result<Self> {
+        Self::resolve(&ProcessEnv, Some(path))
+    }
+
+    /// Resolves from `env`; `explicit` overrides `UKEY_CONF`.
+    pub fn resolve(env: &dyn Env, explicit: Option<&Path>) -> Result<Self> {
+        let home = env.var("HOME").map(PathBuf::from);
+        let xdg = |var: &str, fallback: &str| -> PathBuf {
+            env.var(var).map(PathBuf::from).unwrap_or_else(|| {
+                home.clone()
+                    .unwrap_or_else(|| PathBuf::from("/"))
+                    .join(fallback)
+            })
+        };
+        let ukey_conf = explicit
+            .map(Path::to_path_buf)
+            .or_else(|| env.var("UKEY_CONF").map(PathBuf::from));
+
+        // The config file: an explicit one must exist; the implicit ones may not.
+        let (file, parsed) = match &ukey_conf {
+            Some(p) => (Some(p.clone()), Some(read_config(p)?)),
+            None => {
+                let user = xdg("XDG_CONFIG_HOME", ".config").join("ukey/ukey.toml");
+                let system = PathBuf::from("/etc/ukey/ukey.toml");
+                if user.is_file() {
+                    (Some(user.clone()), Some(read_config(&user)?))
+                } else if system.is_file() {
+                    (Some(system.clone()), Some(read_config(&system)?))
+                } else {
+                    (None, None)
+                }
+            }
+        };
+        let parsed = parsed.unwrap_or_default();
+
+        let (data_dir, data_dir_source) = if let Some(d) = env.var("UKEY_DATA_DIR") {
+            (PathBuf::from(d), DataDirSource::Env)
+        } else if let (Some(d), Some(f)) = (&parsed.data_dir, &file) {
+            (resolve_relative(d, f), DataDirSource::ConfigFile(f.clone()))
+        } else if let (None, Some(sh)) = (&ukey_conf, env.var("SOFTHSM2_CONF")) {
+            let sh = PathBuf::from(sh);
+            match softhsm2_tokendir(&sh)? {
+                Some(dir) => (dir, DataDirSource::SoftHsm2Conf(sh)),
+                None => (
+                    xdg("XDG_DATA_HOME", ".local/share").join("ukey"),
+                    DataDirSource::Default,
+                ),
+            }
+        } else {
+            (
+                xdg("XDG_DATA_HOME", ".local/share").join("ukey"),
+                DataDirSource::Default,
+            )
+        };
+
+        Ok(Self {
+            file,
+            data_dir,
+            data_dir_source,
+            log: parsed.log,
+            soft: parsed.soft,
+            pkcs11: parsed.pkcs11,
+            state_dir: xdg("XDG_STATE_HOME", ".local/state").join("ukey"),
+        })
+    }
+
+    /// PBKDF2 iterations for new PIN wraps.
+    pub fn kdf_iterations(&self) -> u32 {
+        self.soft.kdf_iterations.unwrap_or(DEFAULT_KDF_ITERATIONS)
+    }
+
+    /// Retry limit for new PINs.
+    pub fn pin_retries(&self) -> u32 {
+        self.soft
+            .pin_retries
+            .unwrap_or(crate::model::DEFAULT_PIN_RETRIES)
+    }
+}
+
+fn resolve_relative(p: &Path, config_file: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config_file
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(p)
+    }
+}
+
+fn read_config(path: &Path) -> Result<ConfigFile> {
+    let text = fs::read_to_string(path).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    let cfg: ConfigFile = toml::from_str(&text).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        detail: e.message().to_owned(),
+    })?;
+    if let Some(it) = cfg.soft.kdf_iterations {
+        if it < 1000 {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                detail: "soft.kdf_iterations must be at least 1000".into(),
+            });
+        }
+    }
+    if let Some(r) = cfg.soft.pin_retries {
+        if r == 0 || r > 255 {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                detail: "soft.pin_retries must be 1..=255".into(),
+            });
+        }
+    }
+    Ok(cfg)
+}
+
+/// `directories.tokendir` of a softhsm2.conf (`key = value` lines, `#` comments).
+fn softhsm2_tokendir(path: &Path) -> Result<Option<PathBuf>> {
+    let text = fs::read_to_string(path).map_err(|e| Error::Config {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    })?;
+    Ok(softhsm2_value(&text, "directories.tokendir").map(PathBuf::from))
+}
+
+/// A value of a softhsm2.conf (`key = value` lines, `#` comments).
+pub fn softhsm2_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .find(|(k, _)| k.trim() == key)
+        .map(|(_, v)| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    struct MapEnv(HashMap<&'static str, String>);
+    impl Env for MapEnv {
+        fn var(&self, name: &str) -> Option<OsString> {
+            self.0.get(name).map(OsString::from)
+        }
+    }
+
+    fn env(pairs: &[(&'static str, &str)]) -> MapEnv {
+        MapEnv(pairs.iter().map(|(k, v)| (*k, v.to_string())).collect())
+    }
+
+    #[test]
+    fn order_of_resolution() {
+        let tmp = tempfile::tempdir().unwrap();
+        let home = tmp.path().join("home");
+        let conf = tmp.path().join("ukey.toml");
+        fs::write(&conf, "data_dir = \"/from/conf\"\n").unwrap();
+        let sh = tmp.path().join("softhsm2.conf");
+        fs::write(
+            &sh,
+            "# c\ndirectories.tokendir = /from/softhsm\nobjectstore.backend = file\n",
+        )
+        .unwrap();
+        let h = home.to_str().unwrap();
+
+        let c = Config::resolve(&env(&[("HOME", h)]), None).unwrap();
+        assert_eq!(c.data_dir, home.join(".local/share/ukey"));
+        assert_eq!(c.data_dir_source, DataDirSource::Default);
+
+        let c = Config::resolve(&env(&[("HOME", h), ("XDG_DATA_HOME", "/xdg")]), None).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/xdg/ukey"));
+
+        let s = sh.to_str().unwrap();
+        let c = Config::resolve(&env(&[("HOME", h), ("SOFTHSM2_CONF", s)]), None).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from/softhsm"));
+
+        let cf = conf.to_str().unwrap();
+        let c = Config::resolve(
+            &env(&[("HOME", h), ("SOFTHSM2_CONF", s), ("UKEY_CONF", cf)]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from/conf"));
+
+        let c = Config::resolve(
+            &env(&[
+                ("HOME", h),
+                ("UKEY_CONF", cf),
+                ("UKEY_DATA_DIR", "/from/env"),
+            ]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from/env"));
+        assert_eq!(c.data_dir_source, DataDirSource::Env);
+
+        // The user config is found through XDG_CONFIG_HOME.
+        let xdg_conf = tmp.path().join("cfg");
+        fs::create_dir_all(xdg_conf.join("ukey")).unwrap();
+        fs::write(xdg_conf.join("ukey/ukey.toml"), "data_dir = \"rel\"\n").unwrap();
+        let c = Config::resolve(
+            &env(&[("HOME", h), ("XDG_CONFIG_HOME", xdg_conf.to_str().unwrap())]),
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, xdg_conf.join("ukey/rel"));
+    }
+
+    #[test]
+    fn bad_config_names_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = tmp.path().join("bad.toml");
+        fs::write(&conf, "data_dir = [\n").unwrap();
+        let e = Config::resolve(&env(&[("UKEY_CONF", conf.to_str().unwrap())]), None).unwrap_err();
+        assert!(e.to_string().contains("bad.toml"), "{e}");
+        fs::write(&conf, "unknown_key = 1\n").unwrap();
+        assert!(Config::resolve(&env(&[("UKEY_CONF", conf.to_str().unwrap())]), None).is_err());
+        let missing = tmp.path().join("missing.toml");
+        let e =
+            Config::resolve(&env(&[("UKEY_CONF", missing.to_str().unwrap())]), None).unwrap_err();
+        assert!(e.to_string().contains("missing.toml"), "{e}");
+    }
+}

@@ -1,0 +1,1 @@
+//! The soft token: an encrypted SQLite store, one database per device.
