@@ -1,0 +1,3 @@
+//! Safe, typed implementations of the entry points.
+
+pub(crate) mod general;

@@ -1,0 +1,3 @@
+//! Safe implementations of the SKF functions.
+
+pub(crate) mod device;

@@ -1,0 +1,4 @@
+//! The C ABI: every exported `SKF_*` function, and all of this crate's `unsafe`.
+
+pub(crate) mod device;
+pub(crate) mod entry;
