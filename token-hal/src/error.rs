@@ -18,6 +18,9 @@ pub enum Error {
     /// A new PIN is outside the allowed length range or otherwise unacceptable.
     #[error("invalid PIN: {0}")]
     PinInvalid(&'static str),
+    /// The PIN has not been set yet (a token after C_InitToken, before C_InitPIN).
+    #[error("PIN not initialized")]
+    PinNotInitialized,
     /// The operation needs a PIN to have been verified first.
     #[error("not logged in")]
     NotLoggedIn,

@@ -1,1 +1,259 @@
 //! Finds devices: the soft devices in the data directory (and, later, readers and keys).
+//!
+//! A damaged database never hides the others: [`Registry::devices`] skips it with a
+//! warning, and [`Registry::scan`] reports it.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::{Config, DEFAULT_SOFT_LABEL};
+use crate::error::{Error, Result};
+use crate::model::AppParams;
+use crate::soft::{self, DB_EXTENSION, DEFAULT_DEV_AUTH_KEY, SoftDevice, SoftOptions};
+use crate::token::Device;
+
+/// One database file found by [`Registry::scan`], opened or not.
+pub struct ScanEntry {
+    /// The file.
+    pub path: PathBuf,
+    /// The device, or why it could not be opened.
+    pub device: Result<Arc<dyn Device>>,
+}
+
+/// Where an application was found or made by [`Registry::ensure_app`].
+pub struct AppSetup {
+    /// The device holding it.
+    pub device: Arc<dyn Device>,
+    /// The application name.
+    pub app: String,
+    /// Whether a soft device was created.
+    pub created_device: bool,
+    /// Whether the application was created.
+    pub created_app: bool,
+}
+
+/// The devices ukey knows, from one [`Config`].
+pub struct Registry {
+    config: Config,
+    opts: SoftOptions,
+}
+
+impl Registry {
+    /// A registry over `config`.
+    pub fn new(config: Config) -> Self {
+        let opts = SoftOptions::from_config(&config);
+        Self { config, opts }
+    }
+
+    /// A registry over [`Config::load`].
+    pub fn load() -> Result<Self> {
+        Ok(Self::new(Config::load()?))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The soft-token settings in use.
+    pub fn soft_options(&self) -> &SoftOptions {
+        &self.opts
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.config.data_dir
+    }
+
+    /// The soft-device database files in the data directory, sorted. A missing directory
+    /// holds none; an unreadable one is an error naming it.
+    pub fn soft_db_paths(&self) -> Result<Vec<PathBuf>> {
+        let dir = self.data_dir();
+        let rd = match fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(Error::Io {
+                    path: dir.to_path_buf(),
+                    detail: e.to_string(),
+                });
+            }
+        };
+        let mut paths = Vec::new();
+        for entry in rd {
+            let entry = entry.map_err(|e| Error::Io {
+                path: dir.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+            let path = entry.path();
+            let is_db = path.extension().is_some_and(|x| x == DB_EXTENSION)
+                && !entry.file_name().to_string_lossy().starts_with('.');
+            if is_db {
+                paths.push(path);
+            }
+        }
+        paths.sort();
+        Ok(paths)
+    }
+
+    /// Every soft-device file with the device or the error opening it.
+    pub fn scan(&self) -> Result<Vec<ScanEntry>> {
+        Ok(self
+            .soft_db_paths()?
+            .into_iter()
+            .map(|path| {
+                let device =
+                    SoftDevice::open(&path, &self.opts).map(|d| Arc::new(d) as Arc<dyn Device>);
+                ScanEntry { path, device }
+            })
+            .collect())
+    }
+
+    /// The devices that open, sorted by serial. Files that do not open are skipped with a
+    /// warning (see [`Registry::scan`]).
+    pub fn devices(&self) -> Result<Vec<Arc<dyn Device>>> {
+        let mut out = Vec::new();
+        for e in self.scan()? {
+            match e.device {
+                Ok(d) => out.push(d),
+                Err(err) => {
+                    tracing::warn!(path = %e.path.display(), error = %err, "skipping soft device");
+                }
+            }
+        }
+        let mut keyed = out
+            .into_iter()
+            .map(|d| Ok((d.info()?.serial, d)))
+            .collect::<Result<Vec<_>>>()?;
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(keyed.into_iter().map(|(_, d)| d).collect())
+    }
+
+    /// Creates a soft device with `label` in the data directory.
+    pub fn create_soft_device(&self, label: &str) -> Result<Arc<dyn Device>> {
+        let path = soft::create_soft_device(self.data_dir(), label, &self.opts)?;
+        Ok(Arc::new(SoftDevice::open(&path, &self.opts)?))
+    }
+
+    /// Deletes the soft device with this serial and all its data.
+    pub fn delete_device(&self, serial: &str) -> Result<()> {
+        let path = self.soft_path(serial)?;
+        soft::delete_soft_device_files(&path)?;
+        tracing::info!(serial, "deleted soft device");
+        Ok(())
+    }
+
+    /// The database file of the soft device with this serial. Damaged files count too,
+    /// by their file name, so that they can be deleted.
+    pub fn soft_path(&self, serial: &str) -> Result<PathBuf> {
+        for e in self.scan()? {
+            let matches = match &e.device {
+                Ok(d) => d.info()?.serial == serial,
+                Err(_) => e.path.file_stem().is_some_and(|s| s == serial),
+            };
+            if matches {
+                return Ok(e.path);
+            }
+        }
+        Err(Error::not_found(format!("device {serial:?}")))
+    }
+
+    /// A device by serial, else by label (which must then be unique).
+    pub fn find_device(&self, serial_or_label: &str) -> Result<Arc<dyn Device>> {
+        let mut by_label = Vec::new();
+        for d in self.devices()? {
+            let info = d.info()?;
+            if info.serial == serial_or_label {
+                return Ok(d);
+            }
+            if info.label == serial_or_label {
+                by_label.push((info.serial, d));
+            }
+        }
+        match by_label.len() {
+            0 => Err(Error::not_found(format!("device {serial_or_label:?}"))),
+            1 => Ok(by_label.remove(0).1),
+            _ => Err(Error::invalid_arg(format!(
+                "several devices are labelled {serial_or_label:?}: {}; give a serial",
+                by_label
+                    .iter()
+                    .map(|(s, _)| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
+    /// Every (device, application name) pair.
+    pub fn apps(&self) -> Result<Vec<(Arc<dyn Device>, String)>> {
+        let mut out = Vec::new();
+        for d in self.devices()? {
+            for a in d.list_apps()? {
+                out.push((d.clone(), a));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The application (token) called `label`, or, with no label, the only one there is.
+    /// Several matches are an error naming them.
+    pub fn find_app(&self, label: Option<&str>) -> Result<(Arc<dyn Device>, String)> {
+        let all = self.apps()?;
+        let mut matches: Vec<_> = match label {
+            Some(l) => all.into_iter().filter(|(_, a)| a == l).collect(),
+            None => all,
+        };
+        match (matches.len(), label) {
+            (1, _) => Ok(matches.remove(0)),
+            (0, Some(l)) => Err(Error::not_found(format!("token {l:?}"))),
+            (0, None) => Err(Error::not_found(format!(
+                "token (no token in {}; create one with `ukey device init` and `ukey app create`)",
+                self.data_dir().display()
+            ))),
+            (_, _) => {
+                let names = matches
+                    .iter()
+                    .map(|(d, a)| {
+                        d.info()
+                            .map(|i| format!("{a} (device {})", i.serial))
+                            .unwrap_or_else(|_| a.clone())
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                Err(Error::invalid_arg(format!(
+                    "several tokens: {names}; choose one with --token"
+                )))
+            }
+        }
+    }
+
+    /// Makes sure an application `app` exists: reuses it where it is, else creates it
+    /// with `params` on the first soft device, creating a soft device labelled
+    /// [`DEFAULT_SOFT_LABEL`] when there is none. Creating the application authenticates
+    /// with the default device-authentication key.
+    pub fn ensure_app(&self, app: &str, params: &AppParams) -> Result<AppSetup> {
+        for (device, name) in self.apps()? {
+            if name == app {
+                return Ok(AppSetup {
+                    device,
+                    app: name,
+                    created_device: false,
+                    created_app: false,
+                });
+            }
+        }
+        let (device, created_device) = match self.devices()?.into_iter().next() {
+            Some(d) => (d, false),
+            None => (self.create_soft_device(DEFAULT_SOFT_LABEL)?, true),
+        };
+        device.authenticate_with_key(DEFAULT_DEV_AUTH_KEY)?;
+        device.create_app(app, params)?;
+        Ok(AppSetup {
+            device,
+            app: app.to_owned(),
+            created_device,
+            created_app: true,
+        })
+    }
+}

@@ -1,0 +1,471 @@
+//! The SQLite layer of the soft token: schema, opening and checking a database,
+//! transactions, and the mapping of SQLite errors to token errors that name the file.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
+
+use super::secrets::{self, DeviceKey};
+use super::{DB_EXTENSION, DEFAULT_DEV_AUTH_KEY, SCHEMA_VERSION, SoftOptions, devkey_path};
+use crate::error::{Error, Result};
+
+/// `PRAGMA application_id` of a ukey soft-token database: "ukey".
+pub(crate) const APPLICATION_ID: i64 = 0x756b_6579;
+
+const SCHEMA: &str = "
+CREATE TABLE device (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    serial TEXT NOT NULL,
+    label TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    auth_key BLOB NOT NULL
+);
+CREATE TABLE app (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL UNIQUE,
+    generation BLOB NOT NULL,
+    epoch INTEGER NOT NULL DEFAULT 0,
+    create_file_rights INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE pin (
+    app_id INTEGER NOT NULL REFERENCES app(id) ON DELETE CASCADE,
+    pin_type INTEGER NOT NULL CHECK (pin_type IN (0, 1)),
+    max_retries INTEGER NOT NULL CHECK (max_retries BETWEEN 1 AND 255),
+    remaining INTEGER NOT NULL CHECK (remaining BETWEEN 0 AND max_retries),
+    default_pin INTEGER NOT NULL,
+    kdf TEXT,
+    iterations INTEGER,
+    salt BLOB,
+    wrapped_mk BLOB,
+    PRIMARY KEY (app_id, pin_type)
+);
+CREATE TABLE container (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    app_id INTEGER NOT NULL REFERENCES app(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    ckaid BLOB NOT NULL,
+    created_at INTEGER NOT NULL,
+    UNIQUE (app_id, name),
+    UNIQUE (app_id, ckaid)
+);
+CREATE TABLE key (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    container_id INTEGER NOT NULL REFERENCES container(id) ON DELETE CASCADE,
+    usage INTEGER NOT NULL CHECK (usage IN (0, 1)),
+    state INTEGER NOT NULL CHECK (state IN (0, 1)),
+    alg TEXT NOT NULL,
+    spki BLOB NOT NULL,
+    sealed_pkcs8 BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX key_active ON key (container_id, usage) WHERE state = 0;
+CREATE TABLE cert (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key_id INTEGER NOT NULL REFERENCES key(id) ON DELETE CASCADE,
+    der BLOB NOT NULL,
+    current INTEGER NOT NULL CHECK (current IN (0, 1)),
+    imported_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX cert_current ON cert (key_id) WHERE current = 1;
+CREATE TABLE file (
+    app_id INTEGER NOT NULL REFERENCES app(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    read_rights INTEGER NOT NULL,
+    write_rights INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (app_id, name)
+);
+CREATE TABLE object (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    app_id INTEGER NOT NULL REFERENCES app(id) ON DELETE CASCADE,
+    private INTEGER NOT NULL CHECK (private IN (0, 1))
+);
+CREATE TABLE attr (
+    object_id INTEGER NOT NULL REFERENCES object(id) ON DELETE CASCADE,
+    ty INTEGER NOT NULL,
+    sensitive INTEGER NOT NULL CHECK (sensitive IN (0, 1)),
+    value BLOB NOT NULL,
+    PRIMARY KEY (object_id, ty)
+);
+";
+
+/// An error inside a transaction: SQLite's (mapped to name the file once the transaction
+/// ends) or the token's own.
+pub(crate) enum TxError {
+    Sql(rusqlite::Error),
+    Hal(Error),
+}
+
+impl From<rusqlite::Error> for TxError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sql(e)
+    }
+}
+
+impl From<Error> for TxError {
+    fn from(e: Error) -> Self {
+        Self::Hal(e)
+    }
+}
+
+/// The result type of transaction bodies.
+pub(crate) type TxResult<T> = std::result::Result<T, TxError>;
+
+/// Maps a SQLite error to a token error naming `path`.
+pub(crate) fn map_sql(path: &Path, e: &rusqlite::Error) -> Error {
+    let io = |detail: String| Error::Io {
+        path: path.to_path_buf(),
+        detail,
+    };
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => Error::Busy,
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => Error::Corrupt {
+            what: path.display().to_string(),
+            detail: e.to_string(),
+        },
+        Some(ErrorCode::DiskFull) => io(format!("disk full or file size limit reached ({e})")),
+        Some(ErrorCode::ReadOnly) => io(format!("cannot write the token database ({e})")),
+        Some(ErrorCode::SystemIoFailure) => io(format!(
+            "I/O error on the token database; is the disk full or unwritable? ({e})"
+        )),
+        Some(ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            // SQLite does not say why; the file system does.
+            match fs::File::open(path) {
+                Err(os) => io(os.to_string()),
+                Ok(_) => io(format!("cannot open the database or its journal ({e})")),
+            }
+        }
+        Some(ErrorCode::ConstraintViolation) => Error::Corrupt {
+            what: path.display().to_string(),
+            detail: format!("constraint violated: {e}"),
+        },
+        _ => io(e.to_string()),
+    }
+}
+
+fn io_err(path: &Path, e: &std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// One open soft-token database.
+pub(crate) struct Store {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+    opts: SoftOptions,
+    serial: String,
+}
+
+impl Store {
+    /// Opens and checks an existing database. Nothing is written.
+    pub(crate) fn open(path: &Path, opts: &SoftOptions) -> Result<Self> {
+        let meta = fs::metadata(path).map_err(|e| io_err(path, &e))?;
+        if !meta.is_file() {
+            return Err(Error::Io {
+                path: path.to_path_buf(),
+                detail: "not a regular file".into(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| map_sql(path, &e))?;
+        configure(&conn, opts).map_err(|e| map_sql(path, &e))?;
+        let serial = check_schema(&conn, path)?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Mutex::new(conn),
+            opts: opts.clone(),
+            serial,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn serial(&self) -> &str {
+        &self.serial
+    }
+
+    pub(crate) fn opts(&self) -> &SoftOptions {
+        &self.opts
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
+        // A token whose database was deleted (ukey device delete) is gone for good.
+        if !self.path.exists() {
+            return Err(Error::DeviceRemoved);
+        }
+        Ok(self.conn.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn run<T>(
+        &self,
+        behavior: TransactionBehavior,
+        f: impl FnOnce(&Transaction<'_>) -> TxResult<T>,
+    ) -> Result<T> {
+        let mut conn = self.lock()?;
+        let tx = conn
+            .transaction_with_behavior(behavior)
+            .map_err(|e| map_sql(&self.path, &e))?;
+        match f(&tx) {
+            Ok(v) => {
+                tx.commit().map_err(|e| map_sql(&self.path, &e))?;
+                Ok(v)
+            }
+            Err(e) => {
+                drop(tx); // rolls back
+                Err(match e {
+                    TxError::Sql(e) => map_sql(&self.path, &e),
+                    TxError::Hal(e) => e,
+                })
+            }
+        }
+    }
+
+    /// A read-only transaction (a consistent snapshot).
+    pub(crate) fn read<T>(&self, f: impl FnOnce(&Transaction<'_>) -> TxResult<T>) -> Result<T> {
+        self.run(TransactionBehavior::Deferred, f)
+    }
+
+    /// A write transaction holding the write lock from the start. Committed when `f`
+    /// returns `Ok`, rolled back otherwise.
+    pub(crate) fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> TxResult<T>) -> Result<T> {
+        self.run(TransactionBehavior::Immediate, f)
+    }
+
+    /// The device key from the file beside the database.
+    pub(crate) fn device_key(&self) -> Result<DeviceKey> {
+        secrets::read_device_key(&devkey_path(&self.path))
+    }
+}
+
+fn configure(conn: &Connection, opts: &SoftOptions) -> rusqlite::Result<()> {
+    conn.busy_timeout(opts.busy_timeout)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Checks that `conn` is a ukey database of a version this build reads, and intact.
+/// Returns the device serial.
+fn check_schema(conn: &Connection, path: &Path) -> Result<String> {
+    let corrupt = |detail: &str| Error::Corrupt {
+        what: path.display().to_string(),
+        detail: detail.to_owned(),
+    };
+    let sql = |e: rusqlite::Error| map_sql(path, &e);
+    let app_id: i64 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .map_err(sql)?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sql)?;
+    if app_id != APPLICATION_ID {
+        return Err(corrupt("not a ukey soft-token database"));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(Error::SchemaTooNew {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < 1 {
+        return Err(corrupt("unknown schema version"));
+    }
+    let check: Vec<String> = {
+        let mut st = conn.prepare("PRAGMA quick_check(5)").map_err(sql)?;
+        st.query_map([], |r| r.get::<_, String>(0))
+            .map_err(sql)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(sql)?
+    };
+    if check.first().map(String::as_str) != Some("ok") {
+        return Err(corrupt(&check.join("; ")));
+    }
+    let serial: Option<String> = conn
+        .query_row("SELECT serial FROM device WHERE id = 1", [], |r| r.get(0))
+        .optional()
+        .map_err(sql)?;
+    serial.ok_or_else(|| corrupt("the device record is missing"))
+}
+
+/// A new serial: `UKS` and 13 upper-case hex digits.
+fn new_serial() -> Result<String> {
+    let r = crate::crypto::rng::random_bytes(7)?;
+    let mut s = hex::encode_upper(r);
+    s.truncate(13);
+    Ok(format!("UKS{s}"))
+}
+
+/// Checks a device label (≤ 32 bytes, no NUL).
+pub(crate) fn check_label(label: &str) -> Result<()> {
+    if label.len() > 32 || label.contains('\0') {
+        return Err(Error::invalid_arg(
+            "device label must be at most 32 bytes, without NUL",
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the device files in `dir` and returns the database path.
+pub(crate) fn create_device(dir: &Path, label: &str, opts: &SoftOptions) -> Result<PathBuf> {
+    check_label(label)?;
+    create_dir(dir)?;
+    let serial = new_serial()?;
+    let db_path = dir.join(format!("{serial}.{DB_EXTENSION}"));
+    let key_path = devkey_path(&db_path);
+    if db_path.exists() || key_path.exists() {
+        return Err(Error::already_exists(format!("device {serial}")));
+    }
+    let devkey = DeviceKey::generate()?;
+    secrets::write_device_key(&key_path, &devkey)?;
+
+    // Build the database under a temporary name, then rename it into place.
+    let tmp = dir.join(format!(".{serial}.{DB_EXTENSION}.tmp"));
+    let built = build_db(&tmp, &serial, label, &devkey, opts).and_then(|()| {
+        fs::rename(&tmp, &db_path).map_err(|e| io_err(&db_path, &e))?;
+        sync_dir(dir);
+        Ok(())
+    });
+    if let Err(e) = built {
+        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(tmp.with_extension("tmp-journal"));
+        let _ = fs::remove_file(&key_path);
+        return Err(e);
+    }
+    tracing::info!(serial = %serial, path = %db_path.display(), "created soft device");
+    Ok(db_path)
+}
+
+fn build_db(
+    path: &Path,
+    serial: &str,
+    label: &str,
+    devkey: &DeviceKey,
+    opts: &SoftOptions,
+) -> Result<()> {
+    let sql = |e: rusqlite::Error| map_sql(path, &e);
+    let _ = fs::remove_file(path);
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql)?;
+    configure(&conn, opts).map_err(sql)?;
+    let auth = secrets::seal_auth_key(devkey, serial, DEFAULT_DEV_AUTH_KEY)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Exclusive)
+        .map_err(sql)?;
+    tx.execute_batch(SCHEMA).map_err(sql)?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .map_err(sql)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(sql)?;
+    tx.execute(
+        "INSERT INTO device (id, serial, label, created_at, auth_key) VALUES (1, ?1, ?2, ?3, ?4)",
+        rusqlite::params![serial, label, now(), auth],
+    )
+    .map_err(sql)?;
+    tx.commit().map_err(sql)?;
+    conn.close().map_err(|(_, e)| sql(e))?;
+    // Make sure the file's contents are on disk before it gets its real name.
+    fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io_err(path, &e))?;
+    Ok(())
+}
+
+/// Makes the data directory (mode 0700 when new).
+pub(crate) fn create_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(dir).map_err(|e| io_err(dir, &e))
+}
+
+/// fsync of a directory, so a rename in it is durable. Best effort.
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Writes `bytes` to `path` atomically (temporary file, fsync, rename), with mode 0600.
+pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let res = (|| -> std::io::Result<()> {
+        let mut o = fs::OpenOptions::new();
+        o.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600);
+        }
+        let mut f = o.open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)
+    })();
+    if let Err(e) = res {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(path, &e));
+    }
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Deletes a device's database, its journals and its device key.
+pub(crate) fn delete_device_files(db_path: &Path) -> Result<()> {
+    fs::remove_file(db_path).map_err(|e| io_err(db_path, &e))?;
+    for suffix in ["-journal", "-wal", "-shm"] {
+        let mut p = db_path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = fs::remove_file(PathBuf::from(p));
+    }
+    let key = devkey_path(db_path);
+    match fs::remove_file(&key) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(&key, &e)),
+    }
+    if let Some(dir) = db_path.parent() {
+        sync_dir(dir);
+    }
+    Ok(())
+}
