@@ -82,8 +82,6 @@ pub fn read_stdin() -> Res<Vec<u8>> {
 
 /// The selected token: a device and one of its applications.
 pub struct Token {
-    /// The device.
-    pub device: Arc<dyn Device>,
     /// The device serial.
     pub serial: String,
     /// The open application.
@@ -125,7 +123,7 @@ impl Ctx {
         if let Some(r) = self.registry.get() {
             return Ok(r);
         }
-        let r = Registry::new(self.config.clone())?;
+        let r = Registry::new(self.config.clone());
         Ok(self.registry.get_or_init(|| r))
     }
 
@@ -176,7 +174,7 @@ impl Ctx {
     /// The token named by `--token`, else the only one.
     pub fn token(&self) -> Res<Token> {
         let (device, name) = match &self.g.token {
-            Some(label) => self.registry()?.find_app(label)?,
+            Some(label) => self.registry()?.find_app(Some(label))?,
             None => {
                 let mut all = self.all_apps()?;
                 match all.len() {
@@ -196,11 +194,7 @@ impl Ctx {
         };
         let app = device.open_app(&name)?;
         let serial = device.info()?.serial;
-        Ok(Token {
-            device,
-            serial,
-            app,
-        })
+        Ok(Token { serial, app })
     }
 
     /// The container named by `explicit`, else `--container`, else the only one.
@@ -274,7 +268,9 @@ pub fn new_pin(given: Option<&str>, what: &str, alternatives: &str) -> Res<Pin> 
 /// The device authentication key: 32 hex digits, default ASCII "1234567812345678".
 pub fn auth_key(hex_key: Option<&str>) -> Res<Zeroizing<Vec<u8>>> {
     match hex_key {
-        None => Ok(Zeroizing::new(b"1234567812345678".to_vec())),
+        None => Ok(Zeroizing::new(
+            token_hal::soft::DEFAULT_DEV_AUTH_KEY.to_vec(),
+        )),
         Some(h) => {
             let k = hex::decode(h.trim())
                 .map_err(|_| CliError("--auth-key: not hex".into()))?;

@@ -79,7 +79,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> Res<()> {
     let label = a.label.clone();
 
     let t: Token = s.run("Create or reuse the soft token", || {
-        let (device, created) = match ctx.registry()?.find_app(&label) {
+        let (device, created) = match ctx.registry()?.find_app(Some(&label)) {
             Ok((d, _)) => (d, false),
             Err(Error::NotFound(_)) => {
                 let d = ctx.registry()?.create_soft_device(&label)?;
@@ -100,11 +100,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> Res<()> {
             if created { "created" } else { "reused" }
         );
         Ok((
-            Token {
-                device,
-                serial,
-                app,
-            },
+            Token { serial, app },
             detail,
         ))
     })?;

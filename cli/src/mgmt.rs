@@ -201,7 +201,7 @@ pub fn app(ctx: &Ctx, cmd: &AppCmd) -> Res<()> {
             }
         }
         AppCmd::Delete { name, yes, auth } => {
-            let (d, name) = ctx.registry()?.find_app(name)?;
+            let (d, name) = ctx.registry()?.find_app(Some(name))?;
             if !yes {
                 fail!("refusing to delete application '{name}' and everything in it without --yes");
             }
