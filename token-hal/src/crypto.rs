@@ -7,8 +7,10 @@
 //! the front ends.
 
 pub mod aead;
+mod backend;
 pub mod hash;
 pub mod kdf;
+pub mod keyfile;
 pub mod keys;
 pub mod provider;
 pub mod rng;

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::crypto::provider::{HashContext, provider};
+
 /// A hash algorithm.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum HashAlg {
@@ -34,12 +36,66 @@ impl HashAlg {
 
 /// One-shot digest.
 pub fn digest(alg: HashAlg, data: &[u8]) -> Vec<u8> {
-    let _ = (alg, data);
-    todo!("crypto helper")
+    let mut h = Hasher::new(alg);
+    h.update(data);
+    h.finish()
 }
 
 /// One-shot HMAC.
 pub fn hmac(alg: HashAlg, key: &[u8], data: &[u8]) -> Vec<u8> {
-    let _ = (alg, key, data);
-    todo!("crypto helper")
+    let mut h = Hasher::new_hmac(alg, key);
+    h.update(data);
+    h.finish()
+}
+
+/// Constant-time check of an HMAC; `Error::SignatureInvalid` when it does not match.
+pub fn hmac_verify(alg: HashAlg, key: &[u8], data: &[u8], mac: &[u8]) -> crate::Result<()> {
+    use subtle::ConstantTimeEq;
+    let want = hmac(alg, key, data);
+    if want.len() == mac.len() && bool::from(want.ct_eq(mac)) {
+        Ok(())
+    } else {
+        Err(crate::Error::SignatureInvalid)
+    }
+}
+
+/// A streaming digest or HMAC.
+pub struct Hasher {
+    alg: HashAlg,
+    inner: Box<dyn HashContext>,
+}
+
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Hasher({:?})", self.alg)
+    }
+}
+
+impl Hasher {
+    /// Starts a digest.
+    pub fn new(alg: HashAlg) -> Self {
+        Self {
+            alg,
+            inner: provider().hash.digest_context(alg),
+        }
+    }
+    /// Starts an HMAC.
+    pub fn new_hmac(alg: HashAlg, key: &[u8]) -> Self {
+        Self {
+            alg,
+            inner: provider().hash.hmac_context(alg, key),
+        }
+    }
+    /// The algorithm.
+    pub fn alg(&self) -> HashAlg {
+        self.alg
+    }
+    /// Absorbs data.
+    pub fn update(&mut self, data: &[u8]) {
+        self.inner.update(data);
+    }
+    /// Finishes.
+    pub fn finish(self) -> Vec<u8> {
+        self.inner.finish()
+    }
 }

@@ -2,11 +2,15 @@
 
 use std::fmt;
 
+use der::asn1::{AnyRef, BitStringRef, ObjectIdentifier, OctetStringRef, UintRef};
+use der::{Decode, Encode, Sequence, Tagged};
 use serde::{Deserialize, Serialize};
+use spki::{AlgorithmIdentifierRef, SubjectPublicKeyInfoRef};
 use zeroize::Zeroizing;
 
 use crate::crypto::hash::HashAlg;
-use crate::error::Result;
+use crate::crypto::provider::{PrivateKeyOps, provider};
+use crate::error::{Error, Result};
 
 /// An asymmetric key algorithm and size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -56,7 +60,167 @@ pub enum EncMech {
 /// How to decrypt with a private key: the inverse of [`EncMech`].
 pub type DecMech = EncMech;
 
-/// A public key, kept as its SubjectPublicKeyInfo DER.
+/// OIDs the key formats use.
+pub mod oid {
+    use der::asn1::ObjectIdentifier as Oid;
+    /// id-ecPublicKey (RFC 5480).
+    pub const EC_PUBLIC_KEY: Oid = Oid::new_unwrap("1.2.840.10045.2.1");
+    /// The SM2 recommended curve (GM/T 0006), also seen as the key algorithm itself.
+    pub const SM2: Oid = Oid::new_unwrap("1.2.156.10197.1.301");
+    /// NIST P-256 (prime256v1).
+    pub const P256: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
+    /// NIST P-384 (secp384r1).
+    pub const P384: Oid = Oid::new_unwrap("1.3.132.0.34");
+    /// rsaEncryption (PKCS#1).
+    pub const RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
+}
+
+impl KeyAlg {
+    /// Whether this is an elliptic-curve key (SM2 or ECDSA).
+    pub fn is_ec(self) -> bool {
+        matches!(self, Self::Sm2 | Self::EcP256 | Self::EcP384)
+    }
+    /// The coordinate length in bytes of an EC key.
+    pub fn field_len(self) -> Option<usize> {
+        match self {
+            Self::Sm2 | Self::EcP256 => Some(32),
+            Self::EcP384 => Some(48),
+            Self::Rsa(_) => None,
+        }
+    }
+    /// The curve OID of an EC key.
+    pub fn curve_oid(self) -> Option<ObjectIdentifier> {
+        match self {
+            Self::Sm2 => Some(oid::SM2),
+            Self::EcP256 => Some(oid::P256),
+            Self::EcP384 => Some(oid::P384),
+            Self::Rsa(_) => None,
+        }
+    }
+    fn from_curve_oid(curve: ObjectIdentifier) -> Result<Self> {
+        match curve {
+            c if c == oid::SM2 => Ok(Self::Sm2),
+            c if c == oid::P256 => Ok(Self::EcP256),
+            c if c == oid::P384 => Ok(Self::EcP384),
+            c => Err(Error::unsupported(format!("elliptic curve {c}"))),
+        }
+    }
+    /// Checks an RSA size is within 1024..=4096 bits.
+    fn check(self) -> Result<()> {
+        match self {
+            Self::Rsa(bits) if !(1024..=4096).contains(&bits) => Err(Error::unsupported(format!(
+                "RSA with a {bits}-bit modulus (1024 to 4096 supported)"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// PKCS#1 RSAPublicKey.
+#[derive(Sequence)]
+struct RsaPublicKeyDer<'a> {
+    n: UintRef<'a>,
+    e: UintRef<'a>,
+}
+
+/// PKCS#1 RSAPrivateKey (two-prime).
+#[derive(Sequence)]
+pub(crate) struct RsaPrivateKeyDer<'a> {
+    pub version: UintRef<'a>,
+    pub n: UintRef<'a>,
+    pub e: UintRef<'a>,
+    pub d: UintRef<'a>,
+    pub p: UintRef<'a>,
+    pub q: UintRef<'a>,
+    pub dp: UintRef<'a>,
+    pub dq: UintRef<'a>,
+    pub qinv: UintRef<'a>,
+}
+
+fn bit_len(n: &[u8]) -> u32 {
+    let n = match n.iter().position(|&b| b != 0) {
+        Some(i) => &n[i..],
+        None => return 0,
+    };
+    let top = u32::from(n[0]);
+    (n.len() as u32 - 1) * 8 + (32 - top.leading_zeros())
+}
+
+fn rsa_alg_of_modulus(n: &[u8]) -> Result<KeyAlg> {
+    let alg = KeyAlg::Rsa(bit_len(n));
+    alg.check()?;
+    Ok(alg)
+}
+
+/// The canonical SubjectPublicKeyInfo DER of an EC or SM2 point: id-ecPublicKey with
+/// the named curve.
+pub(crate) fn ec_spki_der(alg: KeyAlg, point: &[u8]) -> Result<Vec<u8>> {
+    let curve = alg
+        .curve_oid()
+        .ok_or_else(|| Error::KeyType(format!("{alg:?} is not an EC key")))?;
+    let fl = alg.field_len().unwrap_or(0);
+    if point.len() != 1 + 2 * fl || point[0] != 0x04 {
+        return Err(Error::invalid_data(format!(
+            "{alg:?} point must be uncompressed 04||x||y of {} bytes",
+            1 + 2 * fl
+        )));
+    }
+    let curve_der = curve.to_der()?;
+    let spki = SubjectPublicKeyInfoRef {
+        algorithm: AlgorithmIdentifierRef {
+            oid: oid::EC_PUBLIC_KEY,
+            parameters: Some(AnyRef::from_der(&curve_der)?),
+        },
+        subject_public_key: BitStringRef::from_bytes(point)?,
+    };
+    Ok(spki.to_der()?)
+}
+
+fn rsa_spki_der(rsa_public_key_der: &[u8]) -> Result<Vec<u8>> {
+    let spki = SubjectPublicKeyInfoRef {
+        algorithm: AlgorithmIdentifierRef {
+            oid: oid::RSA,
+            parameters: Some(AnyRef::NULL),
+        },
+        subject_public_key: BitStringRef::from_bytes(rsa_public_key_der)?,
+    };
+    Ok(spki.to_der()?)
+}
+
+/// The key algorithm named by an AlgorithmIdentifier (plus, for EC keys found inside a
+/// SEC1 structure, the curve given there).
+fn alg_of(
+    algorithm: &AlgorithmIdentifierRef<'_>,
+    inner_curve: Option<ObjectIdentifier>,
+) -> Result<KeyAlg> {
+    if algorithm.oid == oid::SM2 {
+        return Ok(KeyAlg::Sm2);
+    }
+    if algorithm.oid == oid::EC_PUBLIC_KEY {
+        let curve = match &algorithm.parameters {
+            Some(p) if p.tag() == der::Tag::ObjectIdentifier => {
+                Some(p.decode_as::<ObjectIdentifier>()?)
+            }
+            Some(p) if p.tag() != der::Tag::Null => {
+                return Err(Error::unsupported("EC keys with explicit curve parameters"));
+            }
+            _ => inner_curve,
+        }
+        .ok_or_else(|| Error::invalid_data("EC key without a named curve"))?;
+        return KeyAlg::from_curve_oid(curve);
+    }
+    if algorithm.oid == oid::RSA {
+        // The size is filled in by the caller from the modulus.
+        return Ok(KeyAlg::Rsa(0));
+    }
+    Err(Error::unsupported(format!(
+        "key algorithm {}",
+        algorithm.oid
+    )))
+}
+
+/// A public key, kept as its canonical SubjectPublicKeyInfo DER (SM2 keys with
+/// id-ecPublicKey + the SM2 curve OID, as GmSSL and OpenSSL write them).
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {
     alg: KeyAlg,
@@ -78,28 +242,98 @@ impl PublicKey {
     /// Parses a SubjectPublicKeyInfo (DER). SM2 keys are recognised both with the SM2
     /// curve OID and with id-ecPublicKey + the SM2 curve parameters.
     pub fn from_spki_der(der: &[u8]) -> Result<Self> {
-        let _ = der;
-        todo!("crypto helper")
+        let spki = SubjectPublicKeyInfoRef::from_der(der)
+            .map_err(|e| Error::invalid_data(format!("SubjectPublicKeyInfo: {e}")))?;
+        let alg = alg_of(&spki.algorithm, None)?;
+        let key = spki
+            .subject_public_key
+            .as_bytes()
+            .ok_or_else(|| Error::invalid_data("public key BIT STRING has unused bits"))?;
+        match alg {
+            KeyAlg::Rsa(_) => {
+                let rsa = RsaPublicKeyDer::from_der(key)
+                    .map_err(|e| Error::invalid_data(format!("RSAPublicKey: {e}")))?;
+                Self::from_rsa_components(rsa.n.as_bytes(), rsa.e.as_bytes())
+            }
+            _ => Self::from_ec_point(alg, key),
+        }
     }
     /// Parses a PEM `PUBLIC KEY`.
     pub fn from_pem(pem: &str) -> Result<Self> {
-        let _ = pem;
-        todo!("crypto helper")
+        let (label, der) = pem_rfc7468::decode_vec(pem.trim().as_bytes())
+            .map_err(|e| Error::invalid_data(format!("PEM: {e}")))?;
+        if label != "PUBLIC KEY" {
+            return Err(Error::invalid_data(format!(
+                "expected a PEM PUBLIC KEY, found {label}"
+            )));
+        }
+        Self::from_spki_der(&der)
     }
     /// Takes the public key of an X.509 certificate (DER or PEM).
     pub fn from_cert(cert: &[u8]) -> Result<Self> {
-        let _ = cert;
-        todo!("crypto helper")
+        use x509_cert::Certificate;
+        let der;
+        let bytes = if cert.trim_ascii_start().starts_with(b"-----BEGIN") {
+            let (label, d) = pem_rfc7468::decode_vec(cert.trim_ascii())
+                .map_err(|e| Error::invalid_data(format!("PEM: {e}")))?;
+            if label != "CERTIFICATE" {
+                return Err(Error::invalid_data(format!(
+                    "expected a PEM CERTIFICATE, found {label}"
+                )));
+            }
+            der = d;
+            &der[..]
+        } else {
+            cert
+        };
+        let c = Certificate::from_der(bytes)
+            .map_err(|e| Error::invalid_data(format!("certificate: {e}")))?;
+        let spki = c.tbs_certificate().subject_public_key_info().to_der()?;
+        Self::from_spki_der(&spki)
     }
-    /// From an uncompressed EC point (04‖x‖y) on a curve.
+    /// From an uncompressed EC point (04‖x‖y) on a curve. The point is checked to lie
+    /// on the curve.
     pub fn from_ec_point(alg: KeyAlg, point: &[u8]) -> Result<Self> {
-        let _ = (alg, point);
-        todo!("crypto helper")
+        let spki = ec_spki_der(alg, point)?;
+        match alg {
+            KeyAlg::Sm2 => {
+                super::backend::sm2::decode_point(point)?;
+            }
+            KeyAlg::EcP256 | KeyAlg::EcP384 => {
+                let a: &'static dyn aws_lc_rs::signature::VerificationAlgorithm =
+                    if alg == KeyAlg::EcP256 {
+                        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED
+                    } else {
+                        &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED
+                    };
+                aws_lc_rs::signature::UnparsedPublicKey::new(a, point)
+                    .parse()
+                    .map_err(|_| {
+                        Error::invalid_data(format!("{alg:?} point is not on the curve"))
+                    })?;
+            }
+            KeyAlg::Rsa(_) => return Err(Error::KeyType("RSA keys have no EC point".into())),
+        }
+        Ok(Self { alg, spki })
     }
     /// From RSA modulus and public exponent (big-endian).
     pub fn from_rsa_components(n: &[u8], e: &[u8]) -> Result<Self> {
-        let _ = (n, e);
-        todo!("crypto helper")
+        let alg = rsa_alg_of_modulus(n)?;
+        let e_trim = &e[e.iter().position(|&b| b != 0).unwrap_or(e.len())..];
+        if e_trim.is_empty() || e_trim.len() > 8 || e_trim[e_trim.len() - 1] & 1 == 0 {
+            return Err(Error::invalid_data(
+                "RSA public exponent must be odd, at most 64 bits",
+            ));
+        }
+        let pk = RsaPublicKeyDer {
+            n: UintRef::new(n)?,
+            e: UintRef::new(e)?,
+        }
+        .to_der()?;
+        Ok(Self {
+            alg,
+            spki: rsa_spki_der(&pk)?,
+        })
     }
     /// The algorithm.
     pub fn alg(&self) -> KeyAlg {
@@ -111,25 +345,37 @@ impl PublicKey {
     }
     /// PEM `PUBLIC KEY`.
     pub fn to_pem(&self) -> String {
-        todo!("crypto helper")
+        pem_rfc7468::encode_string("PUBLIC KEY", pem_rfc7468::LineEnding::LF, &self.spki)
+            .unwrap_or_default()
+    }
+    fn key_bytes(&self) -> Option<&[u8]> {
+        SubjectPublicKeyInfoRef::from_der(&self.spki)
+            .ok()?
+            .subject_public_key
+            .as_bytes()
     }
     /// The uncompressed point 04‖x‖y of an EC or SM2 key.
     pub fn ec_point(&self) -> Option<Vec<u8>> {
-        todo!("crypto helper")
+        if !self.alg.is_ec() {
+            return None;
+        }
+        self.key_bytes().map(<[u8]>::to_vec)
     }
     /// (modulus, public exponent) of an RSA key, big-endian.
     pub fn rsa_components(&self) -> Option<(Vec<u8>, Vec<u8>)> {
-        todo!("crypto helper")
+        if !matches!(self.alg, KeyAlg::Rsa(_)) {
+            return None;
+        }
+        let k = RsaPublicKeyDer::from_der(self.key_bytes()?).ok()?;
+        Some((k.n.as_bytes().to_vec(), k.e.as_bytes().to_vec()))
     }
     /// Verifies a signature made with `mech` (EC: raw r‖s).
     pub fn verify(&self, mech: &SignMech, data: &[u8], sig: &[u8]) -> Result<()> {
-        let _ = (mech, data, sig);
-        todo!("crypto helper")
+        provider().asym(self.alg).verify(self, mech, data, sig)
     }
     /// Encrypts to this key.
     pub fn encrypt(&self, mech: &EncMech, data: &[u8]) -> Result<Vec<u8>> {
-        let _ = (mech, data);
-        todo!("crypto helper")
+        provider().asym(self.alg).encrypt(self, mech, data)
     }
 }
 
@@ -137,6 +383,7 @@ impl PublicKey {
 pub struct PrivateKey {
     alg: KeyAlg,
     pkcs8: Zeroizing<Vec<u8>>,
+    ops: Box<dyn PrivateKeyOps>,
 }
 
 impl fmt::Debug for PrivateKey {
@@ -145,28 +392,133 @@ impl fmt::Debug for PrivateKey {
     }
 }
 
+/// Wraps a key in a PKCS#8 PrivateKeyInfo.
+pub(crate) fn wrap_pkcs8(
+    algorithm: AlgorithmIdentifierRef<'_>,
+    private_key: &[u8],
+) -> Result<Zeroizing<Vec<u8>>> {
+    let pki = pkcs8::PrivateKeyInfoRef::new(algorithm, OctetStringRef::new(private_key)?);
+    let mut out = Zeroizing::new(Vec::new());
+    pki.encode_to_vec(&mut out)?;
+    Ok(out)
+}
+
+/// Normalises an EC private key (the SEC1 ECPrivateKey DER) into PKCS#8 of `alg`.
+fn ec_pkcs8(alg: KeyAlg, sec1_der: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let ec = sec1::EcPrivateKey::from_der(sec1_der)
+        .map_err(|e| Error::invalid_data(format!("ECPrivateKey: {e}")))?;
+    let fl = alg.field_len().unwrap_or(0);
+    if ec.private_key.len() > fl {
+        return Err(Error::invalid_data(format!(
+            "{alg:?} private key of {} bytes",
+            ec.private_key.len()
+        )));
+    }
+    let mut d = Zeroizing::new(vec![0u8; fl]);
+    d[fl - ec.private_key.len()..].copy_from_slice(ec.private_key);
+    if alg == KeyAlg::Sm2 {
+        let s = super::backend::sm2::SecretScalar::from_slice(&d)?;
+        return super::backend::sm2::pkcs8_from_scalar(&s);
+    }
+    // ECDSA: re-encode with the curve parameters and the public key dropped; aws-lc-rs
+    // recomputes the public key.
+    let curve = alg.curve_oid().ok_or_else(|| Error::internal("EC curve"))?;
+    let inner = sec1::EcPrivateKey {
+        private_key: &d,
+        parameters: None,
+        public_key: ec.public_key,
+    };
+    let mut inner_der = Zeroizing::new(Vec::new());
+    inner.encode_to_vec(&mut inner_der)?;
+    let curve_der = curve.to_der()?;
+    wrap_pkcs8(
+        AlgorithmIdentifierRef {
+            oid: oid::EC_PUBLIC_KEY,
+            parameters: Some(AnyRef::from_der(&curve_der)?),
+        },
+        &inner_der,
+    )
+}
+
+fn rsa_pkcs8(pkcs1_der: &[u8]) -> Result<(KeyAlg, Zeroizing<Vec<u8>>)> {
+    let k = RsaPrivateKeyDer::from_der(pkcs1_der)
+        .map_err(|e| Error::invalid_data(format!("RSAPrivateKey: {e}")))?;
+    let alg = rsa_alg_of_modulus(k.n.as_bytes())?;
+    let p8 = wrap_pkcs8(
+        AlgorithmIdentifierRef {
+            oid: oid::RSA,
+            parameters: Some(AnyRef::NULL),
+        },
+        pkcs1_der,
+    )?;
+    Ok((alg, p8))
+}
+
 impl PrivateKey {
     /// Generates a key pair.
     pub fn generate(alg: KeyAlg) -> Result<Self> {
-        let _ = alg;
-        todo!("crypto helper")
+        alg.check()?;
+        let p8 = provider().asym(alg).generate(alg)?;
+        Self::from_pkcs8_der(&p8)
     }
     /// Parses an unencrypted PKCS#8 PrivateKeyInfo (DER).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
-        let _ = der;
-        todo!("crypto helper")
+        let pki = pkcs8::PrivateKeyInfoRef::from_der(der)
+            .map_err(|e| Error::invalid_data(format!("PKCS#8 PrivateKeyInfo: {e}")))?;
+        let inner = pki.private_key.as_bytes();
+        let inner_curve = if pki.algorithm.oid == oid::RSA {
+            None
+        } else {
+            sec1::EcPrivateKey::from_der(inner)
+                .ok()
+                .and_then(|k| k.parameters.and_then(|p| p.named_curve()))
+        };
+        let (alg, canonical) = match alg_of(&pki.algorithm, inner_curve)? {
+            KeyAlg::Rsa(_) => rsa_pkcs8(inner)?,
+            alg => (alg, ec_pkcs8(alg, inner)?),
+        };
+        Self::from_canonical(alg, canonical)
+    }
+    fn from_canonical(alg: KeyAlg, pkcs8: Zeroizing<Vec<u8>>) -> Result<Self> {
+        let ops = provider().asym(alg).load_private(alg, &pkcs8)?;
+        Ok(Self { alg, pkcs8, ops })
+    }
+    /// An SM2 key from its 32-byte private scalar d (as in an SKF ECCPRIVATEKEYBLOB).
+    pub fn from_sm2_scalar(d: &[u8]) -> Result<Self> {
+        let s = super::backend::sm2::SecretScalar::from_slice(d)?;
+        Self::from_canonical(KeyAlg::Sm2, super::backend::sm2::pkcs8_from_scalar(&s)?)
+    }
+    /// Parses a SEC1 ECPrivateKey (DER) that names its curve.
+    pub fn from_sec1_der(der: &[u8]) -> Result<Self> {
+        let ec = sec1::EcPrivateKey::from_der(der)
+            .map_err(|e| Error::invalid_data(format!("SEC1 ECPrivateKey: {e}")))?;
+        let curve = ec
+            .parameters
+            .and_then(|p| p.named_curve())
+            .ok_or_else(|| Error::invalid_data("SEC1 EC key without a named curve"))?;
+        let alg = KeyAlg::from_curve_oid(curve)?;
+        Self::from_canonical(alg, ec_pkcs8(alg, der)?)
+    }
+    /// Parses a PKCS#1 RSAPrivateKey (DER).
+    pub fn from_pkcs1_der(der: &[u8]) -> Result<Self> {
+        let (alg, p8) = rsa_pkcs8(der)?;
+        Self::from_canonical(alg, p8)
     }
     /// Reads a key file: PEM or DER; PKCS#8 `PRIVATE KEY`, `ENCRYPTED PRIVATE KEY`
     /// (PBES2 with PBKDF2-HMAC-SM3/SHA-1/SHA-256 and SM4-CBC/AES-CBC, GmSSL's format
     /// included), SEC1 `EC PRIVATE KEY` and PKCS#1 `RSA PRIVATE KEY`. A wrong password
     /// gives `Error::WrongPassword`.
     pub fn from_file_bytes(bytes: &[u8], password: Option<&[u8]>) -> Result<Self> {
-        let _ = (bytes, password);
-        todo!("crypto helper")
+        super::keyfile::read_private_key(bytes, password)
     }
     /// The unencrypted PKCS#8 DER.
     pub fn to_pkcs8_der(&self) -> Zeroizing<Vec<u8>> {
         self.pkcs8.clone()
+    }
+    /// PEM `ENCRYPTED PRIVATE KEY`: PBES2 with PBKDF2-HMAC-SM3 and SM4-CBC for SM2 keys
+    /// (GmSSL's choice), PBKDF2-HMAC-SHA256 and AES-256-CBC for the others.
+    pub fn to_encrypted_pkcs8_pem(&self, password: &[u8]) -> Result<Zeroizing<String>> {
+        super::keyfile::encrypt_pkcs8_pem(self.alg, &self.pkcs8, password)
     }
     /// The algorithm.
     pub fn alg(&self) -> KeyAlg {
@@ -174,16 +526,14 @@ impl PrivateKey {
     }
     /// The matching public key.
     pub fn public_key(&self) -> Result<PublicKey> {
-        todo!("crypto helper")
+        PublicKey::from_spki_der(&self.ops.public_spki()?)
     }
     /// Signs (EC: raw r‖s).
     pub fn sign(&self, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>> {
-        let _ = (mech, data);
-        todo!("crypto helper")
+        self.ops.sign(mech, data)
     }
     /// Decrypts.
     pub fn decrypt(&self, mech: &DecMech, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let _ = (mech, data);
-        todo!("crypto helper")
+        self.ops.decrypt(mech, data)
     }
 }

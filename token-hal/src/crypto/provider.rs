@@ -1,4 +1,183 @@
-//! The provider that the free functions dispatch through.
+//! The provider that the free functions and key types dispatch through.
+//!
+//! In the spirit of rustls's `CryptoProvider`: a [`CryptoProvider`] is a plain struct of
+//! `&'static dyn` per-family implementations. The process uses one of them, the
+//! default ([`DEFAULT_PROVIDER`]) unless another was installed with [`install_default`]
+//! before first use. A faster SM2/SM3/SM4 backend replaces one field and nothing else.
+//!
+//! The default provider uses RustCrypto for the national algorithms (the portable
+//! reference path) and aws-lc-rs for SHA, HMAC, AES-GCM, ECDSA and RSA.
 
-/// The process-wide provider.
-pub fn provider() {}
+use std::fmt;
+use std::sync::OnceLock;
+
+use zeroize::Zeroizing;
+
+use crate::crypto::hash::HashAlg;
+use crate::crypto::keys::{DecMech, EncMech, KeyAlg, PublicKey, SignMech};
+use crate::crypto::sym::{Direction, SymAlg, SymMode};
+use crate::error::Result;
+
+/// A streaming digest or MAC computation.
+pub trait HashContext: Send {
+    /// Absorbs more data.
+    fn update(&mut self, data: &[u8]);
+    /// Finishes and returns the digest or MAC.
+    fn finish(self: Box<Self>) -> Vec<u8>;
+}
+
+/// Digests, HMAC and PBKDF2.
+pub trait HashProvider: Send + Sync + fmt::Debug {
+    /// Starts a digest.
+    fn digest_context(&self, alg: HashAlg) -> Box<dyn HashContext>;
+    /// Starts an HMAC with `key`.
+    fn hmac_context(&self, alg: HashAlg, key: &[u8]) -> Box<dyn HashContext>;
+    /// PBKDF2 with HMAC over `prf`, filling `out`.
+    fn pbkdf2(&self, prf: HashAlg, password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]);
+}
+
+/// Operating-system randomness.
+pub trait RngProvider: Send + Sync + fmt::Debug {
+    /// Fills `buf` with random bytes.
+    fn fill(&self, buf: &mut [u8]) -> Result<()>;
+}
+
+/// The AEAD that seals secrets at rest (AES-256-GCM, 96-bit nonce, 128-bit tag).
+pub trait AeadProvider: Send + Sync + fmt::Debug {
+    /// Encrypts `in_out` in place and returns the 16-byte tag.
+    fn seal_in_place(
+        &self,
+        key: &[u8; 32],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; 16]>;
+    /// Decrypts `in_out` in place after checking `tag`; `Error::DecryptFailed` otherwise.
+    fn open_in_place(
+        &self,
+        key: &[u8; 32],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; 16],
+    ) -> Result<()>;
+}
+
+/// A streaming symmetric cipher instance (see [`crate::crypto::sym::SymCipher`]).
+pub trait SymCipherOps: Send {
+    /// Processes `input`, appending whatever output is ready to `out`.
+    fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()>;
+    /// Finishes: handles padding or checks the tag, appending the rest to `out`.
+    fn finalize(self: Box<Self>, out: &mut Vec<u8>) -> Result<()>;
+}
+
+/// Block ciphers and their modes.
+pub trait SymProvider: Send + Sync + fmt::Debug {
+    /// Starts a cipher. For GCM, `iv` is the nonce and `aad` the associated data; the tag
+    /// (16 bytes) is appended on encryption and expected at the end on decryption.
+    fn cipher(
+        &self,
+        alg: SymAlg,
+        mode: SymMode,
+        dir: Direction,
+        key: &[u8],
+        iv: &[u8],
+        aad: &[u8],
+    ) -> Result<Box<dyn SymCipherOps>>;
+    /// Encrypts one block in place (ECB, no state).
+    fn encrypt_block(&self, alg: SymAlg, key: &[u8], block: &mut [u8]) -> Result<()>;
+    /// AES key wrap (RFC 3394 when `pad` is false, RFC 5649 when true).
+    fn aes_key_wrap(&self, kek: &[u8], key: &[u8], pad: bool) -> Result<Vec<u8>>;
+    /// AES key unwrap (RFC 3394 / RFC 5649).
+    fn aes_key_unwrap(&self, kek: &[u8], wrapped: &[u8], pad: bool) -> Result<Zeroizing<Vec<u8>>>;
+}
+
+/// A loaded private key: the backend's parsed form, ready to use.
+pub trait PrivateKeyOps: Send + Sync {
+    /// The matching SubjectPublicKeyInfo DER.
+    fn public_spki(&self) -> Result<Vec<u8>>;
+    /// Signs (EC: raw r‖s).
+    fn sign(&self, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>>;
+    /// Decrypts.
+    fn decrypt(&self, mech: &DecMech, data: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+}
+
+/// One family of asymmetric keys (SM2, ECDSA, RSA).
+pub trait AsymProvider: Send + Sync + fmt::Debug {
+    /// Generates a key and returns its PKCS#8 PrivateKeyInfo DER.
+    fn generate(&self, alg: KeyAlg) -> Result<Zeroizing<Vec<u8>>>;
+    /// Loads a PKCS#8 PrivateKeyInfo DER that [`crate::crypto::keys`] already checked
+    /// to be of `alg` and normalised.
+    fn load_private(&self, alg: KeyAlg, pkcs8: &[u8]) -> Result<Box<dyn PrivateKeyOps>>;
+    /// Verifies a signature.
+    fn verify(&self, key: &PublicKey, mech: &SignMech, data: &[u8], sig: &[u8]) -> Result<()>;
+    /// Encrypts to a public key.
+    fn encrypt(&self, key: &PublicKey, mech: &EncMech, data: &[u8]) -> Result<Vec<u8>>;
+}
+
+/// Every algorithm family token-hal uses.
+#[derive(Debug)]
+pub struct CryptoProvider {
+    /// Digests, HMAC, PBKDF2 (SM3 and SHA-*).
+    pub hash: &'static dyn HashProvider,
+    /// Randomness.
+    pub rng: &'static dyn RngProvider,
+    /// At-rest AEAD.
+    pub aead: &'static dyn AeadProvider,
+    /// SM4 block cipher and modes.
+    pub sm4: &'static dyn SymProvider,
+    /// AES block cipher, modes and key wrap.
+    pub aes: &'static dyn SymProvider,
+    /// SM2 keys.
+    pub sm2: &'static dyn AsymProvider,
+    /// ECDSA P-256/P-384 keys.
+    pub ec: &'static dyn AsymProvider,
+    /// RSA keys.
+    pub rsa: &'static dyn AsymProvider,
+}
+
+impl CryptoProvider {
+    /// The asymmetric family for `alg`.
+    pub fn asym(&self, alg: KeyAlg) -> &'static dyn AsymProvider {
+        match alg {
+            KeyAlg::Sm2 => self.sm2,
+            KeyAlg::EcP256 | KeyAlg::EcP384 => self.ec,
+            KeyAlg::Rsa(_) => self.rsa,
+        }
+    }
+    /// The symmetric family for `alg`.
+    pub fn sym(&self, alg: SymAlg) -> &'static dyn SymProvider {
+        match alg {
+            SymAlg::Sm4 => self.sm4,
+            SymAlg::Aes => self.aes,
+        }
+    }
+}
+
+/// The default provider: RustCrypto for SM2/SM3/SM4 and the AES modes (AES-NI where the
+/// CPU has it), aws-lc-rs for SHA, HMAC-SHA, AES-GCM at rest, ECDSA and RSA.
+pub static DEFAULT_PROVIDER: CryptoProvider = CryptoProvider {
+    hash: &super::backend::hash::DefaultHash,
+    rng: &super::backend::OsRng,
+    aead: &super::backend::awslc::AwsLcAead,
+    sm4: &super::backend::symmetric::RustCryptoSm4,
+    aes: &super::backend::symmetric::RustCryptoAes,
+    sm2: &super::backend::sm2::RustCryptoSm2,
+    ec: &super::backend::awslc::AwsLcEcdsa,
+    rsa: &super::backend::rsa::RsaBackend,
+};
+
+static INSTALLED: OnceLock<&'static CryptoProvider> = OnceLock::new();
+
+/// The process-wide provider: the installed one, else [`DEFAULT_PROVIDER`].
+pub fn provider() -> &'static CryptoProvider {
+    INSTALLED.get_or_init(|| &DEFAULT_PROVIDER)
+}
+
+/// Installs `p` as the process-wide provider. Fails (returning the one in use) if a
+/// provider was already installed or used.
+pub fn install_default(
+    p: &'static CryptoProvider,
+) -> std::result::Result<(), &'static CryptoProvider> {
+    INSTALLED.set(p).map_err(|_| provider())
+}

@@ -4,8 +4,7 @@ use crate::error::Result;
 
 /// Fills `buf` with random bytes.
 pub fn fill(buf: &mut [u8]) -> Result<()> {
-    let _ = buf;
-    todo!("crypto helper")
+    crate::crypto::provider::provider().rng.fill(buf)
 }
 
 /// `len` random bytes.

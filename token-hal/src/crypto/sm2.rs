@@ -1,24 +1,160 @@
 //! SM2 specifics: the default ID, Z, ciphertext encodings, key exchange.
 
-use crate::error::Result;
+use der::asn1::{OctetStringRef, UintRef};
+use der::{Decode, Encode, Sequence};
+
+use crate::crypto::hash::{HashAlg, Hasher};
+use crate::error::{Error, Result};
 
 /// The GM/T 0009 default signer ID.
 pub const DEFAULT_ID: &[u8] = b"1234567812345678";
 
+/// Curve coefficient a of the recommended curve (GB/T 32918.5).
+const CURVE_A: [u8; 32] = hex32("FFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFC");
+/// Curve coefficient b.
+const CURVE_B: [u8; 32] = hex32("28E9FA9E9D9F5E344D5A9E4BCF6509A7F39789F515AB8F92DDBCBD414D940E93");
+/// Base point x.
+const GX: [u8; 32] = hex32("32C4AE2C1F1981195F9904466A39C9948FE30BBFF2660BE1715A4589334C74C7");
+/// Base point y.
+const GY: [u8; 32] = hex32("BC3736A2F4F6779C59BDCEE36B692153D0A9877CC62A474002DF32E52139F0A0");
+
+const fn hex32(s: &str) -> [u8; 32] {
+    const fn nib(c: u8) -> u8 {
+        match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => panic!("bad hex digit"),
+        }
+    }
+    let b = s.as_bytes();
+    assert!(b.len() == 64);
+    let mut out = [0u8; 32];
+    let mut i = 0;
+    while i < 32 {
+        out[i] = (nib(b[2 * i]) << 4) | nib(b[2 * i + 1]);
+        i += 1;
+    }
+    out
+}
+
+/// Length of an uncompressed SM2 point 04‖x‖y.
+pub const POINT_LEN: usize = 65;
+
+pub(crate) fn check_point_encoding(public_point: &[u8]) -> Result<()> {
+    if public_point.len() != POINT_LEN || public_point[0] != 0x04 {
+        return Err(Error::invalid_data(
+            "SM2 public key must be an uncompressed point 04||x||y of 65 bytes",
+        ));
+    }
+    Ok(())
+}
+
 /// Z = SM3(ENTL ‖ ID ‖ a ‖ b ‖ xG ‖ yG ‖ xA ‖ yA) for an uncompressed public point.
 pub fn z_value(public_point: &[u8], id: &[u8]) -> Result<[u8; 32]> {
-    let _ = (public_point, id);
-    todo!("crypto helper")
+    check_point_encoding(public_point)?;
+    let entl = u16::try_from(id.len() * 8)
+        .ok()
+        .filter(|_| id.len() < 8192)
+        .ok_or_else(|| Error::invalid_arg("SM2 ID longer than 8191 bytes"))?;
+    let mut h = Hasher::new(HashAlg::Sm3);
+    h.update(&entl.to_be_bytes());
+    h.update(id);
+    h.update(&CURVE_A);
+    h.update(&CURVE_B);
+    h.update(&GX);
+    h.update(&GY);
+    h.update(&public_point[1..]);
+    let z = h.finish();
+    z.as_slice()
+        .try_into()
+        .map_err(|_| Error::internal("SM3 output is not 32 bytes"))
+}
+
+/// e = SM3(Z ‖ M): the value SM2 signs.
+pub fn sign_digest(public_point: &[u8], id: &[u8], msg: &[u8]) -> Result<[u8; 32]> {
+    let z = z_value(public_point, id)?;
+    let mut h = Hasher::new(HashAlg::Sm3);
+    h.update(&z);
+    h.update(msg);
+    let e = h.finish();
+    e.as_slice()
+        .try_into()
+        .map_err(|_| Error::internal("SM3 output is not 32 bytes"))
+}
+
+#[derive(Sequence)]
+struct Sm2CipherDer<'a> {
+    x: UintRef<'a>,
+    y: UintRef<'a>,
+    hash: &'a OctetStringRef,
+    ciphertext: &'a OctetStringRef,
 }
 
 /// C1‖C3‖C2 (C1 = 04‖x‖y) to the GM/T 0009 DER form SEQUENCE { x, y, hash, ciphertext }.
 pub fn cipher_raw_to_der(raw: &[u8]) -> Result<Vec<u8>> {
-    let _ = raw;
-    todo!("crypto helper")
+    if raw.len() < POINT_LEN + 32 || raw[0] != 0x04 {
+        return Err(Error::invalid_data(
+            "SM2 ciphertext must be C1(04||x||y)||C3(32)||C2",
+        ));
+    }
+    let c = Sm2CipherDer {
+        x: UintRef::new(&raw[1..33])?,
+        y: UintRef::new(&raw[33..65])?,
+        hash: OctetStringRef::new(&raw[65..97])?,
+        ciphertext: OctetStringRef::new(&raw[97..])?,
+    };
+    Ok(c.to_der()?)
 }
 
 /// GM/T 0009 DER to C1‖C3‖C2.
 pub fn cipher_der_to_raw(der: &[u8]) -> Result<Vec<u8>> {
-    let _ = der;
-    todo!("crypto helper")
+    let c = Sm2CipherDer::from_der(der)
+        .map_err(|e| Error::invalid_data(format!("SM2 ciphertext DER: {e}")))?;
+    let (x, y) = (c.x.as_bytes(), c.y.as_bytes());
+    if x.len() > 32 || y.len() > 32 {
+        return Err(Error::invalid_data(
+            "SM2 ciphertext coordinate longer than 32 bytes",
+        ));
+    }
+    if c.hash.as_bytes().len() != 32 {
+        return Err(Error::invalid_data("SM2 ciphertext hash is not 32 bytes"));
+    }
+    let mut out = vec![0u8; POINT_LEN];
+    out[0] = 0x04;
+    out[33 - x.len()..33].copy_from_slice(x);
+    out[65 - y.len()..65].copy_from_slice(y);
+    out.extend_from_slice(c.hash.as_bytes());
+    out.extend_from_slice(c.ciphertext.as_bytes());
+    Ok(out)
+}
+
+/// Test-only entry points that take the random k, for the known-answer tests of
+/// GB/T 32918. Never compiled into the libraries (feature `test-seams`).
+#[cfg(any(test, feature = "test-seams"))]
+pub mod test_seams {
+    use super::super::backend::sm2 as imp;
+    use crate::error::{Error, Result};
+
+    fn fixed(k: &[u8]) -> impl FnMut() -> Result<imp::SecretScalar> + '_ {
+        let mut used = false;
+        move || {
+            if used {
+                return Err(Error::invalid_arg("the fixed k was rejected"));
+            }
+            used = true;
+            imp::SecretScalar::from_slice(k)
+        }
+    }
+
+    /// Signs e with private scalar `d` and the given `k`; raw r‖s.
+    pub fn sign_with_k(d: &[u8], e: &[u8; 32], k: &[u8]) -> Result<[u8; 64]> {
+        let d = imp::SecretScalar::from_slice(d)?;
+        imp::sign_with(&d, e, fixed(k))
+    }
+
+    /// Encrypts to `point` with the given `k`; C1‖C3‖C2.
+    pub fn encrypt_with_k(point: &[u8], msg: &[u8], k: &[u8]) -> Result<Vec<u8>> {
+        imp::encrypt_with(&imp::decode_point(point)?, msg, fixed(k))
+    }
 }

@@ -1,0 +1,194 @@
+//! aws-lc-rs: AES-256-GCM at rest and ECDSA P-256/P-384.
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::digest as lc_digest;
+use aws_lc_rs::signature::{
+    self as lc_sig, EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, KeyPair,
+};
+use zeroize::Zeroizing;
+
+use crate::crypto::hash;
+use crate::crypto::keys::{DecMech, EncMech, KeyAlg, PublicKey, SignMech};
+use crate::crypto::provider::{AeadProvider, AsymProvider, PrivateKeyOps};
+use crate::error::{Error, Result};
+
+/// AES-256-GCM through aws-lc-rs.
+#[derive(Debug)]
+pub struct AwsLcAead;
+
+impl AeadProvider for AwsLcAead {
+    fn seal_in_place(
+        &self,
+        key: &[u8; 32],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; 16]> {
+        let key = UnboundKey::new(&AES_256_GCM, key)
+            .map_err(|_| Error::internal("AES-256-GCM key setup"))?;
+        let key = LessSafeKey::new(key);
+        let tag = key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(*nonce),
+                Aad::from(aad),
+                in_out,
+            )
+            .map_err(|_| Error::internal("AES-256-GCM seal"))?;
+        let mut t = [0u8; 16];
+        t.copy_from_slice(tag.as_ref());
+        Ok(t)
+    }
+
+    fn open_in_place(
+        &self,
+        key: &[u8; 32],
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; 16],
+    ) -> Result<()> {
+        let key = UnboundKey::new(&AES_256_GCM, key)
+            .map_err(|_| Error::internal("AES-256-GCM key setup"))?;
+        let key = LessSafeKey::new(key);
+        key.open_in_place_separate_tag(
+            Nonce::assume_unique_for_key(*nonce),
+            Aad::from(aad),
+            tag,
+            in_out,
+        )
+        .map(|_| ())
+        .map_err(|_| Error::DecryptFailed)
+    }
+}
+
+/// ECDSA on P-256 and P-384 through aws-lc-rs. Signatures are raw r‖s.
+#[derive(Debug)]
+pub struct AwsLcEcdsa;
+
+struct Curve {
+    signing: &'static EcdsaSigningAlgorithm,
+    verify: &'static EcdsaVerificationAlgorithm,
+    digest: &'static lc_digest::Algorithm,
+    field_len: usize,
+}
+
+fn curve(alg: KeyAlg) -> Result<Curve> {
+    match alg {
+        KeyAlg::EcP256 => Ok(Curve {
+            signing: &lc_sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+            verify: &lc_sig::ECDSA_P256_SHA256_FIXED,
+            digest: &lc_digest::SHA256,
+            field_len: 32,
+        }),
+        KeyAlg::EcP384 => Ok(Curve {
+            signing: &lc_sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+            verify: &lc_sig::ECDSA_P384_SHA384_FIXED,
+            digest: &lc_digest::SHA384,
+            field_len: 48,
+        }),
+        other => Err(Error::KeyType(format!("{other:?} is not an ECDSA key"))),
+    }
+}
+
+/// The digest ECDSA actually uses for a curve of `field_len` bytes: the leftmost
+/// `field_len` bytes of a longer hash, a shorter one left-padded with zeros (which is
+/// the same integer, SEC 1 §4.1.3 step 5).
+fn normalize_digest(c: &Curve, hash: &[u8]) -> Result<lc_digest::Digest> {
+    if hash.is_empty() || hash.len() > 64 {
+        return Err(Error::invalid_arg(format!(
+            "ECDSA digest of {} bytes (1..=64 expected)",
+            hash.len()
+        )));
+    }
+    let mut buf = vec![0u8; c.field_len];
+    if hash.len() >= c.field_len {
+        buf.copy_from_slice(&hash[..c.field_len]);
+    } else {
+        buf[c.field_len - hash.len()..].copy_from_slice(hash);
+    }
+    lc_digest::Digest::import_less_safe(&buf, c.digest)
+        .map_err(|_| Error::internal("ECDSA digest import"))
+}
+
+fn ecdsa_hash(mech: &SignMech, data: &[u8]) -> Result<Vec<u8>> {
+    match mech {
+        SignMech::Ecdsa(h) => Ok(hash::digest(*h, data)),
+        SignMech::EcdsaPrehashed => Ok(data.to_vec()),
+        other => Err(Error::KeyType(format!(
+            "{other:?} cannot be used with an ECDSA key"
+        ))),
+    }
+}
+
+struct EcdsaPrivate {
+    alg: KeyAlg,
+    curve: Curve,
+    pair: EcdsaKeyPair,
+}
+
+impl PrivateKeyOps for EcdsaPrivate {
+    fn public_spki(&self) -> Result<Vec<u8>> {
+        let point = self.pair.public_key().as_ref();
+        crate::crypto::keys::ec_spki_der(self.alg, point)
+    }
+
+    fn sign(&self, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>> {
+        let h = ecdsa_hash(mech, data)?;
+        let d = normalize_digest(&self.curve, &h)?;
+        let sig = self
+            .pair
+            .sign_digest(&d)
+            .map_err(|_| Error::internal("ECDSA signing failed"))?;
+        Ok(sig.as_ref().to_vec())
+    }
+
+    fn decrypt(&self, mech: &DecMech, _data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        Err(Error::KeyType(format!(
+            "{mech:?}: ECDSA keys do not decrypt"
+        )))
+    }
+}
+
+impl AsymProvider for AwsLcEcdsa {
+    fn generate(&self, alg: KeyAlg) -> Result<Zeroizing<Vec<u8>>> {
+        let c = curve(alg)?;
+        let pair = EcdsaKeyPair::generate(c.signing)
+            .map_err(|_| Error::internal("ECDSA key generation failed"))?;
+        let doc = pair
+            .to_pkcs8v1()
+            .map_err(|_| Error::internal("ECDSA PKCS#8 export failed"))?;
+        Ok(Zeroizing::new(doc.as_ref().to_vec()))
+    }
+
+    fn load_private(&self, alg: KeyAlg, pkcs8: &[u8]) -> Result<Box<dyn PrivateKeyOps>> {
+        let c = curve(alg)?;
+        let pair = EcdsaKeyPair::from_pkcs8(c.signing, pkcs8)
+            .map_err(|e| Error::invalid_data(format!("{alg:?} private key: {e}")))?;
+        Ok(Box::new(EcdsaPrivate {
+            alg,
+            curve: c,
+            pair,
+        }))
+    }
+
+    fn verify(&self, key: &PublicKey, mech: &SignMech, data: &[u8], sig: &[u8]) -> Result<()> {
+        let c = curve(key.alg())?;
+        let h = ecdsa_hash(mech, data)?;
+        let d = normalize_digest(&c, &h)?;
+        if sig.len() != 2 * c.field_len {
+            return Err(Error::SignatureInvalid);
+        }
+        let point = key
+            .ec_point()
+            .ok_or_else(|| Error::invalid_data("EC public key without a point"))?;
+        lc_sig::UnparsedPublicKey::new(c.verify, &point)
+            .verify_digest(&d, sig)
+            .map_err(|_| Error::SignatureInvalid)
+    }
+
+    fn encrypt(&self, _key: &PublicKey, mech: &EncMech, _data: &[u8]) -> Result<Vec<u8>> {
+        Err(Error::KeyType(format!(
+            "{mech:?}: ECDSA keys do not encrypt"
+        )))
+    }
+}
