@@ -303,7 +303,7 @@ fn cert_import_export_delete() {
     e.ok(&["--pin", PIN, "key", "import", "--container", "s", "--password", "vectorpass", gm("sign.key.pem").to_str().unwrap()]);
     let err = e.fail(&["cert", "export", "--container", "s"]);
     assert!(err.contains("no certificate"), "{err}");
-    // PEM and DER imports; bad files name the file.
+    // PEM and DER imports; the same certificate twice is kept once; bad files name the file.
     e.ok(&["--pin", PIN, "cert", "import", "--container", "s", gm("sign.cert.pem").to_str().unwrap()]);
     e.ok(&["cert", "export", "--container", "s", "-o", "s.pem"]);
     let out = e.ok(&["cert", "export", "--container", "s"]);
@@ -314,16 +314,24 @@ fn cert_import_export_delete() {
     let bad = e.write("bad.pem", b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n");
     let err = e.fail(&["--pin", PIN, "cert", "import", "--container", "s", bad.to_str().unwrap()]);
     assert!(err.contains("bad.pem"), "{err}");
-    assert_eq!(e.json(&["cert", "list"]).as_array().unwrap().len(), 2);
+    assert_eq!(e.json(&["cert", "list"]).as_array().unwrap().len(), 1);
 
-    // Delete the current one, then the historical one by id.
-    e.ok(&["--pin", PIN, "cert", "delete", "--container", "s"]);
-    let list = e.json(&["cert", "list"]);
+    // Two certificates of one key: delete the current one, then the historical one by id.
+    e.ok(&["--pin", PIN, "key", "import", "--container", "e", "--enc", "--password", "vectorpass", gm("enc.key.pem").to_str().unwrap()]);
+    e.ok(&["--pin", PIN, "cert", "import", "--container", "e", "--enc", gm("enc.cert.v1.pem").to_str().unwrap()]);
+    e.ok(&["--pin", PIN, "cert", "import", "--container", "e", "--enc", gm("enc.cert.v2-renewed.pem").to_str().unwrap()]);
+    e.ok(&["--pin", PIN, "cert", "delete", "--container", "e", "--enc"]);
+    let list = e.json(&["--container", "e", "cert", "list"]);
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["serial"], "6DD4179A3CFDE572B6312E03");
     let id = list[0]["cert_id"].as_u64().unwrap().to_string();
     e.ok(&["--pin", PIN, "cert", "delete", "--id", &id]);
-    assert!(e.ok(&["cert", "list"]).contains("no certificates"));
+    assert!(e.ok(&["--container", "e", "cert", "list"]).contains("no certificates"));
     let err = e.fail(&["--pin", PIN, "cert", "delete", "--id", &id]);
     assert!(err.contains("not found"), "{err}");
+    let err = e.fail(&["--pin", PIN, "cert", "delete", "--container", "s", "--enc"]);
+    assert!(err.contains("no certificate"), "{err}");
+    // The signing certificate is untouched.
+    assert_eq!(e.json(&["cert", "list"]).as_array().unwrap().len(), 1);
 }

@@ -191,7 +191,7 @@ pub fn summarize(der: &[u8]) -> Result<CertSummary> {
     Ok(CertSummary {
         subject: tbs.subject().to_string(),
         issuer: tbs.issuer().to_string(),
-        serial: hex::encode_upper(tbs.serial_number().as_bytes()),
+        serial: serial_hex(tbs.serial_number().as_bytes()),
         usage,
         key_usage,
         public_key_alg,
@@ -206,6 +206,13 @@ pub fn summarize(der: &[u8]) -> Result<CertSummary> {
         sha256: fingerprint(HashAlg::Sha256, der),
         sm3: fingerprint(HashAlg::Sm3, der),
     })
+}
+
+/// Upper-case hex of a serial number's magnitude, as OpenSSL prints it (no sign byte).
+fn serial_hex(bytes: &[u8]) -> String {
+    let skip = bytes.iter().take_while(|b| **b == 0).count();
+    let digits = &bytes[skip.min(bytes.len().saturating_sub(1))..];
+    hex::encode_upper(digits)
 }
 
 fn usage_of(ku: &KeyUsageExt) -> (Option<KeyUsage>, Vec<&'static str>) {
@@ -507,6 +514,8 @@ mod tests {
         let der = parse(&read("enc.cert.v1.pem")).unwrap();
         let s = summarize(&der).unwrap();
         assert_eq!(s.serial, "6DD4179A3CFDE572B6312E03");
+        let v2 = summarize(&parse(&read("enc.cert.v2-renewed.pem")).unwrap()).unwrap();
+        assert_eq!(v2.serial, "D308E9F75934F44B1E58A524");
         assert_eq!(s.usage, Some(KeyUsage::Encrypt));
         assert_eq!(s.public_key_alg, "SM2");
         assert_eq!(s.signature_alg, "SM2-with-SM3");
