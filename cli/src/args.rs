@@ -28,7 +28,13 @@ pub struct Global {
     #[arg(long, global = true, value_name = "NAME")]
     pub container: Option<String>,
     /// User PIN (else `UKEY_PIN`, else a prompt on the terminal).
-    #[arg(long, global = true, value_name = "PIN", env = "UKEY_PIN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PIN",
+        env = "UKEY_PIN",
+        hide_env_values = true
+    )]
     pub pin: Option<String>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
@@ -439,7 +445,10 @@ pub struct DemoArgs {
 
 /// softhsm2-util's command line (`ukey softhsm ...`, or the binary called `softhsm2-util`).
 #[derive(Debug, Parser)]
-#[command(name = "softhsm2-util", about = "Support tool for PKCS#11 (ukey drop-in)")]
+#[command(
+    name = "softhsm2-util",
+    about = "Support tool for PKCS#11 (ukey drop-in)"
+)]
 #[command(disable_version_flag = true)]
 pub struct SofthsmArgs {
     /// Delete the token found with --token or --serial.

@@ -145,7 +145,10 @@ impl Ctx {
         let devs = self.devices()?;
         match devs.len() {
             0 => fail!("no device; create a soft device with `ukey device init`"),
-            1 => Ok(devs.into_iter().next().ok_or_else(|| CliError("no device".into()))?),
+            1 => Ok(devs
+                .into_iter()
+                .next()
+                .ok_or_else(|| CliError("no device".into()))?),
             _ => {
                 let serials: Vec<String> = devs
                     .iter()
@@ -204,7 +207,10 @@ impl Ctx {
         }
         let all = app.list_containers()?;
         match all.len() {
-            0 => fail!("token '{}' has no container; name one with --container", app.name()),
+            0 => fail!(
+                "token '{}' has no container; name one with --container",
+                app.name()
+            ),
             1 => Ok(all[0].name.clone()),
             n => {
                 let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
@@ -235,7 +241,10 @@ impl Ctx {
 /// Reads a secret without echo when a terminal is present; else fails naming the options.
 pub fn prompt_secret(prompt: &str, alternatives: &str) -> Res<Zeroizing<String>> {
     if !std::io::stdin().is_terminal() {
-        fail!("no terminal to ask for it: {} ({alternatives})", prompt.trim_end_matches([':', ' ']));
+        fail!(
+            "no terminal to ask for it: {} ({alternatives})",
+            prompt.trim_end_matches([':', ' '])
+        );
     }
     rpassword::prompt_password(prompt)
         .map(Zeroizing::new)
@@ -272,10 +281,12 @@ pub fn auth_key(hex_key: Option<&str>) -> Res<Zeroizing<Vec<u8>>> {
             token_hal::soft::DEFAULT_DEV_AUTH_KEY.to_vec(),
         )),
         Some(h) => {
-            let k = hex::decode(h.trim())
-                .map_err(|_| CliError("--auth-key: not hex".into()))?;
+            let k = hex::decode(h.trim()).map_err(|_| CliError("--auth-key: not hex".into()))?;
             if k.len() != 16 {
-                fail!("--auth-key: must be 16 bytes (32 hex digits), got {}", k.len());
+                fail!(
+                    "--auth-key: must be 16 bytes (32 hex digits), got {}",
+                    k.len()
+                );
             }
             Ok(Zeroizing::new(k))
         }

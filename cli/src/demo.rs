@@ -38,7 +38,7 @@ impl Steps {
         let (v, detail) = f()?;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
         println!(
-            "[{}/{}] {what:<44} {ms:>9.1} ms  {detail}",
+            "[{}/{}] {what:<48} {ms:>9.1} ms  {detail}",
             self.n, self.total
         );
         self.times.push((what.to_owned(), ms));
@@ -99,10 +99,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> Res<()> {
             "{} token '{label}' on device {serial}, PKCS#11 slot {slot}",
             if created { "created" } else { "reused" }
         );
-        Ok((
-            Token { serial, app },
-            detail,
-        ))
+        Ok((Token { serial, app }, detail))
     })?;
 
     s.run("Log in with the user PIN", || {
@@ -116,17 +113,37 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> Res<()> {
         }
         let mut spec = SelfSignedSpec::new("ukey demo signer", KeyUsage::Sign);
         spec.organizational_unit = Some(label.clone());
-        let der = generate(&t, DEMO_CONTAINER, KeyUsage::Sign, KeyAlg::Sm2, false, Some(spec))?
-            .ok_or_else(|| CliError("no certificate made".into()))?;
+        let der = generate(
+            &t,
+            DEMO_CONTAINER,
+            KeyUsage::Sign,
+            KeyAlg::Sm2,
+            false,
+            Some(spec),
+        )?
+        .ok_or_else(|| CliError("no certificate made".into()))?;
         let sum = cert::summarize(&der)?;
-        Ok((der, format!("container '{DEMO_CONTAINER}', SHA-256 {}", short(&sum.sha256))))
+        Ok((
+            der,
+            format!(
+                "container '{DEMO_CONTAINER}', SHA-256 {}",
+                short(&sum.sha256)
+            ),
+        ))
     })?;
 
     let enc_cert = s.run("SM2 encryption key + self-signed certificate", || {
         let mut spec = SelfSignedSpec::new("ukey demo encryption", KeyUsage::Encrypt);
         spec.organizational_unit = Some(label.clone());
-        let der = generate(&t, DEMO_CONTAINER, KeyUsage::Encrypt, KeyAlg::Sm2, false, Some(spec))?
-            .ok_or_else(|| CliError("no certificate made".into()))?;
+        let der = generate(
+            &t,
+            DEMO_CONTAINER,
+            KeyUsage::Encrypt,
+            KeyAlg::Sm2,
+            false,
+            Some(spec),
+        )?
+        .ok_or_else(|| CliError("no certificate made".into()))?;
         let sum = cert::summarize(&der)?;
         Ok((der, format!("SHA-256 {}", short(&sum.sha256))))
     })?;
@@ -135,8 +152,14 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> Res<()> {
     let body = format!(
         "ukey demo bid\nTender: road works lot 7\nPrice: 1 234 567.00 CNY\nToken: {label}\n"
     );
-    save(&dir.join("sign.cert.pem"), cert::to_pem(&sign_cert)?.as_bytes())?;
-    save(&dir.join("enc.cert.pem"), cert::to_pem(&enc_cert)?.as_bytes())?;
+    save(
+        &dir.join("sign.cert.pem"),
+        cert::to_pem(&sign_cert)?.as_bytes(),
+    )?;
+    save(
+        &dir.join("enc.cert.pem"),
+        cert::to_pem(&enc_cert)?.as_bytes(),
+    )?;
     save(&doc, body.as_bytes())?;
 
     let sig_path = dir.join("bid.sig");
@@ -174,12 +197,15 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> Res<()> {
         let pk = cert::public_key(&enc_cert)?;
         let ct = sm2::cipher_raw_to_der(&pk.encrypt(&EncMech::Sm2, body.as_bytes())?)?;
         save(&ct_path, &ct)?;
-        Ok(((), format!("{} bytes GM/T 0009 DER -> {}", ct.len(), ct_path.display())))
+        Ok((
+            (),
+            format!("{} bytes GM/T 0009 DER -> {}", ct.len(), ct_path.display()),
+        ))
     })?;
 
     s.run("Decrypt it in the token", || {
-        let der = std::fs::read(&ct_path)
-            .map_err(|e| CliError(format!("{}: {e}", ct_path.display())))?;
+        let der =
+            std::fs::read(&ct_path).map_err(|e| CliError(format!("{}: {e}", ct_path.display())))?;
         let plain = t.app.decrypt(
             &KeyRef::active(DEMO_CONTAINER, KeyUsage::Encrypt),
             &EncMech::Sm2,
@@ -196,12 +222,20 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> Res<()> {
     let total = s.start.elapsed().as_secs_f64() * 1000.0;
     println!();
     println!("Summary");
-    println!("  token      '{label}' on device {} (PKCS#11 slot {})", t.serial, slot_id(&token_serial(&t.serial, &label)));
-    println!("  container  '{DEMO_CONTAINER}': SM2 signing and encryption key pairs with certificates");
+    println!(
+        "  token      '{label}' on device {} (PKCS#11 slot {})",
+        t.serial,
+        slot_id(&token_serial(&t.serial, &label))
+    );
+    println!(
+        "  container  '{DEMO_CONTAINER}': SM2 signing and encryption key pairs with certificates"
+    );
     println!("  checks     sign/verify OK, encrypt/decrypt OK");
     match &a.workdir {
         Some(d) => println!("  files      {}", d.display()),
-        None => println!("  files      written to a temporary directory, now removed (keep them with --workdir DIR)"),
+        None => println!(
+            "  files      written to a temporary directory, now removed (keep them with --workdir DIR)"
+        ),
     }
     println!("  total      {total:.1} ms over {} steps", s.times.len());
     Ok(())

@@ -110,7 +110,10 @@ pub fn key(ctx: &Ctx, cmd: &KeyCmd) -> Res<()> {
                     t.label()
                 );
                 if let Some(s) = sum {
-                    println!("Stored a self-signed certificate: {} (SHA-256 {})", s.subject, s.sha256);
+                    println!(
+                        "Stored a self-signed certificate: {} (SHA-256 {})",
+                        s.subject, s.sha256
+                    );
                 }
             }
         }
@@ -192,7 +195,10 @@ fn is_encrypted_key(bytes: &[u8]) -> bool {
     false
 }
 
-fn find_cert(containers: &[ContainerInfo], id: CertId) -> Option<(&ContainerInfo, &KeyInfo, &CertRecord)> {
+fn find_cert(
+    containers: &[ContainerInfo],
+    id: CertId,
+) -> Option<(&ContainerInfo, &KeyInfo, &CertRecord)> {
     for c in containers {
         for k in c.all_keys() {
             for r in &k.certs {
@@ -368,7 +374,15 @@ pub fn cert_cmd(ctx: &Ctx, cmd: &CertCmd) -> Res<()> {
                 out::json(&Value::Array(js));
             } else {
                 out::table(
-                    &["ID", "CONTAINER", "KEY", "STATE", "SERIAL", "NOT AFTER", "SUBJECT"],
+                    &[
+                        "ID",
+                        "CONTAINER",
+                        "KEY",
+                        "STATE",
+                        "SERIAL",
+                        "NOT AFTER",
+                        "SUBJECT",
+                    ],
                     &rows,
                     &format!("no certificates in '{}'", t.label()),
                 );

@@ -89,7 +89,10 @@ pub fn device(ctx: &Ctx, cmd: &DeviceCmd) -> Res<()> {
                         format!("{} free of {} bytes", info.free_space, info.total_space),
                     ),
                     ("Backend", backend_name(info.backend).to_owned()),
-                    ("Removable", if info.removable { "yes" } else { "no" }.into()),
+                    (
+                        "Removable",
+                        if info.removable { "yes" } else { "no" }.into(),
+                    ),
                     ("Applications", apps.join(", ")),
                 ]);
             }
@@ -270,7 +273,10 @@ pub fn pin(ctx: &Ctx, cmd: &PinCmd) -> Res<()> {
             if ctx.json() {
                 out::json(&json!({ "unblocked": t.label() }));
             } else {
-                println!("Unblocked the user PIN of '{}' and set a new one", t.label());
+                println!(
+                    "Unblocked the user PIN of '{}' and set a new one",
+                    t.label()
+                );
             }
         }
     }
@@ -346,7 +352,9 @@ pub fn container(ctx: &Ctx, cmd: &ContainerCmd) -> Res<()> {
                 fail!("name the container: `ukey container create NAME`");
             };
             let id = match id {
-                Some(h) => Some(hex::decode(h).map_err(|_| crate::ctx::CliError("--id: not hex".into()))?),
+                Some(h) => {
+                    Some(hex::decode(h).map_err(|_| crate::ctx::CliError("--id: not hex".into()))?)
+                }
                 None => None,
             };
             ctx.login(&t)?;
@@ -402,7 +410,10 @@ pub fn config(ctx: &Ctx) -> Res<()> {
         }));
     } else {
         out::fields(&[
-            ("Data directory", format!("{} ({source})", c.data_dir.display())),
+            (
+                "Data directory",
+                format!("{} ({source})", c.data_dir.display()),
+            ),
             ("Config file", file),
             ("KDF iterations", c.kdf_iterations().to_string()),
             ("PIN retries", c.pin_retries().to_string()),

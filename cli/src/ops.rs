@@ -6,10 +6,11 @@ use token_hal::crypto::{EncMech, KeyAlg, PublicKey, SignMech, sig, sm2};
 use token_hal::{Error, KeyRef, KeyUsage, Rights};
 
 use crate::args::{
-    DecryptArgs, EncryptArgs, FileCmd, HashArg, PeerKey, RightsArg, SigFormat, SignArgs,
-    VerifyArgs,
+    DecryptArgs, EncryptArgs, FileCmd, HashArg, PeerKey, RightsArg, SigFormat, SignArgs, VerifyArgs,
 };
-use crate::ctx::{CliError, Ctx, Res, Token, file_err, in_file, read_file, read_stdin, write_file, write_out};
+use crate::ctx::{
+    CliError, Ctx, Res, Token, file_err, in_file, read_file, read_stdin, write_file, write_out,
+};
 use crate::keys::read_cert;
 use crate::{fail, out};
 
@@ -104,7 +105,8 @@ pub fn file(ctx: &Ctx, cmd: &FileCmd) -> Res<()> {
                     Err(Error::NotFound(_)) => {}
                     Err(e) => return Err(e),
                 }
-                t.app.create_file(name, size, rights(*read), rights(*write))?;
+                t.app
+                    .create_file(name, size, rights(*read), rights(*write))?;
                 if !data.is_empty() {
                     t.app.write_file(name, 0, &data)?;
                 }
@@ -210,9 +212,8 @@ pub fn verify(ctx: &Ctx, a: &VerifyArgs) -> Res<()> {
     let data = read_file(&a.file)?;
     let sigbytes = read_file(&a.sig)?;
     let (mech, field) = sign_mech(pk.alg(), a.id.as_deref(), a.hash);
-    let raw = if field == 0 {
-        sigbytes
-    } else if sigbytes.len() == 2 * field && sigbytes.first() != Some(&0x30) {
+    let is_raw = sigbytes.len() == 2 * field && sigbytes.first() != Some(&0x30);
+    let raw = if field == 0 || is_raw {
         sigbytes
     } else {
         match sig::der_to_raw(&sigbytes, field) {
@@ -257,7 +258,12 @@ pub fn encrypt(ctx: &Ctx, a: &EncryptArgs) -> Res<()> {
 }
 
 /// Decrypts `data` with one key; SM2 ciphertexts may be GM/T 0009 DER or C1C3C2.
-fn decrypt_with(t: &Token, key: &KeyRef, alg: KeyAlg, data: &[u8]) -> token_hal::Result<zeroize::Zeroizing<Vec<u8>>> {
+fn decrypt_with(
+    t: &Token,
+    key: &KeyRef,
+    alg: KeyAlg,
+    data: &[u8],
+) -> token_hal::Result<zeroize::Zeroizing<Vec<u8>>> {
     match alg {
         KeyAlg::Sm2 => {
             let raw = if data.first() == Some(&0x04) {
@@ -291,7 +297,9 @@ pub fn decrypt(ctx: &Ctx, a: &DecryptArgs) -> Res<()> {
         fail!("container '{name}' has no {} key pair", usage.as_str());
     };
     if usage == KeyUsage::Sign && !a.sign {
-        eprintln!("ukey: notice: '{name}' has no encryption key pair; decrypting with the signing key pair");
+        eprintln!(
+            "ukey: notice: '{name}' has no encryption key pair; decrypting with the signing key pair"
+        );
     }
     let data = read_file(&a.file)?;
     ctx.login(&t)?;

@@ -71,10 +71,15 @@ fn run(a: &SofthsmArgs) -> R<()> {
         println!("{} (ukey softhsm2-util drop-in)", env!("CARGO_PKG_VERSION"));
         return Ok(());
     }
-    let actions = [a.init_token, a.show_slots, a.delete_token, a.import.is_some()]
-        .iter()
-        .filter(|x| **x)
-        .count();
+    let actions = [
+        a.init_token,
+        a.show_slots,
+        a.delete_token,
+        a.import.is_some(),
+    ]
+    .iter()
+    .filter(|x| **x)
+    .count();
     if actions == 0 {
         let mut cmd = <SofthsmArgs as clap::CommandFactory>::command();
         let _ = cmd.print_help();
@@ -181,10 +186,7 @@ fn show_slots(ctx: &Ctx) -> R<()> {
                     .and_then(|a| a.pin_info(PinType::User))
                     .map(|p| p.initialized)
                     .unwrap_or(false);
-                println!(
-                    "        Serial number:    {}",
-                    token_serial(&s.serial, app)
-                );
+                println!("        Serial number:    {}", token_serial(&s.serial, app));
                 println!("        Initialized:      yes");
                 println!(
                     "        User PIN init.:   {}",
@@ -221,7 +223,8 @@ fn find_slot(ctx: &Ctx, slot: Option<&str>, a: &SofthsmArgs, announce: bool) -> 
     }
     let (found, how) = if let Some(label) = &a.token {
         (
-            all.into_iter().find(|s| s.app.as_deref() == Some(label.as_str())),
+            all.into_iter()
+                .find(|s| s.app.as_deref() == Some(label.as_str())),
             "token label",
         )
     } else if let Some(serial) = &a.serial {
@@ -355,7 +358,7 @@ fn delete_token(ctx: &Ctx, a: &SofthsmArgs) -> R<()> {
 }
 
 fn parse_id(hex_id: &str) -> R<Vec<u8>> {
-    if hex_id.len() < 2 || hex_id.len() % 2 != 0 {
+    if hex_id.len() < 2 || !hex_id.len().is_multiple_of(2) {
         return Err(err("Invalid length on hex string."));
     }
     hex::decode(hex_id).map_err(|_| err("Invalid character in hex string."))
@@ -397,12 +400,12 @@ fn import(ctx: &Ctx, a: &SofthsmArgs) -> R<()> {
         Err(e) => return Err(err(format!("Could not log in on the token: {e}"))),
     }
     let containers = app.list_containers()?;
-    if let Some(c) = containers.iter().find(|c| c.id == id) {
-        if !a.force || c.name != *label {
-            return Err(err(
-                "The ID is already assigned to another object. Use --force to override this message.",
-            ));
-        }
+    if let Some(c) = containers.iter().find(|c| c.id == id)
+        && (!a.force || c.name != *label)
+    {
+        return Err(err(
+            "The ID is already assigned to another object. Use --force to override this message.",
+        ));
     }
     let key = read_key(path, a.file_pin.as_deref()).map_err(|e| err(e.0))?;
     if !containers.iter().any(|c| c.name == *label) {

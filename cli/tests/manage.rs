@@ -1,6 +1,8 @@
 //! `ukey device`, `app`, `pin`, `container`, `file`, `config`: the management commands,
 //! with their error paths.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod common;
 
 use common::{Env, PIN, SO_PIN};
@@ -19,10 +21,16 @@ fn device_init_list_info_delete() {
     let serial = devs[0]["serial"].as_str().unwrap().to_owned();
 
     let human = e.ok(&["device", "list"]);
-    assert!(human.contains(&serial) && human.contains("first"), "{human}");
+    assert!(
+        human.contains(&serial) && human.contains("first"),
+        "{human}"
+    );
     let info = e.ok(&["device", "info"]);
-    assert!(info.contains(&format!("Serial:")) && info.contains(&serial), "{info}");
-    assert_eq!(e.json(&["device", "info", &serial])["serial"], serial.as_str());
+    assert!(info.contains("Serial:") && info.contains(&serial), "{info}");
+    assert_eq!(
+        e.json(&["device", "info", &serial])["serial"],
+        serial.as_str()
+    );
 
     // A second device: `device info` must now be told which.
     e.ok(&["device", "init", "--label", "second"]);
@@ -51,7 +59,15 @@ fn app_create_list_delete() {
     assert!(err.contains("device init"), "{err}");
     e.ok(&["device", "init"]);
     let out = e.ok(&[
-        "app", "create", "alpha", "--admin-pin", SO_PIN, "--pin", PIN, "--retries", "3",
+        "app",
+        "create",
+        "alpha",
+        "--admin-pin",
+        SO_PIN,
+        "--pin",
+        PIN,
+        "--retries",
+        "3",
     ]);
     assert!(out.contains("slot"), "{out}");
     e.ok(&["app", "create", "beta", "--so-pin", SO_PIN, "--pin", PIN]);
@@ -69,12 +85,27 @@ fn app_create_list_delete() {
     let err = e.fail(&["app", "create", "g", "--so-pin", SO_PIN, "--pin", "12"]);
     assert!(err.contains("PIN"), "{err}");
     let err = e.fail(&[
-        "app", "create", "g", "--so-pin", SO_PIN, "--pin", PIN, "--auth-key",
+        "app",
+        "create",
+        "g",
+        "--so-pin",
+        SO_PIN,
+        "--pin",
+        PIN,
+        "--auth-key",
         "00000000000000000000000000000000",
     ]);
     assert!(err.contains("authentication"), "{err}");
     let err = e.fail(&[
-        "app", "create", "g", "--so-pin", SO_PIN, "--pin", PIN, "--auth-key", "zz",
+        "app",
+        "create",
+        "g",
+        "--so-pin",
+        SO_PIN,
+        "--pin",
+        PIN,
+        "--auth-key",
+        "zz",
     ]);
     assert!(err.contains("--auth-key"), "{err}");
     // No PIN and no terminal: a clear error instead of a hang.
@@ -128,8 +159,24 @@ fn pin_info_change_unblock_and_lockout() {
     assert!(err.contains("PIN"), "{err}");
 
     // Admin PIN change, wrong admin PIN.
-    e.ok(&["pin", "change", "--so", "--so-pin", SO_PIN, "--new-pin", "87654321"]);
-    let err = e.fail(&["pin", "change", "--so", "--so-pin", SO_PIN, "--new-pin", "11112222"]);
+    e.ok(&[
+        "pin",
+        "change",
+        "--so",
+        "--so-pin",
+        SO_PIN,
+        "--new-pin",
+        "87654321",
+    ]);
+    let err = e.fail(&[
+        "pin",
+        "change",
+        "--so",
+        "--so-pin",
+        SO_PIN,
+        "--new-pin",
+        "11112222",
+    ]);
     assert!(err.contains("retries left"), "{err}");
 
     // Lock the user PIN, then unblock it.
@@ -146,7 +193,14 @@ fn pin_info_change_unblock_and_lockout() {
     assert!(e.ok(&["pin", "info"]).contains("LOCKED"));
     let err = e.fail(&["pin", "unblock", "--so-pin", SO_PIN, "--new-pin", "222222"]);
     assert!(err.contains("retries left"), "{err}");
-    e.ok(&["pin", "unblock", "--so-pin", "87654321", "--new-pin", "222222"]);
+    e.ok(&[
+        "pin",
+        "unblock",
+        "--so-pin",
+        "87654321",
+        "--new-pin",
+        "222222",
+    ]);
     e.ok(&["--pin", "222222", "container", "create", "x"]);
     assert_eq!(e.json(&["pin", "info"])["user_pin"]["remaining"], 5);
 }
@@ -184,9 +238,23 @@ fn file_write_list_read_delete() {
     let e = Env::new();
     e.token("t");
     let input = e.write("in.bin", b"hello token file\x00\x01\x02");
-    e.ok(&["--pin", PIN, "file", "write", "notes", input.to_str().unwrap()]);
     e.ok(&[
-        "--pin", PIN, "file", "write", "secret", input.to_str().unwrap(), "--read", "user",
+        "--pin",
+        PIN,
+        "file",
+        "write",
+        "notes",
+        input.to_str().unwrap(),
+    ]);
+    e.ok(&[
+        "--pin",
+        PIN,
+        "file",
+        "write",
+        "secret",
+        input.to_str().unwrap(),
+        "--read",
+        "user",
     ]);
     let list = e.json(&["--pin", PIN, "file", "list"]);
     let list = list.as_array().unwrap();
@@ -209,7 +277,14 @@ fn file_write_list_read_delete() {
 
     // Rewrite with other content (a different size).
     let input2 = e.write("in2.bin", b"short");
-    e.ok(&["--pin", PIN, "file", "write", "notes", input2.to_str().unwrap()]);
+    e.ok(&[
+        "--pin",
+        PIN,
+        "file",
+        "write",
+        "notes",
+        input2.to_str().unwrap(),
+    ]);
     e.ok(&["file", "read", "notes", "-o", "out2.bin"]);
     assert_eq!(e.read("out2.bin"), b"short");
 
@@ -245,8 +320,19 @@ fn usage_errors_are_one_line() {
     let o = e.run(&["--help"]);
     assert_eq!(o.code, Some(0));
     for cmd in [
-        "device", "app", "pin", "container", "key", "cert", "file", "sign", "verify", "encrypt",
-        "decrypt", "softhsm", "demo",
+        "device",
+        "app",
+        "pin",
+        "container",
+        "key",
+        "cert",
+        "file",
+        "sign",
+        "verify",
+        "encrypt",
+        "decrypt",
+        "softhsm",
+        "demo",
     ] {
         assert!(o.stdout.contains(cmd), "help lacks {cmd}");
     }

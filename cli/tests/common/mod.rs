@@ -1,7 +1,7 @@
 //! Shared helpers for the `ukey` black-box tests: a private data directory and config per
 //! test, running the built binary, and OpenSSL for cross-checks.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // helpers shared by several test crates; tests may unwrap
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -120,14 +120,31 @@ impl Env {
             self.ok(&["device", "init", "--label", "test-dev"]);
         }
         self.ok(&[
-            "app", "create", label, "--so-pin", SO_PIN, "--pin", PIN, "--retries", "5",
+            "app",
+            "create",
+            label,
+            "--so-pin",
+            SO_PIN,
+            "--pin",
+            PIN,
+            "--retries",
+            "5",
         ]);
     }
 
     /// A token `t` with an SM2 signing key pair (and certificate) in container `c`.
     pub fn sm2_container(&self) {
         self.token("t");
-        self.ok(&["--pin", PIN, "key", "gen", "--alg", "sm2", "--container", "c"]);
+        self.ok(&[
+            "--pin",
+            PIN,
+            "key",
+            "gen",
+            "--alg",
+            "sm2",
+            "--container",
+            "c",
+        ]);
     }
 
     pub fn write(&self, name: &str, data: &[u8]) -> PathBuf {
