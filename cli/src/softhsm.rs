@@ -60,7 +60,9 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
     match run(&a) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fail(line)) => {
-            eprintln!("{line}");
+            if !line.is_empty() {
+                eprintln!("{line}");
+            }
             ExitCode::FAILURE
         }
     }
