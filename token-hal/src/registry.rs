@@ -113,21 +113,20 @@ impl Registry {
     /// The devices that open, sorted by serial. Files that do not open are skipped with a
     /// warning (see [`Registry::scan`]).
     pub fn devices(&self) -> Result<Vec<Arc<dyn Device>>> {
-        let mut out = Vec::new();
-        for e in self.scan()? {
-            match e.device {
-                Ok(d) => out.push(d),
+        let mut soft = Vec::new();
+        for path in self.soft_db_paths()? {
+            match SoftDevice::open(&path, &self.opts) {
+                Ok(d) => soft.push(d),
                 Err(err) => {
-                    tracing::warn!(path = %e.path.display(), error = %err, "skipping soft device");
+                    tracing::warn!(path = %path.display(), error = %err, "skipping soft device");
                 }
             }
         }
-        let mut keyed = out
+        soft.sort_by(|a, b| a.serial().cmp(b.serial()));
+        Ok(soft
             .into_iter()
-            .map(|d| Ok((d.info()?.serial, d)))
-            .collect::<Result<Vec<_>>>()?;
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(keyed.into_iter().map(|(_, d)| d).collect())
+            .map(|d| Arc::new(d) as Arc<dyn Device>)
+            .collect())
     }
 
     /// Creates a soft device with `label` in the data directory.

@@ -54,6 +54,11 @@ impl SoftDevice {
         self.store.serial()
     }
 
+    /// Checks the whole database (SQLite `integrity_check` and `foreign_key_check`).
+    pub fn check_integrity(&self) -> Result<()> {
+        self.store.integrity_check()
+    }
+
     /// Opens an application as its concrete type.
     pub fn open_soft_app(&self, name: &str) -> Result<SoftApp> {
         SoftApp::open(self.store.clone(), name)

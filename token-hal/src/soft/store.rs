@@ -253,6 +253,44 @@ impl Store {
         self.run(TransactionBehavior::Immediate, f)
     }
 
+    /// A full consistency check: SQLite's `integrity_check` and `foreign_key_check`.
+    pub(crate) fn integrity_check(&self) -> Result<()> {
+        let conn = self.lock()?;
+        let sql = |e: rusqlite::Error| map_sql(&self.path, &e);
+        let mut problems: Vec<String> = {
+            let mut st = conn.prepare("PRAGMA integrity_check(20)").map_err(sql)?;
+            st.query_map([], |r| r.get::<_, String>(0))
+                .map_err(sql)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(sql)?
+        };
+        if problems.first().map(String::as_str) == Some("ok") {
+            problems.clear();
+        }
+        let mut st = conn.prepare("PRAGMA foreign_key_check").map_err(sql)?;
+        let fk = st
+            .query_map([], |r| {
+                Ok(format!(
+                    "row {} of {} has a dangling reference to {}",
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(2)?
+                ))
+            })
+            .map_err(sql)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(sql)?;
+        problems.extend(fk);
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Corrupt {
+                what: self.path.display().to_string(),
+                detail: problems.join("; "),
+            })
+        }
+    }
+
     /// The device key from the file beside the database.
     pub(crate) fn device_key(&self) -> Result<DeviceKey> {
         secrets::read_device_key(&devkey_path(&self.path))
