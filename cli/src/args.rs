@@ -4,9 +4,14 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use zeroize::Zeroizing;
+
+/// A PIN or password from the command line: zeroized on drop. The argument types have no
+/// `Debug`, so secrets cannot be printed by accident.
+pub type Secret = Zeroizing<String>;
 
 /// ukey: manage GM/T 0016 and PKCS#11 tokens and run the everyday workflows.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "ukey", version, about, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
@@ -16,7 +21,7 @@ pub struct Cli {
 }
 
 /// Options every command accepts.
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct Global {
     /// Token (= application) label to work on; chosen automatically when only one exists.
     #[arg(long, global = true, value_name = "LABEL")]
@@ -35,13 +40,13 @@ pub struct Global {
         env = "UKEY_PIN",
         hide_env_values = true
     )]
-    pub pin: Option<String>,
+    pub pin: Option<Secret>,
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     pub json: bool,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum Command {
     /// Devices: soft tokens in the data directory, and keys.
     #[command(subcommand)]
@@ -84,7 +89,7 @@ pub enum Command {
     Config,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum DeviceCmd {
     /// List devices.
     List,
@@ -109,14 +114,14 @@ pub enum DeviceCmd {
     },
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct AuthKey {
     /// Device authentication key as 32 hex digits (default: ASCII "1234567812345678").
     #[arg(long, value_name = "HEX")]
     pub auth_key: Option<String>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum AppCmd {
     /// List applications of every device.
     List,
@@ -126,7 +131,7 @@ pub enum AppCmd {
         name: String,
         /// Admin (SO) PIN.
         #[arg(long, visible_alias = "so-pin", value_name = "PIN")]
-        admin_pin: Option<String>,
+        admin_pin: Option<Secret>,
         /// Retry limit of both PINs (default from the config, else 10).
         #[arg(long, value_name = "N")]
         retries: Option<u32>,
@@ -145,7 +150,7 @@ pub enum AppCmd {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum PinCmd {
     /// Retry counters and state of both PINs.
     Info,
@@ -156,23 +161,23 @@ pub enum PinCmd {
         so: bool,
         /// The current admin PIN, with `--so`.
         #[arg(long, visible_alias = "so-pin", value_name = "PIN")]
-        admin_pin: Option<String>,
+        admin_pin: Option<Secret>,
         /// The new PIN (else `UKEY_NEW_PIN`, else a prompt).
         #[arg(long, value_name = "PIN", env = "UKEY_NEW_PIN", hide_env_values = true)]
-        new_pin: Option<String>,
+        new_pin: Option<Secret>,
     },
     /// Unblock the user PIN with the admin PIN and set a new user PIN.
     Unblock {
         /// The admin (SO) PIN.
         #[arg(long, visible_alias = "so-pin", value_name = "PIN")]
-        admin_pin: Option<String>,
+        admin_pin: Option<Secret>,
         /// The new user PIN (else `UKEY_NEW_PIN`, else a prompt).
         #[arg(long, value_name = "PIN", env = "UKEY_NEW_PIN", hide_env_values = true)]
-        new_pin: Option<String>,
+        new_pin: Option<Secret>,
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum ContainerCmd {
     /// List containers with their keys.
     List,
@@ -210,7 +215,7 @@ pub enum AlgArg {
     Rsa4096,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum KeyCmd {
     /// Generate a key pair (and a self-signed certificate for it).
     Gen {
@@ -249,7 +254,7 @@ pub enum KeyCmd {
         enc: bool,
         /// Password of an encrypted key file (else `UKEY_KEY_PASSWORD`, else a prompt).
         #[arg(long, env = "UKEY_KEY_PASSWORD", hide_env_values = true)]
-        password: Option<String>,
+        password: Option<Secret>,
         /// Replace an existing pair (an old encryption pair is retired).
         #[arg(long)]
         rekey: bool,
@@ -258,7 +263,7 @@ pub enum KeyCmd {
     },
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum CertCmd {
     /// Import a certificate (PEM or DER) for a container's key; a previous one becomes history.
     Import {
@@ -313,7 +318,7 @@ pub enum RightsArg {
     Never,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 pub enum FileCmd {
     /// List files.
     List,
@@ -362,7 +367,7 @@ pub enum HashArg {
     Sha512,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct SignArgs {
     /// SM2 signer ID (default 1234567812345678).
     #[arg(long)]
@@ -380,7 +385,7 @@ pub struct SignArgs {
     pub out: PathBuf,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 #[group(id = "key_source", required = true, multiple = false, args = ["public", "cert"])]
 pub struct PeerKey {
     /// Public key (PEM SubjectPublicKeyInfo).
@@ -391,7 +396,7 @@ pub struct PeerKey {
     pub cert: Option<PathBuf>,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub key: PeerKey,
@@ -407,7 +412,7 @@ pub struct VerifyArgs {
     pub sig: PathBuf,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct EncryptArgs {
     #[command(flatten)]
     pub key: PeerKey,
@@ -418,7 +423,7 @@ pub struct EncryptArgs {
     pub out: PathBuf,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct DecryptArgs {
     /// Use the encryption key pair (and its retired predecessors).
     #[arg(long, conflicts_with = "sign")]
@@ -433,7 +438,7 @@ pub struct DecryptArgs {
     pub out: PathBuf,
 }
 
-#[derive(Debug, Args)]
+#[derive(Args)]
 pub struct DemoArgs {
     /// Token label of the demo token.
     #[arg(long, default_value = "ukey-demo")]
@@ -444,7 +449,7 @@ pub struct DemoArgs {
 }
 
 /// softhsm2-util's command line (`ukey softhsm ...`, or the binary called `softhsm2-util`).
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(
     name = "softhsm2-util",
     about = "Support tool for PKCS#11 (ukey drop-in)"
@@ -471,7 +476,7 @@ pub struct SofthsmArgs {
     pub free: bool,
     /// Supply a PIN if the file is encrypted.
     #[arg(long, value_name = "PIN")]
-    pub file_pin: Option<String>,
+    pub file_pin: Option<Secret>,
     /// Used to override a warning.
     #[arg(long)]
     pub force: bool,
@@ -489,7 +494,7 @@ pub struct SofthsmArgs {
     pub no_public_key: bool,
     /// The PIN for the normal user.
     #[arg(long, value_name = "PIN")]
-    pub pin: Option<String>,
+    pub pin: Option<Secret>,
     /// The token with a matching serial number.
     #[arg(long, value_name = "NUMBER")]
     pub serial: Option<String>,
@@ -498,7 +503,7 @@ pub struct SofthsmArgs {
     pub slot: Option<String>,
     /// The PIN for the Security Officer (SO).
     #[arg(long, value_name = "PIN")]
-    pub so_pin: Option<String>,
+    pub so_pin: Option<Secret>,
     /// The token with a matching token label.
     #[arg(long, value_name = "LABEL")]
     pub token: Option<String>,

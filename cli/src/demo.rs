@@ -75,7 +75,7 @@ pub fn demo(ctx: &Ctx, a: &DemoArgs) -> Res<()> {
         }
     };
 
-    let user_pin = Pin::from(ctx.g.pin.as_deref().unwrap_or(DEMO_USER_PIN));
+    let user_pin = Pin::from(ctx.g.pin.as_deref().map_or(DEMO_USER_PIN, String::as_str));
     let label = a.label.clone();
 
     let t: Token = s.run("Create or reuse the soft token", || {

@@ -129,7 +129,7 @@ pub fn key(ctx: &Ctx, cmd: &KeyCmd) -> Res<()> {
             keyfile,
         } => {
             let container = ctx.container(t.app.as_ref(), None)?;
-            let key = read_key(keyfile, password.as_deref())?;
+            let key = read_key(keyfile, password.as_deref().map(String::as_str))?;
             let usage = usage_of(*enc);
             ctx.login(&t)?;
             match t.app.container(&container) {

@@ -183,8 +183,16 @@ pub fn app(ctx: &Ctx, cmd: &AppCmd) -> Res<()> {
                 fail!("application name must be 1..=32 bytes");
             }
             let d = ctx.device(None)?;
-            let admin = new_pin(admin_pin.as_deref(), "admin (SO) PIN", "--admin-pin")?;
-            let user = new_pin(ctx.g.pin.as_deref(), "user PIN", "--pin or UKEY_PIN")?;
+            let admin = new_pin(
+                admin_pin.as_deref().map(String::as_str),
+                "admin (SO) PIN",
+                "--admin-pin",
+            )?;
+            let user = new_pin(
+                ctx.g.pin.as_deref().map(String::as_str),
+                "user PIN",
+                "--pin or UKEY_PIN",
+            )?;
             let retries = retries.unwrap_or_else(|| ctx.config.pin_retries());
             if retries == 0 || retries > 255 {
                 fail!("--retries must be 1..=255");
@@ -252,7 +260,11 @@ pub fn pin(ctx: &Ctx, cmd: &PinCmd) -> Res<()> {
             } else {
                 (PinType::User, ctx.user_pin(t.label())?, "user PIN")
             };
-            let new = new_pin(np.as_deref(), what, "--new-pin or UKEY_NEW_PIN")?;
+            let new = new_pin(
+                np.as_deref().map(String::as_str),
+                what,
+                "--new-pin or UKEY_NEW_PIN",
+            )?;
             t.app.change_pin(ty, &old, &new)?;
             if ctx.json() {
                 out::json(&json!({ "changed": what }));
@@ -268,7 +280,11 @@ pub fn pin(ctx: &Ctx, cmd: &PinCmd) -> Res<()> {
                 Some(p) => token_hal::Pin::from(p.as_str()),
                 None => prompt_pin("Admin (SO) PIN: ", "--admin-pin")?,
             };
-            let new = new_pin(np.as_deref(), "user PIN", "--new-pin or UKEY_NEW_PIN")?;
+            let new = new_pin(
+                np.as_deref().map(String::as_str),
+                "user PIN",
+                "--new-pin or UKEY_NEW_PIN",
+            )?;
             t.app.unblock_pin(&admin, &new)?;
             if ctx.json() {
                 out::json(&json!({ "unblocked": t.label() }));

@@ -264,9 +264,13 @@ fn init_token(ctx: &Ctx, a: &SofthsmArgs) -> R<()> {
     if label.is_empty() {
         return Err(err("The token label must not be empty."));
     }
-    let so = new_pin(a.so_pin.as_deref(), "SO PIN", "--so-pin")
-        .map_err(|e| err(format!("Could not get SO PIN: {}", e.0)))?;
-    let user = new_pin(a.pin.as_deref(), "user PIN", "--pin")
+    let so = new_pin(
+        a.so_pin.as_deref().map(String::as_str),
+        "SO PIN",
+        "--so-pin",
+    )
+    .map_err(|e| err(format!("Could not get SO PIN: {}", e.0)))?;
+    let user = new_pin(a.pin.as_deref().map(String::as_str), "user PIN", "--pin")
         .map_err(|e| err(format!("Could not get user PIN: {}", e.0)))?;
     let key = auth_key(None)?;
 
@@ -409,7 +413,7 @@ fn import(ctx: &Ctx, a: &SofthsmArgs) -> R<()> {
             "The ID is already assigned to another object. Use --force to override this message.",
         ));
     }
-    let key = read_key(path, a.file_pin.as_deref()).map_err(|e| err(e.0))?;
+    let key = read_key(path, a.file_pin.as_deref().map(String::as_str)).map_err(|e| err(e.0))?;
     if !containers.iter().any(|c| c.name == *label) {
         app.create_container(label, Some(&id))?;
     }
