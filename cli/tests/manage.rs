@@ -337,3 +337,54 @@ fn usage_errors_are_one_line() {
         assert!(o.stdout.contains(cmd), "help lacks {cmd}");
     }
 }
+
+#[test]
+fn pin_prompt_on_a_terminal() {
+    // `script` (util-linux, Essential on Debian/Ubuntu) gives ukey a terminal.
+    let e = Env::new();
+    e.token("t");
+    let ukey = env!("CARGO_BIN_EXE_ukey");
+    let run = |pin: &str, container: &str| {
+        let mut child = e
+            .cmd_of(std::path::Path::new("script"))
+            .args([
+                "-qec",
+                &format!("{ukey} container create {container}"),
+                "/dev/null",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("script(1) from util-linux is needed for the prompt test");
+        // Answer once the prompt is up (echo is off by then).
+        use std::io::{Read, Write};
+        let mut stdout = child.stdout.take().unwrap();
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        while !String::from_utf8_lossy(&seen).contains("User PIN for 't': ") {
+            assert_eq!(stdout.read(&mut byte).unwrap(), 1, "no prompt: {seen:?}");
+            seen.push(byte[0]);
+        }
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{pin}\n").as_bytes())
+            .unwrap();
+        stdout.read_to_end(&mut seen).unwrap();
+        let mut o = common::output(child.wait_with_output().unwrap());
+        o.stdout = String::from_utf8_lossy(&seen).into_owned();
+        o
+    };
+    let o = run(PIN, "prompted");
+    assert_eq!(o.code, Some(0), "{}{}", o.stdout, o.stderr);
+    assert!(o.stdout.contains("User PIN for 't':"), "{}", o.stdout);
+    // No echo: the PIN itself is not on the terminal.
+    assert!(!o.stdout.contains(PIN), "{}", o.stdout);
+    let list = e.json(&["container", "list"]);
+    assert_eq!(list[0]["name"], "prompted");
+    let o = run("999999", "other");
+    assert_ne!(o.code, Some(0));
+    assert!(o.stdout.contains("4 retries left"), "{}", o.stdout);
+}
