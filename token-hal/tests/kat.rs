@@ -763,3 +763,89 @@ fn rsa_1024_and_2048_round_trips() {
         Err(Error::Unsupported(_))
     ));
 }
+
+// ---- SM2 key exchange, GB/T 32918.3 §6 with the recommended-curve example of
+// GM/T 0003.5-2012 (both IDs 1234567812345678, klen = 128 bits) ----
+
+#[test]
+fn sm2_key_exchange_example_through_the_seam() {
+    use sm2::{ExchangeRole, Sm2KeyExchange};
+    let a = PrivateKey::from_sm2_scalar(&h(
+        "81EB26E941BB5AF16DF116495F90695272AE2CD63D6C4AE1678418BE48230029",
+    ))
+    .unwrap();
+    let b = PrivateKey::from_sm2_scalar(&h(
+        "785129917D45A9EA5437A59356B82338EAADDA6CEB199088F14AE10DEFA229B5",
+    ))
+    .unwrap();
+    let (pa, pb) = (a.public_key().unwrap(), b.public_key().unwrap());
+    assert_eq!(
+        pa.ec_point().unwrap(),
+        h(
+            "04 160E12897DF4EDB61DD812FEB96748FBD3CCF4FFE26AA6F6DB9540AF49C94232\
+              4A7DAD08BB9A459531694BEB20AA489D6649975E1BFCF8C4741B78B4B223007F"
+        )
+    );
+    let id = sm2::DEFAULT_ID;
+    assert_eq!(
+        sm2::z_value(&pa.ec_point().unwrap(), id).unwrap().to_vec(),
+        h("3B85A57179E11E7E513AA622991F2CA74D1807A0BD4D4B38F90987A17AC245B1")
+    );
+    assert_eq!(
+        sm2::z_value(&pb.ec_point().unwrap(), id).unwrap().to_vec(),
+        h("79C988D63229D97EF19FE02CA1056E01E6A7411ED24694AA8F834F4A4AB022F7")
+    );
+    let ra = h("D4DE15474DB74D06491C440D305E012400990F3E390C7E87153C12DB2EA60BB3");
+    let rb = h("7E07124814B309489125EAED101113164EBF0F3458C5BD88335C1F9D596243D6");
+    let xa =
+        Sm2KeyExchange::new_with_ephemeral_for_test(ExchangeRole::Initiator, &a, id, &ra).unwrap();
+    let xb =
+        Sm2KeyExchange::new_with_ephemeral_for_test(ExchangeRole::Responder, &b, id, &rb).unwrap();
+    let (ra_pt, rb_pt) = (xa.ephemeral_point(), xb.ephemeral_point());
+    assert_eq!(
+        ra_pt.to_vec(),
+        h(
+            "04 64CED1BDBC99D590049B434D0FD73428CF608A5DB8FE5CE07F15026940BAE40E\
+              376629C7AB21E7DB260922499DDB118F07CE8EAAE3E7720AFEF6A5CC062070C0"
+        )
+    );
+    assert_eq!(
+        rb_pt.to_vec(),
+        h(
+            "04 ACC27688A6F7B706098BC91FF3AD1BFF7DC2802CDB14CCCCDB0A90471F9BD707\
+              2FEDAC0494B2FFC4D6853876C79B8F301C6573AD0AA50F39FC87181E1A1B46FE"
+        )
+    );
+    let kb = xb.finish(&pa, id, &ra_pt, 16).unwrap();
+    let ka = xa.finish(&pb, id, &rb_pt, 16).unwrap();
+    assert_eq!(&ka.key[..], &h("6C89347354DE2484C60B4AB1FDE4C6E5")[..]);
+    assert_eq!(&kb.key[..], &ka.key[..]);
+    // Optional confirmation: A checks SB (A9), B checks SA (B10).
+    ka.verify_peer_confirmation(&kb.confirmation).unwrap();
+    kb.verify_peer_confirmation(&ka.confirmation).unwrap();
+    assert!(ka.verify_peer_confirmation(&ka.confirmation).is_err());
+}
+
+#[test]
+fn sm2_key_exchange_random_and_bad_peer_point() {
+    use sm2::{ExchangeRole, Sm2KeyExchange};
+    let a = PrivateKey::generate(KeyAlg::Sm2).unwrap();
+    let b = PrivateKey::generate(KeyAlg::Sm2).unwrap();
+    let xa = Sm2KeyExchange::new(ExchangeRole::Initiator, &a, b"alice").unwrap();
+    let xb = Sm2KeyExchange::new(ExchangeRole::Responder, &b, b"bob").unwrap();
+    let (ra, rb) = (xa.ephemeral_point(), xb.ephemeral_point());
+    let kb = xb
+        .finish(&a.public_key().unwrap(), b"alice", &ra, 48)
+        .unwrap();
+    let ka = xa
+        .finish(&b.public_key().unwrap(), b"bob", &rb, 48)
+        .unwrap();
+    assert_eq!(&ka.key[..], &kb.key[..]);
+    let mut bad = ra;
+    bad[64] ^= 1;
+    let xb2 = Sm2KeyExchange::new(ExchangeRole::Responder, &b, b"bob").unwrap();
+    assert!(matches!(
+        xb2.finish(&a.public_key().unwrap(), b"alice", &bad, 16),
+        Err(Error::InvalidData(_))
+    ));
+}
