@@ -226,21 +226,17 @@ fn read_config(path: &Path) -> Result<ConfigFile> {
         path: path.to_path_buf(),
         detail: e.message().to_owned(),
     })?;
-    if let Some(it) = cfg.soft.kdf_iterations {
-        if it < 1000 {
-            return Err(Error::Config {
-                path: path.to_path_buf(),
-                detail: "soft.kdf_iterations must be at least 1000".into(),
-            });
-        }
+    if cfg.soft.kdf_iterations.is_some_and(|it| it < 1000) {
+        return Err(Error::Config {
+            path: path.to_path_buf(),
+            detail: "soft.kdf_iterations must be at least 1000".into(),
+        });
     }
-    if let Some(r) = cfg.soft.pin_retries {
-        if r == 0 || r > 255 {
-            return Err(Error::Config {
-                path: path.to_path_buf(),
-                detail: "soft.pin_retries must be 1..=255".into(),
-            });
-        }
+    if cfg.soft.pin_retries.is_some_and(|r| r == 0 || r > 255) {
+        return Err(Error::Config {
+            path: path.to_path_buf(),
+            detail: "soft.pin_retries must be 1..=255".into(),
+        });
     }
     Ok(cfg)
 }
