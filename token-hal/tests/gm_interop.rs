@@ -1,6 +1,8 @@
 //! Interop with GmSSL 3.3 (the vectors in tests/data/gm-interop, made outside ukey) and
 //! with OpenSSL 3 (run as a subprocess when `openssl` is installed).
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -1,5 +1,7 @@
 //! Known-answer tests. Each vector names the standard it comes from.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use token_hal::Error;
 use token_hal::crypto::hash::{self, HashAlg};
 use token_hal::crypto::sm2::{self, test_seams};

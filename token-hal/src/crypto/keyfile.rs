@@ -110,12 +110,12 @@ pub fn decrypt_pkcs8(der: &[u8], password: &[u8]) -> Result<Zeroizing<Vec<u8>>> 
         None => HashAlg::Sha1,
     };
     let (alg, key_len) = cipher_of(p.enc.oid)?;
-    if let Some(kl) = kp.key_length {
-        if usize::from(kl) != key_len {
-            return Err(Error::invalid_data(format!(
-                "PBKDF2 key length {kl} does not match the cipher's {key_len}"
-            )));
-        }
+    if let Some(kl) = kp.key_length
+        && usize::from(kl) != key_len
+    {
+        return Err(Error::invalid_data(format!(
+            "PBKDF2 key length {kl} does not match the cipher's {key_len}"
+        )));
     }
     if kp.iterations == 0 || kp.iterations > MAX_ITERATIONS {
         return Err(Error::invalid_data(format!(
