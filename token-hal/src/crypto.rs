@@ -14,6 +14,7 @@ pub mod keyfile;
 pub mod keys;
 pub mod provider;
 pub mod rng;
+pub mod selftest;
 pub mod sig;
 pub mod sm2;
 pub mod sym;

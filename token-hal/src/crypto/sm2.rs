@@ -6,6 +6,9 @@ use der::{Decode, Encode, Sequence};
 use crate::crypto::hash::{HashAlg, Hasher};
 use crate::error::{Error, Result};
 
+mod exchange;
+pub use exchange::{ExchangeOutcome, ExchangeRole, Sm2KeyExchange};
+
 /// The GM/T 0009 default signer ID.
 pub const DEFAULT_ID: &[u8] = b"1234567812345678";
 

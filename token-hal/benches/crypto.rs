@@ -1,0 +1,213 @@
+//! Crypto benchmark: ukey's provider against `openssl speed`, measured in the same run.
+//!
+//! `cargo bench -p token-hal --bench crypto` (or `scripts/bench.sh`). Each figure is
+//! measured for about one second after a short warm-up; symmetric and hash figures use
+//! 16 KiB buffers, as `openssl speed -bytes 16384 -evp ...` does.
+
+use std::hint::black_box;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use token_hal::crypto::hash::{self, HashAlg};
+use token_hal::crypto::sm2::DEFAULT_ID;
+use token_hal::crypto::sym::{Direction, SymAlg, SymCipher, SymMode};
+use token_hal::crypto::{KeyAlg, PrivateKey, SignMech};
+
+const BUF: usize = 16 * 1024;
+
+/// Runs `f` for about `secs` seconds after a warm-up and returns calls per second.
+fn rate(secs: f64, mut f: impl FnMut()) -> f64 {
+    let warm = Instant::now();
+    while warm.elapsed() < Duration::from_millis(200) {
+        f();
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed().as_secs_f64() < secs {
+        for _ in 0..8 {
+            f();
+        }
+        n += 8;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+struct Row {
+    name: &'static str,
+    unit: &'static str,
+    ours: f64,
+    openssl: Option<f64>,
+}
+
+fn openssl_speed(args: &[&str]) -> Option<String> {
+    let out = Command::new("openssl")
+        .arg("speed")
+        .args(args)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The sign/s and verify/s columns of the line containing `needle`.
+fn parse_sign_verify(text: &str, needle: &str) -> Option<(f64, f64)> {
+    let line = text.lines().find(|l| l.contains(needle))?;
+    let nums: Vec<f64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match nums.as_slice() {
+        [.., s, v] => Some((*s, *v)),
+        _ => None,
+    }
+}
+
+/// MB/s from the last `name  NNNNk` line of `openssl speed -evp` (1000s of bytes/s).
+fn parse_evp(text: &str) -> Option<f64> {
+    let line = text.lines().rev().find(|l| l.trim_end().ends_with('k'))?;
+    let k: f64 = line
+        .split_whitespace()
+        .last()?
+        .trim_end_matches('k')
+        .parse()
+        .ok()?;
+    Some(k / 1000.0)
+}
+
+fn main() {
+    let secs = 1.0;
+    let mut rows = Vec::new();
+
+    // SM2 sign/verify over a short message with the default ID (Z, e = SM3(Z‖M), sign).
+    let sm2 = PrivateKey::generate(KeyAlg::Sm2).expect("SM2 key");
+    let sm2_pub = sm2.public_key().expect("SM2 public key");
+    let mech = SignMech::Sm2Sm3 {
+        id: DEFAULT_ID.to_vec(),
+    };
+    let msg = [0x5au8; 20];
+    let sig = sm2.sign(&mech, &msg).expect("SM2 sign");
+    let sm2_sign = rate(secs, || {
+        black_box(sm2.sign(&mech, black_box(&msg)).expect("sign"));
+    });
+    let sm2_verify = rate(secs, || {
+        sm2_pub
+            .verify(&mech, black_box(&msg), &sig)
+            .expect("verify");
+    });
+
+    // ECDSA P-256 with SHA-256.
+    let p256 = PrivateKey::generate(KeyAlg::EcP256).expect("P-256 key");
+    let p256_pub = p256.public_key().expect("P-256 public key");
+    let emech = SignMech::Ecdsa(HashAlg::Sha256);
+    let esig = p256.sign(&emech, &msg).expect("P-256 sign");
+    let p256_sign = rate(secs, || {
+        black_box(p256.sign(&emech, black_box(&msg)).expect("sign"));
+    });
+    let p256_verify = rate(secs, || {
+        p256_pub
+            .verify(&emech, black_box(&msg), &esig)
+            .expect("verify");
+    });
+
+    // SM3 over 16 KiB buffers.
+    let data = vec![0xa5u8; BUF];
+    let sm3 = rate(secs, || {
+        black_box(hash::digest(HashAlg::Sm3, black_box(&data)));
+    }) * BUF as f64
+        / 1e6;
+
+    // SM4-CBC / SM4-CTR encryption, one streaming context fed 16 KiB at a time.
+    let key = [0x11u8; 16];
+    let iv = [0x22u8; 16];
+    let sym_rate = |mode: SymMode| {
+        let mut c =
+            SymCipher::new(SymAlg::Sm4, mode, Direction::Encrypt, &key, &iv).expect("SM4 cipher");
+        let mut out = Vec::with_capacity(BUF + 16);
+        rate(secs, || {
+            out.clear();
+            c.update(black_box(&data), &mut out).expect("update");
+            black_box(&out);
+        }) * BUF as f64
+            / 1e6
+    };
+    let sm4_cbc = sym_rate(SymMode::Cbc);
+    let sm4_ctr = sym_rate(SymMode::Ctr);
+
+    // The same through `openssl speed`, in this run.
+    let asym = openssl_speed(&["-seconds", "1", "sm2", "ecdsap256"]);
+    let o_sm2 = asym.as_deref().and_then(|t| parse_sign_verify(t, "SM2"));
+    let o_p256 = asym
+        .as_deref()
+        .and_then(|t| parse_sign_verify(t, "nistp256"));
+    let evp = |alg: &str| {
+        openssl_speed(&["-seconds", "1", "-bytes", "16384", "-evp", alg])
+            .as_deref()
+            .and_then(parse_evp)
+    };
+
+    rows.push(Row {
+        name: "SM2 sign",
+        unit: "ops/s",
+        ours: sm2_sign,
+        openssl: o_sm2.map(|p| p.0),
+    });
+    rows.push(Row {
+        name: "SM2 verify",
+        unit: "ops/s",
+        ours: sm2_verify,
+        openssl: o_sm2.map(|p| p.1),
+    });
+    rows.push(Row {
+        name: "SM3 (16 KiB)",
+        unit: "MB/s",
+        ours: sm3,
+        openssl: evp("sm3"),
+    });
+    rows.push(Row {
+        name: "SM4-CBC (16 KiB)",
+        unit: "MB/s",
+        ours: sm4_cbc,
+        openssl: evp("sm4-cbc"),
+    });
+    rows.push(Row {
+        name: "SM4-CTR (16 KiB)",
+        unit: "MB/s",
+        ours: sm4_ctr,
+        openssl: evp("sm4-ctr"),
+    });
+    rows.push(Row {
+        name: "ECDSA P-256 sign",
+        unit: "ops/s",
+        ours: p256_sign,
+        openssl: o_p256.map(|p| p.0),
+    });
+    rows.push(Row {
+        name: "ECDSA P-256 verify",
+        unit: "ops/s",
+        ours: p256_verify,
+        openssl: o_p256.map(|p| p.1),
+    });
+
+    println!(
+        "{:<20} {:>6} {:>12} {:>12} {:>8}",
+        "operation", "unit", "ukey", "openssl", "ratio"
+    );
+    for r in &rows {
+        match r.openssl {
+            Some(o) if o > 0.0 => println!(
+                "{:<20} {:>6} {:>12.1} {:>12.1} {:>7.2}x",
+                r.name,
+                r.unit,
+                r.ours,
+                o,
+                r.ours / o
+            ),
+            _ => println!(
+                "{:<20} {:>6} {:>12.1} {:>12} {:>8}",
+                r.name, r.unit, r.ours, "n/a", "-"
+            ),
+        }
+    }
+    println!("(ratio = ukey / openssl; openssl figures from `openssl speed` in this run)");
+}
