@@ -1,6 +1,8 @@
 //! Several processes on one soft token: concurrent writers lose nothing, and concurrent
 //! wrong PINs never get more attempts than the limit.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod soft_common;
 
 use std::path::{Path, PathBuf};

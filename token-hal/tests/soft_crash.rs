@@ -3,6 +3,8 @@
 //! and be consistent: each container, key, certificate, file and object complete, the
 //! master key unwrapping with the right PIN, and the counters sane.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod soft_common;
 
 use std::io::Write;

@@ -5,6 +5,8 @@
 //! a child process without capabilities (`setpriv`), and the disk fills through
 //! `RLIMIT_FSIZE` (`prlimit`).
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod soft_common;
 
 use std::fs;
@@ -28,7 +30,7 @@ fn env_path(name: &str) -> PathBuf {
 /// Reports one expectation of a child: `@@OK name` or `@@FAIL name: why`.
 fn expect(name: &str, ok: bool, detail: impl std::fmt::Display) -> bool {
     if ok {
-        println!("@@OK {name}");
+        println!("@@OK {name}: {detail}");
     } else {
         println!("@@FAIL {name}: {detail}");
     }
@@ -51,6 +53,7 @@ fn describe<T>(r: &Result<T, Error>) -> String {
 fn run_child(mut c: Command, expected_oks: usize) {
     let out: Output = c.output().unwrap();
     let lines = report_lines(&out.stdout);
+    eprintln!("{}", lines.join("\n"));
     let fails: Vec<_> = lines.iter().filter(|l| l.starts_with("@@FAIL")).collect();
     assert!(
         out.status.success() && fails.is_empty() && lines.len() == expected_oks,
@@ -126,7 +129,7 @@ fn readonly_child() {
     expect(
         "not logged in",
         app.login_state() == token_hal::LoginState::None,
-        "logged in",
+        format!("{:?}", app.login_state()),
     );
 }
 

@@ -1,5 +1,7 @@
 //! The registry: finding soft devices and tokens in the data directory.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 mod soft_common;
 
 use std::fs;

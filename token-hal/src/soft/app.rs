@@ -1294,7 +1294,7 @@ impl Application for SoftApp {
             let (_, w, mut content) = self.file_rights(tx, &app, name)?;
             check_right(w, self.login_now(&app), &format!("writing file {name:?}"))?;
             let start = offset as usize;
-            let end = start.checked_add(data.len()).unwrap_or(usize::MAX);
+            let end = start.saturating_add(data.len());
             if end > content.len() {
                 return Err(Error::invalid_arg(format!(
                     "writing {} bytes at {offset} goes past the end of file {name:?} ({} bytes)",

@@ -301,6 +301,8 @@ fn configure(conn: &Connection, opts: &SoftOptions) -> rusqlite::Result<()> {
     conn.busy_timeout(opts.busy_timeout)?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Deleted rows are overwritten, so no old sealed value or wrap lingers in free pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(())
 }
 
@@ -429,7 +431,14 @@ fn build_db(
     .map_err(sql)?;
     tx.commit().map_err(sql)?;
     conn.close().map_err(|(_, e)| sql(e))?;
-    // Make sure the file's contents are on disk before it gets its real name.
+    // Only the owner reads the database (SQLite gives its journals the same mode), and
+    // its contents are on disk before it gets its real name.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600))
+            .map_err(|e| io_err(path, &e))?;
+    }
     fs::File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(|e| io_err(path, &e))?;

@@ -122,6 +122,8 @@ fn device_info_label_and_files() {
     {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let db_mode = fs::metadata(&fx.path).unwrap().permissions().mode();
+        assert_eq!(db_mode & 0o777, 0o600);
     }
     // No temporary files are left behind.
     let names: Vec<String> = fs::read_dir(fx.dir.path())

@@ -93,10 +93,16 @@ pub fn child(test: &str, role: &str) -> Command {
 
 /// The same, run through `prefix` (e.g. `setpriv ...`).
 pub fn child_via(prefix: &[&str], test: &str, role: &str) -> Command {
-    let mut c = Command::new(prefix[0]);
-    c.args(&prefix[1..])
-        .arg(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture", "--test-threads=1", "-q"])
+    let exe = std::env::current_exe().unwrap();
+    let mut c = match prefix.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    c.args(["--exact", test, "--nocapture", "--test-threads=1", "-q"])
         .env(ROLE_VAR, role)
         .stdin(Stdio::null());
     c
@@ -133,23 +139,36 @@ pub fn random_below(n: u64) -> u64 {
     u64::from_le_bytes(b.try_into().unwrap()) % n
 }
 
-/// A program that drops every capability (so root obeys file permissions), or `None`.
+/// A prefix that runs a program without the capabilities that let root ignore file modes
+/// (`setpriv`, else `capsh`); empty when not root, where file modes already apply.
+/// `None` when neither tool is installed. `UKEY_TEST_USE_CAPSH` forces `capsh`.
 pub fn drop_caps_prefix() -> Option<Vec<&'static str>> {
+    if !is_root() {
+        return Some(Vec::new());
+    }
     let has = |p: &str| {
         Command::new(p)
-            .arg("--version")
+            .arg("--help")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .is_ok()
     };
-    if has("setpriv") {
+    if has("setpriv") && std::env::var_os("UKEY_TEST_USE_CAPSH").is_none() {
         Some(vec![
             "setpriv",
             "--inh-caps=-all",
             "--ambient-caps=-all",
             "--bounding-set=-all",
             "--",
+        ])
+    } else if has("capsh") {
+        Some(vec![
+            "capsh",
+            "--drop=cap_dac_override,cap_dac_read_search,cap_fowner,cap_chown",
+            "--",
+            "-c",
+            "exec \"$0\" \"$@\"",
         ])
     } else {
         None
