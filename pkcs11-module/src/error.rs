@@ -59,7 +59,10 @@ mod tests {
     #[test]
     fn token_errors_map_to_spec_codes() {
         let rv = |e: token_hal::Error| Error::from(e).0;
-        assert_eq!(rv(token_hal::Error::PinIncorrect { retries_left: 3 }), CKR_PIN_INCORRECT);
+        assert_eq!(
+            rv(token_hal::Error::PinIncorrect { retries_left: 3 }),
+            CKR_PIN_INCORRECT
+        );
         assert_eq!(rv(token_hal::Error::PinLocked), CKR_PIN_LOCKED);
         assert_eq!(rv(token_hal::Error::DeviceRemoved), CKR_DEVICE_REMOVED);
         assert_eq!(rv(token_hal::Error::internal("x")), CKR_GENERAL_ERROR);

@@ -65,7 +65,10 @@ impl State {
         }
         let order = self.config.pkcs11.slot_order.clone().unwrap_or_default();
         devices.sort_by_key(|(info, _)| {
-            let pos = order.iter().position(|s| *s == info.serial).unwrap_or(usize::MAX);
+            let pos = order
+                .iter()
+                .position(|s| *s == info.serial)
+                .unwrap_or(usize::MAX);
             (pos, info.backend != BackendKind::Soft, info.serial.clone())
         });
         let mut slots = Vec::new();
@@ -80,7 +83,12 @@ impl State {
             for app in apps {
                 let token_serial = token_hal::slot::token_serial(&info.serial, &app);
                 let id = CK_SLOT_ID::from(token_hal::slot::slot_id(&token_serial));
-                slots.push(Slot { id, device: dev.clone(), app, token_serial });
+                slots.push(Slot {
+                    id,
+                    device: dev.clone(),
+                    app,
+                    token_serial,
+                });
             }
         }
         Ok(slots)

@@ -17,9 +17,7 @@ impl From<token_hal::Error> for Error {
             E::PinIncorrect { .. } => SAR_PIN_INCORRECT,
             E::PinLocked => SAR_PIN_LOCKED,
             E::PinInvalid(_) => SAR_PIN_LEN_RANGE,
-            E::NotLoggedIn | E::AccessDenied(_) | E::DeviceAuthRequired => {
-                SAR_USER_NOT_LOGGED_IN
-            }
+            E::NotLoggedIn | E::AccessDenied(_) | E::DeviceAuthRequired => SAR_USER_NOT_LOGGED_IN,
             E::DeviceAuthFailed => SAR_FAIL,
             E::KeyUsage(_) => SAR_KEYUSAGEERR,
             E::BufferTooSmall { .. } => SAR_BUFFER_TOO_SMALL,
@@ -43,7 +41,10 @@ mod tests {
     #[test]
     fn token_errors_map_to_spec_codes() {
         let sar = |e: token_hal::Error| Error::from(e).0;
-        assert_eq!(sar(token_hal::Error::PinIncorrect { retries_left: 1 }), SAR_PIN_INCORRECT);
+        assert_eq!(
+            sar(token_hal::Error::PinIncorrect { retries_left: 1 }),
+            SAR_PIN_INCORRECT
+        );
         assert_eq!(sar(token_hal::Error::PinLocked), SAR_PIN_LOCKED);
         assert_eq!(sar(token_hal::Error::DeviceRemoved), SAR_DEVICE_REMOVED);
     }

@@ -5,6 +5,8 @@
 //! the `ukey` binary, and runs its client in a child process or sets the environment
 //! before the library reads it.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::Path;
 use std::process::Command;
 
@@ -15,7 +17,10 @@ fn data_dir_with_token(dir: &Path, label: &str) -> std::path::PathBuf {
     let conf = dir.join("ukey.toml");
     std::fs::write(
         &conf,
-        format!("data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n", dir.join("data").display()),
+        format!(
+            "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n",
+            dir.join("data").display()
+        ),
     )
     .unwrap();
     let out = Command::new(ukey_bin())
@@ -25,7 +30,11 @@ fn data_dir_with_token(dir: &Path, label: &str) -> std::path::PathBuf {
         .args(["--so-pin", "12345678", "--pin", "123456"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "init-token: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "init-token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     conf
 }
 
@@ -35,9 +44,13 @@ fn expected_slot(conf: &Path, label: &str) -> u64 {
         .args(["--json", "device", "list"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let devices = v["devices"].as_array().expect("devices array");
+    let devices = v.as_array().expect("a JSON array of devices");
     let serial = devices[0]["serial"].as_str().unwrap();
     let ts = token_hal::slot::token_serial(serial, label);
     u64::from(token_hal::slot::slot_id(&ts))
@@ -55,7 +68,8 @@ fn pkcs11_module_through_cryptoki() {
 
     use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
     let p11 = Pkcs11::new(pkcs11_lib()).unwrap();
-    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).unwrap();
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
     let info = p11.get_library_info().unwrap();
     assert_eq!(info.manufacturer_id(), "ukey");
     let slots = p11.get_slots_with_token().unwrap();
@@ -86,9 +100,16 @@ fn pkcs11_tool_lists_the_token() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("token label        : tender"), "{text}");
-    assert!(text.contains(&format!("(0x{slot:x})")), "slot 0x{slot:x} not in {text}");
+    assert!(
+        text.contains(&format!("(0x{slot:x})")),
+        "slot 0x{slot:x} not in {text}"
+    );
 }
 
 #[test]
@@ -103,7 +124,11 @@ fn skf_enum_dev_through_libloading() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("SKF devices: [\""), "{text}");
 }
 
@@ -191,7 +216,11 @@ int main(int argc, char **argv) {
         .status()
         .unwrap();
     assert!(st.success());
-    let out = Command::new(&exe).env("UKEY_CONF", &conf).arg(skf_lib()).output().unwrap();
+    let out = Command::new(&exe)
+        .env("UKEY_CONF", &conf)
+        .arg(skf_lib())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "exit {:?}", out.status.code());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("first device: "));
 }

@@ -57,7 +57,10 @@ pub(crate) fn finalize() -> Result<()> {
 pub(crate) fn info() -> Result<CK_INFO> {
     state::with(|_| {
         Ok(CK_INFO {
-            cryptokiVersion: CK_VERSION { major: 2, minor: 40 },
+            cryptokiVersion: CK_VERSION {
+                major: 2,
+                minor: 40,
+            },
             manufacturerID: pad("ukey"),
             flags: 0,
             libraryDescription: pad("ukey PKCS#11 module"),
@@ -84,8 +87,14 @@ pub(crate) fn slot_info(id: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
             slotDescription: pad(&format!("{} {}", info.label, info.serial)),
             manufacturerID: pad(&info.manufacturer),
             flags,
-            hardwareVersion: CK_VERSION { major: info.hw_version.0, minor: info.hw_version.1 },
-            firmwareVersion: CK_VERSION { major: info.fw_version.0, minor: info.fw_version.1 },
+            hardwareVersion: CK_VERSION {
+                major: info.hw_version.0,
+                minor: info.hw_version.1,
+            },
+            firmwareVersion: CK_VERSION {
+                major: info.fw_version.0,
+                minor: info.fw_version.1,
+            },
         })
     })
 }
@@ -120,7 +129,12 @@ pub(crate) fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
                 CKF_USER_PIN_LOCKED,
             );
         }
-        flags |= pin_flags(&so, CKF_SO_PIN_COUNT_LOW, CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED);
+        flags |= pin_flags(
+            &so,
+            CKF_SO_PIN_COUNT_LOW,
+            CKF_SO_PIN_FINAL_TRY,
+            CKF_SO_PIN_LOCKED,
+        );
         Ok(CK_TOKEN_INFO {
             label: pad(&slot.app),
             manufacturerID: pad(&dev.manufacturer),
@@ -137,8 +151,14 @@ pub(crate) fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
             ulFreePublicMemory: dev.free_space as CK_ULONG,
             ulTotalPrivateMemory: dev.total_space as CK_ULONG,
             ulFreePrivateMemory: dev.free_space as CK_ULONG,
-            hardwareVersion: CK_VERSION { major: dev.hw_version.0, minor: dev.hw_version.1 },
-            firmwareVersion: CK_VERSION { major: dev.fw_version.0, minor: dev.fw_version.1 },
+            hardwareVersion: CK_VERSION {
+                major: dev.hw_version.0,
+                minor: dev.hw_version.1,
+            },
+            firmwareVersion: CK_VERSION {
+                major: dev.fw_version.0,
+                minor: dev.fw_version.1,
+            },
             utcTime: [b' '; 16],
         })
     })

@@ -13,7 +13,11 @@ use crate::api::device as api;
 /// # Safety
 /// `pulSize` must be valid; `szNameList`, when non-null, must hold `*pulSize` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_EnumDev(bPresent: BOOL, szNameList: LPSTR, pulSize: *mut ULONG) -> ULONG {
+pub unsafe extern "C" fn SKF_EnumDev(
+    bPresent: BOOL,
+    szNameList: LPSTR,
+    pulSize: *mut ULONG,
+) -> ULONG {
     run("SKF_EnumDev", || {
         let names = api::enum_dev(bPresent != FALSE)?;
         let list = api::name_list(&names);
