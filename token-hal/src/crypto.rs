@@ -20,4 +20,6 @@ pub mod sm2;
 pub mod sym;
 
 pub use hash::HashAlg;
-pub use keys::{DecMech, EncMech, KeyAlg, PrivateKey, PublicKey, SignMech};
+pub use keys::{
+    DecMech, DeriveMech, DeriveOutput, EncMech, KeyAlg, PrivateKey, PublicKey, SignMech,
+};

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::crypto::{DecMech, KeyAlg, PrivateKey, PublicKey, SignMech};
+use crate::crypto::{DecMech, DeriveMech, DeriveOutput, KeyAlg, PrivateKey, PublicKey, SignMech};
 use crate::error::Result;
 use crate::model::{
     AppInfo, AppParams, Attr, CertId, ContainerInfo, DeviceInfo, FileInfo, KeyRef, KeyUsage,
@@ -128,6 +128,9 @@ pub trait Application: Send + Sync {
     fn sign(&self, key: &KeyRef, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>>;
     /// Decrypts with a key, retired ones included. Needs user login.
     fn decrypt(&self, key: &KeyRef, mech: &DecMech, data: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+    /// Key agreement with a key, retired ones included (PKCS#11 ECDH derive; SKF SM2
+    /// agreement). Needs user login.
+    fn derive(&self, key: &KeyRef, mech: &DeriveMech) -> Result<DeriveOutput>;
 
     // --- files -----------------------------------------------------------------------
 

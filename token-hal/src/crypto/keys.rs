@@ -60,6 +60,43 @@ pub enum EncMech {
 /// How to decrypt with a private key: the inverse of [`EncMech`].
 pub type DecMech = EncMech;
 
+/// Key agreement with a private key.
+#[derive(Clone, Debug)]
+pub enum DeriveMech {
+    /// Plain ECDH on the key's curve (P-256, P-384 or SM2) with the peer's uncompressed
+    /// point 04‖x‖y; the output is the shared point's x-coordinate (PKCS#11 CKD_NULL Z).
+    Ecdh { peer_point: Vec<u8> },
+    /// SM2 key exchange (GB/T 32918.3) with this key as the static key.
+    Sm2Exchange {
+        /// Initiator (A) or responder (B).
+        role: crate::crypto::sm2::ExchangeRole,
+        /// This party's ID (use [`crate::crypto::sm2::DEFAULT_ID`]).
+        own_id: Vec<u8>,
+        /// This party's ephemeral private scalar r (32 bytes), made by
+        /// [`crate::crypto::sm2::generate_ephemeral`].
+        ephemeral: zeroize::Zeroizing<Vec<u8>>,
+        /// The peer's static public key.
+        peer: PublicKey,
+        /// The peer's ID.
+        peer_id: Vec<u8>,
+        /// The peer's ephemeral point 04‖x‖y.
+        peer_ephemeral: Vec<u8>,
+        /// Bytes of key to derive.
+        klen: usize,
+    },
+}
+
+/// What a key agreement yields.
+#[derive(Debug)]
+pub struct DeriveOutput {
+    /// The shared secret or derived key.
+    pub secret: Zeroizing<Vec<u8>>,
+    /// SM2 exchange: the confirmation value to send (SA or SB).
+    pub confirmation: Option<[u8; 32]>,
+    /// SM2 exchange: the value the peer's confirmation must equal.
+    pub expected_peer_confirmation: Option<[u8; 32]>,
+}
+
 /// OIDs the key formats use.
 pub mod oid {
     use der::asn1::ObjectIdentifier as Oid;
@@ -535,5 +572,34 @@ impl PrivateKey {
     /// Decrypts.
     pub fn decrypt(&self, mech: &DecMech, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         self.ops.decrypt(mech, data)
+    }
+    /// Key agreement.
+    pub fn derive(&self, mech: &DeriveMech) -> Result<DeriveOutput> {
+        match mech {
+            DeriveMech::Ecdh { peer_point } => Ok(DeriveOutput {
+                secret: self.ops.ecdh(peer_point)?,
+                confirmation: None,
+                expected_peer_confirmation: None,
+            }),
+            DeriveMech::Sm2Exchange {
+                role,
+                own_id,
+                ephemeral,
+                peer,
+                peer_id,
+                peer_ephemeral,
+                klen,
+            } => {
+                let ex = crate::crypto::sm2::Sm2KeyExchange::with_ephemeral_bytes(
+                    *role, self, own_id, ephemeral,
+                )?;
+                let out = ex.finish(peer, peer_id, peer_ephemeral, *klen)?;
+                Ok(DeriveOutput {
+                    secret: out.key.clone(),
+                    confirmation: Some(out.confirmation),
+                    expected_peer_confirmation: Some(out.expected_peer_confirmation()),
+                })
+            }
+        }
     }
 }

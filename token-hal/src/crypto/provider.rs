@@ -100,6 +100,12 @@ pub trait PrivateKeyOps: Send + Sync {
     fn sign(&self, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>>;
     /// Decrypts.
     fn decrypt(&self, mech: &DecMech, data: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+    /// ECDH with the peer's uncompressed point; the shared x-coordinate. Backends that
+    /// do not offer it answer `Unsupported`.
+    fn ecdh(&self, peer_point: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let _ = peer_point;
+        Err(crate::error::Error::unsupported("ECDH with this key type"))
+    }
 }
 
 /// One family of asymmetric keys (SM2, ECDSA, RSA).

@@ -7,7 +7,7 @@ use crate::crypto::hash::{HashAlg, Hasher};
 use crate::error::{Error, Result};
 
 mod exchange;
-pub use exchange::{ExchangeOutcome, ExchangeRole, Sm2KeyExchange};
+pub use exchange::{ExchangeOutcome, ExchangeRole, Sm2KeyExchange, generate_ephemeral};
 
 /// The GM/T 0009 default signer ID.
 pub const DEFAULT_ID: &[u8] = b"1234567812345678";

@@ -10,7 +10,9 @@ use zeroize::Zeroizing;
 use super::MAX_FILE_SIZE;
 use super::secrets::{self, Key32, NewKek, PinWrap};
 use super::store::{Store, TxResult, now};
-use crate::crypto::{DecMech, KeyAlg, PrivateKey, PublicKey, SignMech, aead, rng};
+use crate::crypto::{
+    DecMech, DeriveMech, DeriveOutput, KeyAlg, PrivateKey, PublicKey, SignMech, aead, rng,
+};
 use crate::error::{Error, Result};
 use crate::model::{
     AppInfo, AppParams, Attr, CertId, CertRecord, ContainerInfo, FileInfo, KeyId, KeyInfo, KeyRef,
@@ -1182,6 +1184,11 @@ impl Application for SoftApp {
     fn decrypt(&self, key: &KeyRef, mech: &DecMech, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let (pk, _) = self.private_key(key)?;
         pk.decrypt(mech, data)
+    }
+
+    fn derive(&self, key: &KeyRef, mech: &DeriveMech) -> Result<DeriveOutput> {
+        let (pk, _) = self.private_key(key)?;
+        pk.derive(mech)
     }
 
     fn list_files(&self) -> Result<Vec<FileInfo>> {

@@ -39,6 +39,15 @@ impl fmt::Debug for Sm2KeyExchange {
     }
 }
 
+/// A fresh ephemeral key pair for an SM2 key exchange: the scalar r (32 bytes, keep it
+/// secret until [`Sm2KeyExchange::with_ephemeral_bytes`]) and the point R = [r]G (04‖x‖y)
+/// to send to the peer.
+pub fn generate_ephemeral() -> Result<(Zeroizing<Vec<u8>>, [u8; 65])> {
+    let r = SecretScalar::random()?;
+    let point = imp::public_point(&r);
+    Ok((Zeroizing::new(r.to_bytes().to_vec()), point))
+}
+
 /// The outcome of an exchange: the shared key and the optional confirmation values.
 pub struct ExchangeOutcome {
     /// The shared key (KA = KB), `klen` bytes.
@@ -58,6 +67,12 @@ impl fmt::Debug for ExchangeOutcome {
 }
 
 impl ExchangeOutcome {
+    /// The value the peer's confirmation must equal (S1 at the initiator, S2 at the
+    /// responder).
+    pub fn expected_peer_confirmation(&self) -> [u8; 32] {
+        self.expected_peer_confirmation
+    }
+
     /// Checks the peer's confirmation value (SB at the initiator, SA at the
     /// responder) in constant time; `Error::SignatureInvalid` when it differs.
     pub fn verify_peer_confirmation(&self, value: &[u8]) -> Result<()> {
@@ -121,6 +136,18 @@ impl Sm2KeyExchange {
             r,
             r_point,
         })
+    }
+
+    /// Starts an exchange with a caller-held ephemeral scalar r (32 bytes, from
+    /// [`super::generate_ephemeral`]): the SKF/PKCS#11 flows make r in one call and use
+    /// it in a later one.
+    pub fn with_ephemeral_bytes(
+        role: ExchangeRole,
+        own: &PrivateKey,
+        own_id: &[u8],
+        r: &[u8],
+    ) -> Result<Self> {
+        Self::with_ephemeral(role, own, own_id, SecretScalar::from_slice(r)?)
     }
 
     /// Test seam: starts an exchange with a given ephemeral scalar r.
