@@ -1,3 +1,6 @@
 //! Safe implementations of the SKF functions.
 
+pub(crate) mod agreement;
+pub(crate) mod blobs;
 pub(crate) mod device;
+pub(crate) mod objects;
