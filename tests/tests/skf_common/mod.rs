@@ -210,3 +210,162 @@ pub fn sh(cmd: &mut Command) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The 32-byte scalar of an SM2 private key.
+pub fn sm2_scalar(k: &PrivateKey) -> Vec<u8> {
+    use der::Decode;
+    let p8 = k.to_pkcs8_der();
+    let pki = pkcs8::PrivateKeyInfoRef::from_der(&p8).unwrap();
+    let ec = sec1::EcPrivateKey::from_der(pki.private_key.as_bytes()).unwrap();
+    let mut d = vec![0u8; 32 - ec.private_key.len()];
+    d.extend_from_slice(ec.private_key);
+    d
+}
+
+/// Handles and calls of a session on the first device: connect, open `app`, verify the
+/// user PIN 123456.
+pub struct Session {
+    pub dev: *mut std::ffi::c_void,
+    pub app: *mut std::ffi::c_void,
+}
+
+type H = *mut std::ffi::c_void;
+
+impl Session {
+    pub fn open(app: &str) -> Self {
+        let enum_dev = skf!(SKF_EnumDev: fn(i32, *mut u8, *mut u32));
+        let connect = skf!(SKF_ConnectDev: fn(*const u8, *mut H));
+        let open_app = skf!(SKF_OpenApplication: fn(H, *const u8, *mut H));
+        let verify = skf!(SKF_VerifyPIN: fn(H, u32, *const u8, *mut u32));
+        let mut buf = vec![0u8; 1024];
+        let mut len = 1024u32;
+        // SAFETY: the buffer holds `len` bytes.
+        assert_eq!(unsafe { enum_dev(1, buf.as_mut_ptr(), &mut len) }, 0);
+        let mut dev: H = std::ptr::null_mut();
+        // SAFETY: `buf` starts with a NUL-terminated device name.
+        assert_eq!(unsafe { connect(buf.as_ptr(), &mut dev) }, 0);
+        let mut a: H = std::ptr::null_mut();
+        let name = format!("{app}\0");
+        // SAFETY: valid handle, NUL-terminated name, valid output pointer.
+        assert_eq!(unsafe { open_app(dev, name.as_ptr(), &mut a) }, 0);
+        let mut retry = 0u32;
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { verify(a, 1, c"123456".as_ptr().cast(), &mut retry) },
+            0
+        );
+        Self { dev, app: a }
+    }
+
+    /// Creates (or opens) a container.
+    pub fn container(&self, name: &str, create: bool) -> H {
+        let f = if create {
+            skf!(SKF_CreateContainer: fn(H, *const u8, *mut H))
+        } else {
+            skf!(SKF_OpenContainer: fn(H, *const u8, *mut H))
+        };
+        let mut c: H = std::ptr::null_mut();
+        let n = format!("{name}\0");
+        // SAFETY: valid handle, NUL-terminated name, valid output pointer.
+        assert_eq!(unsafe { f(self.app, n.as_ptr(), &mut c) }, 0);
+        c
+    }
+
+    /// ExportPublicKey.
+    pub fn public_key(c: H, sign: bool) -> Vec<u8> {
+        let f = skf!(SKF_ExportPublicKey: fn(H, i32, *mut u8, *mut u32));
+        let mut b = vec![0u8; 300];
+        let mut len = 300u32;
+        // SAFETY: the buffer holds `len` bytes.
+        assert_eq!(
+            unsafe { f(c, i32::from(sign), b.as_mut_ptr(), &mut len) },
+            0
+        );
+        b.truncate(len as usize);
+        b
+    }
+
+    /// GenECCKeyPair with this algorithm ID; the public key blob.
+    pub fn gen_sm2(c: H, alg: u32) -> Vec<u8> {
+        let f = skf!(SKF_GenECCKeyPair: fn(H, u32, *mut u8));
+        let mut b = vec![0u8; 132];
+        // SAFETY: the buffer holds an ECCPUBLICKEYBLOB.
+        assert_eq!(unsafe { f(c, alg, b.as_mut_ptr()) }, 0);
+        b
+    }
+
+    /// ImportECCKeyPair; the return code.
+    pub fn import_enc(c: H, blob: &mut [u8]) -> u32 {
+        let f = skf!(SKF_ImportECCKeyPair: fn(H, *mut u8));
+        // SAFETY: the blob holds a whole ENVELOPEDKEYBLOB.
+        unsafe { f(c, blob.as_mut_ptr()) }
+    }
+
+    /// ImportCertificate; the return code.
+    pub fn import_cert(c: H, sign: bool, der: &[u8]) -> u32 {
+        let f = skf!(SKF_ImportCertificate: fn(H, i32, *const u8, u32));
+        // SAFETY: the buffer holds `len` bytes.
+        unsafe {
+            f(
+                c,
+                i32::from(sign),
+                der.as_ptr(),
+                u32::try_from(der.len()).unwrap(),
+            )
+        }
+    }
+
+    /// ImportSessionKey then single-part SM4-CBC (PKCS#5) decryption; the code of the
+    /// first failing call, or the plaintext.
+    pub fn unwrap_and_decrypt(c: H, wrapped: &[u8], iv: &[u8], ct: &[u8]) -> Result<Vec<u8>, u32> {
+        let import = skf!(SKF_ImportSessionKey: fn(H, u32, *const u8, u32, *mut H));
+        let init = skf!(SKF_DecryptInit: fn(H, skf_sys::BLOCKCIPHERPARAM));
+        let dec = skf!(SKF_Decrypt: fn(H, *const u8, u32, *mut u8, *mut u32));
+        let close = skf!(SKF_CloseHandle: fn(H));
+        let mut k: H = std::ptr::null_mut();
+        // SAFETY: buffers valid for their lengths; valid output pointer.
+        let rv = unsafe {
+            import(
+                c,
+                0x402,
+                wrapped.as_ptr(),
+                u32::try_from(wrapped.len()).unwrap(),
+                &mut k,
+            )
+        };
+        if rv != 0 {
+            return Err(rv);
+        }
+        let mut p = skf_sys::BLOCKCIPHERPARAM {
+            IV: [0; 32],
+            IVLen: 16,
+            PaddingType: 1,
+            FeedBitLen: 0,
+        };
+        p.IV[..16].copy_from_slice(iv);
+        // SAFETY: a session-key handle and a by-value parameter.
+        let rv = unsafe { init(k, p) };
+        if rv != 0 {
+            return Err(rv);
+        }
+        let mut out = vec![0u8; ct.len()];
+        let mut len = u32::try_from(out.len()).unwrap();
+        // SAFETY: buffers valid for their lengths.
+        let rv = unsafe {
+            dec(
+                k,
+                ct.as_ptr(),
+                u32::try_from(ct.len()).unwrap(),
+                out.as_mut_ptr(),
+                &mut len,
+            )
+        };
+        // SAFETY: a session-key handle.
+        unsafe { close(k) };
+        if rv != 0 {
+            return Err(rv);
+        }
+        out.truncate(len as usize);
+        Ok(out)
+    }
+}
