@@ -80,7 +80,7 @@ fn access_child() {
     let lock = skf!(SKF_LockDev: fn(H, u32));
     let unlock = skf!(SKF_UnlockDev: fn(H));
 
-    // SAFETY (all calls below): every pointer passed is valid for what the prototype in
+    // SAFETY: for all calls below, every pointer passed is valid for what the prototype in
     // include/skf.h says, or deliberately null/stale to test the library's checks.
     unsafe {
         // --- enumeration and the size-query convention

@@ -91,7 +91,7 @@ fn crypto_child() {
     let key = [0x11u8; 16];
     let iv = [0x22u8; 16];
     let data: Vec<u8> = (0..100u8).collect();
-    // SAFETY (all calls below): pointers valid for what include/skf.h says, or
+    // SAFETY: for all calls below, pointers valid for what include/skf.h says, or
     // deliberately null/stale to test the library's checks.
     unsafe {
         let mut rnd = [0u8; 32];

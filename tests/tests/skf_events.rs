@@ -155,12 +155,11 @@ fn lock_waiter_child() {
     }
     let lock = skf!(SKF_LockDev: fn(H, u32));
     let d = connect_first();
-    // SAFETY: a device handle.
-    assert_eq!(
-        unsafe { lock(d, 200) },
-        SAR_TIMEOUTERR,
-        "another process holds it"
-    );
+    let rv = {
+        // SAFETY: a device handle.
+        unsafe { lock(d, 200) }
+    };
+    assert_eq!(rv, SAR_TIMEOUTERR, "another process holds it");
     // SAFETY: as above.
     assert_eq!(unsafe { lock(d, 10_000) }, SAR_OK, "released by the holder");
 }

@@ -50,7 +50,7 @@ fn files_child() {
     let import_cert = skf!(SKF_ImportCertificate: fn(H, i32, *const u8, u32));
     let s = Session::open("bids");
     let a = s.app;
-    // SAFETY (all calls below): pointers valid for what include/skf.h says, or
+    // SAFETY: for all calls below, pointers valid for what include/skf.h says, or
     // deliberately null/stale to test the library's checks.
     unsafe {
         // --- files

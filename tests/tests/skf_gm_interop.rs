@@ -91,17 +91,17 @@ fn gm_interop_child() {
     let raw = sm2::cipher_der_to_raw(&vector("sessionkey.sm2enc.der")).unwrap();
     let cb = cipher_blob(&raw);
     let mut len = 0u32;
-    // SAFETY: a whole blob; NULL buffer is the size query.
-    assert_eq!(
-        unsafe { ecc_decrypt(c, cb.as_ptr(), std::ptr::null_mut(), &mut len) },
-        0
-    );
+    let rv = {
+        // SAFETY: a whole blob; NULL buffer is the size query.
+        unsafe { ecc_decrypt(c, cb.as_ptr(), std::ptr::null_mut(), &mut len) }
+    };
+    assert_eq!(rv, 0);
     let mut out = vec![0u8; len as usize];
-    // SAFETY: the buffer holds `len` bytes.
-    assert_eq!(
-        unsafe { ecc_decrypt(c, cb.as_ptr(), out.as_mut_ptr(), &mut len) },
-        0
-    );
+    let rv = {
+        // SAFETY: the buffer holds `len` bytes.
+        unsafe { ecc_decrypt(c, cb.as_ptr(), out.as_mut_ptr(), &mut len) }
+    };
+    assert_eq!(rv, 0);
     assert_eq!(out, vector("sessionkey.bin"));
 
     // Renewal: the v2 certificate replaces v1 for the same key; the envelope to v1 opens.

@@ -128,7 +128,7 @@ struct Align {
 
 impl Align {
     fn detect(modulus: &[u8; 256], bits: ULONG) -> Result<(Self, usize)> {
-        if !(512..=2048).contains(&bits) || bits % 8 != 0 {
+        if !(512..=2048).contains(&bits) || !bits.is_multiple_of(8) {
             return Err(Error::RSA_MODULUS_LEN);
         }
         let n = bits as usize / 8;
@@ -138,7 +138,7 @@ impl Align {
         }
         Ok((Self { right }, n))
     }
-    fn take<'a>(self, field: &'a [u8], len: usize) -> &'a [u8] {
+    fn take(self, field: &[u8], len: usize) -> &[u8] {
         if self.right {
             &field[field.len() - len..]
         } else {
@@ -188,7 +188,7 @@ fn be(u: &BoxedUint) -> Vec<u8> {
 pub(crate) fn rsa_priv_blob(k: &PrivateKey) -> Result<Zeroizing<RsaPrivBlob>> {
     use rsa::pkcs8::DecodePrivateKey;
     let r = RsaPrivateKey::from_pkcs8_der(&k.to_pkcs8_der()).map_err(|_| Error::FAIL)?;
-    let bits = u32::try_from(r.n().as_ref().bit_width()).map_err(|_| Error::FAIL)?;
+    let bits = r.n().as_ref().bit_width();
     if bits > 2048 {
         return Err(Error::RSA_MODULUS_LEN);
     }
@@ -269,7 +269,7 @@ pub(crate) fn rsa_raw_public(b: &RSAPUBLICKEYBLOB, input: &[u8]) -> Result<Vec<u
     .map_err(|_| Error::IMPORT_PUBKEY)?;
     let prec = key.n().as_ref().bits_precision();
     let m = BoxedUint::from_be_slice(input, prec).map_err(|_| Error::DATA)?;
-    if &m >= key.n().as_ref() {
+    if m >= *key.n().as_ref() {
         return Err(Error::DATA);
     }
     let c = rsa::hazmat::rsa_encrypt(&key, &m).map_err(|_| Error::RSA_ENC)?;
@@ -285,7 +285,7 @@ pub(crate) fn rsa_raw_private(b: &RSAPRIVATEKEYBLOB, input: &[u8]) -> Result<Zer
     }
     let prec = key.n().as_ref().bits_precision();
     let c = BoxedUint::from_be_slice(input, prec).map_err(|_| Error::DATA)?;
-    if &c >= key.n().as_ref() {
+    if c >= *key.n().as_ref() {
         return Err(Error::DATA);
     }
     let m = rsa::hazmat::rsa_decrypt_and_check(&key, Some(&mut getrandom::SysRng), &c)

@@ -173,7 +173,7 @@ pub(crate) fn lock(dev: &DevObj, holder: usize, timeout_ms: ULONG) -> Result<()>
                         tracing::error!(path = %path.display(), error = %e, "lock file");
                         Error::FAIL
                     })?;
-                if file.try_lock().is_ok() {
+                if try_lock_file(&file) {
                     map.insert(
                         dev.serial.clone(),
                         Held {
@@ -220,6 +220,18 @@ pub(crate) fn release_all(holder: usize) {
         map.retain(|_, h| h.holder != holder);
     }
     LOCK_CV.notify_all();
+}
+
+/// Takes an exclusive advisory lock on the file without waiting (flock on Unix). Other
+/// platforms lock within the process only.
+#[cfg(unix)]
+fn try_lock_file(f: &File) -> bool {
+    rustix::fs::flock(f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+}
+
+#[cfg(not(unix))]
+fn try_lock_file(_f: &File) -> bool {
+    true
 }
 
 // --- device events ----------------------------------------------------------------------

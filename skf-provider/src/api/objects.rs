@@ -220,7 +220,7 @@ impl SessionKey {
         if dir == Direction::Encrypt && op.pad {
             pkcs5_pad(&mut input);
         }
-        if !op.mode.stream() && input.len() % BLOCK != 0 {
+        if !op.mode.stream() && !input.len().is_multiple_of(BLOCK) {
             return Err(Error::DATA_LEN);
         }
         let mut out = match dir {
@@ -302,7 +302,7 @@ impl SessionKey {
             if dir == Direction::Encrypt && op.pad {
                 pkcs5_pad(&mut rest);
             }
-            if !op.mode.stream() && rest.len() % BLOCK != 0 {
+            if !op.mode.stream() && !rest.len().is_multiple_of(BLOCK) {
                 return Err(Error::DATA_LEN);
             }
             let mut out = Zeroizing::new(Vec::new());
@@ -384,7 +384,7 @@ impl MacObj {
     /// Absorbs data.
     pub fn update(&mut self, data: &[u8]) -> Result<()> {
         self.pending.extend_from_slice(data);
-        let keep = if self.pad && self.pending.len() % BLOCK == 0 {
+        let keep = if self.pad && self.pending.len().is_multiple_of(BLOCK) {
             // a padded MAC always has a last block to pad; keep it back
             BLOCK.min(self.pending.len())
         } else {
@@ -410,7 +410,7 @@ impl MacObj {
         if self.pad {
             pkcs5_pad(&mut last);
         }
-        if last.len() % BLOCK != 0 {
+        if !last.len().is_multiple_of(BLOCK) {
             return Err(Error::MAC_LEN);
         }
         let mut chain = self.chain;

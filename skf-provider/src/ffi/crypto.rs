@@ -128,7 +128,7 @@ pub unsafe extern "C" fn SKF_GenRandom(
 }
 
 fn rsa_bits(bits: ULONG) -> Result<u32> {
-    if (1024..=2048).contains(&bits) && bits % 8 == 0 {
+    if (1024..=2048).contains(&bits) && bits.is_multiple_of(8) {
         Ok(bits)
     } else {
         Err(Error::RSA_MODULUS_LEN)

@@ -101,16 +101,25 @@ pub fn lib() -> &'static libloading::Library {
     LIB.get_or_init(|| unsafe { libloading::Library::new(skf_lib()) }.unwrap())
 }
 
+/// A symbol of the library as a function pointer of type `T`.
+///
+/// The caller names `T` after the prototype of include/skf.h (the `skf!` macro does);
+/// a wrong type would make calls through it undefined, which is why the only users are
+/// the typed `skf!` invocations of these tests.
+pub fn sym<T: Copy>(name: &[u8]) -> T {
+    // SAFETY: `T` is the C function-pointer type of the symbol's prototype in
+    // include/skf.h (see above); the library stays loaded for the process.
+    unsafe { *lib().get::<T>(name).unwrap() }
+}
+
 /// A function of the library, typed by the caller after include/skf.h.
 #[macro_export]
 macro_rules! skf {
-    ($name:ident : fn($($arg:ty),*)) => {{
-        // SAFETY: the symbol has the prototype of include/skf.h that the type restates.
-        let f: libloading::Symbol<unsafe extern "C" fn($($arg),*) -> u32> =
-            unsafe { $crate::skf_common::lib().get(concat!(stringify!($name), "\0").as_bytes()) }
-                .unwrap();
-        *f
-    }};
+    ($name:ident : fn($($arg:ty),*)) => {
+        $crate::skf_common::sym::<unsafe extern "C" fn($($arg),*) -> u32>(
+            concat!(stringify!($name), "\0").as_bytes(),
+        )
+    };
 }
 
 /// 64-byte right-aligned field of a 32-byte value.
@@ -249,11 +258,11 @@ impl Session {
         // SAFETY: valid handle, NUL-terminated name, valid output pointer.
         assert_eq!(unsafe { open_app(dev, name.as_ptr(), &mut a) }, 0);
         let mut retry = 0u32;
-        // SAFETY: as above.
-        assert_eq!(
-            unsafe { verify(a, 1, c"123456".as_ptr().cast(), &mut retry) },
-            0
-        );
+        let rv = {
+            // SAFETY: as above.
+            unsafe { verify(a, 1, c"123456".as_ptr().cast(), &mut retry) }
+        };
+        assert_eq!(rv, 0);
         Self { dev, app: a }
     }
 
@@ -276,11 +285,11 @@ impl Session {
         let f = skf!(SKF_ExportPublicKey: fn(H, i32, *mut u8, *mut u32));
         let mut b = vec![0u8; 300];
         let mut len = 300u32;
-        // SAFETY: the buffer holds `len` bytes.
-        assert_eq!(
-            unsafe { f(c, i32::from(sign), b.as_mut_ptr(), &mut len) },
-            0
-        );
+        let rv = {
+            // SAFETY: the buffer holds `len` bytes.
+            unsafe { f(c, i32::from(sign), b.as_mut_ptr(), &mut len) }
+        };
+        assert_eq!(rv, 0);
         b.truncate(len as usize);
         b
     }
