@@ -1,6 +1,8 @@
 //! The single mapping from errors to `SAR_*` codes. No other file names a `SAR_*` code
 //! except the success value.
 
+#![forbid(unsafe_code)]
+
 use skf_sys::*;
 
 /// An SKF error: the code to return.

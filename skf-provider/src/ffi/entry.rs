@@ -77,7 +77,8 @@ pub(crate) unsafe fn cstr(p: *const CHAR, max: usize) -> Result<String> {
     if p.is_null() {
         return Err(Error::INVALID_PARAM);
     }
-    let mut bytes = Vec::new();
+    // Zeroized when dropped: the string may be a PIN, and error paths drop it here.
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
     loop {
         // SAFETY: the caller promises a NUL-terminated string; we stop at the NUL or
         // right after `max` bytes, never reading past the terminator.
@@ -93,7 +94,9 @@ pub(crate) unsafe fn cstr(p: *const CHAR, max: usize) -> Result<String> {
     if bytes.is_empty() {
         return Err(Error::NAME_LEN);
     }
-    String::from_utf8(bytes).map_err(|_| Error::INVALID_PARAM)
+    std::str::from_utf8(&bytes)
+        .map(str::to_owned)
+        .map_err(|_| Error::INVALID_PARAM)
 }
 
 /// A PIN: a NUL-terminated string of 1..=255 bytes, zeroized when dropped.
@@ -103,10 +106,7 @@ pub(crate) unsafe fn cstr(p: *const CHAR, max: usize) -> Result<String> {
 pub(crate) unsafe fn pin(p: *const CHAR) -> Result<token_hal::model::Pin> {
     // SAFETY: the caller's contract.
     match unsafe { cstr(p, token_hal::model::PIN_MAX_LEN) } {
-        Ok(s) => {
-            let pin = token_hal::model::Pin::new(s.into_bytes());
-            Ok(pin)
-        }
+        Ok(s) => Ok(token_hal::model::Pin::new(s.into_bytes())),
         Err(Error::NAME_LEN) => Err(Error::PIN_LEN),
         Err(e) => Err(e),
     }
