@@ -117,6 +117,8 @@ fn lock_dev_holds_across_processes() {
         .env("UKEY_TEST_CHILD", "lock_holder_child")
         .env("LOCK_MARKER", &marker)
         .args(["--exact", "lock_holder_child", "--nocapture"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     let t0 = Instant::now();
@@ -129,7 +131,12 @@ fn lock_dev_holds_across_processes() {
     }
     run_child(&conf, "lock_waiter_child");
     let out = holder.wait_with_output().unwrap();
-    assert!(out.status.success());
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("1 passed"),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
