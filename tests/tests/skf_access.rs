@@ -28,11 +28,17 @@ fn connect() -> H {
 }
 
 fn dev_auth(h: H, key: &[u8; 16]) -> u32 {
+    dev_auth_with(h, key, 8)
+}
+
+/// GenRandom(`n`), zero-pad to a block, SM4-ECB under `key`, DevAuth (GmSSL 3 uses 16,
+/// skf-rs and vendor demos 8).
+fn dev_auth_with(h: H, key: &[u8; 16], n: u32) -> u32 {
     let random = skf!(SKF_GenRandom: fn(H, *mut u8, u32));
     let auth = skf!(SKF_DevAuth: fn(H, *const u8, u32));
     let mut rnd = [0u8; 16];
     // SAFETY: the buffer holds 8 bytes.
-    assert_eq!(unsafe { random(h, rnd.as_mut_ptr(), 8) }, SAR_OK);
+    assert_eq!(unsafe { random(h, rnd.as_mut_ptr(), n) }, SAR_OK);
     let c = token_hal::crypto::sym::sm4_ecb_encrypt_block(key, &rnd).unwrap();
     // SAFETY: 16 bytes.
     unsafe { auth(h, c.as_ptr(), 16) }
@@ -365,6 +371,7 @@ fn access_child() {
         let d2 = connect();
         assert_eq!(dev_auth(d2, &key), SAR_FAIL);
         assert_eq!(dev_auth(d2, b"8765432187654321"), SAR_OK);
+        assert_eq!(dev_auth_with(d2, b"8765432187654321", 16), SAR_OK);
         assert_eq!(delete_app(d2, cs("app2").as_ptr()), SAR_OK);
         assert_eq!(
             delete_app(d2, cs("app2").as_ptr()),
