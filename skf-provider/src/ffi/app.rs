@@ -34,7 +34,7 @@ fn retries(n: DWORD) -> Result<u32> {
 /// # Safety
 /// The strings NUL-terminated; `phApplication` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_CreateApplication(
+pub unsafe extern "system" fn SKF_CreateApplication(
     hDev: DEVHANDLE,
     szAppName: LPSTR,
     szAdminPin: LPSTR,
@@ -79,7 +79,7 @@ pub unsafe extern "C" fn SKF_CreateApplication(
 /// # Safety
 /// `pulSize` valid; `szAppName`, when non-null, valid for `*pulSize` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_EnumApplication(
+pub unsafe extern "system" fn SKF_EnumApplication(
     hDev: DEVHANDLE,
     szAppName: LPSTR,
     pulSize: *mut ULONG,
@@ -97,7 +97,7 @@ pub unsafe extern "C" fn SKF_EnumApplication(
 /// # Safety
 /// `szAppName` NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_DeleteApplication(hDev: DEVHANDLE, szAppName: LPSTR) -> ULONG {
+pub unsafe extern "system" fn SKF_DeleteApplication(hDev: DEVHANDLE, szAppName: LPSTR) -> ULONG {
     run("SKF_DeleteApplication", || {
         let d = handles::dev(hDev)?;
         // SAFETY: the caller's contract.
@@ -111,7 +111,7 @@ pub unsafe extern "C" fn SKF_DeleteApplication(hDev: DEVHANDLE, szAppName: LPSTR
 /// # Safety
 /// `szAppName` NUL-terminated; `phApplication` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_OpenApplication(
+pub unsafe extern "system" fn SKF_OpenApplication(
     hDev: DEVHANDLE,
     szAppName: LPSTR,
     phApplication: *mut HAPPLICATION,
@@ -136,7 +136,7 @@ pub unsafe extern "C" fn SKF_OpenApplication(
 
 /// `SKF_CloseApplication` (§7.3.6): closes the handle and its containers; logs out.
 #[unsafe(no_mangle)]
-pub extern "C" fn SKF_CloseApplication(hApplication: HAPPLICATION) -> ULONG {
+pub extern "system" fn SKF_CloseApplication(hApplication: HAPPLICATION) -> ULONG {
     run("SKF_CloseApplication", || {
         let a = handles::app(hApplication)?;
         handles::remove(hApplication)?;
@@ -153,7 +153,7 @@ pub extern "C" fn SKF_CloseApplication(hApplication: HAPPLICATION) -> ULONG {
 /// # Safety
 /// `szFileName` NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_CreateFile(
+pub unsafe extern "system" fn SKF_CreateFile(
     hApplication: HAPPLICATION,
     szFileName: LPSTR,
     ulFileSize: ULONG,
@@ -180,7 +180,10 @@ pub unsafe extern "C" fn SKF_CreateFile(
 /// # Safety
 /// `szFileName` NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_DeleteFile(hApplication: HAPPLICATION, szFileName: LPSTR) -> ULONG {
+pub unsafe extern "system" fn SKF_DeleteFile(
+    hApplication: HAPPLICATION,
+    szFileName: LPSTR,
+) -> ULONG {
     run("SKF_DeleteFile", || {
         let a = handles::app(hApplication)?;
         // SAFETY: the caller's contract.
@@ -194,7 +197,7 @@ pub unsafe extern "C" fn SKF_DeleteFile(hApplication: HAPPLICATION, szFileName: 
 /// # Safety
 /// `pulSize` valid; `szFileList`, when non-null, valid for `*pulSize` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_EnumFiles(
+pub unsafe extern "system" fn SKF_EnumFiles(
     hApplication: HAPPLICATION,
     szFileList: LPSTR,
     pulSize: *mut ULONG,
@@ -212,7 +215,7 @@ pub unsafe extern "C" fn SKF_EnumFiles(
 /// # Safety
 /// `szFileName` NUL-terminated; `pFileInfo` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_GetFileInfo(
+pub unsafe extern "system" fn SKF_GetFileInfo(
     hApplication: HAPPLICATION,
     szFileName: LPSTR,
     pFileInfo: *mut FILEATTRIBUTE,
@@ -244,7 +247,7 @@ pub unsafe extern "C" fn SKF_GetFileInfo(
 /// `szFileName` NUL-terminated; `pulOutLen` valid; `pbOutData`, when non-null, valid for
 /// `*pulOutLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ReadFile(
+pub unsafe extern "system" fn SKF_ReadFile(
     hApplication: HAPPLICATION,
     szFileName: LPSTR,
     ulOffset: ULONG,
@@ -275,7 +278,7 @@ pub unsafe extern "C" fn SKF_ReadFile(
 /// # Safety
 /// `szFileName` NUL-terminated; `pbData` valid for `ulSize` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_WriteFile(
+pub unsafe extern "system" fn SKF_WriteFile(
     hApplication: HAPPLICATION,
     szFileName: LPSTR,
     ulOffset: ULONG,
@@ -341,7 +344,7 @@ fn open_container(hApplication: HAPPLICATION, name: String, create: bool) -> Res
 /// # Safety
 /// `szContainerName` NUL-terminated; `phContainer` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_CreateContainer(
+pub unsafe extern "system" fn SKF_CreateContainer(
     hApplication: HAPPLICATION,
     szContainerName: LPSTR,
     phContainer: *mut HCONTAINER,
@@ -362,7 +365,7 @@ pub unsafe extern "C" fn SKF_CreateContainer(
 /// # Safety
 /// `szContainerName` NUL-terminated.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_DeleteContainer(
+pub unsafe extern "system" fn SKF_DeleteContainer(
     hApplication: HAPPLICATION,
     szContainerName: LPSTR,
 ) -> ULONG {
@@ -379,7 +382,7 @@ pub unsafe extern "C" fn SKF_DeleteContainer(
 /// # Safety
 /// `szContainerName` NUL-terminated; `phContainer` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_OpenContainer(
+pub unsafe extern "system" fn SKF_OpenContainer(
     hApplication: HAPPLICATION,
     szContainerName: LPSTR,
     phContainer: *mut HCONTAINER,
@@ -397,7 +400,7 @@ pub unsafe extern "C" fn SKF_OpenContainer(
 
 /// `SKF_CloseContainer` (§7.5.5).
 #[unsafe(no_mangle)]
-pub extern "C" fn SKF_CloseContainer(hContainer: HCONTAINER) -> ULONG {
+pub extern "system" fn SKF_CloseContainer(hContainer: HCONTAINER) -> ULONG {
     run("SKF_CloseContainer", || {
         handles::con(hContainer)?;
         handles::remove(hContainer).map(|_| ())
@@ -409,7 +412,7 @@ pub extern "C" fn SKF_CloseContainer(hContainer: HCONTAINER) -> ULONG {
 /// # Safety
 /// `pulSize` valid; `szContainerName`, when non-null, valid for `*pulSize` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_EnumContainer(
+pub unsafe extern "system" fn SKF_EnumContainer(
     hApplication: HAPPLICATION,
     szContainerName: LPSTR,
     pulSize: *mut ULONG,
@@ -433,7 +436,7 @@ pub unsafe extern "C" fn SKF_EnumContainer(
 /// # Safety
 /// `pulContainerType` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_GetContainerType(
+pub unsafe extern "system" fn SKF_GetContainerType(
     hContainer: HCONTAINER,
     pulContainerType: *mut ULONG,
 ) -> ULONG {
@@ -461,7 +464,7 @@ pub(crate) fn usage(sign: BOOL) -> KeyUsage {
 /// # Safety
 /// `pbCert` valid for `ulCertLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ImportCertificate(
+pub unsafe extern "system" fn SKF_ImportCertificate(
     hContainer: HCONTAINER,
     bSignFlag: BOOL,
     pbCert: *mut BYTE,
@@ -487,7 +490,7 @@ pub unsafe extern "C" fn SKF_ImportCertificate(
 /// # Safety
 /// `pulCertLen` valid; `pbCert`, when non-null, valid for `*pulCertLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ExportCertificate(
+pub unsafe extern "system" fn SKF_ExportCertificate(
     hContainer: HCONTAINER,
     bSignFlag: BOOL,
     pbCert: *mut BYTE,
@@ -512,7 +515,7 @@ pub unsafe extern "C" fn SKF_ExportCertificate(
 /// # Safety
 /// `pulBlobLen` valid; `pbBlob`, when non-null, valid for `*pulBlobLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ExportPublicKey(
+pub unsafe extern "system" fn SKF_ExportPublicKey(
     hContainer: HCONTAINER,
     bSignFlag: BOOL,
     pbBlob: *mut BYTE,

@@ -101,7 +101,7 @@ unsafe fn deliver(buf: *mut u8, len: *mut ULONG, p: Pending<'_>) -> Result<()> {
 /// # Safety
 /// `pbRandom` valid for `ulRandomLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_GenRandom(
+pub unsafe extern "system" fn SKF_GenRandom(
     hDev: DEVHANDLE,
     pbRandom: *mut BYTE,
     ulRandomLen: ULONG,
@@ -141,7 +141,7 @@ fn rsa_bits(bits: ULONG) -> Result<u32> {
 /// # Safety
 /// `pBlob` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_GenExtRSAKey(
+pub unsafe extern "system" fn SKF_GenExtRSAKey(
     hDev: DEVHANDLE,
     ulBitsLen: ULONG,
     pBlob: *mut RSAPRIVATEKEYBLOB,
@@ -162,7 +162,7 @@ pub unsafe extern "C" fn SKF_GenExtRSAKey(
 /// # Safety
 /// `pBlob` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_GenRSAKeyPair(
+pub unsafe extern "system" fn SKF_GenRSAKeyPair(
     hContainer: HCONTAINER,
     ulBitsLen: ULONG,
     pBlob: *mut RSAPUBLICKEYBLOB,
@@ -205,7 +205,7 @@ fn der_len(b: &[u8]) -> Option<usize> {
 /// # Safety
 /// The buffers valid for their lengths.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ImportRSAKeyPair(
+pub unsafe extern "system" fn SKF_ImportRSAKeyPair(
     hContainer: HCONTAINER,
     ulSymAlgId: ULONG,
     pbWrappedKey: *mut BYTE,
@@ -272,7 +272,7 @@ pub unsafe extern "C" fn SKF_ImportRSAKeyPair(
 /// `pbData` valid for `ulDataLen` bytes; `pulSignLen` valid; `pbSignature`, when
 /// non-null, valid for `*pulSignLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_RSASignData(
+pub unsafe extern "system" fn SKF_RSASignData(
     hContainer: HCONTAINER,
     pbData: *mut BYTE,
     ulDataLen: ULONG,
@@ -314,7 +314,7 @@ pub unsafe extern "C" fn SKF_RSASignData(
 /// # Safety
 /// `pRSAPubKeyBlob` valid; the buffers valid for their lengths.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_RSAVerify(
+pub unsafe extern "system" fn SKF_RSAVerify(
     hDev: DEVHANDLE,
     pRSAPubKeyBlob: *mut RSAPUBLICKEYBLOB,
     pbData: *mut BYTE,
@@ -344,7 +344,7 @@ pub unsafe extern "C" fn SKF_RSAVerify(
 /// `pPubKey` valid; `pulDataLen` valid; `pbData`, when non-null, valid for
 /// `*pulDataLen` bytes; `phSessionKey` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_RSAExportSessionKey(
+pub unsafe extern "system" fn SKF_RSAExportSessionKey(
     hContainer: HCONTAINER,
     ulAlgId: ULONG,
     pPubKey: *mut RSAPUBLICKEYBLOB,
@@ -386,7 +386,7 @@ pub unsafe extern "C" fn SKF_RSAExportSessionKey(
 /// # Safety
 /// `pRSAPubKeyBlob` valid; buffers valid for their lengths.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ExtRSAPubKeyOperation(
+pub unsafe extern "system" fn SKF_ExtRSAPubKeyOperation(
     hDev: DEVHANDLE,
     pRSAPubKeyBlob: *mut RSAPUBLICKEYBLOB,
     pbInput: *mut BYTE,
@@ -409,7 +409,7 @@ pub unsafe extern "C" fn SKF_ExtRSAPubKeyOperation(
 /// # Safety
 /// `pRSAPriKeyBlob` valid; buffers valid for their lengths.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ExtRSAPriKeyOperation(
+pub unsafe extern "system" fn SKF_ExtRSAPriKeyOperation(
     hDev: DEVHANDLE,
     pRSAPriKeyBlob: *mut RSAPRIVATEKEYBLOB,
     pbInput: *mut BYTE,
@@ -436,7 +436,7 @@ pub unsafe extern "C" fn SKF_ExtRSAPriKeyOperation(
 /// # Safety
 /// `pBlob` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_GenECCKeyPair(
+pub unsafe extern "system" fn SKF_GenECCKeyPair(
     hContainer: HCONTAINER,
     ulAlgId: ULONG,
     pBlob: *mut ECCPUBLICKEYBLOB,
@@ -469,7 +469,7 @@ pub unsafe extern "C" fn SKF_GenECCKeyPair(
 /// # Safety
 /// `pEnvelopedKeyBlob` valid: 208 bytes plus the ECCCIPHERBLOB with its C2.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ImportECCKeyPair(
+pub unsafe extern "system" fn SKF_ImportECCKeyPair(
     hContainer: HCONTAINER,
     pEnvelopedKeyBlob: *mut ENVELOPEDKEYBLOB,
 ) -> ULONG {
@@ -537,7 +537,7 @@ pub unsafe extern "C" fn SKF_ImportECCKeyPair(
 /// # Safety
 /// `pbDigest` valid for `ulDigestLen` bytes; `pSignature` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ECCSignData(
+pub unsafe extern "system" fn SKF_ECCSignData(
     hContainer: HCONTAINER,
     pbDigest: *mut BYTE,
     ulDigestLen: ULONG,
@@ -583,7 +583,7 @@ fn sm2_verify(pk: &ECCPUBLICKEYBLOB, e: &[u8], sig: &ECCSIGNATUREBLOB) -> Result
 /// # Safety
 /// The blobs valid; `pbData` valid for `ulDataLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ECCVerify(
+pub unsafe extern "system" fn SKF_ECCVerify(
     hDev: DEVHANDLE,
     pECCPubKeyBlob: *mut ECCPUBLICKEYBLOB,
     pbData: *mut BYTE,
@@ -610,7 +610,7 @@ pub unsafe extern "C" fn SKF_ECCVerify(
 /// # Safety
 /// `pPubKey` valid; `pData` valid for 180 bytes of writes; `phSessionKey` valid.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ECCExportSessionKey(
+pub unsafe extern "system" fn SKF_ECCExportSessionKey(
     hContainer: HCONTAINER,
     ulAlgId: ULONG,
     pPubKey: *mut ECCPUBLICKEYBLOB,
@@ -642,7 +642,7 @@ pub unsafe extern "C" fn SKF_ECCExportSessionKey(
 /// `pECCPubKeyBlob` valid; `pbPlainText` valid for its length; `pCipherText` valid for
 /// 164 + `ulPlainTextLen` bytes of writes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ExtECCEncrypt(
+pub unsafe extern "system" fn SKF_ExtECCEncrypt(
     hDev: DEVHANDLE,
     pECCPubKeyBlob: *mut ECCPUBLICKEYBLOB,
     pbPlainText: *mut BYTE,
@@ -669,7 +669,7 @@ pub unsafe extern "C" fn SKF_ExtECCEncrypt(
 /// The blobs valid; `pulPlainTextLen` valid; `pbPlainText`, when non-null, valid for
 /// `*pulPlainTextLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ExtECCDecrypt(
+pub unsafe extern "system" fn SKF_ExtECCDecrypt(
     hDev: DEVHANDLE,
     pECCPriKeyBlob: *mut ECCPRIVATEKEYBLOB,
     pCipherText: *mut ECCCIPHERBLOB,
@@ -692,7 +692,7 @@ pub unsafe extern "C" fn SKF_ExtECCDecrypt(
 /// # Safety
 /// The blobs valid; `pbData` valid for `ulDataLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ExtECCSign(
+pub unsafe extern "system" fn SKF_ExtECCSign(
     hDev: DEVHANDLE,
     pECCPriKeyBlob: *mut ECCPRIVATEKEYBLOB,
     pbData: *mut BYTE,
@@ -719,7 +719,7 @@ pub unsafe extern "C" fn SKF_ExtECCSign(
 /// # Safety
 /// The blobs valid; `pbData` valid for `ulDataLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ExtECCVerify(
+pub unsafe extern "system" fn SKF_ExtECCVerify(
     hDev: DEVHANDLE,
     pECCPubKeyBlob: *mut ECCPUBLICKEYBLOB,
     pbData: *mut BYTE,
@@ -759,7 +759,7 @@ unsafe fn agreement_id<'a>(p: *const u8, len: ULONG) -> Result<&'a [u8]> {
 /// # Safety
 /// `pTempECCPubKeyBlob` and `phAgreementHandle` valid for writes; `pbID` for `ulIDLen`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_GenerateAgreementDataWithECC(
+pub unsafe extern "system" fn SKF_GenerateAgreementDataWithECC(
     hContainer: HCONTAINER,
     ulAlgId: ULONG,
     pTempECCPubKeyBlob: *mut ECCPUBLICKEYBLOB,
@@ -804,7 +804,7 @@ pub unsafe extern "C" fn SKF_GenerateAgreementDataWithECC(
 /// # Safety
 /// The blobs valid; IDs valid for their lengths; outputs valid for writes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_GenerateAgreementDataAndKeyWithECC(
+pub unsafe extern "system" fn SKF_GenerateAgreementDataAndKeyWithECC(
     hContainer: HANDLE,
     ulAlgId: ULONG,
     pSponsorECCPubKeyBlob: *mut ECCPUBLICKEYBLOB,
@@ -861,7 +861,7 @@ pub unsafe extern "C" fn SKF_GenerateAgreementDataAndKeyWithECC(
 /// # Safety
 /// The blobs valid; `pbID` valid for `ulIDLen`; `phKeyHandle` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_GenerateKeyWithECC(
+pub unsafe extern "system" fn SKF_GenerateKeyWithECC(
     hAgreementHandle: HANDLE,
     pECCPubKeyBlob: *mut ECCPUBLICKEYBLOB,
     pTempECCPubKeyBlob: *mut ECCPUBLICKEYBLOB,
@@ -902,7 +902,7 @@ pub unsafe extern "C" fn SKF_GenerateKeyWithECC(
 /// # Safety
 /// `pbWrapedData` valid for `ulWrapedLen` bytes; `phKey` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ImportSessionKey(
+pub unsafe extern "system" fn SKF_ImportSessionKey(
     hContainer: HCONTAINER,
     ulAlgId: ULONG,
     pbWrapedData: *mut BYTE,
@@ -950,7 +950,7 @@ pub unsafe extern "C" fn SKF_ImportSessionKey(
 /// `pCipherText` valid; `pulPlainTextLen` valid; `pbPlainText`, when non-null, valid
 /// for `*pulPlainTextLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ECCDecrypt(
+pub unsafe extern "system" fn SKF_ECCDecrypt(
     hContainer: HCONTAINER,
     pCipherText: *mut ECCCIPHERBLOB,
     pbPlainText: *mut BYTE,
@@ -972,7 +972,7 @@ pub unsafe extern "C" fn SKF_ECCDecrypt(
 /// # Safety
 /// `pbKey` valid for 16 bytes; `phKey` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_SetSymmKey(
+pub unsafe extern "system" fn SKF_SetSymmKey(
     hDev: DEVHANDLE,
     pbKey: *mut BYTE,
     ulAlgID: ULONG,
@@ -1061,7 +1061,7 @@ unsafe fn finish(h: HANDLE, dir: Direction, out: *mut u8, out_len: *mut ULONG) -
 /// PaddingType 1 = PKCS#5 for ECB/CBC; FeedBitLen 0 or 128 for CFB/OFB. The parameter
 /// is passed by value.
 #[unsafe(no_mangle)]
-pub extern "C" fn SKF_EncryptInit(hKey: HANDLE, EncryptParam: BLOCKCIPHERPARAM) -> ULONG {
+pub extern "system" fn SKF_EncryptInit(hKey: HANDLE, EncryptParam: BLOCKCIPHERPARAM) -> ULONG {
     run("SKF_EncryptInit", || {
         init(hKey, Direction::Encrypt, &EncryptParam)
     })
@@ -1073,7 +1073,7 @@ pub extern "C" fn SKF_EncryptInit(hKey: HANDLE, EncryptParam: BLOCKCIPHERPARAM) 
 /// `pbData` valid for `ulDataLen`; `pulEncryptedLen` valid; `pbEncryptedData`, when
 /// non-null, valid for `*pulEncryptedLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_Encrypt(
+pub unsafe extern "system" fn SKF_Encrypt(
     hKey: HANDLE,
     pbData: *mut BYTE,
     ulDataLen: ULONG,
@@ -1098,7 +1098,7 @@ pub unsafe extern "C" fn SKF_Encrypt(
 /// # Safety
 /// As `SKF_Encrypt`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_EncryptUpdate(
+pub unsafe extern "system" fn SKF_EncryptUpdate(
     hKey: HANDLE,
     pbData: *mut BYTE,
     ulDataLen: ULONG,
@@ -1123,7 +1123,7 @@ pub unsafe extern "C" fn SKF_EncryptUpdate(
 /// # Safety
 /// `pulEncryptedDataLen` valid; `pbEncryptedData`, when non-null, valid for it.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_EncryptFinal(
+pub unsafe extern "system" fn SKF_EncryptFinal(
     hKey: HANDLE,
     pbEncryptedData: *mut BYTE,
     pulEncryptedDataLen: *mut ULONG,
@@ -1141,7 +1141,7 @@ pub unsafe extern "C" fn SKF_EncryptFinal(
 
 /// `SKF_DecryptInit` (§7.6.30): as `SKF_EncryptInit`.
 #[unsafe(no_mangle)]
-pub extern "C" fn SKF_DecryptInit(hKey: HANDLE, DecryptParam: BLOCKCIPHERPARAM) -> ULONG {
+pub extern "system" fn SKF_DecryptInit(hKey: HANDLE, DecryptParam: BLOCKCIPHERPARAM) -> ULONG {
     run("SKF_DecryptInit", || {
         init(hKey, Direction::Decrypt, &DecryptParam)
     })
@@ -1153,7 +1153,7 @@ pub extern "C" fn SKF_DecryptInit(hKey: HANDLE, DecryptParam: BLOCKCIPHERPARAM) 
 /// # Safety
 /// As `SKF_Encrypt`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_Decrypt(
+pub unsafe extern "system" fn SKF_Decrypt(
     hKey: HANDLE,
     pbEncryptedData: *mut BYTE,
     ulEncryptedLen: ULONG,
@@ -1178,7 +1178,7 @@ pub unsafe extern "C" fn SKF_Decrypt(
 /// # Safety
 /// As `SKF_Encrypt`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_DecryptUpdate(
+pub unsafe extern "system" fn SKF_DecryptUpdate(
     hKey: HANDLE,
     pbEncryptedData: *mut BYTE,
     ulEncryptedLen: ULONG,
@@ -1203,7 +1203,7 @@ pub unsafe extern "C" fn SKF_DecryptUpdate(
 /// # Safety
 /// As `SKF_EncryptFinal`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_DecryptFinal(
+pub unsafe extern "system" fn SKF_DecryptFinal(
     hKey: HANDLE,
     pbDecryptedData: *mut BYTE,
     pulDecryptedDataLen: *mut ULONG,
@@ -1225,7 +1225,7 @@ pub unsafe extern "C" fn SKF_DecryptFinal(
 /// # Safety
 /// `pPubKey` null or valid; `pbID` valid for `ulIDLen`; `phHash` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_DigestInit(
+pub unsafe extern "system" fn SKF_DigestInit(
     hDev: DEVHANDLE,
     ulAlgID: ULONG,
     pPubKey: *mut ECCPUBLICKEYBLOB,
@@ -1288,7 +1288,7 @@ unsafe fn digest_out(h: HANDLE, extra: &[u8], out: *mut u8, out_len: *mut ULONG)
 /// `pbData` valid for `ulDataLen`; `pulHashLen` valid; `pbHashData`, when non-null,
 /// valid for `*pulHashLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_Digest(
+pub unsafe extern "system" fn SKF_Digest(
     hHash: HANDLE,
     pbData: *mut BYTE,
     ulDataLen: ULONG,
@@ -1308,7 +1308,7 @@ pub unsafe extern "C" fn SKF_Digest(
 /// # Safety
 /// `pbData` valid for `ulDataLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_DigestUpdate(
+pub unsafe extern "system" fn SKF_DigestUpdate(
     hHash: HANDLE,
     pbData: *mut BYTE,
     ulDataLen: ULONG,
@@ -1328,7 +1328,7 @@ pub unsafe extern "C" fn SKF_DigestUpdate(
 /// # Safety
 /// `pulHashLen` valid; `pHashData`, when non-null, valid for `*pulHashLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_DigestFinal(
+pub unsafe extern "system" fn SKF_DigestFinal(
     hHash: HANDLE,
     pHashData: *mut BYTE,
     pulHashLen: *mut ULONG,
@@ -1345,7 +1345,7 @@ pub unsafe extern "C" fn SKF_DigestFinal(
 /// # Safety
 /// `pMacParam` valid; `phMac` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_MacInit(
+pub unsafe extern "system" fn SKF_MacInit(
     hKey: HANDLE,
     pMacParam: *mut BLOCKCIPHERPARAM,
     phMac: *mut HANDLE,
@@ -1393,7 +1393,7 @@ unsafe fn mac_out(h: HANDLE, extra: &[u8], out: *mut u8, out_len: *mut ULONG) ->
 /// `pbData` valid for `ulDataLen`; `pulMacLen` valid; `pbMacData`, when non-null, valid
 /// for `*pulMacLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_Mac(
+pub unsafe extern "system" fn SKF_Mac(
     hMac: HANDLE,
     pbData: *mut BYTE,
     ulDataLen: ULONG,
@@ -1413,7 +1413,11 @@ pub unsafe extern "C" fn SKF_Mac(
 /// # Safety
 /// `pbData` valid for `ulDataLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_MacUpdate(hMac: HANDLE, pbData: *mut BYTE, ulDataLen: ULONG) -> ULONG {
+pub unsafe extern "system" fn SKF_MacUpdate(
+    hMac: HANDLE,
+    pbData: *mut BYTE,
+    ulDataLen: ULONG,
+) -> ULONG {
     run("SKF_MacUpdate", || {
         let o = handles::mac(hMac)?;
         // SAFETY: the caller's contract.
@@ -1428,7 +1432,7 @@ pub unsafe extern "C" fn SKF_MacUpdate(hMac: HANDLE, pbData: *mut BYTE, ulDataLe
 /// # Safety
 /// `pulMacDataLen` valid; `pbMacData`, when non-null, valid for it.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_MacFinal(
+pub unsafe extern "system" fn SKF_MacFinal(
     hMac: HANDLE,
     pbMacData: *mut BYTE,
     pulMacDataLen: *mut ULONG,
@@ -1441,7 +1445,7 @@ pub unsafe extern "C" fn SKF_MacFinal(
 
 /// `SKF_CloseHandle` (§7.6.42): closes a session-key, hash, MAC or agreement handle.
 #[unsafe(no_mangle)]
-pub extern "C" fn SKF_CloseHandle(hHandle: HANDLE) -> ULONG {
+pub extern "system" fn SKF_CloseHandle(hHandle: HANDLE) -> ULONG {
     run("SKF_CloseHandle", || match handles::get(hHandle)? {
         Obj::Key(_) | Obj::Hash(_) | Obj::Mac(_) | Obj::Agree(_) => {
             handles::remove(hHandle).map(|_| ())

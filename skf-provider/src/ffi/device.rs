@@ -24,7 +24,7 @@ const MAX_LABEL: usize = 31;
 /// `pulDevNameLen` and `pulEvent` must be valid; `szDevName`, when non-null, must hold
 /// `*pulDevNameLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_WaitForDevEvent(
+pub unsafe extern "system" fn SKF_WaitForDevEvent(
     szDevName: LPSTR,
     pulDevNameLen: *mut ULONG,
     pulEvent: *mut ULONG,
@@ -45,7 +45,7 @@ pub unsafe extern "C" fn SKF_WaitForDevEvent(
 
 /// `SKF_CancelWaitForDevEvent` (§7.1.1): wakes every `SKF_WaitForDevEvent` waiter.
 #[unsafe(no_mangle)]
-pub extern "C" fn SKF_CancelWaitForDevEvent() -> ULONG {
+pub extern "system" fn SKF_CancelWaitForDevEvent() -> ULONG {
     run("SKF_CancelWaitForDevEvent", || {
         api::cancel_wait();
         Ok(())
@@ -58,7 +58,7 @@ pub extern "C" fn SKF_CancelWaitForDevEvent() -> ULONG {
 /// # Safety
 /// `pulSize` must be valid; `szNameList`, when non-null, must hold `*pulSize` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_EnumDev(
+pub unsafe extern "system" fn SKF_EnumDev(
     bPresent: BOOL,
     szNameList: LPSTR,
     pulSize: *mut ULONG,
@@ -76,7 +76,7 @@ pub unsafe extern "C" fn SKF_EnumDev(
 /// # Safety
 /// `szName` a NUL-terminated string; `phDev` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ConnectDev(szName: LPSTR, phDev: *mut DEVHANDLE) -> ULONG {
+pub unsafe extern "system" fn SKF_ConnectDev(szName: LPSTR, phDev: *mut DEVHANDLE) -> ULONG {
     run("SKF_ConnectDev", || {
         // SAFETY: the caller's contract.
         let name = unsafe { cstr(szName, MAX_DEV_NAME) }?;
@@ -91,7 +91,7 @@ pub unsafe extern "C" fn SKF_ConnectDev(szName: LPSTR, phDev: *mut DEVHANDLE) ->
 /// `SKF_DisConnectDev` (§7.1.4): closes the device handle and everything opened
 /// through it; releases its device lock.
 #[unsafe(no_mangle)]
-pub extern "C" fn SKF_DisConnectDev(hDev: DEVHANDLE) -> ULONG {
+pub extern "system" fn SKF_DisConnectDev(hDev: DEVHANDLE) -> ULONG {
     run("SKF_DisConnectDev", || {
         handles::dev(hDev)?;
         handles::remove(hDev)?;
@@ -105,7 +105,7 @@ pub extern "C" fn SKF_DisConnectDev(hDev: DEVHANDLE) -> ULONG {
 /// # Safety
 /// `szDevName` a NUL-terminated string; `pulDevState` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_GetDevState(szDevName: LPSTR, pulDevState: *mut ULONG) -> ULONG {
+pub unsafe extern "system" fn SKF_GetDevState(szDevName: LPSTR, pulDevState: *mut ULONG) -> ULONG {
     run("SKF_GetDevState", || {
         // SAFETY: the caller's contract.
         let name = unsafe { cstr(szDevName, MAX_DEV_NAME) }?;
@@ -121,7 +121,7 @@ pub unsafe extern "C" fn SKF_GetDevState(szDevName: LPSTR, pulDevState: *mut ULO
 /// # Safety
 /// `szLabel` a NUL-terminated string.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_SetLabel(hDev: DEVHANDLE, szLabel: LPSTR) -> ULONG {
+pub unsafe extern "system" fn SKF_SetLabel(hDev: DEVHANDLE, szLabel: LPSTR) -> ULONG {
     run("SKF_SetLabel", || {
         let d = handles::dev(hDev)?;
         // SAFETY: the caller's contract.
@@ -135,7 +135,7 @@ pub unsafe extern "C" fn SKF_SetLabel(hDev: DEVHANDLE, szLabel: LPSTR) -> ULONG 
 /// # Safety
 /// `pDevInfo` valid for a write of DEVINFO.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_GetDevInfo(hDev: DEVHANDLE, pDevInfo: *mut DEVINFO) -> ULONG {
+pub unsafe extern "system" fn SKF_GetDevInfo(hDev: DEVHANDLE, pDevInfo: *mut DEVINFO) -> ULONG {
     run("SKF_GetDevInfo", || {
         let d = handles::dev(hDev)?;
         nonnull(pDevInfo)?;
@@ -148,7 +148,7 @@ pub unsafe extern "C" fn SKF_GetDevInfo(hDev: DEVHANDLE, pDevInfo: *mut DEVINFO)
 /// `SKF_LockDev` (§7.1.8): re-entrant for the holding handle; other handles (in this or
 /// another process) wait up to `ulTimeOut` ms (0xFFFFFFFF: forever).
 #[unsafe(no_mangle)]
-pub extern "C" fn SKF_LockDev(hDev: DEVHANDLE, ulTimeOut: ULONG) -> ULONG {
+pub extern "system" fn SKF_LockDev(hDev: DEVHANDLE, ulTimeOut: ULONG) -> ULONG {
     run("SKF_LockDev", || {
         let d = handles::dev(hDev)?;
         api::lock(&d, hDev as usize, ulTimeOut)
@@ -157,7 +157,7 @@ pub extern "C" fn SKF_LockDev(hDev: DEVHANDLE, ulTimeOut: ULONG) -> ULONG {
 
 /// `SKF_UnlockDev` (§7.1.9): releases one level of this handle's lock.
 #[unsafe(no_mangle)]
-pub extern "C" fn SKF_UnlockDev(hDev: DEVHANDLE) -> ULONG {
+pub extern "system" fn SKF_UnlockDev(hDev: DEVHANDLE) -> ULONG {
     run("SKF_UnlockDev", || {
         let d = handles::dev(hDev)?;
         api::unlock(&d, hDev as usize)
@@ -172,7 +172,7 @@ pub extern "C" fn SKF_UnlockDev(hDev: DEVHANDLE) -> ULONG {
 /// `pbCommand` valid for `ulCommandLen` bytes; `pulDataLen` valid; `pbData`, when
 /// non-null, valid for `*pulDataLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_Transmit(
+pub unsafe extern "system" fn SKF_Transmit(
     hDev: DEVHANDLE,
     pbCommand: *mut BYTE,
     ulCommandLen: ULONG,
@@ -201,7 +201,7 @@ pub unsafe extern "C" fn SKF_Transmit(
 /// # Safety
 /// `pbKeyValue` valid for `ulKeyLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ChangeDevAuthKey(
+pub unsafe extern "system" fn SKF_ChangeDevAuthKey(
     hDev: DEVHANDLE,
     pbKeyValue: *mut BYTE,
     ulKeyLen: ULONG,
@@ -224,7 +224,7 @@ pub unsafe extern "C" fn SKF_ChangeDevAuthKey(
 /// # Safety
 /// `pbAuthData` valid for `ulLen` bytes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_DevAuth(
+pub unsafe extern "system" fn SKF_DevAuth(
     hDev: DEVHANDLE,
     pbAuthData: *mut BYTE,
     ulLen: ULONG,
@@ -283,7 +283,7 @@ fn with_retries(
 /// # Safety
 /// The strings NUL-terminated; `pulRetryCount` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_ChangePIN(
+pub unsafe extern "system" fn SKF_ChangePIN(
     hApplication: HAPPLICATION,
     ulPINType: ULONG,
     szOldPin: LPSTR,
@@ -309,7 +309,7 @@ pub unsafe extern "C" fn SKF_ChangePIN(
 /// # Safety
 /// The three output pointers valid for writes.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_GetPINInfo(
+pub unsafe extern "system" fn SKF_GetPINInfo(
     hApplication: HAPPLICATION,
     ulPINType: ULONG,
     pulMaxRetryCount: *mut ULONG,
@@ -337,7 +337,7 @@ pub unsafe extern "C" fn SKF_GetPINInfo(
 /// # Safety
 /// `szPIN` NUL-terminated; `pulRetryCount` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_VerifyPIN(
+pub unsafe extern "system" fn SKF_VerifyPIN(
     hApplication: HAPPLICATION,
     ulPINType: ULONG,
     szPIN: LPSTR,
@@ -362,7 +362,7 @@ pub unsafe extern "C" fn SKF_VerifyPIN(
 /// # Safety
 /// The strings NUL-terminated; `pulRetryCount` valid for a write.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn SKF_UnblockPIN(
+pub unsafe extern "system" fn SKF_UnblockPIN(
     hApplication: HAPPLICATION,
     szAdminPIN: LPSTR,
     szNewUserPIN: LPSTR,
@@ -384,7 +384,7 @@ pub unsafe extern "C" fn SKF_UnblockPIN(
 
 /// `SKF_ClearSecureState` (§7.2.8): logs this application handle out.
 #[unsafe(no_mangle)]
-pub extern "C" fn SKF_ClearSecureState(hApplication: HAPPLICATION) -> ULONG {
+pub extern "system" fn SKF_ClearSecureState(hApplication: HAPPLICATION) -> ULONG {
     run("SKF_ClearSecureState", || {
         let a = handles::app(hApplication)?;
         a.app.logout();
