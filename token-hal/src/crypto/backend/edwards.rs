@@ -58,7 +58,12 @@ fn decode_ed448(point: &[u8]) -> Result<Ed448Verifying> {
     let bytes: [u8; 57] = point
         .try_into()
         .map_err(|_| Error::invalid_data("Ed448 public key must be 57 bytes"))?;
-    Ed448Verifying::from_bytes(&bytes.into())
+    if bytes[56] & 0x7f != 0 {
+        return Err(Error::invalid_data(
+            "Ed448 public key is not canonically encoded",
+        ));
+    }
+    Ed448Verifying::from_bytes(&bytes)
         .map_err(|_| Error::invalid_data("Ed448 public key is not a valid curve point"))
 }
 
@@ -368,7 +373,7 @@ impl AsymProvider for EdwardsBackend {
             KeyAlg::Ed448 => {
                 let key = Ed448Signing::try_from(&raw[..])
                     .map_err(|_| Error::invalid_data("Ed448 private key must be 57 bytes"))?;
-                let public = key.verifying_key().to_bytes().into();
+                let public = key.verifying_key().to_bytes();
                 Ok(Box::new(Ed448Private { key, public }))
             }
             KeyAlg::X25519 => {
@@ -404,6 +409,12 @@ impl AsymProvider for EdwardsBackend {
             KeyAlg::Ed448 => {
                 let (ph, ctx) = ed448_params(mech)?;
                 let vk = decode_ed448(&point)?;
+                // RFC 8032 §5.2.3: in an encoded point only bit 7 of the last octet (the
+                // sign of x) may be set; the crate's decoder ignores bits 0..=6, so a
+                // non-canonical R is refused here.
+                if sig.len() != 114 || sig[56] & 0x7f != 0 {
+                    return Err(Error::SignatureInvalid);
+                }
                 let sig = ed448_goldilocks::Signature::try_from(sig)
                     .map_err(|_| Error::SignatureInvalid)?;
                 if ph {
