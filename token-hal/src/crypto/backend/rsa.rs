@@ -126,7 +126,7 @@ fn raw_input<K: PublicKeyParts>(key: &K, data: &[u8]) -> Result<BoxedUint> {
     }
     let m = BoxedUint::from_be_slice(data, key.n_bits_precision())
         .map_err(|_| Error::invalid_data("raw RSA input"))?;
-    if &m >= key.n().as_ref() {
+    if m >= *key.n().as_ref() {
         return Err(Error::invalid_data(
             "raw RSA input is not below the modulus",
         ));
