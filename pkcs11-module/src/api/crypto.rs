@@ -530,7 +530,8 @@ fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool) -> Result<
         _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
     }
     let (sm, single_only) = sign_mech(mech, key_alg(&k))?;
-    Ok(SignOp::Asym { key: k, mech: sm, data: Vec::new(), single_only, updated: false })
+    let _ = single_only;
+    Ok(SignOp::Asym { key: k, mech: sm, data: Vec::new(), single_only: false, updated: false })
 }
 
 /// `C_SignInit` / `C_VerifyInit`.
