@@ -16,8 +16,10 @@ use crate::error::{Error, Result};
 use crate::object::Object;
 use crate::session::Session;
 
-/// The ID of the free, uninitialised slot where `C_InitToken` makes a new token.
-pub(crate) const FREE_SLOT: CK_SLOT_ID = 0;
+/// The ID of the first free, uninitialised slot where `C_InitToken` makes a new token.
+/// After a token is made there, the token keeps this ID for the rest of the process (as
+/// SoftHSM2 does) and the next free slot gets a fresh ID above the 31-bit token IDs.
+pub(crate) const FIRST_FREE_SLOT: CK_SLOT_ID = 0;
 
 /// One initialised token: an application on a device.
 pub(crate) struct Token {
@@ -46,6 +48,11 @@ pub(crate) struct Inner {
     /// Stable handles of store objects: (slot, object id) → handle.
     pub store_index: HashMap<(CK_SLOT_ID, u64), CK_OBJECT_HANDLE>,
     next_object: CK_OBJECT_HANDLE,
+    /// The current free slot.
+    pub free_slot: CK_SLOT_ID,
+    /// Tokens made in this process keep the ID of the free slot they were made in:
+    /// stable ID → ID used in this process.
+    pub assigned: HashMap<CK_SLOT_ID, CK_SLOT_ID>,
 }
 
 impl Inner {
@@ -135,6 +142,8 @@ pub(crate) fn install(config: Config, compat: Compat) -> Result<()> {
             objects: HashMap::new(),
             store_index: HashMap::new(),
             next_object: 0,
+            free_slot: FIRST_FREE_SLOT,
+            assigned: HashMap::new(),
         }),
         events: Events::default(),
         init_lock: Mutex::new(()),
@@ -217,6 +226,7 @@ impl Module {
         let mut tokens = Vec::new();
         let mut changed = Vec::new();
         for (id, info, dev, app_name, serial) in found {
+            let id = inner.assigned.get(&id).copied().unwrap_or(id);
             if let Some(t) = inner.token(id) {
                 tokens.push(t);
                 continue;
@@ -257,11 +267,16 @@ impl Module {
         Ok(())
     }
 
+    /// Whether `slot` is the free slot.
+    pub fn is_free(&self, slot: CK_SLOT_ID) -> Result<bool> {
+        Ok(self.lock()?.free_slot == slot)
+    }
+
     /// Every slot: tokens, then the free slot.
     pub fn slot_ids(&self) -> Result<Vec<CK_SLOT_ID>> {
         let inner = self.lock()?;
         let mut v: Vec<CK_SLOT_ID> = inner.tokens.iter().map(|t| t.slot_id).collect();
-        v.push(FREE_SLOT);
+        v.push(inner.free_slot);
         Ok(v)
     }
 
@@ -270,14 +285,15 @@ impl Module {
         let inner = self.lock()?;
         match inner.token(slot) {
             Some(t) => Ok(t),
-            None if slot == FREE_SLOT => Err(Error(CKR_TOKEN_NOT_RECOGNIZED)),
+            None if slot == inner.free_slot => Err(Error(CKR_TOKEN_NOT_RECOGNIZED)),
             None => Err(Error(CKR_SLOT_ID_INVALID)),
         }
     }
 
     /// Whether a slot ID names a slot.
     pub fn slot_exists(&self, slot: CK_SLOT_ID) -> Result<bool> {
-        Ok(slot == FREE_SLOT || self.lock()?.token(slot).is_some())
+        let inner = self.lock()?;
+        Ok(slot == inner.free_slot || inner.token(slot).is_some())
     }
 
     /// A session by handle, or `CKR_SESSION_HANDLE_INVALID`.

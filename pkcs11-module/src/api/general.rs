@@ -12,7 +12,7 @@ use crate::compat::Compat;
 use crate::error::{Error, Result};
 use crate::mechanism;
 use crate::session::{Ops, Session};
-use crate::state::{self, FREE_SLOT, Module};
+use crate::state::{self, Module};
 
 /// Library version reported in `CK_INFO`.
 const LIB_VERSION: CK_VERSION = CK_VERSION { major: 0, minor: 1 };
@@ -53,6 +53,7 @@ pub(crate) fn initialize(init_string: Option<&str>) -> Result<()> {
     }
     token_hal::logging::init(&config);
     crate::ffi::fork::arm();
+    crate::ffi::fork::pin_library();
     state::install(config, compat)
 }
 
@@ -87,7 +88,7 @@ pub(crate) fn slot_info(id: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
     if m.compat.removable {
         flags |= CKF_REMOVABLE_DEVICE;
     }
-    if id == FREE_SLOT {
+    if m.is_free(id)? {
         return Ok(CK_SLOT_INFO {
             slotDescription: pad("ukey free slot (C_InitToken makes a soft token)"),
             manufacturerID: pad("ukey"),
@@ -145,7 +146,7 @@ pub(crate) fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
         firmwareVersion: CK_VERSION { major: 0, minor: 1 },
         utcTime: [b' '; 16],
     };
-    if id == FREE_SLOT {
+    if m.is_free(id)? {
         return Ok(base);
     }
     let t = m.token(id)?;
@@ -222,7 +223,7 @@ pub(crate) fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8]) -> Resul
     let pin = Pin::new(so_pin);
     pin.check_policy().map_err(|_| Error(CKR_PIN_LEN_RANGE))?;
     let name = label_of(label)?;
-    if slot == FREE_SLOT {
+    if m.is_free(slot)? {
         let dev = m.registry.create_soft_device(&name)?;
         dev.authenticate_with_key(DEFAULT_DEV_AUTH_KEY)?;
         let mut params = AppParams::new(pin, None);
@@ -231,6 +232,14 @@ pub(crate) fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8]) -> Resul
             params.user_retries = r;
         }
         dev.create_app(&name, &params)?;
+        let serial = token_hal::slot::token_serial(&dev.info()?.serial, &name);
+        let natural = CK_SLOT_ID::from(token_hal::slot::slot_id(&serial));
+        {
+            let mut inner = m.lock()?;
+            let here = inner.free_slot;
+            inner.assigned.insert(natural, here);
+            inner.free_slot = 0x8000_0000 + inner.assigned.len() as CK_SLOT_ID;
+        }
         m.refresh(true)?;
         return Ok(());
     }

@@ -26,3 +26,33 @@ pub(crate) fn arm() {
         }
     });
 }
+
+static PINNED: Once = Once::new();
+
+/// Keeps this library loaded for the life of the process: Rust thread-local destructors
+/// registered by its code would otherwise jump into unmapped memory when a thread exits
+/// after the caller's `dlclose`.
+pub(crate) fn pin_library() {
+    PINNED.call_once(|| {
+        let mut info = libc::Dl_info {
+            dli_fname: std::ptr::null(),
+            dli_fbase: std::ptr::null_mut(),
+            dli_sname: std::ptr::null(),
+            dli_saddr: std::ptr::null_mut(),
+        };
+        let addr = pin_library as *const std::ffi::c_void;
+        // SAFETY: `addr` is an address inside this library; `info` is a valid out-struct.
+        let ok = unsafe { libc::dladdr(addr, &mut info) };
+        if ok == 0 || info.dli_fname.is_null() {
+            return;
+        }
+        // SAFETY: `dli_fname` is the NUL-terminated path the loader gave; RTLD_NOLOAD only
+        // takes another reference to the already-loaded library, RTLD_NODELETE pins it.
+        let h = unsafe {
+            libc::dlopen(info.dli_fname, libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE)
+        };
+        if h.is_null() {
+            tracing::warn!("could not pin the library in memory");
+        }
+    });
+}
