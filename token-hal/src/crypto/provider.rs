@@ -100,15 +100,16 @@ pub trait PrivateKeyOps: Send + Sync {
     fn sign(&self, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>>;
     /// Decrypts.
     fn decrypt(&self, mech: &DecMech, data: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
-    /// ECDH with the peer's uncompressed point; the shared x-coordinate. Backends that
-    /// do not offer it answer `Unsupported`.
+    /// ECDH with the peer's uncompressed point; the shared x-coordinate (X25519: the
+    /// peer's raw u-coordinate and the raw shared secret). Backends that do not offer
+    /// it answer `Unsupported`; an invalid peer point is `InvalidData`.
     fn ecdh(&self, peer_point: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let _ = peer_point;
         Err(crate::error::Error::unsupported("ECDH with this key type"))
     }
 }
 
-/// One family of asymmetric keys (SM2, ECDSA, RSA).
+/// One family of asymmetric keys (SM2, ECDSA, Edwards/Montgomery, RSA).
 pub trait AsymProvider: Send + Sync + fmt::Debug {
     /// Generates a key and returns its PKCS#8 PrivateKeyInfo DER.
     fn generate(&self, alg: KeyAlg) -> Result<Zeroizing<Vec<u8>>>;
@@ -136,8 +137,10 @@ pub struct CryptoProvider {
     pub aes: &'static dyn SymProvider,
     /// SM2 keys.
     pub sm2: &'static dyn AsymProvider,
-    /// ECDSA P-256/P-384 keys.
+    /// ECDSA (and ECDH) P-256/P-384/P-521 keys.
     pub ec: &'static dyn AsymProvider,
+    /// Ed25519, Ed448 and X25519 keys.
+    pub edwards: &'static dyn AsymProvider,
     /// RSA keys.
     pub rsa: &'static dyn AsymProvider,
 }
@@ -147,7 +150,8 @@ impl CryptoProvider {
     pub fn asym(&self, alg: KeyAlg) -> &'static dyn AsymProvider {
         match alg {
             KeyAlg::Sm2 => self.sm2,
-            KeyAlg::EcP256 | KeyAlg::EcP384 => self.ec,
+            KeyAlg::EcP256 | KeyAlg::EcP384 | KeyAlg::EcP521 => self.ec,
+            KeyAlg::Ed25519 | KeyAlg::Ed448 | KeyAlg::X25519 => self.edwards,
             KeyAlg::Rsa(_) => self.rsa,
         }
     }
@@ -170,6 +174,7 @@ pub static DEFAULT_PROVIDER: CryptoProvider = CryptoProvider {
     aes: &super::backend::symmetric::RustCryptoAes,
     sm2: &super::backend::sm2::RustCryptoSm2,
     ec: &super::backend::awslc::AwsLcEcdsa,
+    edwards: &super::backend::edwards::EdwardsBackend,
     rsa: &super::backend::rsa::RsaBackend,
 };
 
