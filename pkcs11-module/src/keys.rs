@@ -2,9 +2,8 @@
 //! templates and filling the attributes of generated or imported keys.
 
 use cryptoki_sys::*;
-use der::asn1::{ObjectIdentifier, OctetString, OctetStringRef, UintRef};
+use der::asn1::{OctetString, OctetStringRef, UintRef};
 use der::{Decode, Encode, Sequence};
-use token_hal::crypto::keys::oid;
 use token_hal::crypto::{KeyAlg, PrivateKey, PublicKey};
 
 use crate::error::{Error, Result};
@@ -29,42 +28,44 @@ fn bad_value() -> Error {
     Error(CKR_ATTRIBUTE_VALUE_INVALID)
 }
 
-/// The key algorithm named by `CKA_EC_PARAMS` (a DER OID).
+/// The key algorithm named by `CKA_EC_PARAMS` (a DER OID or printable curve name).
 pub(crate) fn ec_alg(params: &[u8]) -> Result<KeyAlg> {
-    let o = ObjectIdentifier::from_der(params).map_err(|_| Error(CKR_CURVE_NOT_SUPPORTED))?;
-    match o {
-        x if x == oid::P256 => Ok(KeyAlg::EcP256),
-        x if x == oid::P384 => Ok(KeyAlg::EcP384),
-        x if x == oid::SM2 => Ok(KeyAlg::Sm2),
-        _ => Err(Error(CKR_CURVE_NOT_SUPPORTED)),
-    }
+    KeyAlg::from_ec_params(params).map_err(|_| Error(CKR_CURVE_NOT_SUPPORTED))
 }
 
 /// `CKA_EC_PARAMS` of an EC algorithm.
 pub(crate) fn ec_params(alg: KeyAlg) -> Result<Vec<u8>> {
-    alg.curve_oid()
-        .ok_or(Error::GENERAL)?
-        .to_der()
-        .map_err(|_| Error::GENERAL)
+    alg.to_ec_params().ok_or(Error::GENERAL)
 }
 
-/// A raw EC point from `CKA_EC_POINT` or ECDH public data: DER OCTET STRING or raw.
-pub(crate) fn raw_point(v: &[u8], field_len: usize) -> Vec<u8> {
-    if v.len() == 1 + 2 * field_len && v[0] == 4 {
-        return v.to_vec();
+/// A raw public key from `CKA_EC_POINT` or ECDH public data: DER OCTET STRING or raw.
+pub(crate) fn raw_point(alg: KeyAlg, v: &[u8]) -> Vec<u8> {
+    let want = alg.public_point_len().unwrap_or(0);
+    if let Ok(o) = <&OctetStringRef>::from_der(v) {
+        if o.as_bytes().len() == want {
+            return o.as_bytes().to_vec();
+        }
     }
-    match <&OctetStringRef>::from_der(v) {
-        Ok(o) => o.as_bytes().to_vec(),
-        Err(_) => v.to_vec(),
-    }
+    v.to_vec()
 }
 
 /// The PKCS#11 key type of an asymmetric algorithm.
 pub(crate) fn key_type_of(alg: KeyAlg) -> CK_KEY_TYPE {
     match alg {
         KeyAlg::Sm2 => CKK_SM2,
-        KeyAlg::EcP256 | KeyAlg::EcP384 => CKK_EC,
+        KeyAlg::EcP256 | KeyAlg::EcP384 | KeyAlg::EcP521 => CKK_EC,
+        KeyAlg::Ed25519 | KeyAlg::Ed448 => CKK_EC_EDWARDS,
+        KeyAlg::X25519 => CKK_EC_MONTGOMERY,
         KeyAlg::Rsa(_) => CKK_RSA,
+    }
+}
+
+fn check_type(alg: KeyAlg, kt: Option<CK_KEY_TYPE>) -> Result<()> {
+    match kt {
+        Some(k) if k == key_type_of(alg) => Ok(()),
+        // An SM2 curve key may be called CKK_EC by callers that know no vendor types.
+        Some(CKK_EC) if alg == KeyAlg::Sm2 => Ok(()),
+        _ => Err(Error(CKR_TEMPLATE_INCONSISTENT)),
     }
 }
 
@@ -76,11 +77,11 @@ pub(crate) fn public_from_attrs(a: &Attrs) -> Result<PublicKey> {
             let e = a.bytes(CKA_PUBLIC_EXPONENT).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
             PublicKey::from_rsa_components(n, e).map_err(|_| bad_value())
         }
-        Some(CKK_EC) | Some(CKK_SM2) => {
+        Some(CKK_EC | CKK_SM2 | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
             let alg = ec_alg(a.bytes(CKA_EC_PARAMS).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?)?;
+            check_type(alg, a.key_type())?;
             let p = a.bytes(CKA_EC_POINT).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
-            let fl = alg.field_len().unwrap_or(32);
-            PublicKey::from_ec_point(alg, &raw_point(p, fl)).map_err(|_| bad_value())
+            PublicKey::from_ec_point(alg, &raw_point(alg, p)).map_err(|_| bad_value())
         }
         _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
     }
@@ -133,9 +134,10 @@ pub(crate) fn fill_private(sk: &PrivateKey, a: &mut Attrs) -> Result<()> {
             a.set_bytes(CKA_COEFFICIENT, r.qinv.as_bytes());
         }
         _ => {
+            let _ = inner;
             a.set_bytes(CKA_EC_PARAMS, &ec_params(alg)?);
-            if let Ok(ec) = sec1::EcPrivateKey::from_der(inner) {
-                a.set_bytes(CKA_VALUE, ec.private_key);
+            if let Some(v) = sk.raw_private_value() {
+                a.set_bytes(CKA_VALUE, &v);
             }
             if let Some(p) = pk.ec_point() {
                 let der = OctetString::new(p)
@@ -173,23 +175,11 @@ pub(crate) fn private_from_attrs(a: &Attrs) -> Result<PrivateKey> {
             .map_err(|_| bad_value())?;
             PrivateKey::from_pkcs1_der(&der).map_err(|_| bad_value())
         }
-        Some(CKK_EC) | Some(CKK_SM2) => {
+        Some(CKK_EC | CKK_SM2 | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
             let alg = ec_alg(a.bytes(CKA_EC_PARAMS).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?)?;
+            check_type(alg, a.key_type())?;
             let d = a.bytes(CKA_VALUE).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
-            if alg == KeyAlg::Sm2 {
-                return PrivateKey::from_sm2_scalar(d).map_err(|_| bad_value());
-            }
-            let fl = alg.field_len().unwrap_or(32);
-            let mut scalar = vec![0u8; fl.saturating_sub(d.len())];
-            scalar.extend_from_slice(d);
-            let oid = alg.curve_oid().ok_or(Error::GENERAL)?;
-            let ec = sec1::EcPrivateKey {
-                private_key: &scalar,
-                parameters: Some(sec1::EcParameters::NamedCurve(oid)),
-                public_key: None,
-            };
-            let der = ec.to_der().map_err(|_| bad_value())?;
-            PrivateKey::from_sec1_der(&der).map_err(|_| bad_value())
+            PrivateKey::from_raw_private(alg, d).map_err(|_| bad_value())
         }
         _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
     }

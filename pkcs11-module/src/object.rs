@@ -200,6 +200,9 @@ pub(crate) fn parse_template(
         if !ok {
             return Err(Error(CKR_ATTRIBUTE_VALUE_INVALID));
         }
+        if *ty == CKA_UNIQUE_ID {
+            return Err(Error(CKR_ATTRIBUTE_TYPE_INVALID));
+        }
         if token_only(*ty) {
             return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
         }

@@ -125,8 +125,17 @@ pub(crate) fn cipher_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, dir: Direct
             (Param::None, SymMode::Ecb) => (Vec::new(), Vec::new()),
             (Param::Bytes(iv), SymMode::Cbc | SymMode::CbcPad) if iv.len() == 16 => (iv.clone(), Vec::new()),
             (Param::Ctr { bits, block }, SymMode::Ctr) if *bits == 128 || *bits > 0 => (block.to_vec(), Vec::new()),
-            (Param::Gcm { iv, aad, tag_bits }, SymMode::Gcm) if *tag_bits == 128 && !iv.is_empty() => {
-                (iv.clone(), aad.clone())
+            (Param::Gcm { iv, aad, tag_bits }, SymMode::Gcm)
+                if (32..=128).contains(tag_bits) && tag_bits % 8 == 0 && !iv.is_empty() =>
+            {
+                return Ok(CryptOp::Gcm {
+                    alg,
+                    key: Zeroizing::new(key.to_vec()),
+                    iv: iv.clone(),
+                    aad: aad.clone(),
+                    tag_len: tag_bits / 8,
+                    data: Vec::new(),
+                });
             }
             _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
         };
@@ -177,6 +186,9 @@ pub(crate) fn run_cipher(op: CryptOp, data: &[u8], dir: Direction) -> Result<Zer
             c.update(data, &mut out).map_err(|e| data_err(e, dir))?;
             c.finalize(&mut out).map_err(|e| data_err(e, dir))?;
         }
+        CryptOp::Gcm { alg, key, iv, aad, tag_len, .. } => {
+            out = gcm(alg, &key, &iv, &aad, tag_len, data, dir)?;
+        }
         CryptOp::KeyWrap { key, pad, .. } => {
             let r = match (dir, pad) {
                 (Direction::Encrypt, false) => token_hal::crypto::sym::aes_key_wrap(&key, data).map(Zeroizing::new),
@@ -200,6 +212,38 @@ pub(crate) fn run_cipher(op: CryptOp, data: &[u8], dir: Direction) -> Result<Zer
         }
     }
     Ok(out)
+}
+
+/// GCM with a tag of `tag_len` bytes. A shorter tag is checked by re-encrypting: GCM's
+/// keystream does not depend on the data, so sealing the ciphertext yields the plaintext,
+/// and sealing that plaintext yields the full tag to compare.
+fn gcm(alg: SymAlg, key: &[u8], iv: &[u8], aad: &[u8], tag_len: usize, data: &[u8], dir: Direction) -> Result<Zeroizing<Vec<u8>>> {
+    use token_hal::crypto::sym::{gcm_open, gcm_seal};
+    let param = |_| Error(CKR_MECHANISM_PARAM_INVALID);
+    match dir {
+        Direction::Encrypt => {
+            let mut ct = gcm_seal(alg, key, iv, aad, data).map_err(param)?;
+            ct.truncate(data.len() + tag_len);
+            Ok(Zeroizing::new(ct))
+        }
+        Direction::Decrypt => {
+            if data.len() < tag_len {
+                return Err(Error(CKR_ENCRYPTED_DATA_LEN_RANGE));
+            }
+            let (ct, tag) = data.split_at(data.len() - tag_len);
+            if tag_len == 16 {
+                return gcm_open(alg, key, iv, aad, data).map_err(|e| data_err(e, dir));
+            }
+            let mut pt = Zeroizing::new(gcm_seal(alg, key, iv, &[], ct).map_err(param)?);
+            pt.truncate(ct.len());
+            let again = gcm_seal(alg, key, iv, aad, &pt).map_err(param)?;
+            if ct_eq(&again[ct.len()..ct.len() + tag_len], tag) {
+                Ok(pt)
+            } else {
+                Err(Error(CKR_ENCRYPTED_DATA_INVALID))
+            }
+        }
+    }
 }
 
 /// SM2 ciphertext accepted as 04‖C1‖C3‖C2 or as GM/T 0009 DER.
@@ -314,7 +358,9 @@ pub(crate) fn crypt_update(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>
         let mut out = Zeroizing::new(Vec::new());
         match op {
             CryptOp::Sym(c) => c.update(data, &mut out).map_err(|e| data_err(e, dir))?,
-            CryptOp::Asym { data: d, .. } | CryptOp::KeyWrap { data: d, .. } => d.extend_from_slice(data),
+            CryptOp::Asym { data: d, .. } | CryptOp::KeyWrap { data: d, .. } | CryptOp::Gcm { data: d, .. } => {
+                d.extend_from_slice(data)
+            }
         }
         Ok(out)
     });
@@ -345,7 +391,7 @@ pub(crate) fn crypt_final(h: CK_SESSION_HANDLE, cap: Option<usize>, dir: Directi
                 c.finalize(&mut out).map_err(|e| data_err(e, dir))?;
                 Ok(out)
             }
-            CryptOp::Asym { ref data, .. } | CryptOp::KeyWrap { ref data, .. } => {
+            CryptOp::Asym { ref data, .. } | CryptOp::KeyWrap { ref data, .. } | CryptOp::Gcm { ref data, .. } => {
                 let d = data.clone();
                 run_cipher(op, &d, dir)
             }
@@ -443,7 +489,8 @@ pub(crate) fn digest_final(h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<P
 }
 
 fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
-    let ec = matches!(alg, Some(KeyAlg::EcP256 | KeyAlg::EcP384));
+    let ec = matches!(alg, Some(KeyAlg::EcP256 | KeyAlg::EcP384 | KeyAlg::EcP521));
+    let ed = matches!(alg, Some(KeyAlg::Ed25519 | KeyAlg::Ed448));
     let rsa = matches!(alg, Some(KeyAlg::Rsa(_)));
     let sm2 = alg == Some(KeyAlg::Sm2);
     let bad = || Error(CKR_KEY_TYPE_INCONSISTENT);
@@ -473,6 +520,14 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
                 (SignMech::RsaPss { hash: h, salt_len: *salt_len }, false)
             }
         }
+        CKM_EDDSA if ed => match &mech.param {
+            Param::None => (SignMech::EdDsa { ph: false, context: None }, false),
+            Param::Eddsa { ph, context } => (
+                SignMech::EdDsa { ph: *ph, context: context.clone().filter(|c| !c.is_empty() || *ph) },
+                false,
+            ),
+            _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
+        },
         CKM_SM2 if sm2 => (SignMech::Sm2Prehashed, true),
         CKM_SM3_SM2 if sm2 => {
             let id = match mech.bytes() {
@@ -485,7 +540,7 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
         | CKM_ECDSA_SHA512 | CKM_RSA_PKCS | CKM_SHA1_RSA_PKCS | CKM_SHA224_RSA_PKCS
         | CKM_SHA256_RSA_PKCS | CKM_SHA384_RSA_PKCS | CKM_SHA512_RSA_PKCS | CKM_RSA_PKCS_PSS
         | CKM_SHA1_RSA_PKCS_PSS | CKM_SHA224_RSA_PKCS_PSS | CKM_SHA256_RSA_PKCS_PSS
-        | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA512_RSA_PKCS_PSS | CKM_SM2 | CKM_SM3_SM2 => {
+        | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA512_RSA_PKCS_PSS | CKM_SM2 | CKM_SM3_SM2 | CKM_EDDSA => {
             return Err(bad());
         }
         _ => return Err(Error(CKR_MECHANISM_INVALID)),
@@ -515,6 +570,15 @@ fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool) -> Result<
         }
         let key = secret(&k)?;
         return Ok(SignOp::Hmac { h: Hasher::new_hmac(h, key), len: h.output_len() });
+    }
+    if matches!(mech.ty, CKM_AES_CMAC | CKM_AES_CMAC_GENERAL) {
+        sym_alg(a.key_type(), SymAlg::Aes)?;
+        let len = match (&mech.param, mech.ty) {
+            (Param::Ulong(l), CKM_AES_CMAC_GENERAL) if (1..=16).contains(l) => *l as usize,
+            (_, CKM_AES_CMAC) => 16,
+            _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
+        };
+        return Ok(SignOp::Cmac { alg: SymAlg::Aes, key: Zeroizing::new(secret(&k)?.to_vec()), data: Vec::new(), len });
     }
     if matches!(mech.ty, CKM_SM4_MAC | CKM_SM4_MAC_GENERAL) {
         sym_alg(a.key_type(), SymAlg::Sm4)?;
@@ -564,7 +628,7 @@ pub(crate) fn sign_init(h: CK_SESSION_HANDLE, mech: &Mech, kh: CK_OBJECT_HANDLE,
 fn op_update(op: &mut SignOp, data: &[u8]) -> Result<()> {
     match op {
         SignOp::Hmac { h, .. } => h.update(data),
-        SignOp::CbcMac { data: d, .. } => d.extend_from_slice(data),
+        SignOp::CbcMac { data: d, .. } | SignOp::Cmac { data: d, .. } => d.extend_from_slice(data),
         SignOp::Asym { data: d, single_only, updated, .. } => {
             if *single_only {
                 return Err(Error(CKR_FUNCTION_NOT_SUPPORTED));
@@ -589,6 +653,7 @@ fn op_sign(op: SignOp) -> Result<Vec<u8>> {
     match op {
         SignOp::Hmac { h, len } => Ok(h.finish()[..len].to_vec()),
         SignOp::CbcMac { alg, key, data, len } => cbc_mac(alg, &key, &data, len),
+        SignOp::Cmac { alg, key, data, len } => Ok(cmac(alg, &key, &data)?[..len].to_vec()),
         SignOp::Asym { key, mech, data, .. } => match &*key {
             KeyMaterial::Private(sk) => sk.sign(&mech, &data).map_err(|e| match e {
                 token_hal::Error::InvalidArgument(_) | token_hal::Error::InvalidData(_) => Error(CKR_DATA_LEN_RANGE),
@@ -608,6 +673,13 @@ fn op_verify(op: SignOp, sig: &[u8]) -> Result<()> {
             if sig.len() != len {
                 return Err(Error(CKR_SIGNATURE_LEN_RANGE));
             }
+            if ct_eq(&mac[..len], sig) { Ok(()) } else { Err(Error(CKR_SIGNATURE_INVALID)) }
+        }
+        SignOp::Cmac { alg, key, data, len } => {
+            if sig.len() != len {
+                return Err(Error(CKR_SIGNATURE_LEN_RANGE));
+            }
+            let mac = cmac(alg, &key, &data)?;
             if ct_eq(&mac[..len], sig) { Ok(()) } else { Err(Error(CKR_SIGNATURE_INVALID)) }
         }
         SignOp::CbcMac { alg, key, data, len } => {
@@ -636,6 +708,53 @@ fn op_verify(op: SignOp, sig: &[u8]) -> Result<()> {
             _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
         },
     }
+}
+
+/// CMAC (NIST SP 800-38B / RFC 4493) over the block cipher of token-hal.
+fn cmac(alg: SymAlg, key: &[u8], data: &[u8]) -> Result<[u8; 16]> {
+    use token_hal::crypto::sym::{SymMode, encrypt};
+    let ecb = |b: &[u8; 16]| -> Result<[u8; 16]> {
+        let c = encrypt(alg, SymMode::Ecb, key, &[], b).map_err(|_| Error(CKR_KEY_SIZE_RANGE))?;
+        let mut o = [0u8; 16];
+        o.copy_from_slice(&c[..16]);
+        Ok(o)
+    };
+    let dbl = |b: [u8; 16]| -> [u8; 16] {
+        let mut o = [0u8; 16];
+        let carry = b[0] >> 7;
+        for i in 0..16 {
+            o[i] = (b[i] << 1) | if i < 15 { b[i + 1] >> 7 } else { 0 };
+        }
+        o[15] ^= 0x87 * carry;
+        o
+    };
+    let k1 = dbl(ecb(&[0u8; 16])?);
+    let k2 = dbl(k1);
+    let n = data.len().div_ceil(16).max(1);
+    let complete = !data.is_empty() && data.len() % 16 == 0;
+    let mut x = [0u8; 16];
+    for i in 0..n {
+        let mut block = [0u8; 16];
+        let chunk = &data[i * 16..((i + 1) * 16).min(data.len())];
+        block[..chunk.len()].copy_from_slice(chunk);
+        if i == n - 1 {
+            if complete {
+                for j in 0..16 {
+                    block[j] ^= k1[j];
+                }
+            } else {
+                block[chunk.len()] = 0x80;
+                for j in 0..16 {
+                    block[j] ^= k2[j];
+                }
+            }
+        }
+        for j in 0..16 {
+            x[j] ^= block[j];
+        }
+        x = ecb(&x)?;
+    }
+    Ok(x)
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {

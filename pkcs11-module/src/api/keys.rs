@@ -132,12 +132,18 @@ pub(crate) fn generate_key_pair(
             }
             KeyAlg::Rsa(bits as u32)
         }
-        CKM_EC_KEY_PAIR_GEN => {
+        CKM_EC_KEY_PAIR_GEN | CKM_EC_EDWARDS_KEY_PAIR_GEN | CKM_EC_MONTGOMERY_KEY_PAIR_GEN => {
             let p = pa.bytes(CKA_EC_PARAMS).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
-            match keys::ec_alg(p)? {
-                KeyAlg::Sm2 => KeyAlg::Sm2,
-                a => a,
+            let alg = keys::ec_alg(p)?;
+            let ok = match mech.ty {
+                CKM_EC_KEY_PAIR_GEN => alg.is_ec(),
+                CKM_EC_EDWARDS_KEY_PAIR_GEN => alg.is_edwards(),
+                _ => alg.is_montgomery(),
+            };
+            if !ok {
+                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
             }
+            alg
         }
         CKM_SM2_KEY_PAIR_GEN => {
             if let Some(p) = pa.bytes(CKA_EC_PARAMS) {
@@ -152,6 +158,10 @@ pub(crate) fn generate_key_pair(
     expect(&mut pa, CKA_CLASS, CKO_PUBLIC_KEY)?;
     expect(&mut sa, CKA_CLASS, CKO_PRIVATE_KEY)?;
     let kt = keys::key_type_of(alg);
+    let kt = match (alg, pa.key_type().or(sa.key_type())) {
+        (KeyAlg::Sm2, Some(CKK_EC)) => CKK_EC,
+        _ => kt,
+    };
     expect(&mut pa, CKA_KEY_TYPE, kt)?;
     expect(&mut sa, CKA_KEY_TYPE, kt)?;
     // Check the write rights before the (slow) generation.
@@ -162,6 +172,8 @@ pub(crate) fn generate_key_pair(
     let pk = sk.public_key()?;
     keys::fill_public(&pk, &mut pa)?;
     keys::fill_private(&sk, &mut sa)?;
+    pa.set_ulong(CKA_KEY_TYPE, kt);
+    sa.set_ulong(CKA_KEY_TYPE, kt);
     object::complete(&mut pa, true, Some(mech.ty))?;
     object::complete(&mut sa, true, Some(mech.ty))?;
     let ph = store_new(&m, &s, pa)?;
@@ -383,8 +395,7 @@ pub(crate) fn derive(h: CK_SESSION_HANDLE, mech: &Mech, base: CK_OBJECT_HANDLE, 
             let KeyMaterial::Private(sk) = &*bk else {
                 return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
             };
-            let fl = sk.alg().field_len().ok_or(Error(CKR_KEY_TYPE_INCONSISTENT))?;
-            let peer = keys::raw_point(public, fl);
+            let peer = keys::raw_point(sk.alg(), public);
             let z = sk
                 .derive(&DeriveMech::Ecdh { peer_point: peer })
                 .map_err(|e| match e {

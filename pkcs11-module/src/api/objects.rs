@@ -155,12 +155,30 @@ fn derive_content(a: &mut Attrs) -> Result<()> {
         }
         Some(CKO_PRIVATE_KEY) => {
             let sk = keys::private_from_attrs(a)?;
+            let kt = a.key_type();
             keys::fill_private(&sk, a)?;
+            if let Some(kt) = kt {
+                a.set_ulong(CKA_KEY_TYPE, kt);
+            }
         }
-        Some(CKO_PUBLIC_KEY) => {
-            let pk = keys::public_from_attrs(a)?;
-            keys::fill_public(&pk, a)?;
-        }
+        Some(CKO_PUBLIC_KEY) => match keys::public_from_attrs(a) {
+            Ok(pk) => {
+                let kt = a.key_type();
+                keys::fill_public(&pk, a)?;
+                if let Some(kt) = kt {
+                    a.set_ulong(CKA_KEY_TYPE, kt);
+                }
+            }
+            // An RSA public key outside the sizes this token computes with is still
+            // stored (an imported certificate's key, say); using it fails later.
+            Err(_) if a.key_type() == Some(CKK_RSA) => {
+                let n = a.bytes(CKA_MODULUS).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+                let bits = (n.len() * 8) as CK_ULONG;
+                a.bytes(CKA_PUBLIC_EXPONENT).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+                a.set_ulong(CKA_MODULUS_BITS, bits);
+            }
+            Err(e) => return Err(e),
+        },
         _ => {}
     }
     Ok(())
@@ -184,6 +202,7 @@ pub(crate) fn create(h: CK_SESSION_HANDLE, tmpl: &Template) -> Result<CK_OBJECT_
     let m = state::module()?;
     let s = m.session(h)?;
     let mut a = object::parse_template(tmpl, Purpose::Create, s.token.login())?;
+    check_write(&s, &a)?;
     object::complete(&mut a, false, None)?;
     derive_content(&mut a)?;
     store_new(&m, &s, a)

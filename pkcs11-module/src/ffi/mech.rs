@@ -86,6 +86,17 @@ pub(crate) unsafe fn parse(p: *const CK_MECHANISM) -> Result<Mech> {
             let public = unsafe { bytes(e.pPublicData, e.ulPublicDataLen) }?.to_vec();
             Param::Ecdh { kdf: e.kdf, shared, public }
         }
+        CKM_EDDSA => {
+            if m.pParameter.is_null() {
+                Param::None
+            } else {
+                let e: CK_EDDSA_PARAMS = param_struct(&m)?;
+                // SAFETY: the structure declares `ulContextDataLen` bytes.
+                let c = unsafe { bytes(e.pContextData, e.ulContextDataLen) }?.to_vec();
+                Param::Eddsa { ph: e.phFlag != 0, context: Some(c) }
+            }
+        }
+        CKM_AES_CMAC_GENERAL => Param::Ulong(param_struct::<CK_ULONG>(&m)?),
         CKM_CONCATENATE_BASE_AND_KEY => Param::Key(param_struct::<CK_OBJECT_HANDLE>(&m)?),
         CKM_EXTRACT_KEY_FROM_KEY => Param::Ulong(param_struct::<CK_ULONG>(&m)?),
         crate::mechanism::vendor::CKM_SM4_MAC_GENERAL => Param::Ulong(param_struct::<CK_ULONG>(&m)?),
