@@ -267,9 +267,6 @@ pub(crate) fn complete(a: &mut Attrs, local: bool, keygen_mech: Option<CK_MECHAN
             CKA_KEY_GEN_MECHANISM,
             keygen_mech.unwrap_or(CK_UNAVAILABLE_INFORMATION),
         );
-        if !a.contains_key(&CKA_ALLOWED_MECHANISMS) {
-            a.insert(CKA_ALLOWED_MECHANISMS, Zeroizing::new(Vec::new()));
-        }
     }
     match class {
         CKO_SECRET_KEY | CKO_PRIVATE_KEY => {

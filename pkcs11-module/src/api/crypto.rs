@@ -900,22 +900,23 @@ pub(crate) fn msg_crypt(
         let _ = op.mech;
         (op.alg, op.key.clone())
     };
-    if tag_bits != 128 || iv.is_empty() {
+    if !(32..=128).contains(&tag_bits) || tag_bits % 8 != 0 || iv.is_empty() {
         return Err(Error(CKR_MECHANISM_PARAM_INVALID));
     }
+    let tag_len = tag_bits / 8;
     match dir {
         Direction::Encrypt => {
-            let ct = token_hal::crypto::sym::gcm_seal(alg, &key, iv, aad, data)
-                .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID))?;
-            let split = ct.len() - 16;
+            let ct = gcm(alg, &key, iv, aad, tag_len, data, dir)?;
+            let split = ct.len() - tag_len;
             Ok((Zeroizing::new(ct[..split].to_vec()), ct[split..].to_vec()))
         }
         Direction::Decrypt => {
+            if tag_in.len() != tag_len {
+                return Err(Error(CKR_MECHANISM_PARAM_INVALID));
+            }
             let mut input = data.to_vec();
             input.extend_from_slice(tag_in);
-            let pt = token_hal::crypto::sym::gcm_open(alg, &key, iv, aad, &input)
-                .map_err(|_| Error(CKR_ENCRYPTED_DATA_INVALID))?;
-            Ok((Zeroizing::new(pt.to_vec()), Vec::new()))
+            Ok((gcm(alg, &key, iv, aad, tag_len, &input, dir)?, Vec::new()))
         }
     }
 }

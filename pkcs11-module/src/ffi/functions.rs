@@ -406,8 +406,23 @@ init_fn!(C_EncryptInit, |h, m, k| crypto::crypt_init(h, m, k, Direction::Encrypt
 init_fn!(C_DecryptInit, |h, m, k| crypto::crypt_init(h, m, k, Direction::Decrypt));
 init_fn!(C_SignInit, |h, m, k| crypto::sign_init(h, m, k, false));
 init_fn!(C_VerifyInit, |h, m, k| crypto::sign_init(h, m, k, true));
-init_fn!(C_MessageEncryptInit, |h, m, k| crypto::msg_init(h, m, k, Direction::Encrypt));
-init_fn!(C_MessageDecryptInit, |h, m, k| crypto::msg_init(h, m, k, Direction::Decrypt));
+
+macro_rules! msg_init_fn {
+    ($name:ident, $dir:expr) => {
+        ck_fn! {
+            /// A message-based init: the mechanism's parameter (a `CK_GCM_MESSAGE_PARAMS`
+            /// template) is not used; each message brings its own.
+            fn $name(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
+                // SAFETY: mechanism contract.
+                let m = unsafe { read(pMechanism as *const CK_MECHANISM) }?;
+                let mech = crate::mechanism::Mech { ty: m.mechanism, param: crate::mechanism::Param::None };
+                crypto::msg_init(hSession, &mech, hKey, $dir)
+            }
+        }
+    };
+}
+msg_init_fn!(C_MessageEncryptInit, Direction::Encrypt);
+msg_init_fn!(C_MessageDecryptInit, Direction::Decrypt);
 
 macro_rules! inout_fn {
     ($name:ident, $body:expr) => {
@@ -718,7 +733,7 @@ ck_fn! {
         }
         let (ct, tag) = crypto::msg_crypt(hSession, &iv, g.ulTagBits as usize, &[], aad, pt, Direction::Encrypt)?;
         out.deliver(&ct)?;
-        // SAFETY: pTag holds ulTagBits/8 = 16 bytes (checked to be 128 bits).
+        // SAFETY: pTag holds ulTagBits/8 bytes, the length of `tag`.
         unsafe { std::ptr::copy_nonoverlapping(tag.as_ptr(), g.pTag, tag.len()) };
         Ok(())
     }
