@@ -3,6 +3,7 @@
 
 pub mod awslc;
 pub mod edwards;
+pub mod gcm;
 pub mod hash;
 pub mod rsa;
 pub mod sm2;

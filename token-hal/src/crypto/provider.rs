@@ -71,6 +71,14 @@ pub trait SymCipherOps: Send {
     fn finalize(self: Box<Self>, out: &mut Vec<u8>) -> Result<()>;
 }
 
+/// A streaming MAC over a block cipher (CMAC).
+pub trait MacOps: Send {
+    /// Absorbs more data.
+    fn update(&mut self, data: &[u8]);
+    /// Finishes and returns the full-length MAC.
+    fn finish(self: Box<Self>) -> Zeroizing<Vec<u8>>;
+}
+
 /// Block ciphers and their modes.
 pub trait SymProvider: Send + Sync + fmt::Debug {
     /// Starts a cipher. For GCM, `iv` is the nonce and `aad` the associated data; the tag
@@ -86,6 +94,29 @@ pub trait SymProvider: Send + Sync + fmt::Debug {
     ) -> Result<Box<dyn SymCipherOps>>;
     /// Encrypts one block in place (ECB, no state).
     fn encrypt_block(&self, alg: SymAlg, key: &[u8], block: &mut [u8]) -> Result<()>;
+    /// Starts GCM with any nonce length (1 byte and up) and a `tag_len`-byte tag
+    /// (4..=16), appended on encryption and expected at the end on decryption.
+    fn gcm(
+        &self,
+        alg: SymAlg,
+        dir: Direction,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        tag_len: usize,
+    ) -> Result<Box<dyn SymCipherOps>> {
+        let _ = (dir, key, nonce, aad, tag_len);
+        Err(crate::error::Error::unsupported(format!(
+            "GCM with {alg:?} in this provider"
+        )))
+    }
+    /// Starts CMAC (NIST SP 800-38B) with `key`.
+    fn cmac(&self, alg: SymAlg, key: &[u8]) -> Result<Box<dyn MacOps>> {
+        let _ = key;
+        Err(crate::error::Error::unsupported(format!(
+            "CMAC with {alg:?} in this provider"
+        )))
+    }
     /// AES key wrap (RFC 3394 when `pad` is false, RFC 5649 when true).
     fn aes_key_wrap(&self, kek: &[u8], key: &[u8], pad: bool) -> Result<Vec<u8>>;
     /// AES key unwrap (RFC 3394 / RFC 5649).
