@@ -54,6 +54,7 @@ macro_rules! rows {
 
 /// Every mechanism the module offers, with key sizes (bits for RSA/EC, bytes otherwise).
 pub(crate) static TABLE: &[MechRow] = rows![
+    CKM_MD5, "CKM_MD5", 0, 0, CKF_DIGEST;
     CKM_SHA_1, "CKM_SHA_1", 0, 0, CKF_DIGEST;
     CKM_SHA224, "CKM_SHA224", 0, 0, CKF_DIGEST;
     CKM_SHA256, "CKM_SHA256", 0, 0, CKF_DIGEST;

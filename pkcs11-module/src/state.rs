@@ -118,7 +118,7 @@ pub(crate) struct Module {
     pub compat: Compat,
     pub inner: Mutex<Inner>,
     pub events: Events,
-    /// Serialises token creation and re-initialisation.
+    /// Serialises token creation, re-initialisation and slot refreshes.
     pub init_lock: Mutex<()>,
 }
 
@@ -192,6 +192,13 @@ impl Module {
     /// Re-reads devices and applications. New tokens and vanished ones become slot
     /// events when `events` is set. Tokens that stay keep their handles (and login).
     pub fn refresh(&self, events: bool) -> Result<()> {
+        let _g = self.init_lock.lock().map_err(|_| Error::GENERAL)?;
+        self.refresh_locked(events)
+    }
+
+    /// [`Module::refresh`] with `init_lock` held by the caller: listing and applying are
+    /// one step, so a slow concurrent listing never drops a token made meanwhile.
+    pub fn refresh_locked(&self, events: bool) -> Result<()> {
         let mut devices: Vec<(DeviceInfo, Arc<dyn Device>)> = Vec::new();
         for d in self.registry.devices()? {
             match d.info() {

@@ -214,34 +214,18 @@ pub(crate) fn run_cipher(op: CryptOp, data: &[u8], dir: Direction) -> Result<Zer
     Ok(out)
 }
 
-/// GCM with a tag of `tag_len` bytes. A shorter tag is checked by re-encrypting: GCM's
-/// keystream does not depend on the data, so sealing the ciphertext yields the plaintext,
-/// and sealing that plaintext yields the full tag to compare.
+/// GCM with a tag of `tag_len` bytes (token-hal's GCM takes any nonce length).
 fn gcm(alg: SymAlg, key: &[u8], iv: &[u8], aad: &[u8], tag_len: usize, data: &[u8], dir: Direction) -> Result<Zeroizing<Vec<u8>>> {
-    use token_hal::crypto::sym::{gcm_open, gcm_seal};
-    let param = |_| Error(CKR_MECHANISM_PARAM_INVALID);
+    use token_hal::crypto::sym::{gcm_open_with_tag_len, gcm_seal_with_tag_len};
     match dir {
-        Direction::Encrypt => {
-            let mut ct = gcm_seal(alg, key, iv, aad, data).map_err(param)?;
-            ct.truncate(data.len() + tag_len);
-            Ok(Zeroizing::new(ct))
-        }
+        Direction::Encrypt => gcm_seal_with_tag_len(alg, key, iv, aad, data, tag_len)
+            .map(Zeroizing::new)
+            .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID)),
         Direction::Decrypt => {
             if data.len() < tag_len {
                 return Err(Error(CKR_ENCRYPTED_DATA_LEN_RANGE));
             }
-            let (ct, tag) = data.split_at(data.len() - tag_len);
-            if tag_len == 16 {
-                return gcm_open(alg, key, iv, aad, data).map_err(|e| data_err(e, dir));
-            }
-            let mut pt = Zeroizing::new(gcm_seal(alg, key, iv, &[], ct).map_err(param)?);
-            pt.truncate(ct.len());
-            let again = gcm_seal(alg, key, iv, aad, &pt).map_err(param)?;
-            if ct_eq(&again[ct.len()..ct.len() + tag_len], tag) {
-                Ok(pt)
-            } else {
-                Err(Error(CKR_ENCRYPTED_DATA_INVALID))
-            }
+            gcm_open_with_tag_len(alg, key, iv, aad, data, tag_len).map_err(|e| data_err(e, dir))
         }
     }
 }
@@ -412,6 +396,7 @@ pub(crate) fn digest_init(h: CK_SESSION_HANDLE, mech: &Mech) -> Result<()> {
         return Err(Error(CKR_OPERATION_ACTIVE));
     }
     let alg = match mech.ty {
+        CKM_MD5 => Some(HashAlg::Md5),
         CKM_SHA_1 | CKM_SHA224 | CKM_SHA256 | CKM_SHA384 | CKM_SHA512 | CKM_SM3 => hash_of(mech.ty),
         _ => None,
     }
@@ -710,51 +695,12 @@ fn op_verify(op: SignOp, sig: &[u8]) -> Result<()> {
     }
 }
 
-/// CMAC (NIST SP 800-38B / RFC 4493) over the block cipher of token-hal.
-fn cmac(alg: SymAlg, key: &[u8], data: &[u8]) -> Result<[u8; 16]> {
-    use token_hal::crypto::sym::{SymMode, encrypt};
-    let ecb = |b: &[u8; 16]| -> Result<[u8; 16]> {
-        let c = encrypt(alg, SymMode::Ecb, key, &[], b).map_err(|_| Error(CKR_KEY_SIZE_RANGE))?;
-        let mut o = [0u8; 16];
-        o.copy_from_slice(&c[..16]);
-        Ok(o)
-    };
-    let dbl = |b: [u8; 16]| -> [u8; 16] {
-        let mut o = [0u8; 16];
-        let carry = b[0] >> 7;
-        for i in 0..16 {
-            o[i] = (b[i] << 1) | if i < 15 { b[i + 1] >> 7 } else { 0 };
-        }
-        o[15] ^= 0x87 * carry;
-        o
-    };
-    let k1 = dbl(ecb(&[0u8; 16])?);
-    let k2 = dbl(k1);
-    let n = data.len().div_ceil(16).max(1);
-    let complete = !data.is_empty() && data.len() % 16 == 0;
-    let mut x = [0u8; 16];
-    for i in 0..n {
-        let mut block = [0u8; 16];
-        let chunk = &data[i * 16..((i + 1) * 16).min(data.len())];
-        block[..chunk.len()].copy_from_slice(chunk);
-        if i == n - 1 {
-            if complete {
-                for j in 0..16 {
-                    block[j] ^= k1[j];
-                }
-            } else {
-                block[chunk.len()] = 0x80;
-                for j in 0..16 {
-                    block[j] ^= k2[j];
-                }
-            }
-        }
-        for j in 0..16 {
-            x[j] ^= block[j];
-        }
-        x = ecb(&x)?;
-    }
-    Ok(x)
+/// CMAC (NIST SP 800-38B) from token-hal.
+fn cmac(alg: SymAlg, key: &[u8], data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    use token_hal::crypto::mac::{Mac, MacAlg};
+    let mut m = Mac::new(MacAlg::Cmac(alg), key).map_err(|_| Error(CKR_KEY_SIZE_RANGE))?;
+    m.update(data)?;
+    Ok(m.finish()?)
 }
 
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {

@@ -231,7 +231,6 @@ pub(crate) fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8]) -> Resul
             params.admin_retries = r;
             params.user_retries = r;
         }
-        dev.create_app(&name, &params)?;
         let serial = token_hal::slot::token_serial(&dev.info()?.serial, &name);
         let natural = CK_SLOT_ID::from(token_hal::slot::slot_id(&serial));
         {
@@ -240,7 +239,8 @@ pub(crate) fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8]) -> Resul
             inner.assigned.insert(natural, here);
             inner.free_slot = 0x8000_0000 + inner.assigned.len() as CK_SLOT_ID;
         }
-        m.refresh(true)?;
+        dev.create_app(&name, &params)?;
+        m.refresh_locked(true)?;
         return Ok(());
     }
     let t = m.token(slot)?;
@@ -261,7 +261,7 @@ pub(crate) fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8]) -> Resul
         t.device.delete_app(&t.app_name)?;
         let params = AppParams::new(pin, None);
         t.device.create_app(&name, &params)?;
-        m.refresh(true)?;
+        m.refresh_locked(true)?;
     }
     Ok(())
 }
