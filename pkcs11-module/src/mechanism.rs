@@ -128,6 +128,9 @@ pub(crate) static TABLE: &[MechRow] = rows![
     CKM_CONCATENATE_DATA_AND_BASE, "CKM_CONCATENATE_DATA_AND_BASE", 0, 0, CKF_DERIVE;
     CKM_XOR_BASE_AND_DATA, "CKM_XOR_BASE_AND_DATA", 0, 0, CKF_DERIVE;
     CKM_EXTRACT_KEY_FROM_KEY, "CKM_EXTRACT_KEY_FROM_KEY", 0, 0, CKF_DERIVE;
+    CKM_SP800_108_COUNTER_KDF, "CKM_SP800_108_COUNTER_KDF", 1, 512, CKF_DERIVE;
+    CKM_SP800_108_FEEDBACK_KDF, "CKM_SP800_108_FEEDBACK_KDF", 1, 512, CKF_DERIVE;
+    CKM_SP800_108_DOUBLE_PIPELINE_KDF, "CKM_SP800_108_DOUBLE_PIPELINE_KDF", 1, 512, CKF_DERIVE;
 ];
 
 /// A mechanism by its `CKM_*` name (SoftHSM2's `slots.mechanisms`).
@@ -162,10 +165,32 @@ pub(crate) enum Param {
     Ulong(CK_ULONG),
     /// AES_CBC_ENCRYPT_DATA.
     CbcData { iv: [u8; 16], data: Zeroizing<Vec<u8>> },
+    /// SP 800-108 KBKDF: PRF, mode, data parameters, IV (feedback) and the templates
+    /// of additional keys.
+    Kbkdf {
+        prf: CK_MECHANISM_TYPE,
+        data: Vec<PrfData>,
+        iv: Vec<u8>,
+        extra: Vec<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>>,
+    },
     /// EdDSA: pre-hash flag and context.
     Eddsa { ph: bool, context: Option<Vec<u8>> },
     /// CTR: counter bits and the initial counter block.
     Ctr { bits: CK_ULONG, block: [u8; 16] },
+}
+
+/// One SP 800-108 data parameter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PrfData {
+    /// The iteration variable: a counter of (little endian, bits), or (None) the
+    /// chaining value of feedback and double-pipeline modes.
+    Iteration(Option<(bool, CK_ULONG)>),
+    /// The optional counter of feedback and double-pipeline modes.
+    Counter(bool, CK_ULONG),
+    /// The length L of the derived keying material: (method, little endian, bits).
+    Dkm(CK_ULONG, bool, CK_ULONG),
+    /// Fixed bytes.
+    Bytes(Vec<u8>),
 }
 
 /// A mechanism with its parameters.

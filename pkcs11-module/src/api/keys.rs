@@ -321,16 +321,66 @@ fn default_len(kt: Option<CK_KEY_TYPE>) -> Option<usize> {
 }
 
 /// `C_DeriveKey`.
-pub(crate) fn derive(h: CK_SESSION_HANDLE, mech: &Mech, base: CK_OBJECT_HANDLE, tmpl: &Template) -> Result<CK_OBJECT_HANDLE> {
+pub(crate) fn derive(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    base: CK_OBJECT_HANDLE,
+    tmpl: &Template,
+) -> Result<(CK_OBJECT_HANDLE, Vec<CK_OBJECT_HANDLE>)> {
     let m = state::module()?;
     let s = m.session(h)?;
     if !m.compat.allows(mech.ty) || crate::mechanism::row(mech.ty).is_none() {
         return Err(Error(CKR_MECHANISM_INVALID));
     }
     let (bo, ba) = key_for(&m, &s, base, CKA_DERIVE, mech.ty)?;
-    let mut a = object::parse_template(tmpl, Purpose::Derive, s.token.login())?;
-    if a.key_type().is_none() {
-        a.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
+    let prep = |t: &Template| -> Result<Attrs> {
+        let mut a = object::parse_template(t, Purpose::Derive, s.token.login())?;
+        if a.key_type().is_none() {
+            a.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
+        }
+        // Derived keys may do only what their template says.
+        for u in [CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP, CKA_DERIVE] {
+            a.default_bool(u, false);
+        }
+        Ok(a)
+    };
+    let mut a = prep(tmpl)?;
+    let finish = |a: Attrs, v: &[u8]| -> Result<CK_OBJECT_HANDLE> {
+        let (mut a, _) = new_secret(&s, a, v, None, false)?;
+        a.set_bool(CKA_ALWAYS_SENSITIVE, ba.flag(CKA_ALWAYS_SENSITIVE) && a.flag(CKA_SENSITIVE));
+        a.set_bool(CKA_NEVER_EXTRACTABLE, ba.flag(CKA_NEVER_EXTRACTABLE) && !a.flag(CKA_EXTRACTABLE));
+        store_new(&m, &s, a)
+    };
+    if let Param::Kbkdf { prf, data, iv, extra } = &mech.param {
+        use crate::api::kbkdf::{Mode, derive as kdf};
+        let mode = match mech.ty {
+            CKM_SP800_108_COUNTER_KDF => Mode::Counter,
+            CKM_SP800_108_FEEDBACK_KDF => Mode::Feedback,
+            _ => Mode::Pipeline,
+        };
+        let mut all = vec![a];
+        for t in extra {
+            all.push(prep(t)?);
+        }
+        let lens = all
+            .iter()
+            .map(|a| {
+                a.ulong(CKA_VALUE_LEN)
+                    .map(|l| l as usize)
+                    .or(default_len(a.key_type()))
+                    .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        let KeyMaterial::Secret(kv) = &*key_material(&s, &bo)? else {
+            return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
+        };
+        let values = kdf(mode, *prf, kv, data, iv, &lens)?;
+        let mut handles = Vec::new();
+        for (a, v) in all.into_iter().zip(values.iter()) {
+            handles.push(finish(a, v)?);
+        }
+        let first = handles.remove(0);
+        return Ok((first, handles));
     }
     let want = a.ulong(CKA_VALUE_LEN).map(|l| l as usize).or(default_len(a.key_type()));
     let bk = key_material(&s, &bo)?;
@@ -419,9 +469,5 @@ pub(crate) fn derive(h: CK_SESSION_HANDLE, mech: &Mech, base: CK_OBJECT_HANDLE, 
         return Err(Error(CKR_TEMPLATE_INCOMPLETE));
     }
     let _ = hash_of;
-    let (mut a, _) = new_secret(&s, a, &v, None, false)?;
-    a.set_bool(CKA_ALWAYS_SENSITIVE, ba.flag(CKA_ALWAYS_SENSITIVE) && a.flag(CKA_SENSITIVE));
-    a.set_bool(CKA_NEVER_EXTRACTABLE, ba.flag(CKA_NEVER_EXTRACTABLE) && !a.flag(CKA_EXTRACTABLE));
-    let _ = CKK_SM2;
-    store_new(&m, &s, a)
+    Ok((finish(a, &v)?, Vec::new()))
 }

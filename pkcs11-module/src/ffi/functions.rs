@@ -643,7 +643,13 @@ ck_fn! {
         let m = unsafe { parse(pMechanism) }?;
         // SAFETY: template contract.
         let t = unsafe { template(pTemplate, ulAttributeCount) }?;
-        let h = keys::derive(hSession, &m, hBaseKey, &t)?;
+        let (h, extra) = keys::derive(hSession, &m, hBaseKey, &t)?;
+        // SAFETY: mechanism contract; these are the additional keys' handle pointers.
+        let outs = unsafe { super::mech::derived_key_outputs(pMechanism) };
+        for (p, x) in outs.into_iter().zip(extra) {
+            // SAFETY: `parse` checked each pointer non-null; the caller provides them.
+            unsafe { write(p, x) }?;
+        }
         // SAFETY: checked non-null.
         unsafe { write(phKey, h) }
     }
