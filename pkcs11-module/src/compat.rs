@@ -42,7 +42,8 @@ impl Compat {
 
     /// Parses the text of a softhsm2.conf.
     pub fn parse(text: &str) -> Self {
-        let flag = |k: &str| softhsm2_value(text, k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let flag =
+            |k: &str| softhsm2_value(text, k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let mut allow: Option<Vec<CK_MECHANISM_TYPE>> = None;
         let mut deny = Vec::new();
         if let Some(list) = softhsm2_value(text, "slots.mechanisms") {

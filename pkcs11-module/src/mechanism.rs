@@ -152,19 +152,38 @@ pub(crate) enum Param {
     /// A byte string: an IV, an SM2 ID, derive data.
     Bytes(Vec<u8>),
     /// GCM: nonce, AAD, tag bits.
-    Gcm { iv: Vec<u8>, aad: Vec<u8>, tag_bits: usize },
+    Gcm {
+        iv: Vec<u8>,
+        aad: Vec<u8>,
+        tag_bits: usize,
+    },
     /// RSA-OAEP.
-    Oaep { hash: CK_MECHANISM_TYPE, mgf: CK_ULONG, label: Vec<u8> },
+    Oaep {
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_ULONG,
+        label: Vec<u8>,
+    },
     /// RSA-PSS.
-    Pss { hash: CK_MECHANISM_TYPE, mgf: CK_ULONG, salt_len: usize },
+    Pss {
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_ULONG,
+        salt_len: usize,
+    },
     /// ECDH1 derive.
-    Ecdh { kdf: CK_ULONG, shared: Vec<u8>, public: Vec<u8> },
+    Ecdh {
+        kdf: CK_ULONG,
+        shared: Vec<u8>,
+        public: Vec<u8>,
+    },
     /// A key handle (CONCATENATE_BASE_AND_KEY).
     Key(CK_OBJECT_HANDLE),
     /// A number (EXTRACT_KEY_FROM_KEY bit index, MAC_GENERAL length).
     Ulong(CK_ULONG),
     /// AES_CBC_ENCRYPT_DATA.
-    CbcData { iv: [u8; 16], data: Zeroizing<Vec<u8>> },
+    CbcData {
+        iv: [u8; 16],
+        data: Zeroizing<Vec<u8>>,
+    },
     /// SP 800-108 KBKDF: PRF, mode, data parameters, IV (feedback) and the templates
     /// of additional keys.
     Kbkdf {

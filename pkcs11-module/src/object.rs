@@ -125,23 +125,69 @@ enum Kind {
 fn kind(ty: CK_ATTRIBUTE_TYPE) -> Option<Kind> {
     use Kind::*;
     Some(match ty {
-        CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE
-        | CKA_TRUSTED | CKA_SENSITIVE | CKA_ENCRYPT | CKA_DECRYPT | CKA_WRAP | CKA_UNWRAP
-        | CKA_SIGN | CKA_SIGN_RECOVER | CKA_VERIFY | CKA_VERIFY_RECOVER | CKA_DERIVE
-        | CKA_EXTRACTABLE | CKA_LOCAL | CKA_NEVER_EXTRACTABLE | CKA_ALWAYS_SENSITIVE
-        | CKA_WRAP_WITH_TRUSTED | CKA_ALWAYS_AUTHENTICATE => Bool,
-        CKA_CLASS | CKA_KEY_TYPE | CKA_CERTIFICATE_TYPE | CKA_CERTIFICATE_CATEGORY
-        | CKA_VALUE_LEN | CKA_MODULUS_BITS | CKA_KEY_GEN_MECHANISM
-        | CKA_JAVA_MIDP_SECURITY_DOMAIN | CKA_NAME_HASH_ALGORITHM => Ulong,
+        CKA_TOKEN
+        | CKA_PRIVATE
+        | CKA_MODIFIABLE
+        | CKA_COPYABLE
+        | CKA_DESTROYABLE
+        | CKA_TRUSTED
+        | CKA_SENSITIVE
+        | CKA_ENCRYPT
+        | CKA_DECRYPT
+        | CKA_WRAP
+        | CKA_UNWRAP
+        | CKA_SIGN
+        | CKA_SIGN_RECOVER
+        | CKA_VERIFY
+        | CKA_VERIFY_RECOVER
+        | CKA_DERIVE
+        | CKA_EXTRACTABLE
+        | CKA_LOCAL
+        | CKA_NEVER_EXTRACTABLE
+        | CKA_ALWAYS_SENSITIVE
+        | CKA_WRAP_WITH_TRUSTED
+        | CKA_ALWAYS_AUTHENTICATE => Bool,
+        CKA_CLASS
+        | CKA_KEY_TYPE
+        | CKA_CERTIFICATE_TYPE
+        | CKA_CERTIFICATE_CATEGORY
+        | CKA_VALUE_LEN
+        | CKA_MODULUS_BITS
+        | CKA_KEY_GEN_MECHANISM
+        | CKA_JAVA_MIDP_SECURITY_DOMAIN
+        | CKA_NAME_HASH_ALGORITHM => Ulong,
         CKA_START_DATE | CKA_END_DATE => Date,
         CKA_ALLOWED_MECHANISMS => MechList,
-        CKA_LABEL | CKA_APPLICATION | CKA_VALUE | CKA_OBJECT_ID | CKA_ID | CKA_SUBJECT
-        | CKA_ISSUER | CKA_SERIAL_NUMBER | CKA_OWNER | CKA_AC_ISSUER | CKA_ATTR_TYPES
-        | CKA_CHECK_VALUE | CKA_URL | CKA_HASH_OF_SUBJECT_PUBLIC_KEY
-        | CKA_HASH_OF_ISSUER_PUBLIC_KEY | CKA_MODULUS | CKA_PUBLIC_EXPONENT
-        | CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1
-        | CKA_EXPONENT_2 | CKA_COEFFICIENT | CKA_EC_PARAMS | CKA_EC_POINT
-        | CKA_UNIQUE_ID | CKA_PUBLIC_KEY_INFO | CKA_PRIME | CKA_SUBPRIME | CKA_BASE => Bytes,
+        CKA_LABEL
+        | CKA_APPLICATION
+        | CKA_VALUE
+        | CKA_OBJECT_ID
+        | CKA_ID
+        | CKA_SUBJECT
+        | CKA_ISSUER
+        | CKA_SERIAL_NUMBER
+        | CKA_OWNER
+        | CKA_AC_ISSUER
+        | CKA_ATTR_TYPES
+        | CKA_CHECK_VALUE
+        | CKA_URL
+        | CKA_HASH_OF_SUBJECT_PUBLIC_KEY
+        | CKA_HASH_OF_ISSUER_PUBLIC_KEY
+        | CKA_MODULUS
+        | CKA_PUBLIC_EXPONENT
+        | CKA_PRIVATE_EXPONENT
+        | CKA_PRIME_1
+        | CKA_PRIME_2
+        | CKA_EXPONENT_1
+        | CKA_EXPONENT_2
+        | CKA_COEFFICIENT
+        | CKA_EC_PARAMS
+        | CKA_EC_POINT
+        | CKA_UNIQUE_ID
+        | CKA_PUBLIC_KEY_INFO
+        | CKA_PRIME
+        | CKA_SUBPRIME
+        | CKA_BASE => Bytes,
         _ => return None,
     })
 }
@@ -206,8 +252,7 @@ pub(crate) fn parse_template(
         if token_only(*ty) {
             return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
         }
-        if *ty == CKA_TRUSTED && v.first().is_some_and(|b| *b != 0) && login != LoginState::Admin
-        {
+        if *ty == CKA_TRUSTED && v.first().is_some_and(|b| *b != 0) && login != LoginState::Admin {
             return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
         }
         if let Some(prev) = out.get(ty) {
@@ -223,7 +268,11 @@ pub(crate) fn parse_template(
 
 /// Fills the defaults of a new object of `class` and checks consistency. `local`: made
 /// by the token (generate/derive) rather than imported.
-pub(crate) fn complete(a: &mut Attrs, local: bool, keygen_mech: Option<CK_MECHANISM_TYPE>) -> Result<()> {
+pub(crate) fn complete(
+    a: &mut Attrs,
+    local: bool,
+    keygen_mech: Option<CK_MECHANISM_TYPE>,
+) -> Result<()> {
     let class = a.class().ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
     a.default_bool(CKA_TOKEN, false);
     a.default_bool(CKA_MODIFIABLE, true);
@@ -231,7 +280,10 @@ pub(crate) fn complete(a: &mut Attrs, local: bool, keygen_mech: Option<CK_MECHAN
     a.default_bool(CKA_DESTROYABLE, true);
     a.entry(CKA_LABEL).or_default();
     let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
-    a.default_bool(CKA_PRIVATE, matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY));
+    a.default_bool(
+        CKA_PRIVATE,
+        matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY),
+    );
     match class {
         CKO_DATA => {
             a.entry(CKA_APPLICATION).or_default();
@@ -324,15 +376,32 @@ pub(crate) fn check_set(obj: &Attrs, changes: &Attrs, copy: bool) -> Result<()> 
     for (ty, v) in changes {
         let new_true = v.first().is_some_and(|b| *b != 0);
         match *ty {
-            CKA_CLASS | CKA_KEY_TYPE | CKA_CERTIFICATE_TYPE | CKA_MODULUS_BITS
-            | CKA_VALUE_LEN | CKA_MODULUS | CKA_PUBLIC_EXPONENT | CKA_PRIVATE_EXPONENT
-            | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2 | CKA_COEFFICIENT
-            | CKA_EC_PARAMS | CKA_EC_POINT | CKA_ALWAYS_AUTHENTICATE => {
+            CKA_CLASS
+            | CKA_KEY_TYPE
+            | CKA_CERTIFICATE_TYPE
+            | CKA_MODULUS_BITS
+            | CKA_VALUE_LEN
+            | CKA_MODULUS
+            | CKA_PUBLIC_EXPONENT
+            | CKA_PRIVATE_EXPONENT
+            | CKA_PRIME_1
+            | CKA_PRIME_2
+            | CKA_EXPONENT_1
+            | CKA_EXPONENT_2
+            | CKA_COEFFICIENT
+            | CKA_EC_PARAMS
+            | CKA_EC_POINT
+            | CKA_ALWAYS_AUTHENTICATE => {
                 if obj.bytes(*ty) != Some(v.as_slice()) {
                     return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
                 }
             }
-            CKA_VALUE if matches!(class, Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY | CKO_CERTIFICATE)) => {
+            CKA_VALUE
+                if matches!(
+                    class,
+                    Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY | CKO_CERTIFICATE)
+                ) =>
+            {
                 if obj.bytes(*ty) != Some(v.as_slice()) {
                     return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
                 }
@@ -461,9 +530,18 @@ mod tests {
 
     #[test]
     fn sensitive_or_unextractable_is_never_readable() {
-        for (s, e, readable) in [(false, true, true), (true, true, false), (false, false, false), (true, false, false)] {
+        for (s, e, readable) in [
+            (false, true, true),
+            (true, true, false),
+            (false, false, false),
+            (true, false, false),
+        ] {
             let a = key(s, e);
-            assert_eq!(matches!(read(&a, CKA_VALUE), Read::Value(_)), readable, "s={s} e={e}");
+            assert_eq!(
+                matches!(read(&a, CKA_VALUE), Read::Value(_)),
+                readable,
+                "s={s} e={e}"
+            );
         }
     }
 
@@ -486,7 +564,10 @@ mod tests {
     #[test]
     fn token_only_attributes_are_refused() {
         let t = vec![(CKA_ALWAYS_SENSITIVE, vec![1u8])];
-        assert_eq!(parse_template(&t, Purpose::Create, LoginState::User).err(), Some(Error(CKR_ATTRIBUTE_READ_ONLY)));
+        assert_eq!(
+            parse_template(&t, Purpose::Create, LoginState::User).err(),
+            Some(Error(CKR_ATTRIBUTE_READ_ONLY))
+        );
         let t = vec![(CKA_TRUSTED, vec![1u8])];
         assert!(parse_template(&t, Purpose::Create, LoginState::User).is_err());
         assert!(parse_template(&t, Purpose::Create, LoginState::Admin).is_ok());

@@ -47,7 +47,10 @@ pub(crate) enum Mode {
 
 /// Checks the data parameters against the mode (PKCS#11 3.0 §2.42.4–2.42.6).
 fn check(mode: Mode, data: &[PrfData]) -> Result<()> {
-    let iters: Vec<_> = data.iter().filter(|d| matches!(d, PrfData::Iteration(_))).collect();
+    let iters: Vec<_> = data
+        .iter()
+        .filter(|d| matches!(d, PrfData::Iteration(_)))
+        .collect();
     if iters.len() != 1 {
         return Err(bad());
     }
@@ -65,7 +68,11 @@ fn check(mode: Mode, data: &[PrfData]) -> Result<()> {
             PrfData::Dkm(method, _, bits) => {
                 dkm += 1;
                 if !(*bits % 8 == 0 && (8..=64).contains(bits))
-                    || !matches!(*method, CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS | CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS)
+                    || !matches!(
+                        *method,
+                        CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS
+                            | CK_SP800_108_DKM_LENGTH_SUM_OF_SEGMENTS
+                    )
                 {
                     return Err(bad());
                 }
@@ -186,7 +193,8 @@ mod tests {
     #[test]
     fn counter_mode_hmac_sha256_nist_cavp() {
         // NIST SP 800-108 CAVP, CTRLOCATION=BEFORE_FIXED, RLEN=32_BITS, PRF=HMAC_SHA256, L=128, COUNT=0.
-        let ki = hex::decode("dd1d91b7d90b2bd3138533ce92b272fbf8a369316aefe242e659cc0ae238afe0").unwrap_or_default();
+        let ki = hex::decode("dd1d91b7d90b2bd3138533ce92b272fbf8a369316aefe242e659cc0ae238afe0")
+            .unwrap_or_default();
         let fixed = hex::decode(
             "01322b96b30acd197979444e468e1c5c6859bf1b1cf951b7e725303e237e46b864a145fab25e517b08f8683d0315bb2911d80a0e8aba17f3b413faac",
         )

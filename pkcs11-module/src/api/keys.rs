@@ -23,7 +23,11 @@ pub(crate) fn check_secret_len(kt: Option<CK_KEY_TYPE>, len: usize) -> Result<()
         Some(_) => (1..=512).contains(&len),
         None => false,
     };
-    if ok { Ok(()) } else { Err(Error(CKR_ATTRIBUTE_VALUE_INVALID)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error(CKR_ATTRIBUTE_VALUE_INVALID))
+    }
 }
 
 /// `CKA_CHECK_VALUE` of a secret key: the first 3 bytes of encrypting a zero block (AES,
@@ -69,7 +73,11 @@ fn new_secret(
 }
 
 /// `C_GenerateKey`.
-pub(crate) fn generate_key(h: CK_SESSION_HANDLE, mech: &Mech, tmpl: &Template) -> Result<CK_OBJECT_HANDLE> {
+pub(crate) fn generate_key(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    tmpl: &Template,
+) -> Result<CK_OBJECT_HANDLE> {
     let m = state::module()?;
     let s = m.session(h)?;
     if !m.compat.allows(mech.ty) {
@@ -120,9 +128,15 @@ pub(crate) fn generate_key_pair(
     let mut sa = object::parse_template(priv_t, Purpose::Generate, login)?;
     let alg = match mech.ty {
         CKM_RSA_PKCS_KEY_PAIR_GEN => {
-            let bits = pa.ulong(CKA_MODULUS_BITS).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            let bits = pa
+                .ulong(CKA_MODULUS_BITS)
+                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
             if let Some(e) = pa.bytes(CKA_PUBLIC_EXPONENT) {
-                let e = e.iter().skip_while(|b| **b == 0).copied().collect::<Vec<u8>>();
+                let e = e
+                    .iter()
+                    .skip_while(|b| **b == 0)
+                    .copied()
+                    .collect::<Vec<u8>>();
                 if e != [1, 0, 1] {
                     return Err(Error(CKR_TEMPLATE_INCONSISTENT));
                 }
@@ -133,7 +147,9 @@ pub(crate) fn generate_key_pair(
             KeyAlg::Rsa(bits as u32)
         }
         CKM_EC_KEY_PAIR_GEN | CKM_EC_EDWARDS_KEY_PAIR_GEN | CKM_EC_MONTGOMERY_KEY_PAIR_GEN => {
-            let p = pa.bytes(CKA_EC_PARAMS).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            let p = pa
+                .bytes(CKA_EC_PARAMS)
+                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
             let alg = keys::ec_alg(p)?;
             let ok = match mech.ty {
                 CKM_EC_KEY_PAIR_GEN => alg.is_ec(),
@@ -188,7 +204,12 @@ pub(crate) fn generate_key_pair(
 }
 
 /// `C_WrapKey`: the wrapped bytes (computed afresh on each call).
-pub(crate) fn wrap(h: CK_SESSION_HANDLE, mech: &Mech, wk: CK_OBJECT_HANDLE, kh: CK_OBJECT_HANDLE) -> Result<Vec<u8>> {
+pub(crate) fn wrap(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    wk: CK_OBJECT_HANDLE,
+    kh: CK_OBJECT_HANDLE,
+) -> Result<Vec<u8>> {
     let m = state::module()?;
     let s = m.session(h)?;
     if !m.compat.allows(mech.ty) {
@@ -208,7 +229,11 @@ pub(crate) fn wrap(h: CK_SESSION_HANDLE, mech: &Mech, wk: CK_OBJECT_HANDLE, kh: 
         return Err(Error(CKR_KEY_NOT_WRAPPABLE));
     }
     let plain: Zeroizing<Vec<u8>> = match ka.class() {
-        Some(CKO_SECRET_KEY) => Zeroizing::new(ka.bytes(CKA_VALUE).ok_or(Error(CKR_KEY_NOT_WRAPPABLE))?.to_vec()),
+        Some(CKO_SECRET_KEY) => Zeroizing::new(
+            ka.bytes(CKA_VALUE)
+                .ok_or(Error(CKR_KEY_NOT_WRAPPABLE))?
+                .to_vec(),
+        ),
         Some(CKO_PRIVATE_KEY) => match &*key_material(&s, &ko)? {
             KeyMaterial::Private(sk) => sk.to_pkcs8_der(),
             _ => return Err(Error(CKR_KEY_NOT_WRAPPABLE)),
@@ -250,8 +275,11 @@ pub(crate) fn unwrap(
     })?;
     match a.class() {
         Some(CKO_PRIVATE_KEY) => {
-            let sk = PrivateKey::from_pkcs8_der(&plain).map_err(|_| Error(CKR_WRAPPED_KEY_INVALID))?;
-            if a.key_type().is_some_and(|k| k != keys::key_type_of(sk.alg())) {
+            let sk =
+                PrivateKey::from_pkcs8_der(&plain).map_err(|_| Error(CKR_WRAPPED_KEY_INVALID))?;
+            if a.key_type()
+                .is_some_and(|k| k != keys::key_type_of(sk.alg()))
+            {
                 return Err(Error(CKR_TEMPLATE_INCONSISTENT));
             }
             keys::fill_private(&sk, &mut a)?;
@@ -339,7 +367,15 @@ pub(crate) fn derive(
             a.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
         }
         // Derived keys may do only what their template says.
-        for u in [CKA_ENCRYPT, CKA_DECRYPT, CKA_SIGN, CKA_VERIFY, CKA_WRAP, CKA_UNWRAP, CKA_DERIVE] {
+        for u in [
+            CKA_ENCRYPT,
+            CKA_DECRYPT,
+            CKA_SIGN,
+            CKA_VERIFY,
+            CKA_WRAP,
+            CKA_UNWRAP,
+            CKA_DERIVE,
+        ] {
             a.default_bool(u, false);
         }
         Ok(a)
@@ -347,11 +383,23 @@ pub(crate) fn derive(
     let mut a = prep(tmpl)?;
     let finish = |a: Attrs, v: &[u8]| -> Result<CK_OBJECT_HANDLE> {
         let (mut a, _) = new_secret(&s, a, v, None, false)?;
-        a.set_bool(CKA_ALWAYS_SENSITIVE, ba.flag(CKA_ALWAYS_SENSITIVE) && a.flag(CKA_SENSITIVE));
-        a.set_bool(CKA_NEVER_EXTRACTABLE, ba.flag(CKA_NEVER_EXTRACTABLE) && !a.flag(CKA_EXTRACTABLE));
+        a.set_bool(
+            CKA_ALWAYS_SENSITIVE,
+            ba.flag(CKA_ALWAYS_SENSITIVE) && a.flag(CKA_SENSITIVE),
+        );
+        a.set_bool(
+            CKA_NEVER_EXTRACTABLE,
+            ba.flag(CKA_NEVER_EXTRACTABLE) && !a.flag(CKA_EXTRACTABLE),
+        );
         store_new(&m, &s, a)
     };
-    if let Param::Kbkdf { prf, data, iv, extra } = &mech.param {
+    if let Param::Kbkdf {
+        prf,
+        data,
+        iv,
+        extra,
+    } = &mech.param
+    {
         use crate::api::kbkdf::{Mode, derive as kdf};
         let mode = match mech.ty {
             CKM_SP800_108_COUNTER_KDF => Mode::Counter,
@@ -382,7 +430,10 @@ pub(crate) fn derive(
         let first = handles.remove(0);
         return Ok((first, handles));
     }
-    let want = a.ulong(CKA_VALUE_LEN).map(|l| l as usize).or(default_len(a.key_type()));
+    let want = a
+        .ulong(CKA_VALUE_LEN)
+        .map(|l| l as usize)
+        .or(default_len(a.key_type()));
     let bk = key_material(&s, &bo)?;
     let base_val = || -> Result<&[u8]> {
         match &*bk {
@@ -433,7 +484,9 @@ pub(crate) fn derive(
                 return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
             }
             let r = match p {
-                Param::CbcData { iv, data } => encrypt(SymAlg::Aes, SymMode::Cbc, base_val()?, iv, data),
+                Param::CbcData { iv, data } => {
+                    encrypt(SymAlg::Aes, SymMode::Cbc, base_val()?, iv, data)
+                }
                 Param::Bytes(d) if mech.ty == CKM_AES_ECB_ENCRYPT_DATA => {
                     encrypt(SymAlg::Aes, SymMode::Ecb, base_val()?, &[], d)
                 }
@@ -441,7 +494,14 @@ pub(crate) fn derive(
             };
             Zeroizing::new(r.map_err(|_| Error(CKR_DATA_LEN_RANGE))?)
         }
-        (CKM_ECDH1_DERIVE, Param::Ecdh { kdf, shared, public }) => {
+        (
+            CKM_ECDH1_DERIVE,
+            Param::Ecdh {
+                kdf,
+                shared,
+                public,
+            },
+        ) => {
             let KeyMaterial::Private(sk) = &*bk else {
                 return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
             };

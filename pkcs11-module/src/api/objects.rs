@@ -59,9 +59,10 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
                 }
             }
             _ => {
-                inner
-                    .objects
-                    .insert(h, Arc::new(Object::new(h, t.slot_id, Loc::Store(r.id), attrs)));
+                inner.objects.insert(
+                    h,
+                    Arc::new(Object::new(h, t.slot_id, Loc::Store(r.id), attrs)),
+                );
             }
         }
     }
@@ -77,7 +78,12 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
 }
 
 /// An object the session may see; `err` is the code for a bad handle.
-pub(crate) fn visible(m: &Module, s: &Session, h: CK_OBJECT_HANDLE, err: CK_RV) -> Result<Arc<Object>> {
+pub(crate) fn visible(
+    m: &Module,
+    s: &Session,
+    h: CK_OBJECT_HANDLE,
+    err: CK_RV,
+) -> Result<Arc<Object>> {
     let o = m.lock()?.objects.get(&h).cloned().ok_or(Error(err))?;
     if o.slot != s.slot_id {
         return Err(Error(err));
@@ -111,7 +117,10 @@ fn check_write(s: &Session, a: &Attrs) -> Result<()> {
 pub(crate) fn store_new(m: &Module, s: &Session, a: Attrs) -> Result<CK_OBJECT_HANDLE> {
     check_write(s, &a)?;
     if a.flag(CKA_TOKEN) {
-        let id = s.token.app.create_object(a.flag(CKA_PRIVATE), &to_hal(&a))?;
+        let id = s
+            .token
+            .app
+            .create_object(a.flag(CKA_PRIVATE), &to_hal(&a))?;
         let mut inner = m.lock()?;
         let (h, _) = inner.store_handle(s.slot_id, id);
         inner
@@ -121,9 +130,10 @@ pub(crate) fn store_new(m: &Module, s: &Session, a: Attrs) -> Result<CK_OBJECT_H
     } else {
         let mut inner = m.lock()?;
         let h = inner.new_object_handle();
-        inner
-            .objects
-            .insert(h, Arc::new(Object::new(h, s.slot_id, Loc::Session(s.handle), a)));
+        inner.objects.insert(
+            h,
+            Arc::new(Object::new(h, s.slot_id, Loc::Session(s.handle), a)),
+        );
         Ok(h)
     }
 }
@@ -148,7 +158,10 @@ fn derive_content(a: &mut Attrs) -> Result<()> {
             }
         }
         Some(CKO_SECRET_KEY) => {
-            let v = a.bytes(CKA_VALUE).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?.to_vec();
+            let v = a
+                .bytes(CKA_VALUE)
+                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?
+                .to_vec();
             crate::api::keys::check_secret_len(a.key_type(), v.len())?;
             a.set_ulong(CKA_VALUE_LEN, v.len() as CK_ULONG);
             crate::api::keys::set_check_value(a, &v);
@@ -174,7 +187,8 @@ fn derive_content(a: &mut Attrs) -> Result<()> {
             Err(_) if a.key_type() == Some(CKK_RSA) => {
                 let n = a.bytes(CKA_MODULUS).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
                 let bits = (n.len() * 8) as CK_ULONG;
-                a.bytes(CKA_PUBLIC_EXPONENT).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+                a.bytes(CKA_PUBLIC_EXPONENT)
+                    .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
                 a.set_ulong(CKA_MODULUS_BITS, bits);
             }
             Err(e) => return Err(e),
@@ -187,7 +201,8 @@ fn derive_content(a: &mut Attrs) -> Result<()> {
 /// Subject, issuer and serial of an X.509 certificate.
 fn cert_fields(der: &[u8]) -> Result<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>> {
     use der::{Decode, Encode};
-    let c = x509_cert::Certificate::from_der(der).map_err(|_| Error(CKR_ATTRIBUTE_VALUE_INVALID))?;
+    let c =
+        x509_cert::Certificate::from_der(der).map_err(|_| Error(CKR_ATTRIBUTE_VALUE_INVALID))?;
     let t = c.tbs_certificate();
     let enc = |r: der::Result<Vec<u8>>| r.map_err(|_| Error(CKR_ATTRIBUTE_VALUE_INVALID));
     Ok(vec![
@@ -209,7 +224,11 @@ pub(crate) fn create(h: CK_SESSION_HANDLE, tmpl: &Template) -> Result<CK_OBJECT_
 }
 
 /// `C_CopyObject`: the copy's template may only tighten (security.md).
-pub(crate) fn copy(h: CK_SESSION_HANDLE, src: CK_OBJECT_HANDLE, tmpl: &Template) -> Result<CK_OBJECT_HANDLE> {
+pub(crate) fn copy(
+    h: CK_SESSION_HANDLE,
+    src: CK_OBJECT_HANDLE,
+    tmpl: &Template,
+) -> Result<CK_OBJECT_HANDLE> {
     let m = state::module()?;
     let s = m.session(h)?;
     let o = visible(&m, &s, src, CKR_OBJECT_HANDLE_INVALID)?;
@@ -232,7 +251,9 @@ pub(crate) fn copy(h: CK_SESSION_HANDLE, src: CK_OBJECT_HANDLE, tmpl: &Template)
 pub(crate) fn full_attrs(s: &Session, o: &Object) -> Result<Attrs> {
     let mut a = o.attrs()?;
     if let Loc::Store(id) = o.loc {
-        let needs = a.iter().any(|(ty, v)| object::is_secret_attr(*ty, a.class()) && v.is_empty());
+        let needs = a
+            .iter()
+            .any(|(ty, v)| object::is_secret_attr(*ty, a.class()) && v.is_empty());
         if needs && s.user() {
             let rec = s.token.app.get_object(id)?;
             a = from_hal(&rec.attrs);
@@ -281,7 +302,11 @@ pub(crate) enum AttrAnswer {
 }
 
 /// `C_GetAttributeValue`, before the per-attribute length handling.
-pub(crate) fn get_attrs(h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE, types: &[CK_ATTRIBUTE_TYPE]) -> Result<Vec<AttrAnswer>> {
+pub(crate) fn get_attrs(
+    h: CK_SESSION_HANDLE,
+    oh: CK_OBJECT_HANDLE,
+    types: &[CK_ATTRIBUTE_TYPE],
+) -> Result<Vec<AttrAnswer>> {
     let m = state::module()?;
     let s = m.session(h)?;
     let o = visible(&m, &s, oh, CKR_OBJECT_HANDLE_INVALID)?;
@@ -347,7 +372,10 @@ pub(crate) fn find(h: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HAN
     let m = state::module()?;
     let s = m.session(h)?;
     let mut ops = s.ops()?;
-    let (list, pos) = ops.find.as_mut().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+    let (list, pos) = ops
+        .find
+        .as_mut()
+        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
     let end = (*pos + max).min(list.len());
     let out = list[*pos..end].to_vec();
     *pos = end;
@@ -359,7 +387,9 @@ pub(crate) fn find_final(h: CK_SESSION_HANDLE) -> Result<()> {
     let m = state::module()?;
     let s = m.session(h)?;
     let mut ops = s.ops()?;
-    ops.find.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+    ops.find
+        .take()
+        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
     Ok(())
 }
 
@@ -371,7 +401,9 @@ pub(crate) fn key_material(s: &Session, o: &Object) -> Result<Arc<KeyMaterial>> 
     let a = full_attrs(s, o)?;
     let k = match a.class() {
         Some(CKO_SECRET_KEY) => KeyMaterial::Secret(Zeroizing::new(
-            a.bytes(CKA_VALUE).ok_or(Error(CKR_KEY_HANDLE_INVALID))?.to_vec(),
+            a.bytes(CKA_VALUE)
+                .ok_or(Error(CKR_KEY_HANDLE_INVALID))?
+                .to_vec(),
         )),
         Some(CKO_PRIVATE_KEY) => {
             if !s.user() {

@@ -36,7 +36,11 @@ fn give(out: &OutBuf, p: Result<Produced>) -> Result<()> {
     match p? {
         Produced::Len(n) => {
             out.set_len(n)?;
-            if out.capacity().is_some() { Err(Error(CKR_BUFFER_TOO_SMALL)) } else { Ok(()) }
+            if out.capacity().is_some() {
+                Err(Error(CKR_BUFFER_TOO_SMALL))
+            } else {
+                Ok(())
+            }
         }
         Produced::Data(v) => out.deliver(&v),
     }
@@ -402,8 +406,18 @@ macro_rules! init_fn {
     };
 }
 
-init_fn!(C_EncryptInit, |h, m, k| crypto::crypt_init(h, m, k, Direction::Encrypt));
-init_fn!(C_DecryptInit, |h, m, k| crypto::crypt_init(h, m, k, Direction::Decrypt));
+init_fn!(C_EncryptInit, |h, m, k| crypto::crypt_init(
+    h,
+    m,
+    k,
+    Direction::Encrypt
+));
+init_fn!(C_DecryptInit, |h, m, k| crypto::crypt_init(
+    h,
+    m,
+    k,
+    Direction::Decrypt
+));
 init_fn!(C_SignInit, |h, m, k| crypto::sign_init(h, m, k, false));
 init_fn!(C_VerifyInit, |h, m, k| crypto::sign_init(h, m, k, true));
 
@@ -440,10 +454,30 @@ macro_rules! inout_fn {
     };
 }
 
-inout_fn!(C_Encrypt, |h, d, c| crypto::crypt(h, d, c, Direction::Encrypt));
-inout_fn!(C_EncryptUpdate, |h, d, c| crypto::crypt_update(h, d, c, Direction::Encrypt));
-inout_fn!(C_Decrypt, |h, d, c| crypto::crypt(h, d, c, Direction::Decrypt));
-inout_fn!(C_DecryptUpdate, |h, d, c| crypto::crypt_update(h, d, c, Direction::Decrypt));
+inout_fn!(C_Encrypt, |h, d, c| crypto::crypt(
+    h,
+    d,
+    c,
+    Direction::Encrypt
+));
+inout_fn!(C_EncryptUpdate, |h, d, c| crypto::crypt_update(
+    h,
+    d,
+    c,
+    Direction::Encrypt
+));
+inout_fn!(C_Decrypt, |h, d, c| crypto::crypt(
+    h,
+    d,
+    c,
+    Direction::Decrypt
+));
+inout_fn!(C_DecryptUpdate, |h, d, c| crypto::crypt_update(
+    h,
+    d,
+    c,
+    Direction::Decrypt
+));
 inout_fn!(C_Digest, crypto::digest);
 inout_fn!(C_Sign, crypto::sign);
 
@@ -461,8 +495,16 @@ macro_rules! final_fn {
     };
 }
 
-final_fn!(C_EncryptFinal, |h, c| crypto::crypt_final(h, c, Direction::Encrypt));
-final_fn!(C_DecryptFinal, |h, c| crypto::crypt_final(h, c, Direction::Decrypt));
+final_fn!(C_EncryptFinal, |h, c| crypto::crypt_final(
+    h,
+    c,
+    Direction::Encrypt
+));
+final_fn!(C_DecryptFinal, |h, c| crypto::crypt_final(
+    h,
+    c,
+    Direction::Decrypt
+));
 final_fn!(C_DigestFinal, crypto::digest_final);
 final_fn!(C_SignFinal, crypto::sign_final);
 
