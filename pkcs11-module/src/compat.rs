@@ -11,6 +11,7 @@ use crate::mechanism;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Compat {
     /// A SoftHSM2 config was read.
+    #[allow(dead_code)]
     pub softhsm: bool,
     /// `slots.removable`.
     pub removable: bool,

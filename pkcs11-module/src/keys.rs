@@ -41,10 +41,10 @@ pub(crate) fn ec_params(alg: KeyAlg) -> Result<Vec<u8>> {
 /// A raw public key from `CKA_EC_POINT` or ECDH public data: DER OCTET STRING or raw.
 pub(crate) fn raw_point(alg: KeyAlg, v: &[u8]) -> Vec<u8> {
     let want = alg.public_point_len().unwrap_or(0);
-    if let Ok(o) = <&OctetStringRef>::from_der(v) {
-        if o.as_bytes().len() == want {
-            return o.as_bytes().to_vec();
-        }
+    if let Ok(o) = <&OctetStringRef>::from_der(v)
+        && o.as_bytes().len() == want
+    {
+        return o.as_bytes().to_vec();
     }
     v.to_vec()
 }

@@ -24,7 +24,6 @@ pub(crate) mod vendor {
     pub const CKM_UKEY_SM4_CTR: CK_MECHANISM_TYPE = 0x8055_4B02;
     pub const CKM_UKEY_SM4_GCM: CK_MECHANISM_TYPE = 0x8055_4B03;
     pub const CKM_UKEY_SM3_HMAC: CK_MECHANISM_TYPE = 0x8055_4B04;
-    pub const CKM_UKEY_SM2_KEY_EXCHANGE: CK_MECHANISM_TYPE = 0x8055_4B05;
     /// Internal: the PKCS#8 form of a private key (sealed; never readable).
     pub const CKA_UKEY_PKCS8: CK_ATTRIBUTE_TYPE = 0x8055_4B80;
     /// Internal: the role a key is latched to (1 = encrypt/decrypt, 2 = wrap/unwrap).

@@ -255,10 +255,10 @@ pub(crate) fn parse_template(
         if *ty == CKA_TRUSTED && v.first().is_some_and(|b| *b != 0) && login != LoginState::Admin {
             return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
         }
-        if let Some(prev) = out.get(ty) {
-            if prev.as_slice() != v.as_slice() {
-                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-            }
+        if let Some(prev) = out.get(ty)
+            && prev.as_slice() != v.as_slice()
+        {
+            return Err(Error(CKR_TEMPLATE_INCONSISTENT));
         }
         let _ = purpose;
         out.insert(*ty, Zeroizing::new(v.clone()));
@@ -327,7 +327,7 @@ pub(crate) fn complete(
             // encrypt/decrypt apart at use time.
             let secret = class == CKO_SECRET_KEY;
             a.default_bool(CKA_SENSITIVE, true);
-            a.default_bool(CKA_EXTRACTABLE, !secret || true);
+            a.default_bool(CKA_EXTRACTABLE, true);
             for t in [CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] {
                 a.default_bool(t, true);
             }
@@ -391,25 +391,23 @@ pub(crate) fn check_set(obj: &Attrs, changes: &Attrs, copy: bool) -> Result<()> 
             | CKA_COEFFICIENT
             | CKA_EC_PARAMS
             | CKA_EC_POINT
-            | CKA_ALWAYS_AUTHENTICATE => {
-                if obj.bytes(*ty) != Some(v.as_slice()) {
-                    return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
-                }
+            | CKA_ALWAYS_AUTHENTICATE
+                if obj.bytes(*ty) != Some(v.as_slice()) =>
+            {
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
             }
             CKA_VALUE
                 if matches!(
                     class,
                     Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY | CKO_CERTIFICATE)
-                ) =>
+                ) && obj.bytes(*ty) != Some(v.as_slice()) =>
             {
-                if obj.bytes(*ty) != Some(v.as_slice()) {
-                    return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
-                }
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
             }
-            CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE if !copy => {
-                if obj.bytes(*ty) != Some(v.as_slice()) {
-                    return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
-                }
+            CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE
+                if !copy && obj.bytes(*ty) != Some(v.as_slice()) =>
+            {
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
             }
             CKA_COPYABLE if copy && new_true && !obj.bool_(CKA_COPYABLE).unwrap_or(true) => {
                 return Err(Error(CKR_ATTRIBUTE_READ_ONLY));

@@ -84,7 +84,6 @@ pub(crate) enum OpKind {
     Sign,
     Encrypt,
     Decrypt,
-    Wrap,
 }
 
 /// The operations of a session.

@@ -95,10 +95,10 @@ pub(crate) struct Events {
 impl Events {
     /// Queues an event and wakes waiters.
     pub fn push(&self, slot: CK_SLOT_ID) {
-        if let Ok(mut q) = self.queue.lock() {
-            if !q.0.contains(&slot) {
-                q.0.push_back(slot);
-            }
+        if let Ok(mut q) = self.queue.lock()
+            && !q.0.contains(&slot)
+        {
+            q.0.push_back(slot);
         }
         self.cond.notify_all();
     }
@@ -170,10 +170,10 @@ pub(crate) fn remove() -> Result<()> {
 
 /// Forgets the state without finalising (the child after `fork()`).
 pub(crate) fn forget() {
-    if let Ok(mut g) = MODULE.write() {
-        if let Some(m) = g.take() {
-            m.events.close();
-        }
+    if let Ok(mut g) = MODULE.write()
+        && let Some(m) = g.take()
+    {
+        m.events.close();
     }
 }
 
@@ -214,7 +214,8 @@ impl Module {
                 .unwrap_or(usize::MAX);
             (pos, info.backend != BackendKind::Soft, info.serial.clone())
         });
-        let mut found: Vec<(CK_SLOT_ID, DeviceInfo, Arc<dyn Device>, String, String)> = Vec::new();
+        type Found = (CK_SLOT_ID, DeviceInfo, Arc<dyn Device>, String, String);
+        let mut found: Vec<Found> = Vec::new();
         for (info, dev) in devices {
             let apps = match dev.list_apps() {
                 Ok(a) => a,

@@ -100,7 +100,7 @@ pub(crate) fn latch_role(s: &Session, o: &crate::object::Object, role: Role) -> 
             s.token.app.update_object(
                 id,
                 &[token_hal::Attr::public(
-                    CKA_UKEY_ROLE as u64,
+                    CKA_UKEY_ROLE,
                     (role as CK_ULONG).to_ne_bytes().to_vec(),
                 )],
             )?;
@@ -299,10 +299,10 @@ fn gcm(
 
 /// SM2 ciphertext accepted as 04‖C1‖C3‖C2 or as GM/T 0009 DER.
 fn sm2_ct(data: &[u8]) -> Vec<u8> {
-    if data.first() == Some(&0x30) {
-        if let Ok(raw) = token_hal::crypto::sm2::cipher_der_to_raw(data) {
-            return raw;
-        }
+    if data.first() == Some(&0x30)
+        && let Ok(raw) = token_hal::crypto::sm2::cipher_der_to_raw(data)
+    {
+        return raw;
     }
     data.to_vec()
 }
@@ -839,7 +839,7 @@ fn op_update(op: &mut SignOp, data: &[u8]) -> Result<()> {
 
 fn cbc_mac(alg: SymAlg, key: &[u8], data: &[u8], len: usize) -> Result<Vec<u8>> {
     let mut padded = data.to_vec();
-    while padded.is_empty() || padded.len() % 16 != 0 {
+    while padded.is_empty() || !padded.len().is_multiple_of(16) {
         padded.push(0);
     }
     let mac = token_hal::crypto::sym::cbc_mac(alg, key, &[0u8; 16], &padded, false)?;
@@ -927,10 +927,10 @@ fn op_verify(op: SignOp, sig: &[u8]) -> Result<()> {
         } => match &*key {
             KeyMaterial::Public(pk) => {
                 let fl = pk.alg().field_len();
-                if let Some(fl) = fl {
-                    if sig.len() != 2 * fl {
-                        return Err(Error(CKR_SIGNATURE_LEN_RANGE));
-                    }
+                if let Some(fl) = fl
+                    && sig.len() != 2 * fl
+                {
+                    return Err(Error(CKR_SIGNATURE_LEN_RANGE));
                 }
                 pk.verify(&mech, &data, sig).map_err(|e| match e {
                     token_hal::Error::SignatureInvalid => Error(CKR_SIGNATURE_INVALID),
@@ -1140,7 +1140,7 @@ pub(crate) fn msg_crypt(
         let _ = op.mech;
         (op.alg, op.key.clone())
     };
-    if !(32..=128).contains(&tag_bits) || tag_bits % 8 != 0 || iv.is_empty() {
+    if !(32..=128).contains(&tag_bits) || !tag_bits.is_multiple_of(8) || iv.is_empty() {
         return Err(Error(CKR_MECHANISM_PARAM_INVALID));
     }
     let tag_len = tag_bits / 8;

@@ -358,12 +358,12 @@ fn after_close(m: &Module, slot: CK_SLOT_ID, closed: &[CK_SESSION_HANDLE]) -> Re
         crate::object::Loc::Session(sh) => !closed.contains(&sh),
         _ => true,
     });
-    if inner.sessions_of(slot).next().is_none() {
-        if let Some(t) = inner.token(slot) {
-            t.app.logout();
-            for o in inner.objects.values() {
-                o.forget_key();
-            }
+    if inner.sessions_of(slot).next().is_none()
+        && let Some(t) = inner.token(slot)
+    {
+        t.app.logout();
+        for o in inner.objects.values() {
+            o.forget_key();
         }
     }
     Ok(())

@@ -54,7 +54,7 @@ fn check(mode: Mode, data: &[PrfData]) -> Result<()> {
     if iters.len() != 1 {
         return Err(bad());
     }
-    let counter_ok = |bits: CK_ULONG| bits % 8 == 0 && (8..=32).contains(&bits);
+    let counter_ok = |bits: CK_ULONG| bits.is_multiple_of(8) && (8..=32).contains(&bits);
     match (mode, iters[0]) {
         (Mode::Counter, PrfData::Iteration(Some((_, bits)))) if counter_ok(*bits) => {}
         (Mode::Feedback | Mode::Pipeline, PrfData::Iteration(None)) => {}
@@ -67,7 +67,8 @@ fn check(mode: Mode, data: &[PrfData]) -> Result<()> {
             PrfData::Counter(..) => return Err(bad()),
             PrfData::Dkm(method, _, bits) => {
                 dkm += 1;
-                if !(*bits % 8 == 0 && (8..=64).contains(bits))
+                if !bits.is_multiple_of(8)
+                    || !(8..=64).contains(bits)
                     || !matches!(
                         *method,
                         CK_SP800_108_DKM_LENGTH_SUM_OF_KEYS
@@ -125,13 +126,7 @@ pub(crate) fn derive(
         for d in data {
             match d {
                 PrfData::Iteration(Some((little, bits))) => parts.push(encode(i, *little, *bits)),
-                PrfData::Iteration(None) => {
-                    if !pipeline_a {
-                        parts.push(chain.to_vec());
-                    } else {
-                        parts.push(chain.to_vec());
-                    }
-                }
+                PrfData::Iteration(None) => parts.push(chain.to_vec()),
                 PrfData::Counter(little, bits) => {
                     if !pipeline_a {
                         parts.push(encode(i, *little, *bits));

@@ -162,10 +162,10 @@ pub(crate) fn generate_key_pair(
             alg
         }
         CKM_SM2_KEY_PAIR_GEN => {
-            if let Some(p) = pa.bytes(CKA_EC_PARAMS) {
-                if keys::ec_alg(p)? != KeyAlg::Sm2 {
-                    return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-                }
+            if let Some(p) = pa.bytes(CKA_EC_PARAMS)
+                && keys::ec_alg(p)? != KeyAlg::Sm2
+            {
+                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
             }
             KeyAlg::Sm2
         }
@@ -380,7 +380,7 @@ pub(crate) fn derive(
         }
         Ok(a)
     };
-    let mut a = prep(tmpl)?;
+    let a = prep(tmpl)?;
     let finish = |a: Attrs, v: &[u8]| -> Result<CK_OBJECT_HANDLE> {
         let (mut a, _) = new_secret(&s, a, v, None, false)?;
         a.set_bool(

@@ -21,7 +21,7 @@ fn to_hal(a: &Attrs) -> Vec<Attr> {
     let class = a.class();
     a.iter()
         .map(|(ty, v)| Attr {
-            ty: *ty as u64,
+            ty: *ty,
             value: v.clone(),
             sensitive: object::is_secret_attr(*ty, class),
         })
@@ -142,20 +142,18 @@ pub(crate) fn store_new(m: &Module, s: &Session, a: Attrs) -> Result<CK_OBJECT_H
 /// values, and the key's own parsed form for private keys.
 fn derive_content(a: &mut Attrs) -> Result<()> {
     match a.class() {
-        Some(CKO_CERTIFICATE) => {
-            if a.ulong(CKA_CERTIFICATE_TYPE) == Some(CKC_X_509) {
-                let der = a.bytes(CKA_VALUE).unwrap_or_default().to_vec();
-                if let Ok(f) = cert_fields(&der) {
-                    for (ty, v) in f {
-                        if a.bytes(ty).is_none_or(|x| x.is_empty()) {
-                            a.set_bytes(ty, &v);
-                        }
+        Some(CKO_CERTIFICATE) if a.ulong(CKA_CERTIFICATE_TYPE) == Some(CKC_X_509) => {
+            let der = a.bytes(CKA_VALUE).unwrap_or_default().to_vec();
+            if let Ok(f) = cert_fields(&der) {
+                for (ty, v) in f {
+                    if a.bytes(ty).is_none_or(|x| x.is_empty()) {
+                        a.set_bytes(ty, &v);
                     }
                 }
-                a.entry(CKA_SUBJECT).or_default();
-                a.entry(CKA_ISSUER).or_default();
-                a.entry(CKA_SERIAL_NUMBER).or_default();
             }
+            a.entry(CKA_SUBJECT).or_default();
+            a.entry(CKA_ISSUER).or_default();
+            a.entry(CKA_SERIAL_NUMBER).or_default();
         }
         Some(CKO_SECRET_KEY) => {
             let v = a
