@@ -17,12 +17,20 @@ use crate::mechanism::vendor::*;
 pub(crate) type Attrs = BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>>;
 
 /// Where an object lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Loc {
     /// A session object of this session.
     Session(CK_SESSION_HANDLE),
     /// A token object in the application's generic object store.
     Store(ObjectId),
+    /// The private half of a container key pair (docs/mapping.md).
+    ContainerKey(token_hal::KeyId),
+    /// The public half of a container key pair.
+    ContainerPub(token_hal::KeyId),
+    /// A certificate of a container key (current or historical).
+    ContainerCert(token_hal::CertId),
+    /// An SKF file (`CKO_DATA`).
+    File,
 }
 
 /// Parsed key material of an object, made once per handle and dropped at logout.
@@ -30,6 +38,12 @@ pub(crate) enum KeyMaterial {
     Secret(Zeroizing<Vec<u8>>),
     Private(PrivateKey),
     Public(PublicKey),
+    /// A container key: operations go to the application (the key never leaves it).
+    Held(
+        Arc<dyn token_hal::Application>,
+        token_hal::KeyId,
+        token_hal::crypto::KeyAlg,
+    ),
 }
 
 /// One object.

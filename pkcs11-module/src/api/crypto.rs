@@ -266,6 +266,15 @@ pub(crate) fn run_cipher(op: CryptOp, data: &[u8], dir: Direction) -> Result<Zer
                     };
                     sk.decrypt(&mech, &d).map_err(|e| data_err(e, dir))?
                 }
+                (KeyMaterial::Held(app, id, _), Direction::Decrypt) => {
+                    let d = if mech == EncMech::Sm2 {
+                        sm2_ct(data)
+                    } else {
+                        data.to_vec()
+                    };
+                    app.decrypt(&token_hal::KeyRef::Id(*id), &mech, &d)
+                        .map_err(|e| data_err(e, dir))?
+                }
                 _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
             };
         }
@@ -703,6 +712,7 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
 fn key_alg(k: &KeyMaterial) -> Option<KeyAlg> {
     match k {
         KeyMaterial::Private(p) => Some(p.alg()),
+        KeyMaterial::Held(_, _, alg) => Some(*alg),
         KeyMaterial::Public(p) => Some(p.alg()),
         KeyMaterial::Secret(_) => None,
     }
@@ -771,7 +781,8 @@ fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool) -> Result<
         });
     }
     match (&*k, verify) {
-        (KeyMaterial::Private(_), false) | (KeyMaterial::Public(_), true) => {}
+        (KeyMaterial::Private(_) | KeyMaterial::Held(..), false)
+        | (KeyMaterial::Public(_), true) => {}
         _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
     }
     let (sm, single_only) = sign_mech(mech, key_alg(&k))?;
@@ -870,6 +881,14 @@ fn op_sign(op: SignOp) -> Result<Vec<u8>> {
                 }
                 e => Error::from(e),
             }),
+            KeyMaterial::Held(app, id, _) => app
+                .sign(&token_hal::KeyRef::Id(*id), &mech, &data)
+                .map_err(|e| match e {
+                    token_hal::Error::InvalidArgument(_) | token_hal::Error::InvalidData(_) => {
+                        Error(CKR_DATA_LEN_RANGE)
+                    }
+                    e => Error::from(e),
+                }),
             _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
         },
     }

@@ -502,12 +502,19 @@ pub(crate) fn derive(
                 public,
             },
         ) => {
-            let KeyMaterial::Private(sk) = &*bk else {
-                return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
+            let out = match &*bk {
+                KeyMaterial::Private(sk) => sk.derive(&DeriveMech::Ecdh {
+                    peer_point: keys::raw_point(sk.alg(), public),
+                }),
+                KeyMaterial::Held(app, id, alg) => app.derive(
+                    &token_hal::KeyRef::Id(*id),
+                    &DeriveMech::Ecdh {
+                        peer_point: keys::raw_point(*alg, public),
+                    },
+                ),
+                _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
             };
-            let peer = keys::raw_point(sk.alg(), public);
-            let z = sk
-                .derive(&DeriveMech::Ecdh { peer_point: peer })
+            let z = out
                 .map_err(|e| match e {
                     token_hal::Error::InvalidData(_) | token_hal::Error::InvalidArgument(_) => {
                         Error(CKR_MECHANISM_PARAM_INVALID)
