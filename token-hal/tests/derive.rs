@@ -60,6 +60,8 @@ fn sm2_exchange_with_caller_held_ephemerals_agrees() {
 #[test]
 fn ecdh_is_refused_cleanly_where_not_offered_or_bad_point() {
     let a = PrivateKey::generate(KeyAlg::Sm2).unwrap();
-    let r = a.derive(&DeriveMech::Ecdh { peer_point: vec![4u8; 65] });
+    let r = a.derive(&DeriveMech::Ecdh {
+        peer_point: vec![4u8; 65],
+    });
     assert!(r.is_err());
 }
