@@ -367,3 +367,39 @@ fn raw_values_and_bad_keys() {
     let x = PrivateKey::generate(KeyAlg::X25519).unwrap();
     assert!(x.sign(&eddsa(false, ""), b"m").is_err());
 }
+
+#[test]
+fn self_signed_certificates_for_new_key_types() {
+    use der::{Decode, Encode};
+    use token_hal::cert::{self, SelfSignedSpec};
+    use token_hal::model::KeyUsage;
+    for (alg, sig_oid) in [
+        (KeyAlg::Ed25519, "1.3.101.112"),
+        (KeyAlg::Ed448, "1.3.101.113"),
+        (KeyAlg::EcP521, "1.2.840.10045.4.3.4"),
+    ] {
+        let key = PrivateKey::generate(alg).unwrap();
+        let public = key.public_key().unwrap();
+        let spec = SelfSignedSpec::new("new key types", KeyUsage::Sign);
+        let der = cert::self_signed(&public, &spec, |mech, tbs| key.sign(mech, tbs)).unwrap();
+        assert_eq!(cert::public_key(&der).unwrap(), public);
+        let s = cert::summarize(&der).unwrap();
+        assert_eq!(s.public_key, Some(alg));
+        let c = x509_cert::Certificate::from_der(&der).unwrap();
+        assert_eq!(c.signature_algorithm().oid.to_string(), sig_oid);
+        let tbs = c.tbs_certificate().to_der().unwrap();
+        let sig = c.signature().raw_bytes();
+        let (mech, raw) = match alg {
+            KeyAlg::EcP521 => (
+                SignMech::Ecdsa(HashAlg::Sha512),
+                token_hal::crypto::sig::der_to_raw(sig, 66).unwrap(),
+            ),
+            _ => (eddsa(false, ""), sig.to_vec()),
+        };
+        public.verify(&mech, &tbs, &raw).unwrap();
+    }
+    // X25519 keys cannot sign certificates.
+    let x = PrivateKey::generate(KeyAlg::X25519).unwrap();
+    let spec = SelfSignedSpec::new("x", KeyUsage::Sign);
+    assert!(cert::self_signed(&x.public_key().unwrap(), &spec, |m, t| x.sign(m, t)).is_err());
+}

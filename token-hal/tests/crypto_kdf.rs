@@ -337,3 +337,50 @@ fn x963_and_sp800_56a() {
         "af8ce51d0139a6d60831a9babab20186"
     );
 }
+
+#[test]
+fn ecdh1_derive_glue() {
+    use kdf::EcKdf;
+    // The cryptoki derive_key_sp800 vector through the one-call helper.
+    let k = PrivateKey::from_raw_private(
+        KeyAlg::X25519,
+        &h("f00670c5f139e7e6c2511ea04ff507afbbe237ce3c71a89ca59a1c5cf8856562"),
+    )
+    .unwrap();
+    let peer = h("533b3f09e53b3deed661a13f7a7d9694ab71ce156c728e00dee87a1ee3a14c4a");
+    let other = h(
+        "0a2b0601040197550105011203010807416e6f6e796d6f75732053656e646572202020205633a4c5ae4305bc0fe2abb699a8ee54632790a0",
+    );
+    let want = "af8ce51d0139a6d60831a9babab20186";
+    let got = kdf::ecdh1_derive(&k, EcKdf::Sp800(HashAlg::Sha256), &other, &peer, 16).unwrap();
+    assert_eq!(hex::encode(&*got), want);
+    // The same peer value wrapped in a DER OCTET STRING.
+    let mut wrapped = vec![0x04, 32];
+    wrapped.extend_from_slice(&peer);
+    let got = kdf::ecdh1_derive(&k, EcKdf::Sp800(HashAlg::Sha256), &other, &wrapped, 16).unwrap();
+    assert_eq!(hex::encode(&*got), want);
+
+    // P-256 and P-521 (a long-form DER length), CKD_NULL and X9.63.
+    for alg in [KeyAlg::EcP256, KeyAlg::EcP521] {
+        let a = PrivateKey::generate(alg).unwrap();
+        let b = PrivateKey::generate(alg).unwrap();
+        let pb = b.public_key().unwrap().ec_point().unwrap();
+        let pa = a.public_key().unwrap().ec_point().unwrap();
+        let z = kdf::ecdh1_derive(&a, EcKdf::Null, &[], &pb, alg.field_len().unwrap()).unwrap();
+        let wrapped = der::Encode::to_der(&der::asn1::OctetStringRef::new(&pb).unwrap()).unwrap();
+        assert_eq!(
+            kdf::ecdh1_derive(&a, EcKdf::Null, &[], &wrapped, 16)
+                .unwrap()
+                .to_vec(),
+            z[..16].to_vec()
+        );
+        let x1 = kdf::ecdh1_derive(&a, EcKdf::X963(HashAlg::Sha384), b"info", &pb, 40).unwrap();
+        let x2 = kdf::ecdh1_derive(&b, EcKdf::X963(HashAlg::Sha384), b"info", &pa, 40).unwrap();
+        assert_eq!(x1, x2);
+        assert_eq!(x1, kdf::x963_kdf(HashAlg::Sha384, &z, b"info", 40).unwrap());
+        // Errors: shared data with CKD_NULL, too long a CKD_NULL output, a bad point.
+        assert!(kdf::ecdh1_derive(&a, EcKdf::Null, b"x", &pb, 16).is_err());
+        assert!(kdf::ecdh1_derive(&a, EcKdf::Null, &[], &pb, z.len() + 1).is_err());
+        assert!(kdf::ecdh1_derive(&a, EcKdf::Null, &[], &pb[..pb.len() - 2], 16).is_err());
+    }
+}

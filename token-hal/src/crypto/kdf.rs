@@ -385,3 +385,75 @@ fn check_counter(f: &CounterFormat) -> Result<()> {
         ))
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// PKCS#11 CKM_ECDH1_DERIVE glue: the peer's public data and the KDF.
+// ---------------------------------------------------------------------------------------
+
+/// The KDF of a PKCS#11 `CK_ECDH1_DERIVE_PARAMS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EcKdf {
+    /// `CKD_NULL`: the shared secret Z itself (no shared data allowed).
+    Null,
+    /// `CKD_SHA*_KDF` (and `CKD_SM3_KDF`-style vendor values): ANSI X9.63 with this hash.
+    X963(HashAlg),
+    /// `CKD_SHA*_SP800`: NIST SP 800-56A one-step KDF with this hash.
+    Sp800(HashAlg),
+}
+
+/// The peer's public key as PKCS#11 `CK_ECDH1_DERIVE_PARAMS.pPublicData` may carry it:
+/// the raw point (04‖x‖y, or the 32-byte X25519 u-coordinate) or, as some
+/// applications send it, that value wrapped in a DER OCTET STRING. Returns the raw
+/// value; the lengths tell the two forms apart (a raw EC point is 1 + 2·field bytes).
+pub fn ecdh_peer_point(alg: crate::crypto::KeyAlg, data: &[u8]) -> Result<Vec<u8>> {
+    let want = alg
+        .public_point_len()
+        .ok_or_else(|| Error::KeyType(format!("{alg:?} keys do not agree")))?;
+    if data.len() == want {
+        return Ok(data.to_vec());
+    }
+    use der::Decode;
+    let os = <&der::asn1::OctetStringRef>::from_der(data).map_err(|_| {
+        Error::invalid_data(format!("{alg:?} peer public data of {} bytes", data.len()))
+    })?;
+    if os.as_bytes().len() != want {
+        return Err(Error::invalid_data(format!(
+            "{alg:?} peer point of {} bytes (expected {want})",
+            os.as_bytes().len()
+        )));
+    }
+    Ok(os.as_bytes().to_vec())
+}
+
+/// PKCS#11 `CKM_ECDH1_DERIVE` (and `CKM_ECDH1_COFACTOR_DERIVE`, the same on these
+/// cofactor-1 curves; X25519 clamps): Z = ECDH(key, peer), then the KDF over Z and
+/// `shared_data` to `out_len` bytes. With [`EcKdf::Null`] the shared data must be
+/// empty and the output is the first `out_len` bytes of Z (`out_len` ≤ |Z|).
+pub fn ecdh1_derive(
+    key: &crate::crypto::PrivateKey,
+    kdf: EcKdf,
+    shared_data: &[u8],
+    peer_public_data: &[u8],
+    out_len: usize,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let peer_point = ecdh_peer_point(key.alg(), peer_public_data)?;
+    let z = key
+        .derive(&crate::crypto::DeriveMech::Ecdh { peer_point })?
+        .secret;
+    match kdf {
+        EcKdf::Null => {
+            if !shared_data.is_empty() {
+                return Err(Error::invalid_arg("CKD_NULL takes no shared data"));
+            }
+            if out_len == 0 || out_len > z.len() {
+                return Err(Error::invalid_arg(format!(
+                    "CKD_NULL derives at most {} bytes",
+                    z.len()
+                )));
+            }
+            Ok(Zeroizing::new(z[..out_len].to_vec()))
+        }
+        EcKdf::X963(h) => x963_kdf(h, &z, shared_data, out_len),
+        EcKdf::Sp800(h) => sp800_56a_kdf(h, &z, shared_data, out_len),
+    }
+}
