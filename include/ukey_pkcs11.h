@@ -33,6 +33,22 @@
                                                  also C_MessageEncryptInit with
                                                  CK_GCM_MESSAGE_PARAMS */
 #define CKM_UKEY_SM3_HMAC       0x80554B04UL  /* HMAC-SM3 with a generic secret key */
+#define CKM_UKEY_SM2_KEY_EXCHANGE 0x80554B05UL /* C_DeriveKey: GB/T 32918.3 key exchange;
+                                                 base key = own static SM2 private key,
+                                                 CKA_VALUE_LEN = key length, parameter: */
+
+typedef struct CK_UKEY_SM2_EXCHANGE_PARAMS {
+    CK_BBOOL         isInitiator;       /* party A (initiator) or B (responder) */
+    CK_BYTE_PTR      pOwnId;            /* NULL: the default ID 1234567812345678 */
+    CK_ULONG         ulOwnIdLen;
+    CK_OBJECT_HANDLE hOwnEphemeral;     /* an SM2 private key made for this exchange */
+    CK_BYTE_PTR      pPeerPublic;       /* peer static public key 04||x||y */
+    CK_ULONG         ulPeerPublicLen;
+    CK_BYTE_PTR      pPeerId;           /* NULL: the default ID */
+    CK_ULONG         ulPeerIdLen;
+    CK_BYTE_PTR      pPeerEphemeral;    /* peer ephemeral point 04||x||y */
+    CK_ULONG         ulPeerEphemeralLen;
+} CK_UKEY_SM2_EXCHANGE_PARAMS;
 
 /* CKA_EC_PARAMS of an SM2 key: the OID 1.2.156.10197.1.301 */
 #define UKEY_SM2_EC_PARAMS      "\x06\x08\x2a\x81\x1c\xcf\x55\x01\x82\x2d"

@@ -24,6 +24,9 @@ pub(crate) mod vendor {
     pub const CKM_UKEY_SM4_CTR: CK_MECHANISM_TYPE = 0x8055_4B02;
     pub const CKM_UKEY_SM4_GCM: CK_MECHANISM_TYPE = 0x8055_4B03;
     pub const CKM_UKEY_SM3_HMAC: CK_MECHANISM_TYPE = 0x8055_4B04;
+    /// SM2 key exchange (GB/T 32918.3) through `C_DeriveKey`; parameter
+    /// [`super::Sm2ExchangeParams`] (`CK_UKEY_SM2_EXCHANGE_PARAMS` in ukey_pkcs11.h).
+    pub const CKM_UKEY_SM2_KEY_EXCHANGE: CK_MECHANISM_TYPE = 0x8055_4B05;
     /// Internal: the PKCS#8 form of a private key (sealed; never readable).
     pub const CKA_UKEY_PKCS8: CK_ATTRIBUTE_TYPE = 0x8055_4B80;
     /// Internal: the role a key is latched to (1 = encrypt/decrypt, 2 = wrap/unwrap).
@@ -127,6 +130,7 @@ pub(crate) static TABLE: &[MechRow] = rows![
     CKM_CONCATENATE_DATA_AND_BASE, "CKM_CONCATENATE_DATA_AND_BASE", 0, 0, CKF_DERIVE;
     CKM_XOR_BASE_AND_DATA, "CKM_XOR_BASE_AND_DATA", 0, 0, CKF_DERIVE;
     CKM_EXTRACT_KEY_FROM_KEY, "CKM_EXTRACT_KEY_FROM_KEY", 0, 0, CKF_DERIVE;
+    CKM_UKEY_SM2_KEY_EXCHANGE, "CKM_SM2_KEY_EXCHANGE", 256, 256, CKF_DERIVE;
     CKM_SP800_108_COUNTER_KDF, "CKM_SP800_108_COUNTER_KDF", 1, 512, CKF_DERIVE;
     CKM_SP800_108_FEEDBACK_KDF, "CKM_SP800_108_FEEDBACK_KDF", 1, 512, CKF_DERIVE;
     CKM_SP800_108_DOUBLE_PIPELINE_KDF, "CKM_SP800_108_DOUBLE_PIPELINE_KDF", 1, 512, CKF_DERIVE;
@@ -191,10 +195,36 @@ pub(crate) enum Param {
         iv: Vec<u8>,
         extra: Vec<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>>,
     },
+    /// SM2 key exchange: role, own ID, own ephemeral key handle, peer static public key,
+    /// peer ID, peer ephemeral point.
+    Sm2Exchange {
+        initiator: bool,
+        own_id: Vec<u8>,
+        ephemeral: CK_OBJECT_HANDLE,
+        peer_public: Vec<u8>,
+        peer_id: Vec<u8>,
+        peer_ephemeral: Vec<u8>,
+    },
     /// EdDSA: pre-hash flag and context.
     Eddsa { ph: bool, context: Option<Vec<u8>> },
     /// CTR: counter bits and the initial counter block.
     Ctr { bits: CK_ULONG, block: [u8; 16] },
+}
+
+/// `CK_UKEY_SM2_EXCHANGE_PARAMS` (include/ukey_pkcs11.h).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct Sm2ExchangeParams {
+    pub is_initiator: CK_BBOOL,
+    pub p_own_id: *mut CK_BYTE,
+    pub ul_own_id_len: CK_ULONG,
+    pub h_own_ephemeral: CK_OBJECT_HANDLE,
+    pub p_peer_public: *mut CK_BYTE,
+    pub ul_peer_public_len: CK_ULONG,
+    pub p_peer_id: *mut CK_BYTE,
+    pub ul_peer_id_len: CK_ULONG,
+    pub p_peer_ephemeral: *mut CK_BYTE,
+    pub ul_peer_ephemeral_len: CK_ULONG,
 }
 
 /// One SP 800-108 data parameter.

@@ -695,3 +695,80 @@ fn container_keys_certificates_and_retired_keys_are_objects() {
         RvError::ActionProhibited
     );
 }
+
+/// `CK_UKEY_SM2_EXCHANGE_PARAMS` of include/ukey_pkcs11.h.
+#[repr(C)]
+struct Sm2ExchangeParams {
+    is_initiator: u8,
+    p_own_id: *const u8,
+    ul_own_id_len: std::ffi::c_ulong,
+    h_own_ephemeral: std::ffi::c_ulong,
+    p_peer_public: *const u8,
+    ul_peer_public_len: std::ffi::c_ulong,
+    p_peer_id: *const u8,
+    ul_peer_id_len: std::ffi::c_ulong,
+    p_peer_ephemeral: *const u8,
+    ul_peer_ephemeral_len: std::ffi::c_ulong,
+}
+
+#[test]
+fn sm2_key_exchange_through_derive_matches_the_peer() {
+    use token_hal::crypto::sm2::{DEFAULT_ID, ExchangeRole, Sm2KeyExchange};
+    use token_hal::crypto::{KeyAlg, PrivateKey, PublicKey};
+    let slot = token("sm2-exchange");
+    let s = user_session(slot);
+    let keygen = || {
+        s.generate_key_pair(
+            &vendor(CKM_SM2_KEY_PAIR_GEN),
+            &[Attribute::EcParams(SM2_PARAMS.to_vec())],
+            &[Attribute::Derive(true)],
+        )
+        .unwrap()
+    };
+    let (a_pub, a_priv) = keygen();
+    let (ra_pub, ra_priv) = keygen();
+    let point = |h| match &s.get_attributes(h, &[AttributeType::EcPoint]).unwrap()[0] {
+        Attribute::EcPoint(p) => p[2..].to_vec(),
+        a => panic!("{a:?}"),
+    };
+    let (a_point, ra_point) = (point(a_pub), point(ra_pub));
+    // The peer, B, outside the token.
+    let b = PrivateKey::generate(KeyAlg::Sm2).unwrap();
+    let b_point = b.public_key().unwrap().ec_point().unwrap();
+    let bx = Sm2KeyExchange::new(ExchangeRole::Responder, &b, DEFAULT_ID).unwrap();
+    let rb = bx.ephemeral_point();
+    let a_public = PublicKey::from_ec_point(KeyAlg::Sm2, &a_point).unwrap();
+    let b_out = bx.finish(&a_public, DEFAULT_ID, &ra_point, 16).unwrap();
+    // A, through C_DeriveKey.
+    let params = Sm2ExchangeParams {
+        is_initiator: 1,
+        p_own_id: std::ptr::null(),
+        ul_own_id_len: 0,
+        h_own_ephemeral: ra_priv.handle() as std::ffi::c_ulong,
+        p_peer_public: b_point.as_ptr(),
+        ul_peer_public_len: b_point.len() as _,
+        p_peer_id: DEFAULT_ID.as_ptr(),
+        ul_peer_id_len: DEFAULT_ID.len() as _,
+        p_peer_ephemeral: rb.as_ptr(),
+        ul_peer_ephemeral_len: rb.len() as _,
+    };
+    let mech = Mechanism::VendorDefined(VendorDefinedMechanism::new(
+        MechanismType::new_vendor_defined(0x8055_4B05).unwrap(),
+        Some(&params),
+    ));
+    let k = s
+        .derive_key(
+            &mech,
+            a_priv,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::ValueLen(16.into()),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ],
+        )
+        .unwrap();
+    let v = s.get_attributes(k, &[AttributeType::Value]).unwrap();
+    assert_eq!(v[0], Attribute::Value(b_out.key.to_vec()));
+}
