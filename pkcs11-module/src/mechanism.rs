@@ -34,6 +34,77 @@ pub(crate) mod vendor {
 }
 use vendor::*;
 
+/// The SANSEC value set (`[pkcs11] vendor_values = "sansec"`): the values that differ
+/// from TASS, as (internal, SANSEC). SANSEC's 0x8000010A is SM4-CTR, so SM4-MAC moves to
+/// the ukey block there.
+const SANSEC_MECHS: &[(CK_MECHANISM_TYPE, CK_MECHANISM_TYPE)] = &[
+    (CKM_SM2, 0x8000_8104),
+    (CKM_SM3, 0x8000_9001),
+    (CKM_UKEY_SM4_CTR, 0x8000_010A),
+    (CKM_SM4_MAC, 0x8055_4B06),
+];
+const SANSEC_KEYS: &[(CK_KEY_TYPE, CK_KEY_TYPE)] = &[(CKK_SM4, 0x8000_0106)];
+
+static SANSEC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Selects the vendor value set for this process (at `C_Initialize`).
+pub(crate) fn select_vendor_values(sansec: bool) {
+    SANSEC.store(sansec, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn map(table: &[(CK_ULONG, CK_ULONG)], v: CK_ULONG, outward: bool) -> CK_ULONG {
+    if !SANSEC.load(std::sync::atomic::Ordering::Relaxed) {
+        return v;
+    }
+    for (internal, external) in table {
+        if outward && v == *internal {
+            return *external;
+        }
+        if !outward && v == *external {
+            return *internal;
+        }
+    }
+    // A TASS value that SANSEC gives another meaning is not understood inward.
+    if !outward && table.iter().any(|(i, _)| *i == v) {
+        return CKM_VENDOR_DEFINED | 0x0055_4BFF;
+    }
+    v
+}
+
+/// A caller's mechanism value → the internal one.
+pub(crate) fn mech_in(m: CK_MECHANISM_TYPE) -> CK_MECHANISM_TYPE {
+    map(SANSEC_MECHS, m, false)
+}
+/// An internal mechanism value → the caller's.
+pub(crate) fn mech_out(m: CK_MECHANISM_TYPE) -> CK_MECHANISM_TYPE {
+    map(SANSEC_MECHS, m, true)
+}
+/// A caller's key type → the internal one.
+pub(crate) fn key_type_in(k: CK_KEY_TYPE) -> CK_KEY_TYPE {
+    map(SANSEC_KEYS, k, false)
+}
+/// An internal key type → the caller's.
+pub(crate) fn key_type_out(k: CK_KEY_TYPE) -> CK_KEY_TYPE {
+    map(SANSEC_KEYS, k, true)
+}
+
+/// Rewrites the value of a mechanism- or key-type-valued attribute, inward or outward.
+pub(crate) fn translate_attr(ty: CK_ATTRIBUTE_TYPE, v: &mut [u8], outward: bool) {
+    const N: usize = std::mem::size_of::<CK_ULONG>();
+    let f: fn(CK_ULONG) -> CK_ULONG = match (ty, outward) {
+        (CKA_KEY_TYPE, false) => key_type_in,
+        (CKA_KEY_TYPE, true) => key_type_out,
+        (CKA_KEY_GEN_MECHANISM | CKA_ALLOWED_MECHANISMS, false) => mech_in,
+        (CKA_KEY_GEN_MECHANISM | CKA_ALLOWED_MECHANISMS, true) => mech_out,
+        _ => return,
+    };
+    for c in v.chunks_exact_mut(N) {
+        let mut b = [0u8; N];
+        b.copy_from_slice(c);
+        c.copy_from_slice(&f(CK_ULONG::from_ne_bytes(b)).to_ne_bytes());
+    }
+}
+
 /// One row of the mechanism table.
 pub(crate) struct MechRow {
     pub ty: CK_MECHANISM_TYPE,

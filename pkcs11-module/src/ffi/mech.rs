@@ -148,7 +148,8 @@ pub(crate) unsafe fn derived_key_outputs(p: *const CK_MECHANISM) -> Vec<*mut CK_
 /// for the lengths they declare.
 pub(crate) unsafe fn parse(p: *const CK_MECHANISM) -> Result<Mech> {
     // SAFETY: forwarded contract.
-    let m = unsafe { read(p) }?;
+    let mut m = unsafe { read(p) }?;
+    m.mechanism = crate::mechanism::mech_in(m.mechanism);
     let param = match m.mechanism {
         CKM_AES_CBC
         | CKM_AES_CBC_PAD
