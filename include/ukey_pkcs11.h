@@ -1,24 +1,66 @@
 /*
  * ukey_pkcs11.h - vendor-defined PKCS#11 constants of libukey_pkcs11.so for the Chinese
- * national algorithms. OASIS PKCS#11 defines none; ukey uses the values common to TASS and
- * SANSEC modules (CKK/CKM_VENDOR_DEFINED based). Include after pkcs11.h.
+ * national algorithms. OASIS PKCS#11 defines none. ukey uses the TASS HSM values wherever
+ * TASS defines one, and a ukey block 0x80554Bxx ("UK") for the rest; that block collides
+ * with neither the TASS nor the SANSEC values (0x800000xx, 0x800001xx, 0x80008xxx,
+ * 0x80009xxx). Include after pkcs11.h.
  */
 #ifndef UKEY_PKCS11_H
 #define UKEY_PKCS11_H
 
+/* Key types (TASS) */
 #define CKK_SM2                 0x80000004UL
-#define CKK_SM4                 0x80000106UL
+#define CKK_SM4                 0x80000002UL
 
+/* Mechanisms (TASS) */
+#define CKM_SM2                 0x80008000UL  /* raw SM2 signature over a 32-byte e; r||s */
 #define CKM_SM2_KEY_PAIR_GEN    0x80008001UL
-#define CKM_SM2                 0x80008000UL  /* raw SM2 signature over a 32-byte e */
-#define CKM_SM3_SM2             0x80008100UL  /* SM3(Z || M) then SM2 sign */
-#define CKM_SM2_ENCRYPT         0x80008200UL  /* SM2 encryption, C1C3C2 */
+#define CKM_SM3_SM2             0x80008100UL  /* e = SM3(Z || M), Z with the default ID or the
+                                                 ID bytes given as pParameter; r||s */
+#define CKM_SM2_ENCRYPT         0x80008200UL  /* SM2 encryption, output 04||C1||C3||C2;
+                                                 decryption also takes GM/T 0009 DER */
 #define CKM_SM3                 0x80000005UL
 #define CKM_SM4_KEY_GEN         0x80000107UL
 #define CKM_SM4_ECB             0x80000108UL
-#define CKM_SM4_CBC             0x80000109UL
-#define CKM_SM4_MAC             0x8000010AUL
-#define CKM_SM4_MAC_GENERAL     0x8000010BUL
+#define CKM_SM4_CBC             0x80000109UL  /* pParameter: 16-byte IV */
+#define CKM_SM4_MAC             0x8000010AUL  /* CBC-MAC, zero IV, zero padding, 16 bytes */
+#define CKM_SM4_MAC_GENERAL     0x8000010BUL  /* as CKM_SM4_MAC; pParameter: CK_ULONG length */
+
+/* Mechanisms (ukey block) */
+#define CKM_UKEY_SM4_CBC_PAD    0x80554B01UL  /* PKCS#7 padding; pParameter: 16-byte IV */
+#define CKM_UKEY_SM4_CTR        0x80554B02UL  /* pParameter: CK_AES_CTR_PARAMS */
+#define CKM_UKEY_SM4_GCM        0x80554B03UL  /* pParameter: CK_GCM_PARAMS (128-bit tag);
+                                                 also C_MessageEncryptInit with
+                                                 CK_GCM_MESSAGE_PARAMS */
+#define CKM_UKEY_SM3_HMAC       0x80554B04UL  /* HMAC-SM3 with a generic secret key */
+#define CKM_UKEY_SM2_KEY_EXCHANGE 0x80554B05UL /* C_DeriveKey: GB/T 32918.3 key exchange;
+                                                 base key = own static SM2 private key,
+                                                 CKA_VALUE_LEN = key length, parameter: */
+
+typedef struct CK_UKEY_SM2_EXCHANGE_PARAMS {
+    CK_BBOOL         isInitiator;       /* party A (initiator) or B (responder) */
+    CK_BYTE_PTR      pOwnId;            /* NULL: the default ID 1234567812345678 */
+    CK_ULONG         ulOwnIdLen;
+    CK_OBJECT_HANDLE hOwnEphemeral;     /* an SM2 private key made for this exchange */
+    CK_BYTE_PTR      pPeerPublic;       /* peer static public key 04||x||y */
+    CK_ULONG         ulPeerPublicLen;
+    CK_BYTE_PTR      pPeerId;           /* NULL: the default ID */
+    CK_ULONG         ulPeerIdLen;
+    CK_BYTE_PTR      pPeerEphemeral;    /* peer ephemeral point 04||x||y */
+    CK_ULONG         ulPeerEphemeralLen;
+} CK_UKEY_SM2_EXCHANGE_PARAMS;
+
+/*
+ * The SANSEC set, selected with `[pkcs11] vendor_values = "sansec"` in ukey.toml: the
+ * values above stay except these, which replace their TASS counterparts:
+ *   CKK_SM4 0x80000106, CKM_SM2 (sign on e) 0x80008104, CKM_SM3 0x80009001,
+ *   SM4-CTR 0x8000010A (SANSEC's meaning of that value), SM4-MAC 0x80554B06.
+ */
+#define CKK_SANSEC_SM4          0x80000106UL
+#define CKM_SANSEC_SM2_SIGN     0x80008104UL
+#define CKM_SANSEC_SM3          0x80009001UL
+#define CKM_SANSEC_SM4_CTR      0x8000010AUL
+#define CKM_UKEY_SANSEC_SM4_MAC 0x80554B06UL
 
 /* CKA_EC_PARAMS of an SM2 key: the OID 1.2.156.10197.1.301 */
 #define UKEY_SM2_EC_PARAMS      "\x06\x08\x2a\x81\x1c\xcf\x55\x01\x82\x2d"

@@ -150,6 +150,16 @@ fn sign_mech(alg: KeyAlg, id: Option<&str>, h: HashArg) -> (SignMech, usize) {
         ),
         KeyAlg::EcP256 => (SignMech::Ecdsa(hash(h)), 32),
         KeyAlg::EcP384 => (SignMech::Ecdsa(hash(h)), 48),
+        KeyAlg::EcP521 => (SignMech::Ecdsa(hash(h)), 66),
+        // EdDSA signatures are raw (RFC 8032); there is no DER form. X25519 keys do
+        // not sign: the token answers with a key-type error.
+        KeyAlg::Ed25519 | KeyAlg::Ed448 | KeyAlg::X25519 => (
+            SignMech::EdDsa {
+                ph: false,
+                context: None,
+            },
+            0,
+        ),
         KeyAlg::Rsa(_) => (SignMech::RsaPkcs1(hash(h)), 0),
     }
 }

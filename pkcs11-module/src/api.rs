@@ -1,3 +1,7 @@
-//! Safe, typed implementations of the entry points.
+//! Safe, typed implementations of the entry points, over [`crate::state`].
 
+pub(crate) mod crypto;
 pub(crate) mod general;
+pub(crate) mod kbkdf;
+pub(crate) mod keys;
+pub(crate) mod objects;

@@ -6,6 +6,13 @@ use cryptoki_sys::*;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Error(pub CK_RV);
 
+impl Error {
+    /// `CKR_ARGUMENTS_BAD`.
+    pub const ARGS: Self = Self(CKR_ARGUMENTS_BAD);
+    /// `CKR_GENERAL_ERROR`.
+    pub const GENERAL: Self = Self(CKR_GENERAL_ERROR);
+}
+
 /// The module's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
@@ -23,6 +30,8 @@ impl From<token_hal::Error> for Error {
             E::PinIncorrect { .. } => CKR_PIN_INCORRECT,
             E::PinLocked => CKR_PIN_LOCKED,
             E::PinInvalid(_) => CKR_PIN_LEN_RANGE,
+            E::PinNotInitialized => CKR_USER_PIN_NOT_INITIALIZED,
+            E::SelfTestFailed(_) => CKR_FUNCTION_FAILED,
             E::NotLoggedIn => CKR_USER_NOT_LOGGED_IN,
             E::UserAnotherAlreadyLoggedIn => CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
             E::DeviceAuthRequired | E::DeviceAuthFailed | E::AccessDenied(_) => {
@@ -34,6 +43,7 @@ impl From<token_hal::Error> for Error {
             E::KeyType(_) => CKR_KEY_TYPE_INCONSISTENT,
             E::BufferTooSmall { .. } => CKR_BUFFER_TOO_SMALL,
             E::InvalidData(_) => CKR_DATA_INVALID,
+            E::Internal(_) => CKR_GENERAL_ERROR,
             E::InvalidArgument(_) => CKR_ARGUMENTS_BAD,
             E::SignatureInvalid => CKR_SIGNATURE_INVALID,
             E::DecryptFailed => CKR_ENCRYPTED_DATA_INVALID,

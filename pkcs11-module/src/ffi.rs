@@ -1,5 +1,8 @@
 //! The C ABI: every exported and listed entry point, and all of this crate's `unsafe`.
 
+pub(crate) mod args;
 pub(crate) mod entry;
-pub(crate) mod general;
-pub(crate) mod unsupported;
+pub(crate) mod fork;
+pub(crate) mod functions;
+pub(crate) mod lists;
+pub(crate) mod mech;

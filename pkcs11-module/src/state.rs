@@ -1,62 +1,209 @@
-//! The module's global state between `C_Initialize` and `C_Finalize`.
+//! The module's global state between `C_Initialize` and `C_Finalize`: tokens (one per
+//! (device, application) plus the free slot), sessions, the object handle table and the
+//! slot-event queue.
 
-use std::sync::{Arc, RwLock};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use cryptoki_sys::*;
 use token_hal::config::Config;
 use token_hal::registry::Registry;
-use token_hal::{BackendKind, Device};
+use token_hal::{Application, BackendKind, Device, DeviceInfo, LoginState, ObjectId};
 
+use crate::compat::Compat;
 use crate::error::{Error, Result};
+use crate::object::Object;
+use crate::session::Session;
 
-/// One slot: a (device, application) token.
-pub(crate) struct Slot {
-    pub id: CK_SLOT_ID,
+/// The ID of the first free, uninitialised slot where `C_InitToken` makes a new token.
+/// After a token is made there, the token keeps this ID for the rest of the process (as
+/// SoftHSM2 does) and the next free slot gets a fresh ID above the 31-bit token IDs.
+pub(crate) const FIRST_FREE_SLOT: CK_SLOT_ID = 0;
+
+/// One initialised token: an application on a device.
+pub(crate) struct Token {
+    pub slot_id: CK_SLOT_ID,
     pub device: Arc<dyn Device>,
-    pub app: String,
-    pub token_serial: String,
+    pub dev_info: DeviceInfo,
+    pub app_name: String,
+    pub app: Arc<dyn Application>,
+    pub serial: String,
+}
+
+impl Token {
+    /// Who is logged in.
+    pub fn login(&self) -> LoginState {
+        self.app.login_state()
+    }
+}
+
+/// Mutable tables, under one short-held lock.
+pub(crate) struct Inner {
+    /// Initialised tokens in listing order.
+    pub tokens: Vec<Arc<Token>>,
+    pub sessions: HashMap<CK_SESSION_HANDLE, Arc<Session>>,
+    next_session: CK_SESSION_HANDLE,
+    pub objects: HashMap<CK_OBJECT_HANDLE, Arc<Object>>,
+    /// Stable handles of token objects: (slot, where) → handle.
+    pub store_index: HashMap<(CK_SLOT_ID, String), CK_OBJECT_HANDLE>,
+    next_object: CK_OBJECT_HANDLE,
+    /// The current free slot.
+    pub free_slot: CK_SLOT_ID,
+    /// Tokens made in this process keep the ID of the free slot they were made in:
+    /// stable ID → ID used in this process.
+    pub assigned: HashMap<CK_SLOT_ID, CK_SLOT_ID>,
+}
+
+impl Inner {
+    /// A fresh session handle.
+    pub fn new_session_handle(&mut self) -> CK_SESSION_HANDLE {
+        self.next_session += 1;
+        self.next_session
+    }
+    /// A fresh object handle.
+    pub fn new_object_handle(&mut self) -> CK_OBJECT_HANDLE {
+        self.next_object += 1;
+        self.next_object
+    }
+    /// The token of a slot, or `CKR_SLOT_ID_INVALID`.
+    pub fn token(&self, slot: CK_SLOT_ID) -> Option<Arc<Token>> {
+        self.tokens.iter().find(|t| t.slot_id == slot).cloned()
+    }
+    /// The handle of a store object, made on first sight.
+    pub fn store_handle(&mut self, slot: CK_SLOT_ID, id: ObjectId) -> (CK_OBJECT_HANDLE, bool) {
+        self.token_handle(slot, format!("o{}", id.0))
+    }
+    /// The handle of a token object named by `key`, made on first sight.
+    pub fn token_handle(&mut self, slot: CK_SLOT_ID, key: String) -> (CK_OBJECT_HANDLE, bool) {
+        if let Some(h) = self.store_index.get(&(slot, key.clone())) {
+            return (*h, false);
+        }
+        let h = self.new_object_handle();
+        self.store_index.insert((slot, key), h);
+        (h, true)
+    }
+    /// Sessions open on a slot.
+    pub fn sessions_of(&self, slot: CK_SLOT_ID) -> impl Iterator<Item = &Arc<Session>> {
+        self.sessions.values().filter(move |s| s.slot_id == slot)
+    }
+}
+
+/// Slot events for `C_WaitForSlotEvent`.
+#[derive(Default)]
+pub(crate) struct Events {
+    pub queue: Mutex<(VecDeque<CK_SLOT_ID>, bool)>,
+    pub cond: Condvar,
+}
+
+impl Events {
+    /// Queues an event and wakes waiters.
+    pub fn push(&self, slot: CK_SLOT_ID) {
+        if let Ok(mut q) = self.queue.lock()
+            && !q.0.contains(&slot)
+        {
+            q.0.push_back(slot);
+        }
+        self.cond.notify_all();
+    }
+    /// Marks the module finalised and wakes waiters.
+    pub fn close(&self) {
+        if let Ok(mut q) = self.queue.lock() {
+            q.1 = true;
+        }
+        self.cond.notify_all();
+    }
 }
 
 /// What `C_Initialize` sets up.
-pub(crate) struct State {
+pub(crate) struct Module {
     pub config: Config,
     pub registry: Registry,
+    pub compat: Compat,
+    pub inner: Mutex<Inner>,
+    pub events: Events,
+    /// Serialises token creation, re-initialisation and slot refreshes.
+    pub init_lock: Mutex<()>,
 }
 
-static STATE: RwLock<Option<State>> = RwLock::new(None);
+static MODULE: RwLock<Option<Arc<Module>>> = RwLock::new(None);
 
 /// Sets the state; `CKR_CRYPTOKI_ALREADY_INITIALIZED` if set.
-pub(crate) fn install(state: State) -> Result<()> {
-    let mut g = STATE.write().map_err(|_| Error(CKR_GENERAL_ERROR))?;
+pub(crate) fn install(config: Config, compat: Compat) -> Result<()> {
+    let mut g = MODULE.write().map_err(|_| Error::GENERAL)?;
     if g.is_some() {
         return Err(Error(CKR_CRYPTOKI_ALREADY_INITIALIZED));
     }
-    *g = Some(state);
+    let registry = Registry::new(config.clone());
+    let m = Arc::new(Module {
+        config,
+        registry,
+        compat,
+        inner: Mutex::new(Inner {
+            tokens: Vec::new(),
+            sessions: HashMap::new(),
+            next_session: 0,
+            objects: HashMap::new(),
+            store_index: HashMap::new(),
+            next_object: 0,
+            free_slot: FIRST_FREE_SLOT,
+            assigned: HashMap::new(),
+        }),
+        events: Events::default(),
+        init_lock: Mutex::new(()),
+    });
+    m.refresh(false)?;
+    *g = Some(m);
     Ok(())
 }
 
-/// Drops the state; `CKR_CRYPTOKI_NOT_INITIALIZED` if unset.
+/// Drops the state; `CKR_CRYPTOKI_NOT_INITIALIZED` if unset. Wakes event waiters.
 pub(crate) fn remove() -> Result<()> {
-    let mut g = STATE.write().map_err(|_| Error(CKR_GENERAL_ERROR))?;
-    match g.take() {
-        Some(_) => Ok(()),
-        None => Err(Error(CKR_CRYPTOKI_NOT_INITIALIZED)),
+    let m = {
+        let mut g = MODULE.write().map_err(|_| Error::GENERAL)?;
+        g.take().ok_or(Error(CKR_CRYPTOKI_NOT_INITIALIZED))?
+    };
+    m.events.close();
+    if let Ok(inner) = m.inner.lock() {
+        for t in &inner.tokens {
+            t.app.logout();
+        }
+    }
+    Ok(())
+}
+
+/// Forgets the state without finalising (the child after `fork()`).
+pub(crate) fn forget() {
+    if let Ok(mut g) = MODULE.write()
+        && let Some(m) = g.take()
+    {
+        m.events.close();
     }
 }
 
-/// Runs `f` on the state; `CKR_CRYPTOKI_NOT_INITIALIZED` if unset.
-pub(crate) fn with<T>(f: impl FnOnce(&State) -> Result<T>) -> Result<T> {
-    let g = STATE.read().map_err(|_| Error(CKR_GENERAL_ERROR))?;
-    match g.as_ref() {
-        Some(s) => f(s),
-        None => Err(Error(CKR_CRYPTOKI_NOT_INITIALIZED)),
-    }
+/// The module, or `CKR_CRYPTOKI_NOT_INITIALIZED`.
+pub(crate) fn module() -> Result<Arc<Module>> {
+    let g = MODULE.read().map_err(|_| Error::GENERAL)?;
+    g.clone().ok_or(Error(CKR_CRYPTOKI_NOT_INITIALIZED))
 }
 
-impl State {
-    /// Every token, soft tokens first (or in the configured order of device serials).
-    pub fn slots(&self) -> Result<Vec<Slot>> {
-        let mut devices: Vec<(token_hal::DeviceInfo, Arc<dyn Device>)> = Vec::new();
+impl Module {
+    /// Locks the tables.
+    pub fn lock(&self) -> Result<MutexGuard<'_, Inner>> {
+        self.inner.lock().map_err(|_| Error::GENERAL)
+    }
+
+    /// Re-reads devices and applications. New tokens and vanished ones become slot
+    /// events when `events` is set. Tokens that stay keep their handles (and login).
+    pub fn refresh(&self, events: bool) -> Result<()> {
+        let _g = self.init_lock.lock().map_err(|_| Error::GENERAL)?;
+        self.refresh_locked(events)
+    }
+
+    /// [`Module::refresh`] with `init_lock` held by the caller: listing and applying are
+    /// one step, so a slow concurrent listing never drops a token made meanwhile.
+    pub fn refresh_locked(&self, events: bool) -> Result<()> {
+        let mut devices: Vec<(DeviceInfo, Arc<dyn Device>)> = Vec::new();
         for d in self.registry.devices()? {
             match d.info() {
                 Ok(info) => devices.push((info, d)),
@@ -71,7 +218,8 @@ impl State {
                 .unwrap_or(usize::MAX);
             (pos, info.backend != BackendKind::Soft, info.serial.clone())
         });
-        let mut slots = Vec::new();
+        type Found = (CK_SLOT_ID, DeviceInfo, Arc<dyn Device>, String, String);
+        let mut found: Vec<Found> = Vec::new();
         for (info, dev) in devices {
             let apps = match dev.list_apps() {
                 Ok(a) => a,
@@ -81,24 +229,145 @@ impl State {
                 }
             };
             for app in apps {
-                let token_serial = token_hal::slot::token_serial(&info.serial, &app);
-                let id = CK_SLOT_ID::from(token_hal::slot::slot_id(&token_serial));
-                slots.push(Slot {
-                    id,
-                    device: dev.clone(),
-                    app,
-                    token_serial,
-                });
+                let serial = token_hal::slot::token_serial(&info.serial, &app);
+                let id = CK_SLOT_ID::from(token_hal::slot::slot_id(&serial));
+                found.push((id, info.clone(), dev.clone(), app, serial));
             }
         }
-        Ok(slots)
+        let mut inner = self.lock()?;
+        let mut tokens = Vec::new();
+        let mut changed = Vec::new();
+        for (id, info, dev, app_name, serial) in found {
+            let id = inner.assigned.get(&id).copied().unwrap_or(id);
+            if let Some(t) = inner.token(id) {
+                tokens.push(t);
+                continue;
+            }
+            let app = match dev.open_app(&app_name) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "application unreadable");
+                    continue;
+                }
+            };
+            changed.push(id);
+            tokens.push(Arc::new(Token {
+                slot_id: id,
+                device: dev,
+                dev_info: info,
+                app_name,
+                app,
+                serial,
+            }));
+        }
+        let gone: Vec<CK_SLOT_ID> = inner
+            .tokens
+            .iter()
+            .filter(|t| !tokens.iter().any(|n| n.slot_id == t.slot_id))
+            .map(|t| t.slot_id)
+            .collect();
+        for g in &gone {
+            drop_token_state(&mut inner, *g);
+        }
+        inner.tokens = tokens;
+        drop(inner);
+        if events {
+            for id in changed.into_iter().chain(gone) {
+                self.events.push(id);
+            }
+        }
+        Ok(())
     }
 
-    /// The slot with this ID, or `CKR_SLOT_ID_INVALID`.
-    pub fn slot(&self, id: CK_SLOT_ID) -> Result<Slot> {
-        self.slots()?
-            .into_iter()
-            .find(|s| s.id == id)
-            .ok_or(Error(CKR_SLOT_ID_INVALID))
+    /// Whether `slot` is the free slot.
+    pub fn is_free(&self, slot: CK_SLOT_ID) -> Result<bool> {
+        Ok(self.lock()?.free_slot == slot)
     }
+
+    /// Every slot: tokens, then the free slot.
+    pub fn slot_ids(&self) -> Result<Vec<CK_SLOT_ID>> {
+        let inner = self.lock()?;
+        let mut v: Vec<CK_SLOT_ID> = inner.tokens.iter().map(|t| t.slot_id).collect();
+        v.push(inner.free_slot);
+        Ok(v)
+    }
+
+    /// The token of an initialised slot; the free slot gives `CKR_TOKEN_NOT_RECOGNIZED`.
+    pub fn token(&self, slot: CK_SLOT_ID) -> Result<Arc<Token>> {
+        let inner = self.lock()?;
+        match inner.token(slot) {
+            Some(t) => Ok(t),
+            None if slot == inner.free_slot => Err(Error(CKR_TOKEN_NOT_RECOGNIZED)),
+            None => Err(Error(CKR_SLOT_ID_INVALID)),
+        }
+    }
+
+    /// Whether a slot ID names a slot.
+    pub fn slot_exists(&self, slot: CK_SLOT_ID) -> Result<bool> {
+        let inner = self.lock()?;
+        Ok(slot == inner.free_slot || inner.token(slot).is_some())
+    }
+
+    /// A session by handle, or `CKR_SESSION_HANDLE_INVALID`.
+    pub fn session(&self, h: CK_SESSION_HANDLE) -> Result<Arc<Session>> {
+        self.lock()?
+            .sessions
+            .get(&h)
+            .cloned()
+            .ok_or(Error(CKR_SESSION_HANDLE_INVALID))
+    }
+
+    /// Waits for a slot event; None after `timeout` (polling other processes' changes).
+    pub fn wait_event(&self, block: bool) -> Result<CK_SLOT_ID> {
+        loop {
+            {
+                let mut q = self.events.queue.lock().map_err(|_| Error::GENERAL)?;
+                if q.1 {
+                    return Err(Error(CKR_CRYPTOKI_NOT_INITIALIZED));
+                }
+                if let Some(s) = q.0.pop_front() {
+                    return Ok(s);
+                }
+                if block {
+                    let (g, _) = self
+                        .events
+                        .cond
+                        .wait_timeout(q, Duration::from_millis(300))
+                        .map_err(|_| Error::GENERAL)?;
+                    q = g;
+                    if q.1 {
+                        return Err(Error(CKR_CRYPTOKI_NOT_INITIALIZED));
+                    }
+                    if let Some(s) = q.0.pop_front() {
+                        return Ok(s);
+                    }
+                }
+            }
+            self.refresh(true)?;
+            let mut q = self.events.queue.lock().map_err(|_| Error::GENERAL)?;
+            if let Some(s) = q.0.pop_front() {
+                return Ok(s);
+            }
+            if q.1 {
+                return Err(Error(CKR_CRYPTOKI_NOT_INITIALIZED));
+            }
+            if !block {
+                return Err(Error(CKR_NO_EVENT));
+            }
+            q.0.clear();
+        }
+    }
+}
+
+/// Drops the sessions and objects of a slot whose token went away or was re-initialised.
+pub(crate) fn drop_token_state(inner: &mut Inner, slot: CK_SLOT_ID) {
+    inner.sessions.retain(|_, s| s.slot_id != slot);
+    inner.objects.retain(|_, o| o.slot != slot);
+    inner.store_index.retain(|(s, _), _| *s != slot);
+}
+
+/// Objects by handle, sorted, for tests of handle stability.
+#[allow(dead_code)]
+pub(crate) fn handles(inner: &Inner) -> BTreeMap<CK_OBJECT_HANDLE, CK_SLOT_ID> {
+    inner.objects.iter().map(|(h, o)| (*h, o.slot)).collect()
 }

@@ -135,6 +135,10 @@ pub fn key_alg_name(alg: KeyAlg) -> String {
         KeyAlg::Sm2 => "SM2".into(),
         KeyAlg::EcP256 => "EC P-256".into(),
         KeyAlg::EcP384 => "EC P-384".into(),
+        KeyAlg::EcP521 => "EC P-521".into(),
+        KeyAlg::Ed25519 => "Ed25519".into(),
+        KeyAlg::Ed448 => "Ed448".into(),
+        KeyAlg::X25519 => "X25519".into(),
         KeyAlg::Rsa(bits) => format!("RSA {bits}"),
     }
 }
@@ -326,6 +330,28 @@ fn signature_scheme(alg: KeyAlg) -> Result<(SignMech, AlgorithmIdentifierOwned, 
             none(OID_ECDSA_SHA384),
             true,
         ),
+        KeyAlg::EcP521 => (
+            SignMech::Ecdsa(HashAlg::Sha512),
+            none(ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.4")),
+            true,
+        ),
+        // RFC 8410: the signature is the raw RFC 8032 signature.
+        KeyAlg::Ed25519 | KeyAlg::Ed448 => (
+            SignMech::EdDsa {
+                ph: false,
+                context: None,
+            },
+            none(
+                alg.curve_oid()
+                    .ok_or_else(|| Error::internal("Edwards OID"))?,
+            ),
+            false,
+        ),
+        KeyAlg::X25519 => {
+            return Err(Error::KeyType(
+                "X25519 keys cannot sign certificates".into(),
+            ));
+        }
         KeyAlg::Rsa(_) => (
             SignMech::RsaPkcs1(HashAlg::Sha256),
             AlgorithmIdentifierOwned {

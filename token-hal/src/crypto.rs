@@ -12,6 +12,7 @@ pub mod hash;
 pub mod kdf;
 pub mod keyfile;
 pub mod keys;
+pub mod mac;
 pub mod provider;
 pub mod rng;
 pub mod selftest;

@@ -1,4 +1,10 @@
 //! The shape of every entry point: catch panics, open a span, map the result.
+//!
+//! [`ck_fn!`] generates each `extern "C"` function of the function lists. Its body is an
+//! ordinary Rust block returning [`crate::error::Result<()>`]; the macro wraps it in
+//! [`run`], which catches panics (→ `CKR_GENERAL_ERROR`), opens a `tracing` span naming
+//! only the function (never an argument, so no PIN or key byte reaches a log) and turns
+//! `Err(e)` into its `CKR_*`, chosen in `error.rs`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -6,15 +12,14 @@ use cryptoki_sys::{CK_RV, CKR_GENERAL_ERROR, CKR_OK};
 
 use crate::error::Result;
 
-/// Runs the safe body of the C function `name`. A panic becomes `CKR_GENERAL_ERROR`, an
-/// `Err` its code. The span carries only the function name, never arguments.
+/// Runs the safe body of the C function `name`.
 pub(crate) fn run(name: &'static str, body: impl FnOnce() -> Result<()>) -> CK_RV {
     let span = tracing::debug_span!("pkcs11", func = name);
     let _g = span.enter();
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(Ok(())) => CKR_OK,
         Ok(Err(e)) => {
-            tracing::debug!(rv = e.0, "failed");
+            tracing::debug!(rv = format_args!("{:#x}", e.0), "failed");
             e.0
         }
         Err(_) => {
@@ -23,3 +28,17 @@ pub(crate) fn run(name: &'static str, body: impl FnOnce() -> Result<()>) -> CK_R
         }
     }
 }
+
+/// Defines one `extern "C"` entry point whose body is a `Result<()>` block.
+macro_rules! ck_fn {
+    ($(#[$m:meta])* fn $name:ident($($arg:ident : $ty:ty),* $(,)?) $body:block) => {
+        $(#[$m])*
+        #[allow(non_snake_case, clippy::too_many_arguments)]
+        pub(crate) extern "C" fn $name($($arg: $ty),*) -> cryptoki_sys::CK_RV {
+            $crate::ffi::entry::run(stringify!($name), move || -> $crate::error::Result<()> {
+                $body
+            })
+        }
+    };
+}
+pub(crate) use ck_fn;

@@ -2,6 +2,8 @@
 //! through [`crate::crypto::provider::provider()`].
 
 pub mod awslc;
+pub mod edwards;
+pub mod gcm;
 pub mod hash;
 pub mod rsa;
 pub mod sm2;

@@ -1,4 +1,5 @@
-//! Digests and HMAC: SM3 and SHA-1/224/256/384/512.
+//! Digests and HMAC: SM3, SHA-1/224/256/384/512, and MD5 (legacy, for PKCS#11
+//! clients such as pkcs11-tool that still test it; never used by token-hal itself).
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,8 @@ pub enum HashAlg {
     Sha384,
     /// SHA-512.
     Sha512,
+    /// MD5 (RFC 1321). Legacy: offered to PKCS#11 clients only.
+    Md5,
 }
 
 impl HashAlg {
@@ -30,6 +33,7 @@ impl HashAlg {
             Self::Sha224 => 28,
             Self::Sha384 => 48,
             Self::Sha512 => 64,
+            Self::Md5 => 16,
         }
     }
 }
@@ -39,6 +43,16 @@ pub fn digest(alg: HashAlg, data: &[u8]) -> Vec<u8> {
     let mut h = Hasher::new(alg);
     h.update(data);
     h.finish()
+}
+
+impl HashAlg {
+    /// The internal block length in bytes (HMAC's B).
+    pub fn block_len(self) -> usize {
+        match self {
+            Self::Sha384 | Self::Sha512 => 128,
+            _ => 64,
+        }
+    }
 }
 
 /// One-shot HMAC.

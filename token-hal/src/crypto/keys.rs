@@ -1,4 +1,4 @@
-//! Asymmetric keys: SM2, ECDSA P-256/P-384, RSA 1024–4096.
+//! Asymmetric keys: SM2, ECDSA P-256/P-384/P-521, Ed25519, Ed448, X25519, RSA 1024–4096.
 
 use std::fmt;
 
@@ -21,6 +21,14 @@ pub enum KeyAlg {
     EcP256,
     /// ECDSA on NIST P-384.
     EcP384,
+    /// ECDSA on NIST P-521.
+    EcP521,
+    /// EdDSA on edwards25519 (RFC 8032): Ed25519, Ed25519ctx, Ed25519ph.
+    Ed25519,
+    /// EdDSA on edwards448 (RFC 8032): Ed448, Ed448ph.
+    Ed448,
+    /// X25519 key agreement (RFC 7748), PKCS#11 CKK_EC_MONTGOMERY on curve25519.
+    X25519,
     /// RSA with a modulus of this many bits (1024–4096).
     Rsa(u32),
 }
@@ -44,6 +52,14 @@ pub enum SignMech {
     RsaPss { hash: HashAlg, salt_len: usize },
     /// RSA-PSS over a caller-computed digest.
     RsaPssPrehashed { hash: HashAlg, salt_len: usize },
+    /// EdDSA (RFC 8032). On an Ed25519 key: `ph: false, context: None` is Ed25519,
+    /// `ph: false, context: Some(c)` with a non-empty `c` is Ed25519ctx (an empty
+    /// context means plain Ed25519, as PKCS#11 tokens treat `CK_EDDSA_PARAMS` with
+    /// `phFlag` false and no context), `ph: true` is Ed25519ph (SHA-512 pre-hash,
+    /// context optional). On an Ed448 key: `ph: false` is Ed448, `ph: true` is Ed448ph
+    /// (SHAKE256/64 pre-hash); `None` is the empty context. Contexts are at most 255
+    /// bytes. The message is given whole; pre-hashing is done here.
+    EdDsa { ph: bool, context: Option<Vec<u8>> },
 }
 
 /// How to encrypt with a public key.
@@ -63,8 +79,11 @@ pub type DecMech = EncMech;
 /// Key agreement with a private key.
 #[derive(Clone, Debug)]
 pub enum DeriveMech {
-    /// Plain ECDH on the key's curve (P-256, P-384 or SM2) with the peer's uncompressed
-    /// point 04‖x‖y; the output is the shared point's x-coordinate (PKCS#11 CKD_NULL Z).
+    /// Plain ECDH on the key's curve (P-256, P-384, P-521 or SM2) with the peer's
+    /// uncompressed point 04‖x‖y; the output is the shared point's x-coordinate
+    /// (PKCS#11 CKD_NULL Z, `field_len` bytes). On an X25519 key the peer's public key
+    /// is the raw 32-byte u-coordinate and the output is the 32-byte X25519 result
+    /// (all-zero results, from low-order points, are rejected).
     Ecdh { peer_point: Vec<u8> },
     /// SM2 key exchange (GB/T 32918.3) with this key as the static key.
     Sm2Exchange {
@@ -108,39 +127,130 @@ pub mod oid {
     pub const P256: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
     /// NIST P-384 (secp384r1).
     pub const P384: Oid = Oid::new_unwrap("1.3.132.0.34");
+    /// NIST P-521 (secp521r1).
+    pub const P521: Oid = Oid::new_unwrap("1.3.132.0.35");
+    /// id-X25519 (RFC 8410).
+    pub const X25519: Oid = Oid::new_unwrap("1.3.101.110");
+    /// id-Ed25519 (RFC 8410).
+    pub const ED25519: Oid = Oid::new_unwrap("1.3.101.112");
+    /// id-Ed448 (RFC 8410).
+    pub const ED448: Oid = Oid::new_unwrap("1.3.101.113");
     /// rsaEncryption (PKCS#1).
     pub const RSA: Oid = Oid::new_unwrap("1.2.840.113549.1.1.1");
 }
 
 impl KeyAlg {
-    /// Whether this is an elliptic-curve key (SM2 or ECDSA).
+    /// Whether this is a short-Weierstrass elliptic-curve key (SM2 or ECDSA), whose
+    /// public key is an uncompressed point 04‖x‖y.
     pub fn is_ec(self) -> bool {
-        matches!(self, Self::Sm2 | Self::EcP256 | Self::EcP384)
+        matches!(self, Self::Sm2 | Self::EcP256 | Self::EcP384 | Self::EcP521)
     }
-    /// The coordinate length in bytes of an EC key.
+    /// Whether this is an EdDSA key (Ed25519 or Ed448; PKCS#11 CKK_EC_EDWARDS).
+    pub fn is_edwards(self) -> bool {
+        matches!(self, Self::Ed25519 | Self::Ed448)
+    }
+    /// Whether this is a Montgomery-curve key (X25519; PKCS#11 CKK_EC_MONTGOMERY).
+    pub fn is_montgomery(self) -> bool {
+        matches!(self, Self::X25519)
+    }
+    /// The coordinate length in bytes of a short-Weierstrass EC key.
     pub fn field_len(self) -> Option<usize> {
         match self {
             Self::Sm2 | Self::EcP256 => Some(32),
             Self::EcP384 => Some(48),
-            Self::Rsa(_) => None,
+            Self::EcP521 => Some(66),
+            Self::Ed25519 | Self::Ed448 | Self::X25519 | Self::Rsa(_) => None,
         }
     }
-    /// The curve OID of an EC key.
+    /// The length of the public key as the PKCS#11 `CKA_EC_POINT` carries it (before
+    /// its DER OCTET STRING wrapping): 1 + 2·field_len for EC keys, 32 (Ed25519,
+    /// X25519) or 57 (Ed448) for the RFC 8032/7748 encodings; `None` for RSA.
+    pub fn public_point_len(self) -> Option<usize> {
+        match self {
+            Self::Ed25519 | Self::X25519 => Some(32),
+            Self::Ed448 => Some(57),
+            other => other.field_len().map(|f| 1 + 2 * f),
+        }
+    }
+    /// The length of the raw private value (PKCS#11 `CKA_VALUE`): the big-endian
+    /// scalar of an EC key, the RFC 8032 seed or RFC 7748 scalar otherwise; `None`
+    /// for RSA.
+    pub fn private_value_len(self) -> Option<usize> {
+        match self {
+            Self::Ed25519 | Self::X25519 => Some(32),
+            Self::Ed448 => Some(57),
+            other => other.field_len(),
+        }
+    }
+    /// The signature length in bytes (EC: raw r‖s), `None` for keys that do not sign.
+    pub fn signature_len(self) -> Option<usize> {
+        match self {
+            Self::Ed25519 => Some(64),
+            Self::Ed448 => Some(114),
+            Self::X25519 => None,
+            Self::Rsa(bits) => usize::try_from(bits.div_ceil(8)).ok(),
+            other => other.field_len().map(|f| 2 * f),
+        }
+    }
+    /// The curve OID of an EC, Edwards or Montgomery key (for Edwards and Montgomery
+    /// keys, the RFC 8410 algorithm OID, which PKCS#11 3.0 accepts as `CKA_EC_PARAMS`).
     pub fn curve_oid(self) -> Option<ObjectIdentifier> {
         match self {
             Self::Sm2 => Some(oid::SM2),
             Self::EcP256 => Some(oid::P256),
             Self::EcP384 => Some(oid::P384),
+            Self::EcP521 => Some(oid::P521),
+            Self::Ed25519 => Some(oid::ED25519),
+            Self::Ed448 => Some(oid::ED448),
+            Self::X25519 => Some(oid::X25519),
             Self::Rsa(_) => None,
         }
     }
-    fn from_curve_oid(curve: ObjectIdentifier) -> Result<Self> {
+    /// The key algorithm named by a curve OID (or RFC 8410 algorithm OID).
+    pub fn from_curve_oid(curve: ObjectIdentifier) -> Result<Self> {
         match curve {
             c if c == oid::SM2 => Ok(Self::Sm2),
             c if c == oid::P256 => Ok(Self::EcP256),
             c if c == oid::P384 => Ok(Self::EcP384),
+            c if c == oid::P521 => Ok(Self::EcP521),
+            c if c == oid::ED25519 => Ok(Self::Ed25519),
+            c if c == oid::ED448 => Ok(Self::Ed448),
+            c if c == oid::X25519 => Ok(Self::X25519),
             c => Err(Error::unsupported(format!("elliptic curve {c}"))),
         }
+    }
+    /// The key algorithm named by a PKCS#11 `CKA_EC_PARAMS` value: the DER of a named
+    /// curve OID (P-256/384/521, SM2, or the RFC 8410 OIDs id-Ed25519, id-Ed448,
+    /// id-X25519), or a DER PrintableString `edwards25519`, `edwards448` or
+    /// `curve25519` (PKCS#11 3.0 §2.3.5/§2.3.7). Explicit curve parameters and
+    /// unknown curves are `Unsupported`; malformed DER is `InvalidData`.
+    pub fn from_ec_params(der: &[u8]) -> Result<Self> {
+        let any = AnyRef::from_der(der)
+            .map_err(|e| Error::invalid_data(format!("CKA_EC_PARAMS: {e}")))?;
+        match any.tag() {
+            der::Tag::ObjectIdentifier => Self::from_curve_oid(
+                any.decode_as::<ObjectIdentifier>()
+                    .map_err(|e| Error::invalid_data(format!("CKA_EC_PARAMS curve OID: {e}")))?,
+            ),
+            der::Tag::PrintableString => match any.value() {
+                b"edwards25519" => Ok(Self::Ed25519),
+                b"edwards448" => Ok(Self::Ed448),
+                b"curve25519" => Ok(Self::X25519),
+                other => Err(Error::unsupported(format!(
+                    "curve named {:?}",
+                    String::from_utf8_lossy(other)
+                ))),
+            },
+            der::Tag::Sequence => Err(Error::unsupported("EC keys with explicit curve parameters")),
+            t => Err(Error::invalid_data(format!(
+                "CKA_EC_PARAMS must be a curve OID or name, found {t}"
+            ))),
+        }
+    }
+    /// The PKCS#11 `CKA_EC_PARAMS` value of an EC, Edwards or Montgomery key: the DER
+    /// of [`Self::curve_oid`]. `None` for RSA.
+    pub fn to_ec_params(self) -> Option<Vec<u8>> {
+        self.curve_oid().and_then(|o| o.to_der().ok())
     }
     /// Checks an RSA size is within 1024..=4096 bits.
     fn check(self) -> Result<()> {
@@ -189,9 +299,29 @@ fn rsa_alg_of_modulus(n: &[u8]) -> Result<KeyAlg> {
     Ok(alg)
 }
 
-/// The canonical SubjectPublicKeyInfo DER of an EC or SM2 point: id-ecPublicKey with
-/// the named curve.
+/// The canonical SubjectPublicKeyInfo DER of an EC or SM2 point (id-ecPublicKey with
+/// the named curve), or of an Edwards/Montgomery key (RFC 8410: the algorithm OID, no
+/// parameters, the raw key).
 pub(crate) fn ec_spki_der(alg: KeyAlg, point: &[u8]) -> Result<Vec<u8>> {
+    if alg.is_edwards() || alg.is_montgomery() {
+        let (Some(len), Some(alg_oid)) = (alg.public_point_len(), alg.curve_oid()) else {
+            return Err(Error::internal("Edwards key without a length"));
+        };
+        if point.len() != len {
+            return Err(Error::invalid_data(format!(
+                "{alg:?} public key must be {len} bytes, got {}",
+                point.len()
+            )));
+        }
+        let spki = SubjectPublicKeyInfoRef {
+            algorithm: AlgorithmIdentifierRef {
+                oid: alg_oid,
+                parameters: None,
+            },
+            subject_public_key: BitStringRef::from_bytes(point)?,
+        };
+        return Ok(spki.to_der()?);
+    }
     let curve = alg
         .curve_oid()
         .ok_or_else(|| Error::KeyType(format!("{alg:?} is not an EC key")))?;
@@ -232,6 +362,20 @@ fn alg_of(
 ) -> Result<KeyAlg> {
     if algorithm.oid == oid::SM2 {
         return Ok(KeyAlg::Sm2);
+    }
+    for (o, alg) in [
+        (oid::ED25519, KeyAlg::Ed25519),
+        (oid::ED448, KeyAlg::Ed448),
+        (oid::X25519, KeyAlg::X25519),
+    ] {
+        if algorithm.oid == o {
+            if algorithm.parameters.is_some() {
+                return Err(Error::invalid_data(format!(
+                    "{alg:?} AlgorithmIdentifier must have no parameters (RFC 8410)"
+                )));
+            }
+            return Ok(alg);
+        }
     }
     if algorithm.oid == oid::EC_PUBLIC_KEY {
         let curve = match &algorithm.parameters {
@@ -328,21 +472,26 @@ impl PublicKey {
         let spki = c.tbs_certificate().subject_public_key_info().to_der()?;
         Self::from_spki_der(&spki)
     }
-    /// From an uncompressed EC point (04‖x‖y) on a curve. The point is checked to lie
-    /// on the curve.
+    /// From an uncompressed EC point (04‖x‖y) on a curve, or from the raw public key
+    /// of an Edwards key (RFC 8032: 32 bytes for Ed25519, 57 for Ed448) or an X25519
+    /// key (RFC 7748, 32 bytes). EC points are checked to lie on the curve, Edwards
+    /// keys to decode to a curve point.
     pub fn from_ec_point(alg: KeyAlg, point: &[u8]) -> Result<Self> {
         let spki = ec_spki_der(alg, point)?;
         match alg {
             KeyAlg::Sm2 => {
                 super::backend::sm2::decode_point(point)?;
             }
-            KeyAlg::EcP256 | KeyAlg::EcP384 => {
-                let a: &'static dyn aws_lc_rs::signature::VerificationAlgorithm =
-                    if alg == KeyAlg::EcP256 {
-                        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED
-                    } else {
-                        &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED
-                    };
+            KeyAlg::Ed25519 | KeyAlg::Ed448 => {
+                super::backend::edwards::check_public(alg, point)?;
+            }
+            KeyAlg::X25519 => {}
+            KeyAlg::EcP256 | KeyAlg::EcP384 | KeyAlg::EcP521 => {
+                let a: &'static dyn aws_lc_rs::signature::VerificationAlgorithm = match alg {
+                    KeyAlg::EcP256 => &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+                    KeyAlg::EcP384 => &aws_lc_rs::signature::ECDSA_P384_SHA384_FIXED,
+                    _ => &aws_lc_rs::signature::ECDSA_P521_SHA512_FIXED,
+                };
                 aws_lc_rs::signature::UnparsedPublicKey::new(a, point)
                     .parse()
                     .map_err(|_| {
@@ -391,9 +540,10 @@ impl PublicKey {
             .subject_public_key
             .as_bytes()
     }
-    /// The uncompressed point 04‖x‖y of an EC or SM2 key.
+    /// The uncompressed point 04‖x‖y of an EC or SM2 key; the raw public key of an
+    /// Edwards (RFC 8032) or X25519 (RFC 7748) key. `None` for RSA.
     pub fn ec_point(&self) -> Option<Vec<u8>> {
-        if !self.alg.is_ec() {
+        if !(self.alg.is_ec() || self.alg.is_edwards() || self.alg.is_montgomery()) {
             return None;
         }
         self.key_bytes().map(<[u8]>::to_vec)
@@ -477,6 +627,29 @@ fn ec_pkcs8(alg: KeyAlg, sec1_der: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     )
 }
 
+/// The canonical PKCS#8 (RFC 8410, version 1, no public key) of an Edwards or
+/// Montgomery key from its raw private value.
+pub(crate) fn raw_curve_pkcs8(alg: KeyAlg, value: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let (Some(len), Some(alg_oid)) = (alg.private_value_len(), alg.curve_oid()) else {
+        return Err(Error::internal("curve key without a length"));
+    };
+    if value.len() != len {
+        return Err(Error::invalid_data(format!(
+            "{alg:?} private key must be {len} bytes, got {}",
+            value.len()
+        )));
+    }
+    let mut inner = Zeroizing::new(Vec::new());
+    OctetStringRef::new(value)?.encode_to_vec(&mut inner)?;
+    wrap_pkcs8(
+        AlgorithmIdentifierRef {
+            oid: alg_oid,
+            parameters: None,
+        },
+        &inner,
+    )
+}
+
 fn rsa_pkcs8(pkcs1_der: &[u8]) -> Result<(KeyAlg, Zeroizing<Vec<u8>>)> {
     let k = RsaPrivateKeyDer::from_der(pkcs1_der)
         .map_err(|e| Error::invalid_data(format!("RSAPrivateKey: {e}")))?;
@@ -512,6 +685,11 @@ impl PrivateKey {
         };
         let (alg, canonical) = match alg_of(&pki.algorithm, inner_curve)? {
             KeyAlg::Rsa(_) => rsa_pkcs8(inner)?,
+            alg @ (KeyAlg::Ed25519 | KeyAlg::Ed448 | KeyAlg::X25519) => {
+                let seed = <&OctetStringRef>::from_der(inner)
+                    .map_err(|e| Error::invalid_data(format!("{alg:?} CurvePrivateKey: {e}")))?;
+                (alg, raw_curve_pkcs8(alg, seed.as_bytes())?)
+            }
             alg => (alg, ec_pkcs8(alg, inner)?),
         };
         Self::from_canonical(alg, canonical)
@@ -519,6 +697,63 @@ impl PrivateKey {
     fn from_canonical(alg: KeyAlg, pkcs8: Zeroizing<Vec<u8>>) -> Result<Self> {
         let ops = provider().asym(alg).load_private(alg, &pkcs8)?;
         Ok(Self { alg, pkcs8, ops })
+    }
+    /// A key from its raw private value, as PKCS#11 `CKA_VALUE` carries it: the
+    /// big-endian scalar d of an EC or SM2 key (shorter values are left-padded), the
+    /// RFC 8032 seed of an Ed25519/Ed448 key, the RFC 7748 scalar of an X25519 key.
+    pub fn from_raw_private(alg: KeyAlg, value: &[u8]) -> Result<Self> {
+        match alg {
+            KeyAlg::Rsa(_) => Err(Error::KeyType("RSA keys have no single raw value".into())),
+            KeyAlg::Ed25519 | KeyAlg::Ed448 | KeyAlg::X25519 => {
+                Self::from_canonical(alg, raw_curve_pkcs8(alg, value)?)
+            }
+            _ => {
+                let fl = alg.field_len().unwrap_or(0);
+                let trimmed = &value[value.iter().position(|&b| b != 0).unwrap_or(value.len())..];
+                if trimmed.is_empty() || trimmed.len() > fl {
+                    return Err(Error::invalid_data(format!(
+                        "{alg:?} private value of {} bytes",
+                        value.len()
+                    )));
+                }
+                let mut d = Zeroizing::new(vec![0u8; fl]);
+                d[fl - trimmed.len()..].copy_from_slice(trimmed);
+                if alg == KeyAlg::Sm2 {
+                    return Self::from_sm2_scalar(&d);
+                }
+                let inner = sec1::EcPrivateKey {
+                    private_key: &d,
+                    parameters: None,
+                    public_key: None,
+                };
+                let mut inner_der = Zeroizing::new(Vec::new());
+                inner.encode_to_vec(&mut inner_der)?;
+                Self::from_canonical(alg, ec_pkcs8(alg, &inner_der)?)
+            }
+        }
+    }
+    /// The raw private value (PKCS#11 `CKA_VALUE`): see [`Self::from_raw_private`].
+    /// `None` for RSA.
+    pub fn raw_private_value(&self) -> Option<Zeroizing<Vec<u8>>> {
+        let pki = pkcs8::PrivateKeyInfoRef::from_der(&self.pkcs8).ok()?;
+        let inner = pki.private_key.as_bytes();
+        match self.alg {
+            KeyAlg::Rsa(_) => None,
+            KeyAlg::Ed25519 | KeyAlg::Ed448 | KeyAlg::X25519 => Some(Zeroizing::new(
+                <&OctetStringRef>::from_der(inner).ok()?.as_bytes().to_vec(),
+            )),
+            alg => {
+                let ec = sec1::EcPrivateKey::from_der(inner).ok()?;
+                let fl = alg.field_len()?;
+                let mut d = Zeroizing::new(vec![0u8; fl]);
+                let k = ec.private_key;
+                if k.len() > fl {
+                    return None;
+                }
+                d[fl - k.len()..].copy_from_slice(k);
+                Some(d)
+            }
+        }
     }
     /// An SM2 key from its 32-byte private scalar d (as in an SKF ECCPRIVATEKEYBLOB).
     pub fn from_sm2_scalar(d: &[u8]) -> Result<Self> {

@@ -71,6 +71,14 @@ pub trait SymCipherOps: Send {
     fn finalize(self: Box<Self>, out: &mut Vec<u8>) -> Result<()>;
 }
 
+/// A streaming MAC over a block cipher (CMAC).
+pub trait MacOps: Send {
+    /// Absorbs more data.
+    fn update(&mut self, data: &[u8]);
+    /// Finishes and returns the full-length MAC.
+    fn finish(self: Box<Self>) -> Zeroizing<Vec<u8>>;
+}
+
 /// Block ciphers and their modes.
 pub trait SymProvider: Send + Sync + fmt::Debug {
     /// Starts a cipher. For GCM, `iv` is the nonce and `aad` the associated data; the tag
@@ -86,6 +94,29 @@ pub trait SymProvider: Send + Sync + fmt::Debug {
     ) -> Result<Box<dyn SymCipherOps>>;
     /// Encrypts one block in place (ECB, no state).
     fn encrypt_block(&self, alg: SymAlg, key: &[u8], block: &mut [u8]) -> Result<()>;
+    /// Starts GCM with any nonce length (1 byte and up) and a `tag_len`-byte tag
+    /// (4..=16), appended on encryption and expected at the end on decryption.
+    fn gcm(
+        &self,
+        alg: SymAlg,
+        dir: Direction,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        tag_len: usize,
+    ) -> Result<Box<dyn SymCipherOps>> {
+        let _ = (dir, key, nonce, aad, tag_len);
+        Err(crate::error::Error::unsupported(format!(
+            "GCM with {alg:?} in this provider"
+        )))
+    }
+    /// Starts CMAC (NIST SP 800-38B) with `key`.
+    fn cmac(&self, alg: SymAlg, key: &[u8]) -> Result<Box<dyn MacOps>> {
+        let _ = key;
+        Err(crate::error::Error::unsupported(format!(
+            "CMAC with {alg:?} in this provider"
+        )))
+    }
     /// AES key wrap (RFC 3394 when `pad` is false, RFC 5649 when true).
     fn aes_key_wrap(&self, kek: &[u8], key: &[u8], pad: bool) -> Result<Vec<u8>>;
     /// AES key unwrap (RFC 3394 / RFC 5649).
@@ -100,15 +131,16 @@ pub trait PrivateKeyOps: Send + Sync {
     fn sign(&self, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>>;
     /// Decrypts.
     fn decrypt(&self, mech: &DecMech, data: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
-    /// ECDH with the peer's uncompressed point; the shared x-coordinate. Backends that
-    /// do not offer it answer `Unsupported`.
+    /// ECDH with the peer's uncompressed point; the shared x-coordinate (X25519: the
+    /// peer's raw u-coordinate and the raw shared secret). Backends that do not offer
+    /// it answer `Unsupported`; an invalid peer point is `InvalidData`.
     fn ecdh(&self, peer_point: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let _ = peer_point;
         Err(crate::error::Error::unsupported("ECDH with this key type"))
     }
 }
 
-/// One family of asymmetric keys (SM2, ECDSA, RSA).
+/// One family of asymmetric keys (SM2, ECDSA, Edwards/Montgomery, RSA).
 pub trait AsymProvider: Send + Sync + fmt::Debug {
     /// Generates a key and returns its PKCS#8 PrivateKeyInfo DER.
     fn generate(&self, alg: KeyAlg) -> Result<Zeroizing<Vec<u8>>>;
@@ -136,8 +168,10 @@ pub struct CryptoProvider {
     pub aes: &'static dyn SymProvider,
     /// SM2 keys.
     pub sm2: &'static dyn AsymProvider,
-    /// ECDSA P-256/P-384 keys.
+    /// ECDSA (and ECDH) P-256/P-384/P-521 keys.
     pub ec: &'static dyn AsymProvider,
+    /// Ed25519, Ed448 and X25519 keys.
+    pub edwards: &'static dyn AsymProvider,
     /// RSA keys.
     pub rsa: &'static dyn AsymProvider,
 }
@@ -147,7 +181,8 @@ impl CryptoProvider {
     pub fn asym(&self, alg: KeyAlg) -> &'static dyn AsymProvider {
         match alg {
             KeyAlg::Sm2 => self.sm2,
-            KeyAlg::EcP256 | KeyAlg::EcP384 => self.ec,
+            KeyAlg::EcP256 | KeyAlg::EcP384 | KeyAlg::EcP521 => self.ec,
+            KeyAlg::Ed25519 | KeyAlg::Ed448 | KeyAlg::X25519 => self.edwards,
             KeyAlg::Rsa(_) => self.rsa,
         }
     }
@@ -170,6 +205,7 @@ pub static DEFAULT_PROVIDER: CryptoProvider = CryptoProvider {
     aes: &super::backend::symmetric::RustCryptoAes,
     sm2: &super::backend::sm2::RustCryptoSm2,
     ec: &super::backend::awslc::AwsLcEcdsa,
+    edwards: &super::backend::edwards::EdwardsBackend,
     rsa: &super::backend::rsa::RsaBackend,
 };
 

@@ -53,7 +53,8 @@ pub enum SymMode {
     Ofb,
     /// CTR with the IV as the initial 128-bit big-endian counter block.
     Ctr,
-    /// GCM with a 96-bit (or other length) nonce as IV and a 16-byte tag.
+    /// GCM with a nonce of any length (1..=65536 bytes; 12 is the fast path) as IV and
+    /// a 16-byte tag; [`SymCipher::new_gcm`] takes other tag lengths.
     Gcm,
 }
 
@@ -73,6 +74,10 @@ pub enum Direction {
     Decrypt,
 }
 
+/// The longest GCM nonce accepted (bytes). SP 800-38D allows up to 2^64 bits; PKCS#11
+/// callers use 12 and, rarely, a few dozen.
+pub const GCM_MAX_NONCE: usize = 1 << 16;
+
 pub(crate) fn check_key_iv(alg: SymAlg, mode: SymMode, key: &[u8], iv: &[u8]) -> Result<()> {
     if !alg.key_len_ok(key.len()) {
         return Err(Error::invalid_arg(format!(
@@ -87,8 +92,11 @@ pub(crate) fn check_key_iv(alg: SymAlg, mode: SymMode, key: &[u8], iv: &[u8]) ->
             }
         }
         SymMode::Gcm => {
-            if iv.is_empty() || iv.len() > 256 {
-                return Err(Error::invalid_arg("GCM nonce must be 1..=256 bytes"));
+            if iv.is_empty() || iv.len() > GCM_MAX_NONCE {
+                return Err(Error::invalid_arg(format!(
+                    "GCM nonce must be 1..={GCM_MAX_NONCE} bytes, got {}",
+                    iv.len()
+                )));
             }
         }
         _ => {
@@ -147,6 +155,34 @@ impl SymCipher {
             inner,
         })
     }
+    /// Starts GCM with a `tag_len`-byte tag (4..=16; PKCS#11 `ulTagBits` / 8) and any
+    /// nonce length (1..=[`GCM_MAX_NONCE`] bytes). Encryption appends the tag in
+    /// [`Self::finalize`]; decryption expects it at the end of the input, holds all
+    /// output back until then, and gives `Error::DecryptFailed` on a wrong tag.
+    pub fn new_gcm(
+        alg: SymAlg,
+        dir: Direction,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        tag_len: usize,
+    ) -> Result<Self> {
+        check_key_iv(alg, SymMode::Gcm, key, nonce)?;
+        if !(4..=16).contains(&tag_len) {
+            return Err(Error::invalid_arg(format!(
+                "GCM tag of {tag_len} bytes (4 to 16 supported)"
+            )));
+        }
+        let inner = provider()
+            .sym(alg)
+            .gcm(alg, dir, key, nonce, aad, tag_len)?;
+        Ok(Self {
+            alg,
+            mode: SymMode::Gcm,
+            dir,
+            inner,
+        })
+    }
     /// Processes `input`, appending the output that is ready to `out`. Block modes hold
     /// back a partial block (and on padded decryption, the last full block).
     pub fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
@@ -201,6 +237,38 @@ pub fn gcm_open(
     data: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
     let mut c = SymCipher::new_with_aad(alg, SymMode::Gcm, Direction::Decrypt, key, nonce, aad)?;
+    let mut out = Zeroizing::new(Vec::with_capacity(data.len()));
+    c.update(data, &mut out)?;
+    c.finalize(&mut out)?;
+    Ok(out)
+}
+
+/// One-shot GCM encryption with a `tag_len`-byte tag: ciphertext ‖ tag.
+pub fn gcm_seal_with_tag_len(
+    alg: SymAlg,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    data: &[u8],
+    tag_len: usize,
+) -> Result<Vec<u8>> {
+    let mut c = SymCipher::new_gcm(alg, Direction::Encrypt, key, nonce, aad, tag_len)?;
+    let mut out = Vec::with_capacity(data.len() + tag_len);
+    c.update(data, &mut out)?;
+    c.finalize(&mut out)?;
+    Ok(out)
+}
+
+/// One-shot GCM decryption of ciphertext ‖ tag (`tag_len` bytes).
+pub fn gcm_open_with_tag_len(
+    alg: SymAlg,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    data: &[u8],
+    tag_len: usize,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let mut c = SymCipher::new_gcm(alg, Direction::Decrypt, key, nonce, aad, tag_len)?;
     let mut out = Zeroizing::new(Vec::with_capacity(data.len()));
     c.update(data, &mut out)?;
     c.finalize(&mut out)?;

@@ -60,6 +60,10 @@ fn alg_name(alg: KeyAlg) -> String {
         KeyAlg::Sm2 => "sm2".into(),
         KeyAlg::EcP256 => "ec-p256".into(),
         KeyAlg::EcP384 => "ec-p384".into(),
+        KeyAlg::EcP521 => "ec-p521".into(),
+        KeyAlg::Ed25519 => "ed25519".into(),
+        KeyAlg::Ed448 => "ed448".into(),
+        KeyAlg::X25519 => "x25519".into(),
         KeyAlg::Rsa(bits) => format!("rsa-{bits}"),
     }
 }

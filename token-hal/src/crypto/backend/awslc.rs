@@ -1,6 +1,7 @@
-//! aws-lc-rs: AES-256-GCM at rest and ECDSA P-256/P-384.
+//! aws-lc-rs: AES-256-GCM at rest, ECDSA and ECDH on P-256/P-384/P-521.
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::agreement;
 use aws_lc_rs::digest as lc_digest;
 use aws_lc_rs::signature::{
     self as lc_sig, EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, KeyPair,
@@ -61,7 +62,7 @@ impl AeadProvider for AwsLcAead {
     }
 }
 
-/// ECDSA on P-256 and P-384 through aws-lc-rs. Signatures are raw r‖s.
+/// ECDSA and ECDH on P-256, P-384 and P-521 through aws-lc-rs. Signatures are raw r‖s.
 #[derive(Debug)]
 pub struct AwsLcEcdsa;
 
@@ -69,6 +70,7 @@ struct Curve {
     signing: &'static EcdsaSigningAlgorithm,
     verify: &'static EcdsaVerificationAlgorithm,
     digest: &'static lc_digest::Algorithm,
+    ecdh: &'static agreement::Algorithm,
     field_len: usize,
 }
 
@@ -78,21 +80,32 @@ fn curve(alg: KeyAlg) -> Result<Curve> {
             signing: &lc_sig::ECDSA_P256_SHA256_FIXED_SIGNING,
             verify: &lc_sig::ECDSA_P256_SHA256_FIXED,
             digest: &lc_digest::SHA256,
+            ecdh: &agreement::ECDH_P256,
             field_len: 32,
         }),
         KeyAlg::EcP384 => Ok(Curve {
             signing: &lc_sig::ECDSA_P384_SHA384_FIXED_SIGNING,
             verify: &lc_sig::ECDSA_P384_SHA384_FIXED,
             digest: &lc_digest::SHA384,
+            ecdh: &agreement::ECDH_P384,
             field_len: 48,
+        }),
+        KeyAlg::EcP521 => Ok(Curve {
+            signing: &lc_sig::ECDSA_P521_SHA512_FIXED_SIGNING,
+            verify: &lc_sig::ECDSA_P521_SHA512_FIXED,
+            digest: &lc_digest::SHA512,
+            ecdh: &agreement::ECDH_P521,
+            field_len: 66,
         }),
         other => Err(Error::KeyType(format!("{other:?} is not an ECDSA key"))),
     }
 }
 
-/// The digest ECDSA actually uses for a curve of `field_len` bytes: the leftmost
-/// `field_len` bytes of a longer hash, a shorter one left-padded with zeros (which is
-/// the same integer, SEC 1 §4.1.3 step 5).
+/// The digest ECDSA actually uses, as the curve's nominal digest (SHA-256/384/512):
+/// the leftmost bytes of a longer hash (P-256, P-384: the curve order's bit length is
+/// the digest's), a shorter one left-padded with zeros (which is the same integer,
+/// SEC 1 §4.1.3 step 5). For P-521 every hash up to 64 bytes is shorter than the
+/// order, so it is used whole.
 fn normalize_digest(c: &Curve, hash: &[u8]) -> Result<lc_digest::Digest> {
     if hash.is_empty() || hash.len() > 64 {
         return Err(Error::invalid_arg(format!(
@@ -100,11 +113,12 @@ fn normalize_digest(c: &Curve, hash: &[u8]) -> Result<lc_digest::Digest> {
             hash.len()
         )));
     }
-    let mut buf = vec![0u8; c.field_len];
-    if hash.len() >= c.field_len {
-        buf.copy_from_slice(&hash[..c.field_len]);
+    let dl = c.digest.output_len();
+    let mut buf = vec![0u8; dl];
+    if hash.len() >= dl {
+        buf.copy_from_slice(&hash[..dl]);
     } else {
-        buf[c.field_len - hash.len()..].copy_from_slice(hash);
+        buf[dl - hash.len()..].copy_from_slice(hash);
     }
     lc_digest::Digest::import_less_safe(&buf, c.digest)
         .map_err(|_| Error::internal("ECDSA digest import"))
@@ -124,6 +138,8 @@ struct EcdsaPrivate {
     alg: KeyAlg,
     curve: Curve,
     pair: EcdsaKeyPair,
+    /// The same scalar as an ECDH key, parsed once at load.
+    agree: agreement::PrivateKey,
 }
 
 impl PrivateKeyOps for EcdsaPrivate {
@@ -147,6 +163,40 @@ impl PrivateKeyOps for EcdsaPrivate {
             "{mech:?}: ECDSA keys do not decrypt"
         )))
     }
+
+    fn ecdh(&self, peer_point: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let fl = self.curve.field_len;
+        if peer_point.len() != 1 + 2 * fl || peer_point[0] != 0x04 {
+            return Err(Error::invalid_data(format!(
+                "{:?} peer point must be uncompressed 04||x||y of {} bytes",
+                self.alg,
+                1 + 2 * fl
+            )));
+        }
+        let peer = agreement::UnparsedPublicKey::new(self.curve.ecdh, peer_point);
+        agreement::agree(
+            &self.agree,
+            peer,
+            Error::invalid_data(format!("{:?} peer point is not on the curve", self.alg)),
+            |z| Ok(Zeroizing::new(z.to_vec())),
+        )
+    }
+}
+
+/// The private scalar (big-endian, `field_len` bytes) of a canonical EC PKCS#8.
+fn ec_scalar(pkcs8: &[u8], field_len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    use der::Decode;
+    let pki = pkcs8::PrivateKeyInfoRef::from_der(pkcs8)
+        .map_err(|e| Error::invalid_data(format!("EC PKCS#8: {e}")))?;
+    let ec = sec1::EcPrivateKey::from_der(pki.private_key.as_bytes())
+        .map_err(|e| Error::invalid_data(format!("ECPrivateKey: {e}")))?;
+    let k = ec.private_key;
+    if k.len() > field_len {
+        return Err(Error::invalid_data("EC private key longer than the field"));
+    }
+    let mut d = Zeroizing::new(vec![0u8; field_len]);
+    d[field_len - k.len()..].copy_from_slice(k);
+    Ok(d)
 }
 
 impl AsymProvider for AwsLcEcdsa {
@@ -164,10 +214,14 @@ impl AsymProvider for AwsLcEcdsa {
         let c = curve(alg)?;
         let pair = EcdsaKeyPair::from_pkcs8(c.signing, pkcs8)
             .map_err(|e| Error::invalid_data(format!("{alg:?} private key: {e}")))?;
+        let d = ec_scalar(pkcs8, c.field_len)?;
+        let agree = agreement::PrivateKey::from_private_key(c.ecdh, &d)
+            .map_err(|e| Error::invalid_data(format!("{alg:?} private key: {e}")))?;
         Ok(Box::new(EcdsaPrivate {
             alg,
             curve: c,
             pair,
+            agree,
         }))
     }
 

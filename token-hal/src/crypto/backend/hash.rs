@@ -14,7 +14,7 @@ pub struct DefaultHash;
 
 fn lc_digest_alg(alg: HashAlg) -> Option<&'static lc_digest::Algorithm> {
     Some(match alg {
-        HashAlg::Sm3 => return None,
+        HashAlg::Sm3 | HashAlg::Md5 => return None,
         HashAlg::Sha1 => &lc_digest::SHA1_FOR_LEGACY_USE_ONLY,
         HashAlg::Sha224 => &lc_digest::SHA224,
         HashAlg::Sha256 => &lc_digest::SHA256,
@@ -25,7 +25,7 @@ fn lc_digest_alg(alg: HashAlg) -> Option<&'static lc_digest::Algorithm> {
 
 fn lc_hmac_alg(alg: HashAlg) -> Option<lc_hmac::Algorithm> {
     Some(match alg {
-        HashAlg::Sm3 => return None,
+        HashAlg::Sm3 | HashAlg::Md5 => return None,
         HashAlg::Sha1 => lc_hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
         HashAlg::Sha224 => lc_hmac::HMAC_SHA224,
         HashAlg::Sha256 => lc_hmac::HMAC_SHA256,
@@ -41,6 +41,26 @@ impl HashContext for Sm3Ctx {
     }
     fn finish(self: Box<Self>) -> Vec<u8> {
         self.0.finalize().to_vec()
+    }
+}
+
+struct Md5Ctx(md5::Md5);
+impl HashContext for Md5Ctx {
+    fn update(&mut self, data: &[u8]) {
+        Digest::update(&mut self.0, data);
+    }
+    fn finish(self: Box<Self>) -> Vec<u8> {
+        self.0.finalize().to_vec()
+    }
+}
+
+struct HmacMd5Ctx(Hmac<md5::Md5>);
+impl HashContext for HmacMd5Ctx {
+    fn update(&mut self, data: &[u8]) {
+        Mac::update(&mut self.0, data);
+    }
+    fn finish(self: Box<Self>) -> Vec<u8> {
+        self.0.finalize().into_bytes().to_vec()
     }
 }
 
@@ -77,6 +97,7 @@ impl HashContext for LcHmacCtx {
 impl HashProvider for DefaultHash {
     fn digest_context(&self, alg: HashAlg) -> Box<dyn HashContext> {
         match lc_digest_alg(alg) {
+            None if alg == HashAlg::Md5 => Box::new(Md5Ctx(md5::Md5::new())),
             None => Box::new(Sm3Ctx(Sm3::new())),
             Some(a) => Box::new(LcDigestCtx(lc_digest::Context::new(a))),
         }
@@ -84,6 +105,13 @@ impl HashProvider for DefaultHash {
 
     fn hmac_context(&self, alg: HashAlg, key: &[u8]) -> Box<dyn HashContext> {
         match lc_hmac_alg(alg) {
+            None if alg == HashAlg::Md5 => match <Hmac<md5::Md5> as KeyInit>::new_from_slice(key) {
+                Ok(m) => Box::new(HmacMd5Ctx(m)),
+                // HMAC accepts keys of any length; this arm cannot be reached.
+                Err(_) => Box::new(HmacMd5Ctx(<Hmac<md5::Md5> as KeyInit>::new(
+                    &Default::default(),
+                ))),
+            },
             None => match <Hmac<Sm3> as KeyInit>::new_from_slice(key) {
                 Ok(m) => Box::new(HmacSm3Ctx(m)),
                 // HMAC accepts keys of any length; this arm cannot be reached.
@@ -102,6 +130,7 @@ impl HashProvider for DefaultHash {
         };
         match prf {
             HashAlg::Sm3 => pbkdf2::pbkdf2_hmac::<Sm3>(password, salt, iterations, out),
+            HashAlg::Md5 => pbkdf2::pbkdf2_hmac::<md5::Md5>(password, salt, iterations, out),
             HashAlg::Sha1 => lc::derive(lc::PBKDF2_HMAC_SHA1, iters, salt, password, out),
             HashAlg::Sha224 => {
                 pbkdf2::pbkdf2_hmac::<sha2::Sha224>(password, salt, iterations, out);

@@ -49,6 +49,7 @@ macro_rules! with_hash {
                 $body
             }
             HashAlg::Sm3 => Err(Error::unsupported("RSA with SM3")),
+            HashAlg::Md5 => Err(Error::unsupported("RSA with MD5")),
         }
     };
 }

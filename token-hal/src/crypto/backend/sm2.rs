@@ -302,6 +302,19 @@ impl PrivateKeyOps for Sm2Private {
             ))),
         }
     }
+
+    /// Plain ECDH on the SM2 curve (as PKCS#11 CKM_ECDH1_DERIVE on an SM2 key, not the
+    /// GB/T 32918.3 exchange): x([d]Q). The peer point is checked to be on the curve.
+    fn ecdh(&self, peer_point: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let q = decode_point(peer_point)?;
+        let shared = (ProjectivePoint::from(q) * *self.d.scalar().as_ref()).to_affine();
+        if bool::from(ProjectivePoint::from(shared).is_identity()) {
+            return Err(Error::invalid_data("SM2 ECDH result is the identity"));
+        }
+        let (x, mut y) = xy(&shared);
+        y.zeroize();
+        Ok(Zeroizing::new(x.to_vec()))
+    }
 }
 
 /// Loads the scalar of a canonical SM2 PKCS#8 (id-ecPublicKey + SM2 curve).

@@ -4,10 +4,8 @@
 
 use std::marker::PhantomData;
 
-use aes_gcm::AesGcm;
-use aes_gcm::aead::AeadInOut;
 use cipher::array::Array;
-use cipher::consts::{U12, U16};
+use cipher::consts::U16;
 use cipher::{
     BlockCipherDecrypt, BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, BlockSizeUser,
     KeyInit, KeyIvInit, StreamCipher,
@@ -15,7 +13,7 @@ use cipher::{
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::crypto::provider::{SymCipherOps, SymProvider};
+use crate::crypto::provider::{MacOps, SymCipherOps, SymProvider};
 use crate::crypto::sym::{Direction, SymAlg, SymMode};
 use crate::error::{Error, Result};
 
@@ -58,21 +56,28 @@ enum Engine<C: Block128> {
     Stream(Box<dyn StreamCipher + Send>),
     CfbEnc(cfb_mode::BufEncryptor<C>),
     CfbDec(cfb_mode::BufDecryptor<C>),
-    Gcm {
-        aead: AesGcm<C, U12>,
-        nonce: [u8; 12],
-        aad: Vec<u8>,
-    },
 }
 
 struct Generic<C: Block128> {
     engine: Engine<C>,
     dir: Direction,
     pad: bool,
-    /// Bytes not yet processed: a partial block, the held-back last block of a padded
-    /// decryption, or all of a GCM message.
+    /// Bytes not yet processed: a partial block, or the held-back last block of a
+    /// padded decryption.
     pending: Zeroizing<Vec<u8>>,
     _c: PhantomData<C>,
+}
+
+/// CMAC (NIST SP 800-38B) through RustCrypto `cmac`.
+struct CmacOps<M: cmac::Mac + Send>(M);
+
+impl<M: cmac::Mac + Send> MacOps for CmacOps<M> {
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    fn finish(self: Box<Self>) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.0.finalize().into_bytes().to_vec())
+    }
 }
 
 fn bad_key() -> Error {
@@ -83,7 +88,7 @@ impl<C: Block128> Generic<C>
 where
     C: cipher::KeySizeUser,
 {
-    fn new(mode: SymMode, dir: Direction, key: &[u8], iv: &[u8], aad: &[u8]) -> Result<Self> {
+    fn new(mode: SymMode, dir: Direction, key: &[u8], iv: &[u8]) -> Result<Self> {
         let enc = dir == Direction::Encrypt;
         let engine = match mode {
             SymMode::Ecb | SymMode::EcbPad => {
@@ -107,17 +112,7 @@ where
             SymMode::Cfb => Engine::CfbDec(
                 cfb_mode::BufDecryptor::<C>::new_from_slices(key, iv).map_err(|_| bad_key())?,
             ),
-            SymMode::Gcm => {
-                let nonce: [u8; 12] = iv
-                    .try_into()
-                    .map_err(|_| Error::invalid_arg("GCM nonce must be 12 bytes"))?;
-                let c = C::new_from_slice(key).map_err(|_| bad_key())?;
-                Engine::Gcm {
-                    aead: AesGcm::<C, U12>::from(c),
-                    nonce,
-                    aad: aad.to_vec(),
-                }
-            }
+            SymMode::Gcm => return Err(Error::internal("GCM is built by backend::gcm")),
         };
         Ok(Self {
             engine,
@@ -174,10 +169,6 @@ where
                 c.decrypt(&mut out[start..]);
                 return Ok(());
             }
-            Engine::Gcm { .. } => {
-                self.pending.extend_from_slice(input);
-                return Ok(());
-            }
             _ => {}
         }
         debug_assert!(self.is_block_mode());
@@ -201,32 +192,6 @@ where
     }
 
     fn finalize(mut self: Box<Self>, out: &mut Vec<u8>) -> Result<()> {
-        if let Engine::Gcm { aead, nonce, aad } = &self.engine {
-            let nonce = Array::from(*nonce);
-            match self.dir {
-                Direction::Encrypt => {
-                    let start = out.len();
-                    out.extend_from_slice(&self.pending);
-                    let tag = aead
-                        .encrypt_inout_detached(&nonce, aad, (&mut out[start..]).into())
-                        .map_err(|_| Error::invalid_arg("GCM message too long"))?;
-                    out.extend_from_slice(&tag);
-                }
-                Direction::Decrypt => {
-                    if self.pending.len() < 16 {
-                        return Err(Error::DecryptFailed);
-                    }
-                    let split = self.pending.len() - 16;
-                    let mut buf = Zeroizing::new(self.pending[..split].to_vec());
-                    let tag = Array::<u8, U16>::try_from(&self.pending[split..])
-                        .map_err(|_| Error::DecryptFailed)?;
-                    aead.decrypt_inout_detached(&nonce, aad, (&mut buf[..]).into(), &tag)
-                        .map_err(|_| Error::DecryptFailed)?;
-                    out.extend_from_slice(&buf);
-                }
-            }
-            return Ok(());
-        }
         if !self.is_block_mode() {
             return Ok(());
         }
@@ -288,7 +253,10 @@ fn generic<C: Block128 + cipher::KeySizeUser>(
     iv: &[u8],
     aad: &[u8],
 ) -> Result<Box<dyn SymCipherOps>> {
-    Ok(Box::new(Generic::<C>::new(mode, dir, key, iv, aad)?))
+    if mode == SymMode::Gcm {
+        return Ok(Box::new(super::gcm::Gcm::<C>::new(key, dir, iv, aad, 16)?));
+    }
+    Ok(Box::new(Generic::<C>::new(mode, dir, key, iv)?))
 }
 
 impl SymProvider for RustCryptoSm4 {
@@ -305,6 +273,32 @@ impl SymProvider for RustCryptoSm4 {
             return Err(Error::unsupported(format!("{alg:?} in the SM4 provider")));
         }
         generic::<sm4::Sm4>(mode, dir, key, iv, aad)
+    }
+
+    fn gcm(
+        &self,
+        alg: SymAlg,
+        dir: Direction,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        tag_len: usize,
+    ) -> Result<Box<dyn SymCipherOps>> {
+        if alg != SymAlg::Sm4 {
+            return Err(Error::unsupported(format!("{alg:?} in the SM4 provider")));
+        }
+        Ok(Box::new(super::gcm::Gcm::<sm4::Sm4>::new(
+            key, dir, nonce, aad, tag_len,
+        )?))
+    }
+
+    fn cmac(&self, alg: SymAlg, key: &[u8]) -> Result<Box<dyn MacOps>> {
+        if alg != SymAlg::Sm4 {
+            return Err(Error::unsupported(format!("{alg:?} in the SM4 provider")));
+        }
+        Ok(Box::new(CmacOps(
+            <cmac::Cmac<sm4::Sm4> as cmac::KeyInit>::new_from_slice(key).map_err(|_| bad_key())?,
+        )))
     }
 
     fn encrypt_block(&self, alg: SymAlg, key: &[u8], block: &mut [u8]) -> Result<()> {
@@ -347,6 +341,46 @@ impl SymProvider for RustCryptoAes {
             32 => generic::<aes::Aes256>(mode, dir, key, iv, aad),
             n => Err(Error::invalid_arg(format!("AES key of {n} bytes"))),
         }
+    }
+
+    fn gcm(
+        &self,
+        alg: SymAlg,
+        dir: Direction,
+        key: &[u8],
+        nonce: &[u8],
+        aad: &[u8],
+        tag_len: usize,
+    ) -> Result<Box<dyn SymCipherOps>> {
+        if alg != SymAlg::Aes {
+            return Err(Error::unsupported(format!("{alg:?} in the AES provider")));
+        }
+        use super::gcm::Gcm;
+        Ok(match key.len() {
+            16 => Box::new(Gcm::<aes::Aes128>::new(key, dir, nonce, aad, tag_len)?),
+            24 => Box::new(Gcm::<aes::Aes192>::new(key, dir, nonce, aad, tag_len)?),
+            32 => Box::new(Gcm::<aes::Aes256>::new(key, dir, nonce, aad, tag_len)?),
+            n => return Err(Error::invalid_arg(format!("AES key of {n} bytes"))),
+        })
+    }
+
+    fn cmac(&self, alg: SymAlg, key: &[u8]) -> Result<Box<dyn MacOps>> {
+        if alg != SymAlg::Aes {
+            return Err(Error::unsupported(format!("{alg:?} in the AES provider")));
+        }
+        use cmac::{Cmac, KeyInit as _};
+        Ok(match key.len() {
+            16 => Box::new(CmacOps(
+                Cmac::<aes::Aes128>::new_from_slice(key).map_err(|_| bad_key())?,
+            )),
+            24 => Box::new(CmacOps(
+                Cmac::<aes::Aes192>::new_from_slice(key).map_err(|_| bad_key())?,
+            )),
+            32 => Box::new(CmacOps(
+                Cmac::<aes::Aes256>::new_from_slice(key).map_err(|_| bad_key())?,
+            )),
+            n => return Err(Error::invalid_arg(format!("AES key of {n} bytes"))),
+        })
     }
 
     fn encrypt_block(&self, alg: SymAlg, key: &[u8], block: &mut [u8]) -> Result<()> {

@@ -1,0 +1,597 @@
+//! Key management (PKCS#11 3.0 §5.14): generation, wrapping, unwrapping and derivation.
+
+use cryptoki_sys::*;
+use token_hal::crypto::hash::{HashAlg, digest};
+use token_hal::crypto::sym::Direction;
+use token_hal::crypto::{DeriveMech, KeyAlg, PrivateKey};
+use zeroize::Zeroizing;
+
+use crate::api::crypto::{cipher_op, hash_of, key_for, latch_role, run_cipher};
+use crate::api::objects::{Template, key_material, store_new, visible};
+use crate::error::{Error, Result};
+use crate::keys;
+use crate::mechanism::vendor::*;
+use crate::mechanism::{Mech, Param};
+use crate::object::{self, Attrs, AttrsExt, KeyMaterial, Purpose, Role};
+use crate::state;
+
+/// Checks a secret key's length for its type.
+pub(crate) fn check_secret_len(kt: Option<CK_KEY_TYPE>, len: usize) -> Result<()> {
+    let ok = match kt {
+        Some(CKK_AES) => matches!(len, 16 | 24 | 32),
+        Some(CKK_SM4) => len == 16,
+        Some(_) => (1..=512).contains(&len),
+        None => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Error(CKR_ATTRIBUTE_VALUE_INVALID))
+    }
+}
+
+/// `CKA_CHECK_VALUE` of a secret key: the first 3 bytes of encrypting a zero block (AES,
+/// SM4) or of SHA-1 of the value (others).
+pub(crate) fn set_check_value(a: &mut Attrs, v: &[u8]) {
+    use token_hal::crypto::sym::{SymAlg, SymMode, encrypt};
+    let cv = match a.key_type() {
+        Some(CKK_AES) => encrypt(SymAlg::Aes, SymMode::Ecb, v, &[], &[0u8; 16]).ok(),
+        Some(CKK_SM4) => encrypt(SymAlg::Sm4, SymMode::Ecb, v, &[], &[0u8; 16]).ok(),
+        _ => Some(digest(HashAlg::Sha1, v)),
+    };
+    if let Some(cv) = cv {
+        a.set_bytes(CKA_CHECK_VALUE, &cv[..3]);
+    }
+}
+
+fn expect(a: &mut Attrs, ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG) -> Result<()> {
+    match a.ulong(ty) {
+        Some(x) if x != v => Err(Error(CKR_TEMPLATE_INCONSISTENT)),
+        _ => {
+            a.set_ulong(ty, v);
+            Ok(())
+        }
+    }
+}
+
+/// Makes a secret-key object from a value and a template.
+fn new_secret(
+    s: &crate::session::Session,
+    mut a: Attrs,
+    value: &[u8],
+    mech: Option<CK_MECHANISM_TYPE>,
+    local: bool,
+) -> Result<(Attrs, Vec<u8>)> {
+    expect(&mut a, CKA_CLASS, CKO_SECRET_KEY)?;
+    let _ = s;
+    check_secret_len(a.key_type(), value.len())?;
+    a.set_bytes(CKA_VALUE, value);
+    a.set_ulong(CKA_VALUE_LEN, value.len() as CK_ULONG);
+    set_check_value(&mut a, value);
+    object::complete(&mut a, local, mech)?;
+    Ok((a, value.to_vec()))
+}
+
+/// `C_GenerateKey`.
+pub(crate) fn generate_key(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    tmpl: &Template,
+) -> Result<CK_OBJECT_HANDLE> {
+    let m = state::module()?;
+    let s = m.session(h)?;
+    if !m.compat.allows(mech.ty) {
+        return Err(Error(CKR_MECHANISM_INVALID));
+    }
+    let mut a = object::parse_template(tmpl, Purpose::Generate, s.token.login())?;
+    let kt = match mech.ty {
+        CKM_AES_KEY_GEN => CKK_AES,
+        CKM_SM4_KEY_GEN => CKK_SM4,
+        CKM_GENERIC_SECRET_KEY_GEN => CKK_GENERIC_SECRET,
+        CKM_SHA_1_KEY_GEN => CKK_SHA_1_HMAC,
+        CKM_SHA224_KEY_GEN => CKK_SHA224_HMAC,
+        CKM_SHA256_KEY_GEN => CKK_SHA256_HMAC,
+        CKM_SHA384_KEY_GEN => CKK_SHA384_HMAC,
+        CKM_SHA512_KEY_GEN => CKK_SHA512_HMAC,
+        _ => return Err(Error(CKR_MECHANISM_INVALID)),
+    };
+    expect(&mut a, CKA_KEY_TYPE, kt)?;
+    let len = match (kt, a.ulong(CKA_VALUE_LEN)) {
+        (CKK_SM4, None) => 16,
+        (_, Some(l)) => l as usize,
+        (_, None) => return Err(Error(CKR_TEMPLATE_INCOMPLETE)),
+    };
+    if a.contains_key(&CKA_VALUE) {
+        return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+    }
+    check_secret_len(Some(kt), len).map_err(|_| Error(CKR_KEY_SIZE_RANGE))?;
+    let mut v = Zeroizing::new(vec![0u8; len]);
+    token_hal::crypto::rng::fill(&mut v)?;
+    let (a, _) = new_secret(&s, a, &v, Some(mech.ty), true)?;
+    store_new(&m, &s, a)
+}
+
+/// `C_GenerateKeyPair`.
+pub(crate) fn generate_key_pair(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    pub_t: &Template,
+    priv_t: &Template,
+) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+    let m = state::module()?;
+    let s = m.session(h)?;
+    if !m.compat.allows(mech.ty) {
+        return Err(Error(CKR_MECHANISM_INVALID));
+    }
+    let login = s.token.login();
+    let mut pa = object::parse_template(pub_t, Purpose::Generate, login)?;
+    let mut sa = object::parse_template(priv_t, Purpose::Generate, login)?;
+    let alg = match mech.ty {
+        CKM_RSA_PKCS_KEY_PAIR_GEN => {
+            let bits = pa
+                .ulong(CKA_MODULUS_BITS)
+                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            if let Some(e) = pa.bytes(CKA_PUBLIC_EXPONENT) {
+                let e = e
+                    .iter()
+                    .skip_while(|b| **b == 0)
+                    .copied()
+                    .collect::<Vec<u8>>();
+                if e != [1, 0, 1] {
+                    return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+                }
+            }
+            if !(1024..=4096).contains(&bits) {
+                return Err(Error(CKR_KEY_SIZE_RANGE));
+            }
+            KeyAlg::Rsa(bits as u32)
+        }
+        CKM_EC_KEY_PAIR_GEN | CKM_EC_EDWARDS_KEY_PAIR_GEN | CKM_EC_MONTGOMERY_KEY_PAIR_GEN => {
+            let p = pa
+                .bytes(CKA_EC_PARAMS)
+                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            let alg = keys::ec_alg(p)?;
+            let ok = match mech.ty {
+                CKM_EC_KEY_PAIR_GEN => alg.is_ec(),
+                CKM_EC_EDWARDS_KEY_PAIR_GEN => alg.is_edwards(),
+                _ => alg.is_montgomery(),
+            };
+            if !ok {
+                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+            }
+            alg
+        }
+        CKM_SM2_KEY_PAIR_GEN => {
+            if let Some(p) = pa.bytes(CKA_EC_PARAMS)
+                && keys::ec_alg(p)? != KeyAlg::Sm2
+            {
+                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+            }
+            KeyAlg::Sm2
+        }
+        _ => return Err(Error(CKR_MECHANISM_INVALID)),
+    };
+    expect(&mut pa, CKA_CLASS, CKO_PUBLIC_KEY)?;
+    expect(&mut sa, CKA_CLASS, CKO_PRIVATE_KEY)?;
+    let kt = keys::key_type_of(alg);
+    let kt = match (alg, pa.key_type().or(sa.key_type())) {
+        (KeyAlg::Sm2, Some(CKK_EC)) => CKK_EC,
+        _ => kt,
+    };
+    expect(&mut pa, CKA_KEY_TYPE, kt)?;
+    expect(&mut sa, CKA_KEY_TYPE, kt)?;
+    // Check the write rights before the (slow) generation.
+    if (pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN)) && !s.rw {
+        return Err(Error(CKR_SESSION_READ_ONLY));
+    }
+    let sk = PrivateKey::generate(alg)?;
+    let pk = sk.public_key()?;
+    keys::fill_public(&pk, &mut pa)?;
+    keys::fill_private(&sk, &mut sa)?;
+    pa.set_ulong(CKA_KEY_TYPE, kt);
+    sa.set_ulong(CKA_KEY_TYPE, kt);
+    object::complete(&mut pa, true, Some(mech.ty))?;
+    object::complete(&mut sa, true, Some(mech.ty))?;
+    let ph = store_new(&m, &s, pa)?;
+    let sh = match store_new(&m, &s, sa) {
+        Ok(h) => h,
+        Err(e) => {
+            let _ = crate::api::objects::destroy(h, ph);
+            return Err(e);
+        }
+    };
+    Ok((ph, sh))
+}
+
+/// `C_WrapKey`: the wrapped bytes (computed afresh on each call).
+pub(crate) fn wrap(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    wk: CK_OBJECT_HANDLE,
+    kh: CK_OBJECT_HANDLE,
+) -> Result<Vec<u8>> {
+    let m = state::module()?;
+    let s = m.session(h)?;
+    if !m.compat.allows(mech.ty) {
+        return Err(Error(CKR_MECHANISM_INVALID));
+    }
+    let (wo, wa) = key_for(&m, &s, wk, CKA_WRAP, mech.ty).map_err(|e| match e.0 {
+        CKR_KEY_HANDLE_INVALID => Error(CKR_WRAPPING_KEY_HANDLE_INVALID),
+        CKR_KEY_TYPE_INCONSISTENT => Error(CKR_WRAPPING_KEY_TYPE_INCONSISTENT),
+        _ => e,
+    })?;
+    let ko = visible(&m, &s, kh, CKR_KEY_HANDLE_INVALID)?;
+    let ka = crate::api::objects::full_attrs(&s, &ko)?;
+    if !ka.flag(CKA_EXTRACTABLE) {
+        return Err(Error(CKR_KEY_UNEXTRACTABLE));
+    }
+    if ka.flag(CKA_WRAP_WITH_TRUSTED) && !wa.flag(CKA_TRUSTED) {
+        return Err(Error(CKR_KEY_NOT_WRAPPABLE));
+    }
+    let plain: Zeroizing<Vec<u8>> = match ka.class() {
+        Some(CKO_SECRET_KEY) => Zeroizing::new(
+            ka.bytes(CKA_VALUE)
+                .ok_or(Error(CKR_KEY_NOT_WRAPPABLE))?
+                .to_vec(),
+        ),
+        Some(CKO_PRIVATE_KEY) => match &*key_material(&s, &ko)? {
+            KeyMaterial::Private(sk) => sk.to_pkcs8_der(),
+            _ => return Err(Error(CKR_KEY_NOT_WRAPPABLE)),
+        },
+        _ => return Err(Error(CKR_KEY_NOT_WRAPPABLE)),
+    };
+    let wkm = key_material(&s, &wo)?;
+    let op = cipher_op(mech, &wa, wkm, Direction::Encrypt)?;
+    latch_role(&s, &wo, Role::Wrap)?;
+    let out = run_cipher(op, &plain, Direction::Encrypt).map_err(|e| match e.0 {
+        CKR_DATA_LEN_RANGE => Error(CKR_KEY_SIZE_RANGE),
+        _ => e,
+    })?;
+    Ok(out.to_vec())
+}
+
+/// `C_UnwrapKey`.
+pub(crate) fn unwrap(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    uk: CK_OBJECT_HANDLE,
+    blob: &[u8],
+    tmpl: &Template,
+) -> Result<CK_OBJECT_HANDLE> {
+    let m = state::module()?;
+    let s = m.session(h)?;
+    let (uo, ua) = key_for(&m, &s, uk, CKA_UNWRAP, mech.ty).map_err(|e| match e.0 {
+        CKR_KEY_HANDLE_INVALID => Error(CKR_UNWRAPPING_KEY_HANDLE_INVALID),
+        CKR_KEY_TYPE_INCONSISTENT => Error(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT),
+        _ => e,
+    })?;
+    let mut a = object::parse_template(tmpl, Purpose::Create, s.token.login())?;
+    let ukm = key_material(&s, &uo)?;
+    let op = cipher_op(mech, &ua, ukm, Direction::Decrypt)?;
+    latch_role(&s, &uo, Role::Wrap)?;
+    let plain = run_cipher(op, blob, Direction::Decrypt).map_err(|e| match e.0 {
+        CKR_ENCRYPTED_DATA_INVALID | CKR_ENCRYPTED_DATA_LEN_RANGE => Error(CKR_WRAPPED_KEY_INVALID),
+        _ => e,
+    })?;
+    match a.class() {
+        Some(CKO_PRIVATE_KEY) => {
+            let sk =
+                PrivateKey::from_pkcs8_der(&plain).map_err(|_| Error(CKR_WRAPPED_KEY_INVALID))?;
+            if a.key_type()
+                .is_some_and(|k| k != keys::key_type_of(sk.alg()))
+            {
+                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+            }
+            keys::fill_private(&sk, &mut a)?;
+            object::complete(&mut a, false, None)?;
+            store_new(&m, &s, a)
+        }
+        Some(CKO_SECRET_KEY) | None => {
+            let mut v = plain.to_vec();
+            if let Some(l) = a.ulong(CKA_VALUE_LEN) {
+                if (l as usize) > v.len() {
+                    return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+                }
+                v.truncate(l as usize);
+            }
+            let (a, _) = new_secret(&s, a, &Zeroizing::new(v), None, false)?;
+            store_new(&m, &s, a)
+        }
+        _ => Err(Error(CKR_TEMPLATE_INCONSISTENT)),
+    }
+}
+
+/// The X9.63 / SP 800-56A KDFs of `CKD_*`.
+fn ecdh_kdf(kdf: CK_ULONG, z: &[u8], shared: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>> {
+    let (h, sp800) = match kdf {
+        CKD_NULL => {
+            if len > z.len() {
+                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+            }
+            return Ok(Zeroizing::new(z[z.len() - len..].to_vec()));
+        }
+        CKD_SHA1_KDF => (HashAlg::Sha1, false),
+        CKD_SHA224_KDF => (HashAlg::Sha224, false),
+        CKD_SHA256_KDF => (HashAlg::Sha256, false),
+        CKD_SHA384_KDF => (HashAlg::Sha384, false),
+        CKD_SHA512_KDF => (HashAlg::Sha512, false),
+        CKD_SHA1_KDF_SP800 => (HashAlg::Sha1, true),
+        CKD_SHA224_KDF_SP800 => (HashAlg::Sha224, true),
+        CKD_SHA256_KDF_SP800 => (HashAlg::Sha256, true),
+        CKD_SHA384_KDF_SP800 => (HashAlg::Sha384, true),
+        CKD_SHA512_KDF_SP800 => (HashAlg::Sha512, true),
+        _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
+    };
+    let mut out = Zeroizing::new(Vec::with_capacity(len + 64));
+    let mut i: u32 = 1;
+    while out.len() < len {
+        let mut input = Zeroizing::new(Vec::new());
+        if sp800 {
+            input.extend_from_slice(&i.to_be_bytes());
+            input.extend_from_slice(z);
+        } else {
+            input.extend_from_slice(z);
+            input.extend_from_slice(&i.to_be_bytes());
+        }
+        input.extend_from_slice(shared);
+        out.extend_from_slice(&digest(h, &input));
+        i += 1;
+    }
+    out.truncate(len);
+    Ok(out)
+}
+
+fn default_len(kt: Option<CK_KEY_TYPE>) -> Option<usize> {
+    match kt {
+        Some(CKK_SM4) => Some(16),
+        _ => None,
+    }
+}
+
+/// `C_DeriveKey`.
+pub(crate) fn derive(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    base: CK_OBJECT_HANDLE,
+    tmpl: &Template,
+) -> Result<(CK_OBJECT_HANDLE, Vec<CK_OBJECT_HANDLE>)> {
+    let m = state::module()?;
+    let s = m.session(h)?;
+    if !m.compat.allows(mech.ty) || crate::mechanism::row(mech.ty).is_none() {
+        return Err(Error(CKR_MECHANISM_INVALID));
+    }
+    let (bo, ba) = key_for(&m, &s, base, CKA_DERIVE, mech.ty)?;
+    let prep = |t: &Template| -> Result<Attrs> {
+        let mut a = object::parse_template(t, Purpose::Derive, s.token.login())?;
+        if a.key_type().is_none() {
+            a.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
+        }
+        // Derived keys may do only what their template says.
+        for u in [
+            CKA_ENCRYPT,
+            CKA_DECRYPT,
+            CKA_SIGN,
+            CKA_VERIFY,
+            CKA_WRAP,
+            CKA_UNWRAP,
+            CKA_DERIVE,
+        ] {
+            a.default_bool(u, false);
+        }
+        Ok(a)
+    };
+    let a = prep(tmpl)?;
+    let finish = |a: Attrs, v: &[u8]| -> Result<CK_OBJECT_HANDLE> {
+        let (mut a, _) = new_secret(&s, a, v, None, false)?;
+        a.set_bool(
+            CKA_ALWAYS_SENSITIVE,
+            ba.flag(CKA_ALWAYS_SENSITIVE) && a.flag(CKA_SENSITIVE),
+        );
+        a.set_bool(
+            CKA_NEVER_EXTRACTABLE,
+            ba.flag(CKA_NEVER_EXTRACTABLE) && !a.flag(CKA_EXTRACTABLE),
+        );
+        store_new(&m, &s, a)
+    };
+    if let Param::Kbkdf {
+        prf,
+        data,
+        iv,
+        extra,
+    } = &mech.param
+    {
+        use crate::api::kbkdf::{Mode, derive as kdf};
+        let mode = match mech.ty {
+            CKM_SP800_108_COUNTER_KDF => Mode::Counter,
+            CKM_SP800_108_FEEDBACK_KDF => Mode::Feedback,
+            _ => Mode::Pipeline,
+        };
+        let mut all = vec![a];
+        for t in extra {
+            all.push(prep(t)?);
+        }
+        let lens = all
+            .iter()
+            .map(|a| {
+                a.ulong(CKA_VALUE_LEN)
+                    .map(|l| l as usize)
+                    .or(default_len(a.key_type()))
+                    .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        let KeyMaterial::Secret(kv) = &*key_material(&s, &bo)? else {
+            return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
+        };
+        let values = kdf(mode, *prf, kv, data, iv, &lens)?;
+        let mut handles = Vec::new();
+        for (a, v) in all.into_iter().zip(values.iter()) {
+            handles.push(finish(a, v)?);
+        }
+        let first = handles.remove(0);
+        return Ok((first, handles));
+    }
+    let want = a
+        .ulong(CKA_VALUE_LEN)
+        .map(|l| l as usize)
+        .or(default_len(a.key_type()));
+    let bk = key_material(&s, &bo)?;
+    let base_val = || -> Result<&[u8]> {
+        match &*bk {
+            KeyMaterial::Secret(v) => Ok(v),
+            _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
+        }
+    };
+    let mut v: Zeroizing<Vec<u8>> = match (mech.ty, &mech.param) {
+        (CKM_CONCATENATE_BASE_AND_KEY, Param::Key(other)) => {
+            let oo = visible(&m, &s, *other, CKR_KEY_HANDLE_INVALID)?;
+            let ok = key_material(&s, &oo)?;
+            let KeyMaterial::Secret(ov) = &*ok else {
+                return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
+            };
+            let mut x = Zeroizing::new(base_val()?.to_vec());
+            x.extend_from_slice(ov);
+            x
+        }
+        (CKM_CONCATENATE_BASE_AND_DATA, Param::Bytes(d)) => {
+            let mut x = Zeroizing::new(base_val()?.to_vec());
+            x.extend_from_slice(d);
+            x
+        }
+        (CKM_CONCATENATE_DATA_AND_BASE, Param::Bytes(d)) => {
+            let mut x = Zeroizing::new(d.clone());
+            x.extend_from_slice(base_val()?);
+            x
+        }
+        (CKM_XOR_BASE_AND_DATA, Param::Bytes(d)) => {
+            let b = base_val()?;
+            Zeroizing::new(b.iter().zip(d).map(|(x, y)| x ^ y).collect())
+        }
+        (CKM_EXTRACT_KEY_FROM_KEY, Param::Ulong(bit)) => {
+            let b = base_val()?;
+            let n = want.ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            let total = b.len() * 8;
+            let mut out = Zeroizing::new(vec![0u8; n]);
+            for i in 0..n * 8 {
+                let src = (*bit as usize + i) % total;
+                let bitv = (b[src / 8] >> (7 - src % 8)) & 1;
+                out[i / 8] |= bitv << (7 - i % 8);
+            }
+            out
+        }
+        (CKM_AES_CBC_ENCRYPT_DATA | CKM_AES_ECB_ENCRYPT_DATA, p) => {
+            use token_hal::crypto::sym::{SymAlg, SymMode, encrypt};
+            if ba.key_type() != Some(CKK_AES) {
+                return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
+            }
+            let r = match p {
+                Param::CbcData { iv, data } => {
+                    encrypt(SymAlg::Aes, SymMode::Cbc, base_val()?, iv, data)
+                }
+                Param::Bytes(d) if mech.ty == CKM_AES_ECB_ENCRYPT_DATA => {
+                    encrypt(SymAlg::Aes, SymMode::Ecb, base_val()?, &[], d)
+                }
+                _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
+            };
+            Zeroizing::new(r.map_err(|_| Error(CKR_DATA_LEN_RANGE))?)
+        }
+        (
+            CKM_ECDH1_DERIVE,
+            Param::Ecdh {
+                kdf,
+                shared,
+                public,
+            },
+        ) => {
+            let out = match &*bk {
+                KeyMaterial::Private(sk) => sk.derive(&DeriveMech::Ecdh {
+                    peer_point: keys::raw_point(sk.alg(), public),
+                }),
+                KeyMaterial::Held(app, id, alg) => app.derive(
+                    &token_hal::KeyRef::Id(*id),
+                    &DeriveMech::Ecdh {
+                        peer_point: keys::raw_point(*alg, public),
+                    },
+                ),
+                _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
+            };
+            let z = out
+                .map_err(|e| match e {
+                    token_hal::Error::InvalidData(_) | token_hal::Error::InvalidArgument(_) => {
+                        Error(CKR_MECHANISM_PARAM_INVALID)
+                    }
+                    e => Error::from(e),
+                })?
+                .secret;
+            let n = want.unwrap_or(z.len());
+            ecdh_kdf(*kdf, &z, shared, n)?
+        }
+        (
+            CKM_UKEY_SM2_KEY_EXCHANGE,
+            Param::Sm2Exchange {
+                initiator,
+                own_id,
+                ephemeral,
+                peer_public,
+                peer_id,
+                peer_ephemeral,
+            },
+        ) => {
+            use token_hal::crypto::sm2::{DEFAULT_ID, ExchangeRole};
+            let klen = want.ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            let eo = visible(&m, &s, *ephemeral, CKR_KEY_HANDLE_INVALID)?;
+            let r = match &*key_material(&s, &eo)? {
+                KeyMaterial::Private(k) if k.alg() == KeyAlg::Sm2 => k
+                    .raw_private_value()
+                    .ok_or(Error(CKR_KEY_TYPE_INCONSISTENT))?,
+                _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
+            };
+            let peer = token_hal::crypto::PublicKey::from_ec_point(KeyAlg::Sm2, peer_public)
+                .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID))?;
+            let id = |v: &Vec<u8>| {
+                if v.is_empty() {
+                    DEFAULT_ID.to_vec()
+                } else {
+                    v.clone()
+                }
+            };
+            let dm = DeriveMech::Sm2Exchange {
+                role: if *initiator {
+                    ExchangeRole::Initiator
+                } else {
+                    ExchangeRole::Responder
+                },
+                own_id: id(own_id),
+                ephemeral: r,
+                peer,
+                peer_id: id(peer_id),
+                peer_ephemeral: peer_ephemeral.clone(),
+                klen,
+            };
+            let out = match &*bk {
+                KeyMaterial::Private(sk) if sk.alg() == KeyAlg::Sm2 => sk.derive(&dm),
+                KeyMaterial::Held(app, id, KeyAlg::Sm2) => {
+                    app.derive(&token_hal::KeyRef::Id(*id), &dm)
+                }
+                _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
+            };
+            out.map_err(|e| match e {
+                token_hal::Error::InvalidData(_) | token_hal::Error::InvalidArgument(_) => {
+                    Error(CKR_MECHANISM_PARAM_INVALID)
+                }
+                e => Error::from(e),
+            })?
+            .secret
+        }
+        _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
+    };
+    if let Some(n) = want {
+        if n > v.len() {
+            return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+        }
+        v.truncate(n);
+    } else if a.key_type() == Some(CKK_AES) && !matches!(v.len(), 16 | 24 | 32) {
+        return Err(Error(CKR_TEMPLATE_INCOMPLETE));
+    }
+    let _ = hash_of;
+    Ok((finish(a, &v)?, Vec::new()))
+}

@@ -1,0 +1,595 @@
+//! Objects: attribute maps, the per-attribute rules of PKCS#11 §4 and the key policy of
+//! docs/security.md (sensitive/extractable stickiness, token-only attributes, trusted
+//! wrapping, the wrap/encrypt role latch).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use cryptoki_sys::*;
+use token_hal::crypto::{PrivateKey, PublicKey};
+use token_hal::{LoginState, ObjectId};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::mechanism::vendor::*;
+
+/// An attribute map: type → raw value bytes (CK_ULONG native-endian, CK_BBOOL one byte).
+pub(crate) type Attrs = BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>>;
+
+/// Where an object lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Loc {
+    /// A session object of this session.
+    Session(CK_SESSION_HANDLE),
+    /// A token object in the application's generic object store.
+    Store(ObjectId),
+    /// The private half of a container key pair (docs/mapping.md).
+    ContainerKey(token_hal::KeyId),
+    /// The public half of a container key pair.
+    ContainerPub(token_hal::KeyId),
+    /// A certificate of a container key (current or historical).
+    ContainerCert(token_hal::CertId),
+    /// An SKF file (`CKO_DATA`).
+    File,
+}
+
+/// Parsed key material of an object, made once per handle and dropped at logout.
+pub(crate) enum KeyMaterial {
+    Secret(Zeroizing<Vec<u8>>),
+    Private(PrivateKey),
+    Public(PublicKey),
+    /// A container key: operations go to the application (the key never leaves it).
+    Held(
+        Arc<dyn token_hal::Application>,
+        token_hal::KeyId,
+        token_hal::crypto::KeyAlg,
+    ),
+}
+
+/// One object.
+pub(crate) struct Object {
+    pub handle: CK_OBJECT_HANDLE,
+    pub slot: CK_SLOT_ID,
+    pub loc: Loc,
+    pub attrs: RwLock<Attrs>,
+    pub key: Mutex<Option<Arc<KeyMaterial>>>,
+}
+
+impl Object {
+    pub fn new(handle: CK_OBJECT_HANDLE, slot: CK_SLOT_ID, loc: Loc, attrs: Attrs) -> Self {
+        Self {
+            handle,
+            slot,
+            loc,
+            attrs: RwLock::new(attrs),
+            key: Mutex::new(None),
+        }
+    }
+    /// A copy of the attributes.
+    pub fn attrs(&self) -> Result<Attrs> {
+        Ok(self.attrs.read().map_err(|_| Error::GENERAL)?.clone())
+    }
+    /// Forgets cached key material (logout).
+    pub fn forget_key(&self) {
+        if let Ok(mut k) = self.key.lock() {
+            *k = None;
+        }
+    }
+}
+
+/// Typed reads of an attribute map.
+pub(crate) trait AttrsExt {
+    fn bool_(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<bool>;
+    fn ulong(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<CK_ULONG>;
+    fn flag(&self, ty: CK_ATTRIBUTE_TYPE) -> bool {
+        self.bool_(ty).unwrap_or(false)
+    }
+    fn class(&self) -> Option<CK_OBJECT_CLASS> {
+        self.ulong(CKA_CLASS)
+    }
+    fn key_type(&self) -> Option<CK_KEY_TYPE> {
+        self.ulong(CKA_KEY_TYPE)
+    }
+    fn set_bool(&mut self, ty: CK_ATTRIBUTE_TYPE, v: bool);
+    fn set_ulong(&mut self, ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG);
+    fn set_bytes(&mut self, ty: CK_ATTRIBUTE_TYPE, v: &[u8]);
+    fn default_bool(&mut self, ty: CK_ATTRIBUTE_TYPE, v: bool);
+    fn bytes(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]>;
+}
+
+impl AttrsExt for Attrs {
+    fn bool_(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<bool> {
+        self.get(&ty).and_then(|v| v.first().map(|b| *b != 0))
+    }
+    fn ulong(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<CK_ULONG> {
+        self.get(&ty).and_then(|v| {
+            let a: [u8; std::mem::size_of::<CK_ULONG>()] = v.as_slice().try_into().ok()?;
+            Some(CK_ULONG::from_ne_bytes(a))
+        })
+    }
+    fn set_bool(&mut self, ty: CK_ATTRIBUTE_TYPE, v: bool) {
+        self.insert(ty, Zeroizing::new(vec![u8::from(v)]));
+    }
+    fn set_ulong(&mut self, ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG) {
+        self.insert(ty, Zeroizing::new(v.to_ne_bytes().to_vec()));
+    }
+    fn set_bytes(&mut self, ty: CK_ATTRIBUTE_TYPE, v: &[u8]) {
+        self.insert(ty, Zeroizing::new(v.to_vec()));
+    }
+    fn default_bool(&mut self, ty: CK_ATTRIBUTE_TYPE, v: bool) {
+        if !self.contains_key(&ty) {
+            self.set_bool(ty, v);
+        }
+    }
+    fn bytes(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
+        self.get(&ty).map(|v| v.as_slice())
+    }
+}
+
+/// How an attribute's value is shaped.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Bool,
+    Ulong,
+    Bytes,
+    Date,
+    MechList,
+}
+
+fn kind(ty: CK_ATTRIBUTE_TYPE) -> Option<Kind> {
+    use Kind::*;
+    Some(match ty {
+        CKA_TOKEN
+        | CKA_PRIVATE
+        | CKA_MODIFIABLE
+        | CKA_COPYABLE
+        | CKA_DESTROYABLE
+        | CKA_TRUSTED
+        | CKA_SENSITIVE
+        | CKA_ENCRYPT
+        | CKA_DECRYPT
+        | CKA_WRAP
+        | CKA_UNWRAP
+        | CKA_SIGN
+        | CKA_SIGN_RECOVER
+        | CKA_VERIFY
+        | CKA_VERIFY_RECOVER
+        | CKA_DERIVE
+        | CKA_EXTRACTABLE
+        | CKA_LOCAL
+        | CKA_NEVER_EXTRACTABLE
+        | CKA_ALWAYS_SENSITIVE
+        | CKA_WRAP_WITH_TRUSTED
+        | CKA_ALWAYS_AUTHENTICATE => Bool,
+        CKA_CLASS
+        | CKA_KEY_TYPE
+        | CKA_CERTIFICATE_TYPE
+        | CKA_CERTIFICATE_CATEGORY
+        | CKA_VALUE_LEN
+        | CKA_MODULUS_BITS
+        | CKA_KEY_GEN_MECHANISM
+        | CKA_JAVA_MIDP_SECURITY_DOMAIN
+        | CKA_NAME_HASH_ALGORITHM => Ulong,
+        CKA_START_DATE | CKA_END_DATE => Date,
+        CKA_ALLOWED_MECHANISMS => MechList,
+        CKA_LABEL
+        | CKA_APPLICATION
+        | CKA_VALUE
+        | CKA_OBJECT_ID
+        | CKA_ID
+        | CKA_SUBJECT
+        | CKA_ISSUER
+        | CKA_SERIAL_NUMBER
+        | CKA_OWNER
+        | CKA_AC_ISSUER
+        | CKA_ATTR_TYPES
+        | CKA_CHECK_VALUE
+        | CKA_URL
+        | CKA_HASH_OF_SUBJECT_PUBLIC_KEY
+        | CKA_HASH_OF_ISSUER_PUBLIC_KEY
+        | CKA_MODULUS
+        | CKA_PUBLIC_EXPONENT
+        | CKA_PRIVATE_EXPONENT
+        | CKA_PRIME_1
+        | CKA_PRIME_2
+        | CKA_EXPONENT_1
+        | CKA_EXPONENT_2
+        | CKA_COEFFICIENT
+        | CKA_EC_PARAMS
+        | CKA_EC_POINT
+        | CKA_UNIQUE_ID
+        | CKA_PUBLIC_KEY_INFO
+        | CKA_PRIME
+        | CKA_SUBPRIME
+        | CKA_BASE => Bytes,
+        _ => return None,
+    })
+}
+
+/// Attributes whose value is secret: sealed at rest, never readable when the object is
+/// sensitive or unextractable.
+pub(crate) fn is_secret_attr(ty: CK_ATTRIBUTE_TYPE, class: Option<CK_OBJECT_CLASS>) -> bool {
+    match ty {
+        CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2
+        | CKA_COEFFICIENT | CKA_UKEY_PKCS8 => true,
+        CKA_VALUE => matches!(class, Some(CKO_SECRET_KEY) | Some(CKO_PRIVATE_KEY)),
+        _ => false,
+    }
+}
+
+/// Attributes only the token sets.
+fn token_only(ty: CK_ATTRIBUTE_TYPE) -> bool {
+    matches!(
+        ty,
+        CKA_LOCAL
+            | CKA_ALWAYS_SENSITIVE
+            | CKA_NEVER_EXTRACTABLE
+            | CKA_KEY_GEN_MECHANISM
+            | CKA_UNIQUE_ID
+            | CKA_UKEY_PKCS8
+            | CKA_UKEY_ROLE
+    )
+}
+
+/// Why a template is being checked.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    Create,
+    Generate,
+    Copy,
+    Set,
+    Derive,
+}
+
+/// A template from the caller, validated into an attribute map.
+pub(crate) fn parse_template(
+    tmpl: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    purpose: Purpose,
+    login: LoginState,
+) -> Result<Attrs> {
+    let mut out = Attrs::new();
+    for (ty, v) in tmpl {
+        let k = kind(*ty).ok_or(Error(CKR_ATTRIBUTE_TYPE_INVALID))?;
+        let ok = match k {
+            Kind::Bool => v.len() == 1,
+            Kind::Ulong => v.len() == std::mem::size_of::<CK_ULONG>(),
+            Kind::Date => v.is_empty() || v.len() == 8,
+            Kind::MechList => v.len() % std::mem::size_of::<CK_ULONG>() == 0,
+            Kind::Bytes => true,
+        };
+        if !ok {
+            return Err(Error(CKR_ATTRIBUTE_VALUE_INVALID));
+        }
+        if *ty == CKA_UNIQUE_ID {
+            return Err(Error(CKR_ATTRIBUTE_TYPE_INVALID));
+        }
+        if token_only(*ty) {
+            return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
+        }
+        if *ty == CKA_TRUSTED && v.first().is_some_and(|b| *b != 0) && login != LoginState::Admin {
+            return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
+        }
+        if let Some(prev) = out.get(ty)
+            && prev.as_slice() != v.as_slice()
+        {
+            return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+        }
+        let _ = purpose;
+        out.insert(*ty, Zeroizing::new(v.clone()));
+    }
+    Ok(out)
+}
+
+/// Fills the defaults of a new object of `class` and checks consistency. `local`: made
+/// by the token (generate/derive) rather than imported.
+pub(crate) fn complete(
+    a: &mut Attrs,
+    local: bool,
+    keygen_mech: Option<CK_MECHANISM_TYPE>,
+) -> Result<()> {
+    let class = a.class().ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+    a.default_bool(CKA_TOKEN, false);
+    a.default_bool(CKA_MODIFIABLE, true);
+    a.default_bool(CKA_COPYABLE, true);
+    a.default_bool(CKA_DESTROYABLE, true);
+    a.entry(CKA_LABEL).or_default();
+    let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
+    a.default_bool(
+        CKA_PRIVATE,
+        matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY),
+    );
+    match class {
+        CKO_DATA => {
+            a.entry(CKA_APPLICATION).or_default();
+            a.entry(CKA_OBJECT_ID).or_default();
+            a.entry(CKA_VALUE).or_default();
+        }
+        CKO_CERTIFICATE => {
+            if a.ulong(CKA_CERTIFICATE_TYPE).is_none() {
+                return Err(Error(CKR_TEMPLATE_INCOMPLETE));
+            }
+            a.default_bool(CKA_TRUSTED, false);
+            a.entry(CKA_ID).or_default();
+            if !a.contains_key(&CKA_CERTIFICATE_CATEGORY) {
+                a.set_ulong(CKA_CERTIFICATE_CATEGORY, 0);
+            }
+            if !a.contains_key(&CKA_VALUE) {
+                return Err(Error(CKR_TEMPLATE_INCOMPLETE));
+            }
+        }
+        CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY => {}
+        _ => return Err(Error(CKR_ATTRIBUTE_VALUE_INVALID)),
+    }
+    if is_key {
+        if a.key_type().is_none() {
+            return Err(Error(CKR_TEMPLATE_INCOMPLETE));
+        }
+        a.entry(CKA_ID).or_default();
+        a.entry(CKA_START_DATE).or_default();
+        a.entry(CKA_END_DATE).or_default();
+        a.default_bool(CKA_DERIVE, false);
+        a.set_bool(CKA_LOCAL, local);
+        a.set_ulong(
+            CKA_KEY_GEN_MECHANISM,
+            keygen_mech.unwrap_or(CK_UNAVAILABLE_INFORMATION),
+        );
+    }
+    match class {
+        CKO_SECRET_KEY | CKO_PRIVATE_KEY => {
+            // Usage defaults: everything the key type can do is allowed unless the
+            // template says otherwise; the role latch (security.md) keeps wrap/unwrap and
+            // encrypt/decrypt apart at use time.
+            let secret = class == CKO_SECRET_KEY;
+            a.default_bool(CKA_SENSITIVE, true);
+            a.default_bool(CKA_EXTRACTABLE, true);
+            for t in [CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] {
+                a.default_bool(t, true);
+            }
+            a.default_bool(CKA_SIGN_RECOVER, false);
+            if secret {
+                for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {
+                    a.default_bool(t, true);
+                }
+                a.default_bool(CKA_TRUSTED, false);
+                a.default_bool(CKA_WRAP_WITH_TRUSTED, false);
+            } else {
+                a.default_bool(CKA_WRAP_WITH_TRUSTED, false);
+                a.default_bool(CKA_ALWAYS_AUTHENTICATE, false);
+            }
+            let sens = a.flag(CKA_SENSITIVE);
+            let ext = a.flag(CKA_EXTRACTABLE);
+            a.set_bool(CKA_ALWAYS_SENSITIVE, local && sens);
+            a.set_bool(CKA_NEVER_EXTRACTABLE, local && !ext);
+        }
+        CKO_PUBLIC_KEY => {
+            for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {
+                a.default_bool(t, true);
+            }
+            a.default_bool(CKA_VERIFY_RECOVER, false);
+            a.default_bool(CKA_TRUSTED, false);
+            a.entry(CKA_SUBJECT).or_default();
+        }
+        _ => {}
+    }
+    if class == CKO_PRIVATE_KEY {
+        a.entry(CKA_SUBJECT).or_default();
+    }
+    // A unique id for every object.
+    let mut id = [0u8; 16];
+    token_hal::crypto::rng::fill(&mut id).map_err(Error::from)?;
+    a.set_bytes(CKA_UNIQUE_ID, hex::encode(id).as_bytes());
+    Ok(())
+}
+
+/// Checks a `C_SetAttributeValue` (or the template of `C_CopyObject`) against the object.
+pub(crate) fn check_set(obj: &Attrs, changes: &Attrs, copy: bool) -> Result<()> {
+    if !copy && !obj.bool_(CKA_MODIFIABLE).unwrap_or(true) {
+        return Err(Error(CKR_ACTION_PROHIBITED));
+    }
+    let class = obj.class();
+    for (ty, v) in changes {
+        let new_true = v.first().is_some_and(|b| *b != 0);
+        match *ty {
+            CKA_CLASS
+            | CKA_KEY_TYPE
+            | CKA_CERTIFICATE_TYPE
+            | CKA_MODULUS_BITS
+            | CKA_VALUE_LEN
+            | CKA_MODULUS
+            | CKA_PUBLIC_EXPONENT
+            | CKA_PRIVATE_EXPONENT
+            | CKA_PRIME_1
+            | CKA_PRIME_2
+            | CKA_EXPONENT_1
+            | CKA_EXPONENT_2
+            | CKA_COEFFICIENT
+            | CKA_EC_PARAMS
+            | CKA_EC_POINT
+            | CKA_ALWAYS_AUTHENTICATE
+                if obj.bytes(*ty) != Some(v.as_slice()) =>
+            {
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
+            }
+            CKA_VALUE
+                if matches!(
+                    class,
+                    Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY | CKO_CERTIFICATE)
+                ) && obj.bytes(*ty) != Some(v.as_slice()) =>
+            {
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
+            }
+            CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE
+                if !copy && obj.bytes(*ty) != Some(v.as_slice()) =>
+            {
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
+            }
+            CKA_COPYABLE if copy && new_true && !obj.bool_(CKA_COPYABLE).unwrap_or(true) => {
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
+            }
+            CKA_MODIFIABLE if copy && new_true && !obj.bool_(CKA_MODIFIABLE).unwrap_or(true) => {
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
+            }
+            CKA_SENSITIVE if !new_true && obj.flag(CKA_SENSITIVE) => {
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
+            }
+            CKA_EXTRACTABLE if new_true && !obj.bool_(CKA_EXTRACTABLE).unwrap_or(true) => {
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
+            }
+            CKA_WRAP_WITH_TRUSTED if !new_true && obj.flag(CKA_WRAP_WITH_TRUSTED) => {
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// What `C_GetAttributeValue` may say about one attribute.
+pub(crate) enum Read<'a> {
+    Value(&'a [u8]),
+    Sensitive,
+    Invalid,
+}
+
+/// The read rule: secret attributes of a sensitive OR unextractable key are never
+/// readable; internal attributes do not exist for callers.
+pub(crate) fn read(a: &Attrs, ty: CK_ATTRIBUTE_TYPE) -> Read<'_> {
+    if ty == CKA_UKEY_PKCS8 || ty == CKA_UKEY_ROLE {
+        return Read::Invalid;
+    }
+    let class = a.class();
+    if is_secret_attr(ty, class)
+        && matches!(class, Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY))
+        && (a.flag(CKA_SENSITIVE) || !a.bool_(CKA_EXTRACTABLE).unwrap_or(false))
+    {
+        return Read::Sensitive;
+    }
+    match a.get(&ty) {
+        Some(v) => Read::Value(v),
+        None => Read::Invalid,
+    }
+}
+
+/// The two roles a secret or private key may serve; a key is latched to the first one
+/// it is used for (docs/security.md).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Crypt = 1,
+    Wrap = 2,
+}
+
+/// Checks and latches the role of a key. Returns true if the latch must be persisted.
+pub(crate) fn latch(a: &mut Attrs, role: Role) -> Result<bool> {
+    match a.ulong(CKA_UKEY_ROLE) {
+        Some(r) if r == role as CK_ULONG => Ok(false),
+        Some(_) => Err(Error(CKR_KEY_FUNCTION_NOT_PERMITTED)),
+        None => {
+            a.set_ulong(CKA_UKEY_ROLE, role as CK_ULONG);
+            Ok(true)
+        }
+    }
+}
+
+/// Checks `CKA_ALLOWED_MECHANISMS`.
+pub(crate) fn mechanism_allowed(a: &Attrs, m: CK_MECHANISM_TYPE) -> Result<()> {
+    if let Some(list) = a.bytes(CKA_ALLOWED_MECHANISMS) {
+        if list.is_empty() {
+            return Ok(());
+        }
+        let n = std::mem::size_of::<CK_ULONG>();
+        let ok = list.chunks_exact(n).any(|c| {
+            let mut b = [0u8; std::mem::size_of::<CK_ULONG>()];
+            b.copy_from_slice(c);
+            CK_ULONG::from_ne_bytes(b) == m
+        });
+        if !ok {
+            return Err(Error(CKR_MECHANISM_INVALID));
+        }
+    }
+    Ok(())
+}
+
+/// The usage attribute an operation needs.
+pub(crate) fn require(a: &Attrs, usage: CK_ATTRIBUTE_TYPE) -> Result<()> {
+    if a.flag(usage) {
+        Ok(())
+    } else {
+        Err(Error(CKR_KEY_FUNCTION_NOT_PERMITTED))
+    }
+}
+
+/// Whether an object matches a search template.
+pub(crate) fn matches(a: &Attrs, tmpl: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> bool {
+    tmpl.iter().all(|(ty, v)| match read(a, *ty) {
+        Read::Value(x) => x == v.as_slice(),
+        _ => false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(sensitive: bool, extractable: bool) -> Attrs {
+        let mut a = Attrs::new();
+        a.set_ulong(CKA_CLASS, CKO_SECRET_KEY);
+        a.set_ulong(CKA_KEY_TYPE, CKK_AES);
+        a.set_bytes(CKA_VALUE, &[1; 16]);
+        a.set_bool(CKA_SENSITIVE, sensitive);
+        a.set_bool(CKA_EXTRACTABLE, extractable);
+        a
+    }
+
+    #[test]
+    fn sensitive_or_unextractable_is_never_readable() {
+        for (s, e, readable) in [
+            (false, true, true),
+            (true, true, false),
+            (false, false, false),
+            (true, false, false),
+        ] {
+            let a = key(s, e);
+            assert_eq!(
+                matches!(read(&a, CKA_VALUE), Read::Value(_)),
+                readable,
+                "s={s} e={e}"
+            );
+        }
+    }
+
+    #[test]
+    fn sticky_attributes() {
+        let a = key(true, false);
+        let mut c = Attrs::new();
+        c.set_bool(CKA_SENSITIVE, false);
+        assert!(check_set(&a, &c, false).is_err());
+        let mut c = Attrs::new();
+        c.set_bool(CKA_EXTRACTABLE, true);
+        assert!(check_set(&a, &c, true).is_err());
+        let b = key(false, true);
+        let mut c = Attrs::new();
+        c.set_bool(CKA_SENSITIVE, true);
+        c.set_bool(CKA_EXTRACTABLE, false);
+        assert!(check_set(&b, &c, false).is_ok());
+    }
+
+    #[test]
+    fn token_only_attributes_are_refused() {
+        let t = vec![(CKA_ALWAYS_SENSITIVE, vec![1u8])];
+        assert_eq!(
+            parse_template(&t, Purpose::Create, LoginState::User).err(),
+            Some(Error(CKR_ATTRIBUTE_READ_ONLY))
+        );
+        let t = vec![(CKA_TRUSTED, vec![1u8])];
+        assert!(parse_template(&t, Purpose::Create, LoginState::User).is_err());
+        assert!(parse_template(&t, Purpose::Create, LoginState::Admin).is_ok());
+    }
+
+    #[test]
+    fn role_latch() {
+        let mut a = key(true, true);
+        assert!(latch(&mut a, Role::Wrap).unwrap());
+        assert!(!latch(&mut a, Role::Wrap).unwrap());
+        assert!(latch(&mut a, Role::Crypt).is_err());
+    }
+}

@@ -1,0 +1,162 @@
+//! Sessions and the operations running in them.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use cryptoki_sys::*;
+use token_hal::LoginState;
+use token_hal::crypto::hash::Hasher;
+use token_hal::crypto::sym::SymCipher;
+use token_hal::crypto::{EncMech, SignMech};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::mechanism::Mech;
+use crate::object::KeyMaterial;
+use crate::state::Token;
+
+/// A signing or verifying operation.
+pub(crate) enum SignOp {
+    /// HMAC, streaming; `len` is the MAC length to output.
+    Hmac { h: Hasher, len: usize },
+    /// A CBC-MAC over SM4/AES (data accumulated).
+    CbcMac {
+        alg: token_hal::crypto::sym::SymAlg,
+        key: Zeroizing<Vec<u8>>,
+        data: Vec<u8>,
+        len: usize,
+    },
+    /// A CMAC over AES (data accumulated).
+    Cmac {
+        alg: token_hal::crypto::sym::SymAlg,
+        key: Zeroizing<Vec<u8>>,
+        data: Vec<u8>,
+        len: usize,
+    },
+    /// An asymmetric signature; data accumulated until the final call.
+    Asym {
+        key: Arc<KeyMaterial>,
+        mech: SignMech,
+        data: Vec<u8>,
+        single_only: bool,
+        updated: bool,
+    },
+}
+
+/// An encryption or decryption operation.
+pub(crate) enum CryptOp {
+    Sym(SymCipher),
+    /// Asymmetric (single-part): key and mechanism, data accumulated.
+    Asym {
+        key: Arc<KeyMaterial>,
+        mech: EncMech,
+        data: Vec<u8>,
+    },
+    /// GCM with any tag length (data accumulated; the tag is checked before any
+    /// plaintext is released).
+    Gcm {
+        alg: token_hal::crypto::sym::SymAlg,
+        key: Zeroizing<Vec<u8>>,
+        iv: Vec<u8>,
+        aad: Vec<u8>,
+        tag_len: usize,
+        data: Vec<u8>,
+    },
+    /// AES key wrap used as a cipher (single-part).
+    KeyWrap {
+        key: Zeroizing<Vec<u8>>,
+        pad: bool,
+        data: Vec<u8>,
+    },
+}
+
+/// A message-based (3.0) AEAD context: the key and mechanism; each message carries its own
+/// nonce and AAD.
+pub(crate) struct MsgOp {
+    pub alg: token_hal::crypto::sym::SymAlg,
+    pub key: Zeroizing<Vec<u8>>,
+    pub mech: CK_MECHANISM_TYPE,
+}
+
+/// Which operation a pending (already computed) output belongs to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum OpKind {
+    Digest,
+    Sign,
+    Encrypt,
+    Decrypt,
+}
+
+/// The operations of a session.
+#[derive(Default)]
+pub(crate) struct Ops {
+    pub find: Option<(Vec<CK_OBJECT_HANDLE>, usize)>,
+    pub digest: Option<Hasher>,
+    pub sign: Option<(SignOp, Mech)>,
+    pub verify: Option<(SignOp, Mech)>,
+    pub encrypt: Option<CryptOp>,
+    pub decrypt: Option<CryptOp>,
+    pub msg_enc: Option<MsgOp>,
+    pub msg_dec: Option<MsgOp>,
+    /// Output computed by a call whose buffer was missing or short, kept for the repeat.
+    pub pending: Option<(OpKind, Zeroizing<Vec<u8>>)>,
+}
+
+/// One session.
+pub(crate) struct Session {
+    pub handle: CK_SESSION_HANDLE,
+    pub slot_id: CK_SLOT_ID,
+    pub token: Arc<Token>,
+    pub rw: bool,
+    pub ops: Mutex<Ops>,
+}
+
+impl Session {
+    /// Locks the operation state.
+    pub fn ops(&self) -> Result<MutexGuard<'_, Ops>> {
+        self.ops.lock().map_err(|_| Error::GENERAL)
+    }
+    /// `CK_STATE` of this session.
+    pub fn state(&self) -> CK_STATE {
+        match (self.token.login(), self.rw) {
+            (LoginState::Admin, _) => CKS_RW_SO_FUNCTIONS,
+            (LoginState::User, true) => CKS_RW_USER_FUNCTIONS,
+            (LoginState::User, false) => CKS_RO_USER_FUNCTIONS,
+            (LoginState::None, true) => CKS_RW_PUBLIC_SESSION,
+            (LoginState::None, false) => CKS_RO_PUBLIC_SESSION,
+        }
+    }
+    /// Whether private objects are visible.
+    pub fn user(&self) -> bool {
+        self.token.login() == LoginState::User
+    }
+}
+
+/// The result of an output-producing call under the two-call protocol.
+pub(crate) enum Produced {
+    /// Only the length is known to the caller (size query or short buffer); the output is
+    /// kept for the repeated call.
+    Len(usize),
+    /// The output, delivered; the operation is over (for final calls).
+    Data(Zeroizing<Vec<u8>>),
+}
+
+/// Runs `f` once and keeps its output until a buffer of `cap` bytes can take it.
+pub(crate) fn produce(
+    ops: &mut Ops,
+    kind: OpKind,
+    cap: Option<usize>,
+    f: impl FnOnce(&mut Ops) -> Result<Zeroizing<Vec<u8>>>,
+) -> Result<Produced> {
+    let out = match ops.pending.take() {
+        Some((k, v)) if k == kind => v,
+        _ => f(ops)?,
+    };
+    match cap {
+        Some(c) if c >= out.len() => Ok(Produced::Data(out)),
+        _ => {
+            let n = out.len();
+            ops.pending = Some((kind, out));
+            Ok(Produced::Len(n))
+        }
+    }
+}
