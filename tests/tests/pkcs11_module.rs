@@ -56,9 +56,14 @@ fn env() -> &'static Env {
 
 /// A fresh token labelled `label` with the SO and user PINs set.
 fn token(label: &str) -> Slot {
+    new_token(label, true)
+}
+
+/// A fresh token; the user PIN is set when `user_pin`.
+fn new_token(label: &str, user_pin: bool) -> Slot {
     static MAKE: Mutex<()> = Mutex::new(());
     let e = env();
-    let _g = MAKE.lock().unwrap();
+    let _g = MAKE.lock().unwrap_or_else(|p| p.into_inner());
     let slots = e.p11.get_all_slots().unwrap();
     let free = *slots
         .iter()
@@ -67,6 +72,9 @@ fn token(label: &str) -> Slot {
     e.p11
         .init_token(free, &AuthPin::new(SO_PIN.into()), label)
         .unwrap();
+    if !user_pin {
+        return free;
+    }
     let s = e.p11.open_rw_session(free).unwrap();
     s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into())))
         .unwrap();
@@ -150,12 +158,7 @@ fn login_state_rules() {
     );
     drop(ro);
     // A token without a user PIN.
-    let slots = p11.get_all_slots().unwrap();
-    let free = *slots
-        .iter()
-        .find(|s| !p11.get_token_info(**s).unwrap().token_initialized())
-        .unwrap();
-    p11.init_token(free, &so, "no-user-pin").unwrap();
+    let free = new_token("no-user-pin", false);
     let t = p11.open_rw_session(free).unwrap();
     assert_eq!(
         rv(t.login(UserType::User, Some(&again))),
@@ -598,4 +601,174 @@ fn token_objects_persist_across_sessions_with_stable_handles() {
     assert!(matches!(&uid[0], Attribute::UniqueId(u) if !u.is_empty()));
     let cv = t.get_attributes(k, &[AttributeType::CheckValue]).unwrap();
     assert!(matches!(&cv[0], Attribute::CheckValue(v) if v.len() == 3));
+}
+
+#[test]
+fn container_keys_certificates_and_retired_keys_are_objects() {
+    let slot = token("containers");
+    let conf = std::env::var_os("UKEY_CONF").unwrap();
+    let ukey = |args: &[&str]| {
+        let out = Command::new(ukey_tests::ukey_bin())
+            .env("UKEY_CONF", &conf)
+            .args(["--token", "containers", "--pin", USER_PIN])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ukey(&["key", "gen", "--alg", "sm2", "--container", "c1"]);
+    ukey(&["key", "gen", "--alg", "sm2", "--container", "c1", "--enc"]);
+    ukey(&[
+        "key",
+        "gen",
+        "--alg",
+        "sm2",
+        "--container",
+        "c1",
+        "--enc",
+        "--rekey",
+    ]);
+    let s = user_session(slot);
+    let find = |class: ObjectClass, id: &[u8]| {
+        s.find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])
+            .unwrap()
+    };
+    // CKA_ID = the container id (the name's bytes), retired keys get their own.
+    let sk = find(ObjectClass::PRIVATE_KEY, b"c1");
+    assert_eq!(sk.len(), 2, "signing and encryption keys");
+    assert_eq!(find(ObjectClass::CERTIFICATE, b"c1").len(), 2);
+    let retired = find(ObjectClass::PRIVATE_KEY, b"c1-r1");
+    assert_eq!(retired.len(), 1);
+    let label = s
+        .get_attributes(retired[0], &[AttributeType::Label])
+        .unwrap();
+    assert_eq!(label[0], Attribute::Label(b"c1 (retired 1)".to_vec()));
+    // The signing key signs inside the token; the public key object verifies.
+    let signer = *sk
+        .iter()
+        .find(|h| {
+            s.get_attributes(**h, &[AttributeType::Sign]).unwrap()[0] == Attribute::Sign(true)
+        })
+        .unwrap();
+    let pk = find(ObjectClass::PUBLIC_KEY, b"c1");
+    let verifier = *pk
+        .iter()
+        .find(|h| {
+            s.get_attributes(**h, &[AttributeType::Verify]).unwrap()[0] == Attribute::Verify(true)
+        })
+        .unwrap();
+    let sig = s.sign(&vendor(CKM_SM3_SM2), signer, b"tender").unwrap();
+    s.verify(&vendor(CKM_SM3_SM2), verifier, b"tender", &sig)
+        .unwrap();
+    // The retired key cannot sign but still decrypts what was sent to it.
+    let r = retired[0];
+    assert_eq!(
+        s.get_attributes(r, &[AttributeType::Sign]).unwrap()[0],
+        Attribute::Sign(false)
+    );
+    assert_eq!(
+        rv(s.sign(&vendor(CKM_SM3_SM2), r, b"x")),
+        RvError::KeyFunctionNotPermitted
+    );
+    let rpub = find(ObjectClass::PUBLIC_KEY, b"c1-r1")[0];
+    let point = match &s.get_attributes(rpub, &[AttributeType::EcPoint]).unwrap()[0] {
+        Attribute::EcPoint(p) => p[2..].to_vec(),
+        a => panic!("{a:?}"),
+    };
+    let old = token_hal::crypto::PublicKey::from_ec_point(token_hal::crypto::KeyAlg::Sm2, &point)
+        .unwrap();
+    let ct = old
+        .encrypt(&token_hal::crypto::EncMech::Sm2, b"old envelope key")
+        .unwrap();
+    assert_eq!(
+        s.decrypt(&vendor(CKM_SM2_ENCRYPT), r, &ct).unwrap(),
+        b"old envelope key"
+    );
+    // Container objects are not changed or destroyed through PKCS#11.
+    assert_eq!(rv(s.destroy_object(r)), RvError::ActionProhibited);
+    assert_eq!(
+        rv(s.update_attributes(r, &[Attribute::Label(b"x".to_vec())])),
+        RvError::ActionProhibited
+    );
+}
+
+/// `CK_UKEY_SM2_EXCHANGE_PARAMS` of include/ukey_pkcs11.h.
+#[repr(C)]
+struct Sm2ExchangeParams {
+    is_initiator: u8,
+    p_own_id: *const u8,
+    ul_own_id_len: std::ffi::c_ulong,
+    h_own_ephemeral: std::ffi::c_ulong,
+    p_peer_public: *const u8,
+    ul_peer_public_len: std::ffi::c_ulong,
+    p_peer_id: *const u8,
+    ul_peer_id_len: std::ffi::c_ulong,
+    p_peer_ephemeral: *const u8,
+    ul_peer_ephemeral_len: std::ffi::c_ulong,
+}
+
+#[test]
+fn sm2_key_exchange_through_derive_matches_the_peer() {
+    use token_hal::crypto::sm2::{DEFAULT_ID, ExchangeRole, Sm2KeyExchange};
+    use token_hal::crypto::{KeyAlg, PrivateKey, PublicKey};
+    let slot = token("sm2-exchange");
+    let s = user_session(slot);
+    let keygen = || {
+        s.generate_key_pair(
+            &vendor(CKM_SM2_KEY_PAIR_GEN),
+            &[Attribute::EcParams(SM2_PARAMS.to_vec())],
+            &[Attribute::Derive(true)],
+        )
+        .unwrap()
+    };
+    let (a_pub, a_priv) = keygen();
+    let (ra_pub, ra_priv) = keygen();
+    let point = |h| match &s.get_attributes(h, &[AttributeType::EcPoint]).unwrap()[0] {
+        Attribute::EcPoint(p) => p[2..].to_vec(),
+        a => panic!("{a:?}"),
+    };
+    let (a_point, ra_point) = (point(a_pub), point(ra_pub));
+    // The peer, B, outside the token.
+    let b = PrivateKey::generate(KeyAlg::Sm2).unwrap();
+    let b_point = b.public_key().unwrap().ec_point().unwrap();
+    let bx = Sm2KeyExchange::new(ExchangeRole::Responder, &b, DEFAULT_ID).unwrap();
+    let rb = bx.ephemeral_point();
+    let a_public = PublicKey::from_ec_point(KeyAlg::Sm2, &a_point).unwrap();
+    let b_out = bx.finish(&a_public, DEFAULT_ID, &ra_point, 16).unwrap();
+    // A, through C_DeriveKey.
+    let params = Sm2ExchangeParams {
+        is_initiator: 1,
+        p_own_id: std::ptr::null(),
+        ul_own_id_len: 0,
+        h_own_ephemeral: ra_priv.handle() as std::ffi::c_ulong,
+        p_peer_public: b_point.as_ptr(),
+        ul_peer_public_len: b_point.len() as _,
+        p_peer_id: DEFAULT_ID.as_ptr(),
+        ul_peer_id_len: DEFAULT_ID.len() as _,
+        p_peer_ephemeral: rb.as_ptr(),
+        ul_peer_ephemeral_len: rb.len() as _,
+    };
+    let mech = Mechanism::VendorDefined(VendorDefinedMechanism::new(
+        MechanismType::new_vendor_defined(0x8055_4B05).unwrap(),
+        Some(&params),
+    ));
+    let k = s
+        .derive_key(
+            &mech,
+            a_priv,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::ValueLen(16.into()),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ],
+        )
+        .unwrap();
+    let v = s.get_attributes(k, &[AttributeType::Value]).unwrap();
+    assert_eq!(v[0], Attribute::Value(b_out.key.to_vec()));
 }

@@ -52,6 +52,18 @@ pub(crate) fn initialize(init_string: Option<&str>) -> Result<()> {
         config.log.level = compat.log_level.clone();
     }
     token_hal::logging::init(&config);
+    let sansec = match config.pkcs11.vendor_values.as_deref() {
+        None | Some("tass") => false,
+        Some("sansec") => true,
+        Some(other) => {
+            tracing::error!(
+                value = other,
+                "[pkcs11] vendor_values must be tass or sansec"
+            );
+            return Err(Error(CKR_GENERAL_ERROR));
+        }
+    };
+    crate::mechanism::select_vendor_values(sansec);
     crate::ffi::fork::arm();
     crate::ffi::fork::pin_library();
     state::install(config, compat)

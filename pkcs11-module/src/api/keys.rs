@@ -525,6 +525,63 @@ pub(crate) fn derive(
             let n = want.unwrap_or(z.len());
             ecdh_kdf(*kdf, &z, shared, n)?
         }
+        (
+            CKM_UKEY_SM2_KEY_EXCHANGE,
+            Param::Sm2Exchange {
+                initiator,
+                own_id,
+                ephemeral,
+                peer_public,
+                peer_id,
+                peer_ephemeral,
+            },
+        ) => {
+            use token_hal::crypto::sm2::{DEFAULT_ID, ExchangeRole};
+            let klen = want.ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            let eo = visible(&m, &s, *ephemeral, CKR_KEY_HANDLE_INVALID)?;
+            let r = match &*key_material(&s, &eo)? {
+                KeyMaterial::Private(k) if k.alg() == KeyAlg::Sm2 => k
+                    .raw_private_value()
+                    .ok_or(Error(CKR_KEY_TYPE_INCONSISTENT))?,
+                _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
+            };
+            let peer = token_hal::crypto::PublicKey::from_ec_point(KeyAlg::Sm2, peer_public)
+                .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID))?;
+            let id = |v: &Vec<u8>| {
+                if v.is_empty() {
+                    DEFAULT_ID.to_vec()
+                } else {
+                    v.clone()
+                }
+            };
+            let dm = DeriveMech::Sm2Exchange {
+                role: if *initiator {
+                    ExchangeRole::Initiator
+                } else {
+                    ExchangeRole::Responder
+                },
+                own_id: id(own_id),
+                ephemeral: r,
+                peer,
+                peer_id: id(peer_id),
+                peer_ephemeral: peer_ephemeral.clone(),
+                klen,
+            };
+            let out = match &*bk {
+                KeyMaterial::Private(sk) if sk.alg() == KeyAlg::Sm2 => sk.derive(&dm),
+                KeyMaterial::Held(app, id, KeyAlg::Sm2) => {
+                    app.derive(&token_hal::KeyRef::Id(*id), &dm)
+                }
+                _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
+            };
+            out.map_err(|e| match e {
+                token_hal::Error::InvalidData(_) | token_hal::Error::InvalidArgument(_) => {
+                    Error(CKR_MECHANISM_PARAM_INVALID)
+                }
+                e => Error::from(e),
+            })?
+            .secret
+        }
         _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
     };
     if let Some(n) = want {

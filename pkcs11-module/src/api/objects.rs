@@ -184,11 +184,9 @@ fn mapped_objects(t: &Token) -> Result<Vec<(String, Loc, Attrs)>> {
                     CKA_UNIQUE_ID,
                     format!("{}-c{}", t.serial, cert.id.0).as_bytes(),
                 );
-                if cert.current {
-                    if let Some(s) = ca.bytes(CKA_SUBJECT).map(<[u8]>::to_vec) {
-                        sk.set_bytes(CKA_SUBJECT, &s);
-                        pk.set_bytes(CKA_SUBJECT, &s);
-                    }
+                if let Some(s) = ca.bytes(CKA_SUBJECT).filter(|_| cert.current) {
+                    sk.set_bytes(CKA_SUBJECT, s);
+                    pk.set_bytes(CKA_SUBJECT, s);
                 }
                 out.push((format!("c{}", cert.id.0), Loc::ContainerCert(cert.id), ca));
             }

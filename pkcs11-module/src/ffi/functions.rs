@@ -27,7 +27,9 @@ unsafe fn template(p: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<Template> {
         .map(|a| {
             // SAFETY: each attribute declares `ulValueLen` readable bytes at `pValue`.
             let v = unsafe { bytes(a.pValue as *const u8, a.ulValueLen) }?;
-            Ok((a.type_, v.to_vec()))
+            let mut v = v.to_vec();
+            crate::mechanism::translate_attr(a.type_, &mut v, false);
+            Ok((a.type_, v))
         })
         .collect()
 }
@@ -152,7 +154,10 @@ ck_fn! {
     /// `C_GetMechanismList`.
     fn C_GetMechanismList(slotID: CK_SLOT_ID, pMechanismList: *mut CK_MECHANISM_TYPE, pulCount: *mut CK_ULONG) {
         if pulCount.is_null() { return Err(Error::ARGS); }
-        let l = general::mechanism_list(slotID)?;
+        let l: Vec<CK_MECHANISM_TYPE> = general::mechanism_list(slotID)?
+            .into_iter()
+            .map(crate::mechanism::mech_out)
+            .collect();
         // SAFETY: pointer contract of C_GetMechanismList.
         unsafe { list_out(&l, pMechanismList, pulCount) }
     }
@@ -162,7 +167,7 @@ ck_fn! {
     /// `C_GetMechanismInfo`.
     fn C_GetMechanismInfo(slotID: CK_SLOT_ID, type_: CK_MECHANISM_TYPE, pInfo: *mut CK_MECHANISM_INFO) {
         if pInfo.is_null() { return Err(Error::ARGS); }
-        let i = general::mechanism_info(slotID, type_)?;
+        let i = general::mechanism_info(slotID, crate::mechanism::mech_in(type_))?;
         // SAFETY: checked non-null.
         unsafe { write(pInfo, i) }
     }
@@ -332,6 +337,8 @@ ck_fn! {
             let a = unsafe { &mut *pTemplate.add(i) };
             match ans {
                 AttrAnswer::Value(v) => {
+                    let mut v = v.clone();
+                    crate::mechanism::translate_attr(a.type_, &mut v, true);
                     if a.pValue.is_null() {
                         a.ulValueLen = v.len() as CK_ULONG;
                     } else if (a.ulValueLen as usize) < v.len() {
@@ -429,7 +436,10 @@ macro_rules! msg_init_fn {
             fn $name(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
                 // SAFETY: mechanism contract.
                 let m = unsafe { read(pMechanism as *const CK_MECHANISM) }?;
-                let mech = crate::mechanism::Mech { ty: m.mechanism, param: crate::mechanism::Param::None };
+                let mech = crate::mechanism::Mech {
+                    ty: crate::mechanism::mech_in(m.mechanism),
+                    param: crate::mechanism::Param::None,
+                };
                 crypto::msg_init(hSession, &mech, hKey, $dir)
             }
         }

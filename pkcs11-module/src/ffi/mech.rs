@@ -148,7 +148,8 @@ pub(crate) unsafe fn derived_key_outputs(p: *const CK_MECHANISM) -> Vec<*mut CK_
 /// for the lengths they declare.
 pub(crate) unsafe fn parse(p: *const CK_MECHANISM) -> Result<Mech> {
     // SAFETY: forwarded contract.
-    let m = unsafe { read(p) }?;
+    let mut m = unsafe { read(p) }?;
+    m.mechanism = crate::mechanism::mech_in(m.mechanism);
     let param = match m.mechanism {
         CKM_AES_CBC
         | CKM_AES_CBC_PAD
@@ -252,6 +253,26 @@ pub(crate) unsafe fn parse(p: *const CK_MECHANISM) -> Result<Mech> {
             }
         }
         CKM_AES_CMAC_GENERAL => Param::Ulong(param_struct::<CK_ULONG>(&m)?),
+        CKM_UKEY_SM2_KEY_EXCHANGE => {
+            let x: crate::mechanism::Sm2ExchangeParams = param_struct(&m)?;
+            // SAFETY: the structure declares each byte string's length.
+            let own_id = unsafe { bytes(x.p_own_id, x.ul_own_id_len) }?.to_vec();
+            // SAFETY: as above.
+            let peer_public = unsafe { bytes(x.p_peer_public, x.ul_peer_public_len) }?.to_vec();
+            // SAFETY: as above.
+            let peer_id = unsafe { bytes(x.p_peer_id, x.ul_peer_id_len) }?.to_vec();
+            // SAFETY: as above.
+            let peer_ephemeral =
+                unsafe { bytes(x.p_peer_ephemeral, x.ul_peer_ephemeral_len) }?.to_vec();
+            Param::Sm2Exchange {
+                initiator: x.is_initiator != 0,
+                own_id,
+                ephemeral: x.h_own_ephemeral,
+                peer_public,
+                peer_id,
+                peer_ephemeral,
+            }
+        }
         CKM_SP800_108_COUNTER_KDF | CKM_SP800_108_DOUBLE_PIPELINE_KDF => {
             let k: CK_SP800_108_KDF_PARAMS = param_struct(&m)?;
             // SAFETY: the structure declares its arrays' lengths.
