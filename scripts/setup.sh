@@ -10,6 +10,7 @@ PKGS=(
   libhidapi-dev libudev-dev
   opensc softhsm2 openssl
   util-linux libcap2-bin gdb
+  p11-kit libnss3-tools gnutls-bin libengine-pkcs11-openssl openjdk-17-jdk-headless
 )
 missing=()
 for p in "${PKGS[@]}"; do
