@@ -74,7 +74,10 @@ fn pkcs11_module_through_cryptoki() {
     assert_eq!(info.manufacturer_id(), "ukey");
     // The soft token, plus the module's free slot for C_InitToken.
     let slots = p11.get_slots_with_token().unwrap();
-    let ours = slots.iter().find(|s| s.id() == slot).expect("the token's stable slot ID");
+    let ours = slots
+        .iter()
+        .find(|s| s.id() == slot)
+        .expect("the token's stable slot ID");
     let ti = p11.get_token_info(*ours).unwrap();
     assert_eq!(ti.label(), "bids");
     assert!(ti.user_pin_initialized());
