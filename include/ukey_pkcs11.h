@@ -33,6 +33,34 @@
                                                  also C_MessageEncryptInit with
                                                  CK_GCM_MESSAGE_PARAMS */
 #define CKM_UKEY_SM3_HMAC       0x80554B04UL  /* HMAC-SM3 with a generic secret key */
+#define CKM_UKEY_SM2_KEY_EXCHANGE 0x80554B05UL /* C_DeriveKey: GB/T 32918.3 key exchange;
+                                                 base key = own static SM2 private key,
+                                                 CKA_VALUE_LEN = key length, parameter: */
+
+typedef struct CK_UKEY_SM2_EXCHANGE_PARAMS {
+    CK_BBOOL         isInitiator;       /* party A (initiator) or B (responder) */
+    CK_BYTE_PTR      pOwnId;            /* NULL: the default ID 1234567812345678 */
+    CK_ULONG         ulOwnIdLen;
+    CK_OBJECT_HANDLE hOwnEphemeral;     /* an SM2 private key made for this exchange */
+    CK_BYTE_PTR      pPeerPublic;       /* peer static public key 04||x||y */
+    CK_ULONG         ulPeerPublicLen;
+    CK_BYTE_PTR      pPeerId;           /* NULL: the default ID */
+    CK_ULONG         ulPeerIdLen;
+    CK_BYTE_PTR      pPeerEphemeral;    /* peer ephemeral point 04||x||y */
+    CK_ULONG         ulPeerEphemeralLen;
+} CK_UKEY_SM2_EXCHANGE_PARAMS;
+
+/*
+ * The SANSEC set, selected with `[pkcs11] vendor_values = "sansec"` in ukey.toml: the
+ * values above stay except these, which replace their TASS counterparts:
+ *   CKK_SM4 0x80000106, CKM_SM2 (sign on e) 0x80008104, CKM_SM3 0x80009001,
+ *   SM4-CTR 0x8000010A (SANSEC's meaning of that value), SM4-MAC 0x80554B06.
+ */
+#define CKK_SANSEC_SM4          0x80000106UL
+#define CKM_SANSEC_SM2_SIGN     0x80008104UL
+#define CKM_SANSEC_SM3          0x80009001UL
+#define CKM_SANSEC_SM4_CTR      0x8000010AUL
+#define CKM_UKEY_SANSEC_SM4_MAC 0x80554B06UL
 
 /* CKA_EC_PARAMS of an SM2 key: the OID 1.2.156.10197.1.301 */
 #define UKEY_SM2_EC_PARAMS      "\x06\x08\x2a\x81\x1c\xcf\x55\x01\x82\x2d"

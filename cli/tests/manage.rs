@@ -366,6 +366,9 @@ fn pin_prompt_on_a_terminal() {
             assert_eq!(stdout.read(&mut byte).unwrap(), 1, "no prompt: {seen:?}");
             seen.push(byte[0]);
         }
+        // rpassword prints the prompt and then turns echo off; typing in between would
+        // be echoed by the terminal, so give it ample time to switch.
+        std::thread::sleep(std::time::Duration::from_millis(500));
         child
             .stdin
             .take()

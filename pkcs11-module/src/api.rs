@@ -2,5 +2,6 @@
 
 pub(crate) mod crypto;
 pub(crate) mod general;
+pub(crate) mod kbkdf;
 pub(crate) mod keys;
 pub(crate) mod objects;

@@ -11,6 +11,7 @@ use crate::mechanism;
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Compat {
     /// A SoftHSM2 config was read.
+    #[allow(dead_code)]
     pub softhsm: bool,
     /// `slots.removable`.
     pub removable: bool,
@@ -42,7 +43,8 @@ impl Compat {
 
     /// Parses the text of a softhsm2.conf.
     pub fn parse(text: &str) -> Self {
-        let flag = |k: &str| softhsm2_value(text, k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let flag =
+            |k: &str| softhsm2_value(text, k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let mut allow: Option<Vec<CK_MECHANISM_TYPE>> = None;
         let mut deny = Vec::new();
         if let Some(list) = softhsm2_value(text, "slots.mechanisms") {

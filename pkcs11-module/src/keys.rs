@@ -41,10 +41,10 @@ pub(crate) fn ec_params(alg: KeyAlg) -> Result<Vec<u8>> {
 /// A raw public key from `CKA_EC_POINT` or ECDH public data: DER OCTET STRING or raw.
 pub(crate) fn raw_point(alg: KeyAlg, v: &[u8]) -> Vec<u8> {
     let want = alg.public_point_len().unwrap_or(0);
-    if let Ok(o) = <&OctetStringRef>::from_der(v) {
-        if o.as_bytes().len() == want {
-            return o.as_bytes().to_vec();
-        }
+    if let Ok(o) = <&OctetStringRef>::from_der(v)
+        && o.as_bytes().len() == want
+    {
+        return o.as_bytes().to_vec();
     }
     v.to_vec()
 }
@@ -74,13 +74,20 @@ pub(crate) fn public_from_attrs(a: &Attrs) -> Result<PublicKey> {
     match a.key_type() {
         Some(CKK_RSA) => {
             let n = a.bytes(CKA_MODULUS).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
-            let e = a.bytes(CKA_PUBLIC_EXPONENT).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            let e = a
+                .bytes(CKA_PUBLIC_EXPONENT)
+                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
             PublicKey::from_rsa_components(n, e).map_err(|_| bad_value())
         }
         Some(CKK_EC | CKK_SM2 | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
-            let alg = ec_alg(a.bytes(CKA_EC_PARAMS).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?)?;
+            let alg = ec_alg(
+                a.bytes(CKA_EC_PARAMS)
+                    .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?,
+            )?;
             check_type(alg, a.key_type())?;
-            let p = a.bytes(CKA_EC_POINT).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            let p = a
+                .bytes(CKA_EC_POINT)
+                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
             PublicKey::from_ec_point(alg, &raw_point(alg, p)).map_err(|_| bad_value())
         }
         _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
@@ -107,7 +114,10 @@ pub(crate) fn fill_public(pk: &PublicKey, a: &mut Attrs) -> Result<()> {
 }
 
 fn strip(b: &[u8]) -> &[u8] {
-    let i = b.iter().position(|&x| x != 0).unwrap_or(b.len().saturating_sub(1));
+    let i = b
+        .iter()
+        .position(|&x| x != 0)
+        .unwrap_or(b.len().saturating_sub(1));
     &b[i..]
 }
 
@@ -176,7 +186,10 @@ pub(crate) fn private_from_attrs(a: &Attrs) -> Result<PrivateKey> {
             PrivateKey::from_pkcs1_der(&der).map_err(|_| bad_value())
         }
         Some(CKK_EC | CKK_SM2 | CKK_EC_EDWARDS | CKK_EC_MONTGOMERY) => {
-            let alg = ec_alg(a.bytes(CKA_EC_PARAMS).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?)?;
+            let alg = ec_alg(
+                a.bytes(CKA_EC_PARAMS)
+                    .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?,
+            )?;
             check_type(alg, a.key_type())?;
             let d = a.bytes(CKA_VALUE).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
             PrivateKey::from_raw_private(alg, d).map_err(|_| bad_value())

@@ -24,6 +24,8 @@ pub(crate) mod vendor {
     pub const CKM_UKEY_SM4_CTR: CK_MECHANISM_TYPE = 0x8055_4B02;
     pub const CKM_UKEY_SM4_GCM: CK_MECHANISM_TYPE = 0x8055_4B03;
     pub const CKM_UKEY_SM3_HMAC: CK_MECHANISM_TYPE = 0x8055_4B04;
+    /// SM2 key exchange (GB/T 32918.3) through `C_DeriveKey`; parameter
+    /// [`super::Sm2ExchangeParams`] (`CK_UKEY_SM2_EXCHANGE_PARAMS` in ukey_pkcs11.h).
     pub const CKM_UKEY_SM2_KEY_EXCHANGE: CK_MECHANISM_TYPE = 0x8055_4B05;
     /// Internal: the PKCS#8 form of a private key (sealed; never readable).
     pub const CKA_UKEY_PKCS8: CK_ATTRIBUTE_TYPE = 0x8055_4B80;
@@ -31,6 +33,77 @@ pub(crate) mod vendor {
     pub const CKA_UKEY_ROLE: CK_ATTRIBUTE_TYPE = 0x8055_4B81;
 }
 use vendor::*;
+
+/// The SANSEC value set (`[pkcs11] vendor_values = "sansec"`): the values that differ
+/// from TASS, as (internal, SANSEC). SANSEC's 0x8000010A is SM4-CTR, so SM4-MAC moves to
+/// the ukey block there.
+const SANSEC_MECHS: &[(CK_MECHANISM_TYPE, CK_MECHANISM_TYPE)] = &[
+    (CKM_SM2, 0x8000_8104),
+    (CKM_SM3, 0x8000_9001),
+    (CKM_UKEY_SM4_CTR, 0x8000_010A),
+    (CKM_SM4_MAC, 0x8055_4B06),
+];
+const SANSEC_KEYS: &[(CK_KEY_TYPE, CK_KEY_TYPE)] = &[(CKK_SM4, 0x8000_0106)];
+
+static SANSEC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Selects the vendor value set for this process (at `C_Initialize`).
+pub(crate) fn select_vendor_values(sansec: bool) {
+    SANSEC.store(sansec, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn map(table: &[(CK_ULONG, CK_ULONG)], v: CK_ULONG, outward: bool) -> CK_ULONG {
+    if !SANSEC.load(std::sync::atomic::Ordering::Relaxed) {
+        return v;
+    }
+    for (internal, external) in table {
+        if outward && v == *internal {
+            return *external;
+        }
+        if !outward && v == *external {
+            return *internal;
+        }
+    }
+    // A TASS value that SANSEC gives another meaning is not understood inward.
+    if !outward && table.iter().any(|(i, _)| *i == v) {
+        return CKM_VENDOR_DEFINED | 0x0055_4BFF;
+    }
+    v
+}
+
+/// A caller's mechanism value → the internal one.
+pub(crate) fn mech_in(m: CK_MECHANISM_TYPE) -> CK_MECHANISM_TYPE {
+    map(SANSEC_MECHS, m, false)
+}
+/// An internal mechanism value → the caller's.
+pub(crate) fn mech_out(m: CK_MECHANISM_TYPE) -> CK_MECHANISM_TYPE {
+    map(SANSEC_MECHS, m, true)
+}
+/// A caller's key type → the internal one.
+pub(crate) fn key_type_in(k: CK_KEY_TYPE) -> CK_KEY_TYPE {
+    map(SANSEC_KEYS, k, false)
+}
+/// An internal key type → the caller's.
+pub(crate) fn key_type_out(k: CK_KEY_TYPE) -> CK_KEY_TYPE {
+    map(SANSEC_KEYS, k, true)
+}
+
+/// Rewrites the value of a mechanism- or key-type-valued attribute, inward or outward.
+pub(crate) fn translate_attr(ty: CK_ATTRIBUTE_TYPE, v: &mut [u8], outward: bool) {
+    const N: usize = std::mem::size_of::<CK_ULONG>();
+    let f: fn(CK_ULONG) -> CK_ULONG = match (ty, outward) {
+        (CKA_KEY_TYPE, false) => key_type_in,
+        (CKA_KEY_TYPE, true) => key_type_out,
+        (CKA_KEY_GEN_MECHANISM | CKA_ALLOWED_MECHANISMS, false) => mech_in,
+        (CKA_KEY_GEN_MECHANISM | CKA_ALLOWED_MECHANISMS, true) => mech_out,
+        _ => return,
+    };
+    for c in v.chunks_exact_mut(N) {
+        let mut b = [0u8; N];
+        b.copy_from_slice(c);
+        c.copy_from_slice(&f(CK_ULONG::from_ne_bytes(b)).to_ne_bytes());
+    }
+}
 
 /// One row of the mechanism table.
 pub(crate) struct MechRow {
@@ -128,6 +201,10 @@ pub(crate) static TABLE: &[MechRow] = rows![
     CKM_CONCATENATE_DATA_AND_BASE, "CKM_CONCATENATE_DATA_AND_BASE", 0, 0, CKF_DERIVE;
     CKM_XOR_BASE_AND_DATA, "CKM_XOR_BASE_AND_DATA", 0, 0, CKF_DERIVE;
     CKM_EXTRACT_KEY_FROM_KEY, "CKM_EXTRACT_KEY_FROM_KEY", 0, 0, CKF_DERIVE;
+    CKM_UKEY_SM2_KEY_EXCHANGE, "CKM_SM2_KEY_EXCHANGE", 256, 256, CKF_DERIVE;
+    CKM_SP800_108_COUNTER_KDF, "CKM_SP800_108_COUNTER_KDF", 1, 512, CKF_DERIVE;
+    CKM_SP800_108_FEEDBACK_KDF, "CKM_SP800_108_FEEDBACK_KDF", 1, 512, CKF_DERIVE;
+    CKM_SP800_108_DOUBLE_PIPELINE_KDF, "CKM_SP800_108_DOUBLE_PIPELINE_KDF", 1, 512, CKF_DERIVE;
 ];
 
 /// A mechanism by its `CKM_*` name (SoftHSM2's `slots.mechanisms`).
@@ -149,23 +226,90 @@ pub(crate) enum Param {
     /// A byte string: an IV, an SM2 ID, derive data.
     Bytes(Vec<u8>),
     /// GCM: nonce, AAD, tag bits.
-    Gcm { iv: Vec<u8>, aad: Vec<u8>, tag_bits: usize },
+    Gcm {
+        iv: Vec<u8>,
+        aad: Vec<u8>,
+        tag_bits: usize,
+    },
     /// RSA-OAEP.
-    Oaep { hash: CK_MECHANISM_TYPE, mgf: CK_ULONG, label: Vec<u8> },
+    Oaep {
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_ULONG,
+        label: Vec<u8>,
+    },
     /// RSA-PSS.
-    Pss { hash: CK_MECHANISM_TYPE, mgf: CK_ULONG, salt_len: usize },
+    Pss {
+        hash: CK_MECHANISM_TYPE,
+        mgf: CK_ULONG,
+        salt_len: usize,
+    },
     /// ECDH1 derive.
-    Ecdh { kdf: CK_ULONG, shared: Vec<u8>, public: Vec<u8> },
+    Ecdh {
+        kdf: CK_ULONG,
+        shared: Vec<u8>,
+        public: Vec<u8>,
+    },
     /// A key handle (CONCATENATE_BASE_AND_KEY).
     Key(CK_OBJECT_HANDLE),
     /// A number (EXTRACT_KEY_FROM_KEY bit index, MAC_GENERAL length).
     Ulong(CK_ULONG),
     /// AES_CBC_ENCRYPT_DATA.
-    CbcData { iv: [u8; 16], data: Zeroizing<Vec<u8>> },
+    CbcData {
+        iv: [u8; 16],
+        data: Zeroizing<Vec<u8>>,
+    },
+    /// SP 800-108 KBKDF: PRF, mode, data parameters, IV (feedback) and the templates
+    /// of additional keys.
+    Kbkdf {
+        prf: CK_MECHANISM_TYPE,
+        data: Vec<PrfData>,
+        iv: Vec<u8>,
+        extra: Vec<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>>,
+    },
+    /// SM2 key exchange: role, own ID, own ephemeral key handle, peer static public key,
+    /// peer ID, peer ephemeral point.
+    Sm2Exchange {
+        initiator: bool,
+        own_id: Vec<u8>,
+        ephemeral: CK_OBJECT_HANDLE,
+        peer_public: Vec<u8>,
+        peer_id: Vec<u8>,
+        peer_ephemeral: Vec<u8>,
+    },
     /// EdDSA: pre-hash flag and context.
     Eddsa { ph: bool, context: Option<Vec<u8>> },
     /// CTR: counter bits and the initial counter block.
     Ctr { bits: CK_ULONG, block: [u8; 16] },
+}
+
+/// `CK_UKEY_SM2_EXCHANGE_PARAMS` (include/ukey_pkcs11.h).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct Sm2ExchangeParams {
+    pub is_initiator: CK_BBOOL,
+    pub p_own_id: *mut CK_BYTE,
+    pub ul_own_id_len: CK_ULONG,
+    pub h_own_ephemeral: CK_OBJECT_HANDLE,
+    pub p_peer_public: *mut CK_BYTE,
+    pub ul_peer_public_len: CK_ULONG,
+    pub p_peer_id: *mut CK_BYTE,
+    pub ul_peer_id_len: CK_ULONG,
+    pub p_peer_ephemeral: *mut CK_BYTE,
+    pub ul_peer_ephemeral_len: CK_ULONG,
+}
+
+/// One SP 800-108 data parameter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PrfData {
+    /// The iteration variable: a counter of (little endian, bits), or (None) the
+    /// chaining value of feedback and double-pipeline modes.
+    Iteration(Option<(bool, CK_ULONG)>),
+    /// The optional counter of feedback and double-pipeline modes.
+    Counter(bool, CK_ULONG),
+    /// The length L of the derived keying material: (method, little endian, bits).
+    Dkm(CK_ULONG, bool, CK_ULONG),
+    /// Fixed bytes.
+    Bytes(Vec<u8>),
 }
 
 /// A mechanism with its parameters.

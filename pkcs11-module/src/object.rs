@@ -17,12 +17,20 @@ use crate::mechanism::vendor::*;
 pub(crate) type Attrs = BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>>;
 
 /// Where an object lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Loc {
     /// A session object of this session.
     Session(CK_SESSION_HANDLE),
     /// A token object in the application's generic object store.
     Store(ObjectId),
+    /// The private half of a container key pair (docs/mapping.md).
+    ContainerKey(token_hal::KeyId),
+    /// The public half of a container key pair.
+    ContainerPub(token_hal::KeyId),
+    /// A certificate of a container key (current or historical).
+    ContainerCert(token_hal::CertId),
+    /// An SKF file (`CKO_DATA`).
+    File,
 }
 
 /// Parsed key material of an object, made once per handle and dropped at logout.
@@ -30,6 +38,12 @@ pub(crate) enum KeyMaterial {
     Secret(Zeroizing<Vec<u8>>),
     Private(PrivateKey),
     Public(PublicKey),
+    /// A container key: operations go to the application (the key never leaves it).
+    Held(
+        Arc<dyn token_hal::Application>,
+        token_hal::KeyId,
+        token_hal::crypto::KeyAlg,
+    ),
 }
 
 /// One object.
@@ -125,23 +139,69 @@ enum Kind {
 fn kind(ty: CK_ATTRIBUTE_TYPE) -> Option<Kind> {
     use Kind::*;
     Some(match ty {
-        CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE
-        | CKA_TRUSTED | CKA_SENSITIVE | CKA_ENCRYPT | CKA_DECRYPT | CKA_WRAP | CKA_UNWRAP
-        | CKA_SIGN | CKA_SIGN_RECOVER | CKA_VERIFY | CKA_VERIFY_RECOVER | CKA_DERIVE
-        | CKA_EXTRACTABLE | CKA_LOCAL | CKA_NEVER_EXTRACTABLE | CKA_ALWAYS_SENSITIVE
-        | CKA_WRAP_WITH_TRUSTED | CKA_ALWAYS_AUTHENTICATE => Bool,
-        CKA_CLASS | CKA_KEY_TYPE | CKA_CERTIFICATE_TYPE | CKA_CERTIFICATE_CATEGORY
-        | CKA_VALUE_LEN | CKA_MODULUS_BITS | CKA_KEY_GEN_MECHANISM
-        | CKA_JAVA_MIDP_SECURITY_DOMAIN | CKA_NAME_HASH_ALGORITHM => Ulong,
+        CKA_TOKEN
+        | CKA_PRIVATE
+        | CKA_MODIFIABLE
+        | CKA_COPYABLE
+        | CKA_DESTROYABLE
+        | CKA_TRUSTED
+        | CKA_SENSITIVE
+        | CKA_ENCRYPT
+        | CKA_DECRYPT
+        | CKA_WRAP
+        | CKA_UNWRAP
+        | CKA_SIGN
+        | CKA_SIGN_RECOVER
+        | CKA_VERIFY
+        | CKA_VERIFY_RECOVER
+        | CKA_DERIVE
+        | CKA_EXTRACTABLE
+        | CKA_LOCAL
+        | CKA_NEVER_EXTRACTABLE
+        | CKA_ALWAYS_SENSITIVE
+        | CKA_WRAP_WITH_TRUSTED
+        | CKA_ALWAYS_AUTHENTICATE => Bool,
+        CKA_CLASS
+        | CKA_KEY_TYPE
+        | CKA_CERTIFICATE_TYPE
+        | CKA_CERTIFICATE_CATEGORY
+        | CKA_VALUE_LEN
+        | CKA_MODULUS_BITS
+        | CKA_KEY_GEN_MECHANISM
+        | CKA_JAVA_MIDP_SECURITY_DOMAIN
+        | CKA_NAME_HASH_ALGORITHM => Ulong,
         CKA_START_DATE | CKA_END_DATE => Date,
         CKA_ALLOWED_MECHANISMS => MechList,
-        CKA_LABEL | CKA_APPLICATION | CKA_VALUE | CKA_OBJECT_ID | CKA_ID | CKA_SUBJECT
-        | CKA_ISSUER | CKA_SERIAL_NUMBER | CKA_OWNER | CKA_AC_ISSUER | CKA_ATTR_TYPES
-        | CKA_CHECK_VALUE | CKA_URL | CKA_HASH_OF_SUBJECT_PUBLIC_KEY
-        | CKA_HASH_OF_ISSUER_PUBLIC_KEY | CKA_MODULUS | CKA_PUBLIC_EXPONENT
-        | CKA_PRIVATE_EXPONENT | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1
-        | CKA_EXPONENT_2 | CKA_COEFFICIENT | CKA_EC_PARAMS | CKA_EC_POINT
-        | CKA_UNIQUE_ID | CKA_PUBLIC_KEY_INFO | CKA_PRIME | CKA_SUBPRIME | CKA_BASE => Bytes,
+        CKA_LABEL
+        | CKA_APPLICATION
+        | CKA_VALUE
+        | CKA_OBJECT_ID
+        | CKA_ID
+        | CKA_SUBJECT
+        | CKA_ISSUER
+        | CKA_SERIAL_NUMBER
+        | CKA_OWNER
+        | CKA_AC_ISSUER
+        | CKA_ATTR_TYPES
+        | CKA_CHECK_VALUE
+        | CKA_URL
+        | CKA_HASH_OF_SUBJECT_PUBLIC_KEY
+        | CKA_HASH_OF_ISSUER_PUBLIC_KEY
+        | CKA_MODULUS
+        | CKA_PUBLIC_EXPONENT
+        | CKA_PRIVATE_EXPONENT
+        | CKA_PRIME_1
+        | CKA_PRIME_2
+        | CKA_EXPONENT_1
+        | CKA_EXPONENT_2
+        | CKA_COEFFICIENT
+        | CKA_EC_PARAMS
+        | CKA_EC_POINT
+        | CKA_UNIQUE_ID
+        | CKA_PUBLIC_KEY_INFO
+        | CKA_PRIME
+        | CKA_SUBPRIME
+        | CKA_BASE => Bytes,
         _ => return None,
     })
 }
@@ -206,14 +266,13 @@ pub(crate) fn parse_template(
         if token_only(*ty) {
             return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
         }
-        if *ty == CKA_TRUSTED && v.first().is_some_and(|b| *b != 0) && login != LoginState::Admin
-        {
+        if *ty == CKA_TRUSTED && v.first().is_some_and(|b| *b != 0) && login != LoginState::Admin {
             return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
         }
-        if let Some(prev) = out.get(ty) {
-            if prev.as_slice() != v.as_slice() {
-                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-            }
+        if let Some(prev) = out.get(ty)
+            && prev.as_slice() != v.as_slice()
+        {
+            return Err(Error(CKR_TEMPLATE_INCONSISTENT));
         }
         let _ = purpose;
         out.insert(*ty, Zeroizing::new(v.clone()));
@@ -223,7 +282,11 @@ pub(crate) fn parse_template(
 
 /// Fills the defaults of a new object of `class` and checks consistency. `local`: made
 /// by the token (generate/derive) rather than imported.
-pub(crate) fn complete(a: &mut Attrs, local: bool, keygen_mech: Option<CK_MECHANISM_TYPE>) -> Result<()> {
+pub(crate) fn complete(
+    a: &mut Attrs,
+    local: bool,
+    keygen_mech: Option<CK_MECHANISM_TYPE>,
+) -> Result<()> {
     let class = a.class().ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
     a.default_bool(CKA_TOKEN, false);
     a.default_bool(CKA_MODIFIABLE, true);
@@ -231,7 +294,10 @@ pub(crate) fn complete(a: &mut Attrs, local: bool, keygen_mech: Option<CK_MECHAN
     a.default_bool(CKA_DESTROYABLE, true);
     a.entry(CKA_LABEL).or_default();
     let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
-    a.default_bool(CKA_PRIVATE, matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY));
+    a.default_bool(
+        CKA_PRIVATE,
+        matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY),
+    );
     match class {
         CKO_DATA => {
             a.entry(CKA_APPLICATION).or_default();
@@ -275,7 +341,7 @@ pub(crate) fn complete(a: &mut Attrs, local: bool, keygen_mech: Option<CK_MECHAN
             // encrypt/decrypt apart at use time.
             let secret = class == CKO_SECRET_KEY;
             a.default_bool(CKA_SENSITIVE, true);
-            a.default_bool(CKA_EXTRACTABLE, !secret || true);
+            a.default_bool(CKA_EXTRACTABLE, true);
             for t in [CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] {
                 a.default_bool(t, true);
             }
@@ -324,23 +390,38 @@ pub(crate) fn check_set(obj: &Attrs, changes: &Attrs, copy: bool) -> Result<()> 
     for (ty, v) in changes {
         let new_true = v.first().is_some_and(|b| *b != 0);
         match *ty {
-            CKA_CLASS | CKA_KEY_TYPE | CKA_CERTIFICATE_TYPE | CKA_MODULUS_BITS
-            | CKA_VALUE_LEN | CKA_MODULUS | CKA_PUBLIC_EXPONENT | CKA_PRIVATE_EXPONENT
-            | CKA_PRIME_1 | CKA_PRIME_2 | CKA_EXPONENT_1 | CKA_EXPONENT_2 | CKA_COEFFICIENT
-            | CKA_EC_PARAMS | CKA_EC_POINT | CKA_ALWAYS_AUTHENTICATE => {
-                if obj.bytes(*ty) != Some(v.as_slice()) {
-                    return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
-                }
+            CKA_CLASS
+            | CKA_KEY_TYPE
+            | CKA_CERTIFICATE_TYPE
+            | CKA_MODULUS_BITS
+            | CKA_VALUE_LEN
+            | CKA_MODULUS
+            | CKA_PUBLIC_EXPONENT
+            | CKA_PRIVATE_EXPONENT
+            | CKA_PRIME_1
+            | CKA_PRIME_2
+            | CKA_EXPONENT_1
+            | CKA_EXPONENT_2
+            | CKA_COEFFICIENT
+            | CKA_EC_PARAMS
+            | CKA_EC_POINT
+            | CKA_ALWAYS_AUTHENTICATE
+                if obj.bytes(*ty) != Some(v.as_slice()) =>
+            {
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
             }
-            CKA_VALUE if matches!(class, Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY | CKO_CERTIFICATE)) => {
-                if obj.bytes(*ty) != Some(v.as_slice()) {
-                    return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
-                }
+            CKA_VALUE
+                if matches!(
+                    class,
+                    Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY | CKO_CERTIFICATE)
+                ) && obj.bytes(*ty) != Some(v.as_slice()) =>
+            {
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
             }
-            CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE if !copy => {
-                if obj.bytes(*ty) != Some(v.as_slice()) {
-                    return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
-                }
+            CKA_TOKEN | CKA_PRIVATE | CKA_MODIFIABLE | CKA_COPYABLE | CKA_DESTROYABLE
+                if !copy && obj.bytes(*ty) != Some(v.as_slice()) =>
+            {
+                return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
             }
             CKA_COPYABLE if copy && new_true && !obj.bool_(CKA_COPYABLE).unwrap_or(true) => {
                 return Err(Error(CKR_ATTRIBUTE_READ_ONLY));
@@ -461,9 +542,18 @@ mod tests {
 
     #[test]
     fn sensitive_or_unextractable_is_never_readable() {
-        for (s, e, readable) in [(false, true, true), (true, true, false), (false, false, false), (true, false, false)] {
+        for (s, e, readable) in [
+            (false, true, true),
+            (true, true, false),
+            (false, false, false),
+            (true, false, false),
+        ] {
             let a = key(s, e);
-            assert_eq!(matches!(read(&a, CKA_VALUE), Read::Value(_)), readable, "s={s} e={e}");
+            assert_eq!(
+                matches!(read(&a, CKA_VALUE), Read::Value(_)),
+                readable,
+                "s={s} e={e}"
+            );
         }
     }
 
@@ -486,7 +576,10 @@ mod tests {
     #[test]
     fn token_only_attributes_are_refused() {
         let t = vec![(CKA_ALWAYS_SENSITIVE, vec![1u8])];
-        assert_eq!(parse_template(&t, Purpose::Create, LoginState::User).err(), Some(Error(CKR_ATTRIBUTE_READ_ONLY)));
+        assert_eq!(
+            parse_template(&t, Purpose::Create, LoginState::User).err(),
+            Some(Error(CKR_ATTRIBUTE_READ_ONLY))
+        );
         let t = vec![(CKA_TRUSTED, vec![1u8])];
         assert!(parse_template(&t, Purpose::Create, LoginState::User).is_err());
         assert!(parse_template(&t, Purpose::Create, LoginState::Admin).is_ok());

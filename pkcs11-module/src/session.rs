@@ -19,23 +19,54 @@ pub(crate) enum SignOp {
     /// HMAC, streaming; `len` is the MAC length to output.
     Hmac { h: Hasher, len: usize },
     /// A CBC-MAC over SM4/AES (data accumulated).
-    CbcMac { alg: token_hal::crypto::sym::SymAlg, key: Zeroizing<Vec<u8>>, data: Vec<u8>, len: usize },
+    CbcMac {
+        alg: token_hal::crypto::sym::SymAlg,
+        key: Zeroizing<Vec<u8>>,
+        data: Vec<u8>,
+        len: usize,
+    },
     /// A CMAC over AES (data accumulated).
-    Cmac { alg: token_hal::crypto::sym::SymAlg, key: Zeroizing<Vec<u8>>, data: Vec<u8>, len: usize },
+    Cmac {
+        alg: token_hal::crypto::sym::SymAlg,
+        key: Zeroizing<Vec<u8>>,
+        data: Vec<u8>,
+        len: usize,
+    },
     /// An asymmetric signature; data accumulated until the final call.
-    Asym { key: Arc<KeyMaterial>, mech: SignMech, data: Vec<u8>, single_only: bool, updated: bool },
+    Asym {
+        key: Arc<KeyMaterial>,
+        mech: SignMech,
+        data: Vec<u8>,
+        single_only: bool,
+        updated: bool,
+    },
 }
 
 /// An encryption or decryption operation.
 pub(crate) enum CryptOp {
     Sym(SymCipher),
     /// Asymmetric (single-part): key and mechanism, data accumulated.
-    Asym { key: Arc<KeyMaterial>, mech: EncMech, data: Vec<u8> },
+    Asym {
+        key: Arc<KeyMaterial>,
+        mech: EncMech,
+        data: Vec<u8>,
+    },
     /// GCM with any tag length (data accumulated; the tag is checked before any
     /// plaintext is released).
-    Gcm { alg: token_hal::crypto::sym::SymAlg, key: Zeroizing<Vec<u8>>, iv: Vec<u8>, aad: Vec<u8>, tag_len: usize, data: Vec<u8> },
+    Gcm {
+        alg: token_hal::crypto::sym::SymAlg,
+        key: Zeroizing<Vec<u8>>,
+        iv: Vec<u8>,
+        aad: Vec<u8>,
+        tag_len: usize,
+        data: Vec<u8>,
+    },
     /// AES key wrap used as a cipher (single-part).
-    KeyWrap { key: Zeroizing<Vec<u8>>, pad: bool, data: Vec<u8> },
+    KeyWrap {
+        key: Zeroizing<Vec<u8>>,
+        pad: bool,
+        data: Vec<u8>,
+    },
 }
 
 /// A message-based (3.0) AEAD context: the key and mechanism; each message carries its own
@@ -53,7 +84,6 @@ pub(crate) enum OpKind {
     Sign,
     Encrypt,
     Decrypt,
-    Wrap,
 }
 
 /// The operations of a session.

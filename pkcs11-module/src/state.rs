@@ -45,8 +45,8 @@ pub(crate) struct Inner {
     pub sessions: HashMap<CK_SESSION_HANDLE, Arc<Session>>,
     next_session: CK_SESSION_HANDLE,
     pub objects: HashMap<CK_OBJECT_HANDLE, Arc<Object>>,
-    /// Stable handles of store objects: (slot, object id) → handle.
-    pub store_index: HashMap<(CK_SLOT_ID, u64), CK_OBJECT_HANDLE>,
+    /// Stable handles of token objects: (slot, where) → handle.
+    pub store_index: HashMap<(CK_SLOT_ID, String), CK_OBJECT_HANDLE>,
     next_object: CK_OBJECT_HANDLE,
     /// The current free slot.
     pub free_slot: CK_SLOT_ID,
@@ -72,11 +72,15 @@ impl Inner {
     }
     /// The handle of a store object, made on first sight.
     pub fn store_handle(&mut self, slot: CK_SLOT_ID, id: ObjectId) -> (CK_OBJECT_HANDLE, bool) {
-        if let Some(h) = self.store_index.get(&(slot, id.0)) {
+        self.token_handle(slot, format!("o{}", id.0))
+    }
+    /// The handle of a token object named by `key`, made on first sight.
+    pub fn token_handle(&mut self, slot: CK_SLOT_ID, key: String) -> (CK_OBJECT_HANDLE, bool) {
+        if let Some(h) = self.store_index.get(&(slot, key.clone())) {
             return (*h, false);
         }
         let h = self.new_object_handle();
-        self.store_index.insert((slot, id.0), h);
+        self.store_index.insert((slot, key), h);
         (h, true)
     }
     /// Sessions open on a slot.
@@ -95,10 +99,10 @@ pub(crate) struct Events {
 impl Events {
     /// Queues an event and wakes waiters.
     pub fn push(&self, slot: CK_SLOT_ID) {
-        if let Ok(mut q) = self.queue.lock() {
-            if !q.0.contains(&slot) {
-                q.0.push_back(slot);
-            }
+        if let Ok(mut q) = self.queue.lock()
+            && !q.0.contains(&slot)
+        {
+            q.0.push_back(slot);
         }
         self.cond.notify_all();
     }
@@ -170,10 +174,10 @@ pub(crate) fn remove() -> Result<()> {
 
 /// Forgets the state without finalising (the child after `fork()`).
 pub(crate) fn forget() {
-    if let Ok(mut g) = MODULE.write() {
-        if let Some(m) = g.take() {
-            m.events.close();
-        }
+    if let Ok(mut g) = MODULE.write()
+        && let Some(m) = g.take()
+    {
+        m.events.close();
     }
 }
 
@@ -214,7 +218,8 @@ impl Module {
                 .unwrap_or(usize::MAX);
             (pos, info.backend != BackendKind::Soft, info.serial.clone())
         });
-        let mut found: Vec<(CK_SLOT_ID, DeviceInfo, Arc<dyn Device>, String, String)> = Vec::new();
+        type Found = (CK_SLOT_ID, DeviceInfo, Arc<dyn Device>, String, String);
+        let mut found: Vec<Found> = Vec::new();
         for (info, dev) in devices {
             let apps = match dev.list_apps() {
                 Ok(a) => a,

@@ -48,24 +48,36 @@ fn env() -> &'static Env {
         // SAFETY: set before the module is loaded and before any other thread reads it.
         unsafe { std::env::set_var("UKEY_CONF", &conf) };
         let p11 = Pkcs11::new(ukey_tests::pkcs11_lib()).unwrap();
-        p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)).unwrap();
+        p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+            .unwrap();
         Env { p11, _dir: dir }
     })
 }
 
 /// A fresh token labelled `label` with the SO and user PINs set.
 fn token(label: &str) -> Slot {
+    new_token(label, true)
+}
+
+/// A fresh token; the user PIN is set when `user_pin`.
+fn new_token(label: &str, user_pin: bool) -> Slot {
     static MAKE: Mutex<()> = Mutex::new(());
     let e = env();
-    let _g = MAKE.lock().unwrap();
+    let _g = MAKE.lock().unwrap_or_else(|p| p.into_inner());
     let slots = e.p11.get_all_slots().unwrap();
     let free = *slots
         .iter()
         .find(|s| !e.p11.get_token_info(**s).unwrap().token_initialized())
         .unwrap();
-    e.p11.init_token(free, &AuthPin::new(SO_PIN.into()), label).unwrap();
+    e.p11
+        .init_token(free, &AuthPin::new(SO_PIN.into()), label)
+        .unwrap();
+    if !user_pin {
+        return free;
+    }
     let s = e.p11.open_rw_session(free).unwrap();
-    s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into()))).unwrap();
+    s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into())))
+        .unwrap();
     s.init_pin(&AuthPin::new(USER_PIN.into())).unwrap();
     s.logout().unwrap();
     free
@@ -102,12 +114,21 @@ fn wrong_pin_counts_down_then_locks() {
     let slot = token("pin-lock");
     let s = env().p11.open_rw_session(slot).unwrap();
     let bad = AuthPin::new("000000".into());
-    assert_eq!(rv(s.login(UserType::User, Some(&bad))), RvError::PinIncorrect);
+    assert_eq!(
+        rv(s.login(UserType::User, Some(&bad))),
+        RvError::PinIncorrect
+    );
     let f = env().p11.get_token_info(slot).unwrap();
     assert!(f.user_pin_count_low() && !f.user_pin_final_try());
-    assert_eq!(rv(s.login(UserType::User, Some(&bad))), RvError::PinIncorrect);
+    assert_eq!(
+        rv(s.login(UserType::User, Some(&bad))),
+        RvError::PinIncorrect
+    );
     assert!(env().p11.get_token_info(slot).unwrap().user_pin_final_try());
-    assert_eq!(rv(s.login(UserType::User, Some(&bad))), RvError::PinIncorrect);
+    assert_eq!(
+        rv(s.login(UserType::User, Some(&bad))),
+        RvError::PinIncorrect
+    );
     assert!(env().p11.get_token_info(slot).unwrap().user_pin_locked());
     let good = AuthPin::new(USER_PIN.into());
     assert_eq!(rv(s.login(UserType::User, Some(&good))), RvError::PinLocked);
@@ -119,20 +140,30 @@ fn login_state_rules() {
     let p11 = &env().p11;
     let s = user_session(slot);
     let again = AuthPin::new(USER_PIN.into());
-    assert_eq!(rv(s.login(UserType::User, Some(&again))), RvError::UserAlreadyLoggedIn);
+    assert_eq!(
+        rv(s.login(UserType::User, Some(&again))),
+        RvError::UserAlreadyLoggedIn
+    );
     let so = AuthPin::new(SO_PIN.into());
-    assert_eq!(rv(s.login(UserType::So, Some(&so))), RvError::UserAnotherAlreadyLoggedIn);
+    assert_eq!(
+        rv(s.login(UserType::So, Some(&so))),
+        RvError::UserAnotherAlreadyLoggedIn
+    );
     s.logout().unwrap();
     assert_eq!(rv(s.logout()), RvError::UserNotLoggedIn);
     let ro = p11.open_ro_session(slot).unwrap();
-    assert_eq!(rv(s.login(UserType::So, Some(&so))), RvError::SessionReadOnlyExists);
+    assert_eq!(
+        rv(s.login(UserType::So, Some(&so))),
+        RvError::SessionReadOnlyExists
+    );
     drop(ro);
     // A token without a user PIN.
-    let slots = p11.get_all_slots().unwrap();
-    let free = *slots.iter().find(|s| !p11.get_token_info(**s).unwrap().token_initialized()).unwrap();
-    p11.init_token(free, &so, "no-user-pin").unwrap();
+    let free = new_token("no-user-pin", false);
     let t = p11.open_rw_session(free).unwrap();
-    assert_eq!(rv(t.login(UserType::User, Some(&again))), RvError::UserPinNotInitialized);
+    assert_eq!(
+        rv(t.login(UserType::User, Some(&again))),
+        RvError::UserPinNotInitialized
+    );
 }
 
 #[test]
@@ -167,7 +198,10 @@ fn template_errors() {
     // A key generated with a conflicting key type.
     let r = s.generate_key(
         &Mechanism::AesKeyGen,
-        &[Attribute::KeyType(KeyType::GENERIC_SECRET), Attribute::ValueLen(16.into())],
+        &[
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::ValueLen(16.into()),
+        ],
     );
     assert_eq!(rv(r), RvError::TemplateInconsistent);
 }
@@ -178,7 +212,10 @@ fn stale_handles() {
     let s = user_session(slot);
     let k = aes_key(&s, &[]);
     s.destroy_object(k).unwrap();
-    assert_eq!(rv(s.get_attributes(k, &[AttributeType::Label])), RvError::ObjectHandleInvalid);
+    assert_eq!(
+        rv(s.get_attributes(k, &[AttributeType::Label])),
+        RvError::ObjectHandleInvalid
+    );
     assert_eq!(
         rv(s.encrypt(&Mechanism::AesEcb, k, &[0; 16])),
         RvError::KeyHandleInvalid
@@ -187,7 +224,10 @@ fn stale_handles() {
     let t = user_session(slot);
     let kt = aes_key(&t, &[Attribute::Token(false)]);
     t.close().unwrap();
-    assert_eq!(rv(s.get_attributes(kt, &[AttributeType::Label])), RvError::ObjectHandleInvalid);
+    assert_eq!(
+        rv(s.get_attributes(kt, &[AttributeType::Label])),
+        RvError::ObjectHandleInvalid
+    );
 }
 
 #[test]
@@ -199,16 +239,25 @@ fn operation_ends_after_an_error() {
     assert!(s.encrypt_update(&[0; 5]).unwrap().is_empty());
     // Not a whole block: the operation fails and is over.
     assert_eq!(rv(s.encrypt_final()), RvError::DataLenRange);
-    assert_eq!(rv(s.encrypt_update(&[0; 16])), RvError::OperationNotInitialized);
+    assert_eq!(
+        rv(s.encrypt_update(&[0; 16])),
+        RvError::OperationNotInitialized
+    );
     // A wrong signature ends verification too.
     let h = s
         .generate_key(
             &Mechanism::GenericSecretKeyGen,
-            &[Attribute::KeyType(KeyType::GENERIC_SECRET), Attribute::ValueLen(32.into())],
+            &[
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::ValueLen(32.into()),
+            ],
         )
         .unwrap();
     let mac = s.sign(&Mechanism::Sha256Hmac, h, b"abc").unwrap();
-    assert_eq!(rv(s.verify(&Mechanism::Sha256Hmac, h, b"abd", &mac)), RvError::SignatureInvalid);
+    assert_eq!(
+        rv(s.verify(&Mechanism::Sha256Hmac, h, b"abd", &mac)),
+        RvError::SignatureInvalid
+    );
     s.verify(&Mechanism::Sha256Hmac, h, b"abc", &mac).unwrap();
 }
 
@@ -217,34 +266,70 @@ fn sensitive_values_are_never_readable() {
     let slot = token("policy-read");
     let s = user_session(slot);
     for (sens, ext) in [(true, true), (false, false), (true, false)] {
-        let k = aes_key(&s, &[Attribute::Sensitive(sens), Attribute::Extractable(ext)]);
+        let k = aes_key(
+            &s,
+            &[Attribute::Sensitive(sens), Attribute::Extractable(ext)],
+        );
         assert_eq!(
             rv(s.get_attributes(k, &[AttributeType::Value]).and_then(|v| {
-                if v.is_empty() { Err(Error::Pkcs11(RvError::AttributeSensitive, cryptoki::context::Function::GetAttributeValue)) } else { Ok(v) }
+                if v.is_empty() {
+                    Err(Error::Pkcs11(
+                        RvError::AttributeSensitive,
+                        cryptoki::context::Function::GetAttributeValue,
+                    ))
+                } else {
+                    Ok(v)
+                }
             })),
             RvError::AttributeSensitive,
             "sensitive={sens} extractable={ext}"
         );
     }
-    let k = aes_key(&s, &[Attribute::Sensitive(false), Attribute::Extractable(true)]);
+    let k = aes_key(
+        &s,
+        &[Attribute::Sensitive(false), Attribute::Extractable(true)],
+    );
     let v = s.get_attributes(k, &[AttributeType::Value]).unwrap();
     assert!(matches!(&v[0], Attribute::Value(x) if x.len() == 32));
     // Sticky attributes.
-    let k = aes_key(&s, &[Attribute::Sensitive(true), Attribute::Extractable(false)]);
-    assert_eq!(rv(s.update_attributes(k, &[Attribute::Sensitive(false)])), RvError::AttributeReadOnly);
-    assert_eq!(rv(s.update_attributes(k, &[Attribute::Extractable(true)])), RvError::AttributeReadOnly);
-    assert_eq!(rv(s.copy_object(k, &[Attribute::Sensitive(false)])), RvError::AttributeReadOnly);
-    assert_eq!(rv(s.copy_object(k, &[Attribute::Extractable(true)])), RvError::AttributeReadOnly);
+    let k = aes_key(
+        &s,
+        &[Attribute::Sensitive(true), Attribute::Extractable(false)],
+    );
+    assert_eq!(
+        rv(s.update_attributes(k, &[Attribute::Sensitive(false)])),
+        RvError::AttributeReadOnly
+    );
+    assert_eq!(
+        rv(s.update_attributes(k, &[Attribute::Extractable(true)])),
+        RvError::AttributeReadOnly
+    );
+    assert_eq!(
+        rv(s.copy_object(k, &[Attribute::Sensitive(false)])),
+        RvError::AttributeReadOnly
+    );
+    assert_eq!(
+        rv(s.copy_object(k, &[Attribute::Extractable(true)])),
+        RvError::AttributeReadOnly
+    );
     // An unextractable key cannot be wrapped out either.
     let kek = aes_key(&s, &[]);
-    assert_eq!(rv(s.wrap_key(&Mechanism::AesKeyWrap, kek, k)), RvError::KeyUnextractable);
+    assert_eq!(
+        rv(s.wrap_key(&Mechanism::AesKeyWrap, kek, k)),
+        RvError::KeyUnextractable
+    );
     // Only the SO may mark a key trusted.
-    assert_eq!(rv(s.update_attributes(kek, &[Attribute::Trusted(true)])), RvError::AttributeReadOnly);
+    assert_eq!(
+        rv(s.update_attributes(kek, &[Attribute::Trusted(true)])),
+        RvError::AttributeReadOnly
+    );
     // Private-key components.
     let (_, sk) = s
         .generate_key_pair(
             &Mechanism::EccKeyPairGen,
-            &[Attribute::EcParams(b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07".to_vec())],
+            &[Attribute::EcParams(
+                b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07".to_vec(),
+            )],
             &[Attribute::Sensitive(false), Attribute::Extractable(false)],
         )
         .unwrap();
@@ -256,42 +341,75 @@ fn sensitive_values_are_never_readable() {
 fn wrap_then_decrypt_is_refused() {
     let slot = token("policy-latch");
     let s = user_session(slot);
-    let secret = aes_key(&s, &[Attribute::Sensitive(true), Attribute::Extractable(true)]);
+    let secret = aes_key(
+        &s,
+        &[Attribute::Sensitive(true), Attribute::Extractable(true)],
+    );
     let iv = [0u8; 16];
     // Clulow: wrap S under K, then decrypt the blob with K.
     let k = aes_key(&s, &[]);
     let blob = s.wrap_key(&Mechanism::AesCbcPad(iv), k, secret).unwrap();
-    assert_eq!(rv(s.decrypt(&Mechanism::AesCbcPad(iv), k, &blob)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(
+        rv(s.decrypt(&Mechanism::AesCbcPad(iv), k, &blob)),
+        RvError::KeyFunctionNotPermitted
+    );
     // The latch survives a copy.
     let k2 = s.copy_object(k, &[]).unwrap();
-    assert_eq!(rv(s.decrypt(&Mechanism::AesCbcPad(iv), k2, &blob)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(
+        rv(s.decrypt(&Mechanism::AesCbcPad(iv), k2, &blob)),
+        RvError::KeyFunctionNotPermitted
+    );
     // The other order: a key used to encrypt cannot wrap or unwrap.
     let c = aes_key(&s, &[]);
     let _ = s.encrypt(&Mechanism::AesCbcPad(iv), c, b"hello").unwrap();
-    assert_eq!(rv(s.wrap_key(&Mechanism::AesCbcPad(iv), c, secret)), RvError::KeyFunctionNotPermitted);
+    assert_eq!(
+        rv(s.wrap_key(&Mechanism::AesCbcPad(iv), c, secret)),
+        RvError::KeyFunctionNotPermitted
+    );
     // Encrypt a known key value under K and unwrap it: refused once K encrypts.
     let blob2 = s.encrypt(&Mechanism::AesCbcPad(iv), c, &[7u8; 32]).unwrap();
     let r = s.unwrap_key(
         &Mechanism::AesCbcPad(iv),
         c,
         &blob2,
-        &[Attribute::Class(ObjectClass::SECRET_KEY), Attribute::KeyType(KeyType::AES)],
+        &[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+        ],
     );
     assert_eq!(rv(r), RvError::KeyFunctionNotPermitted);
     // Wrap with trusted.
-    let wt = aes_key(&s, &[Attribute::WrapWithTrusted(true), Attribute::Extractable(true)]);
+    let wt = aes_key(
+        &s,
+        &[
+            Attribute::WrapWithTrusted(true),
+            Attribute::Extractable(true),
+        ],
+    );
     let untrusted = aes_key(&s, &[]);
-    assert_eq!(rv(s.wrap_key(&Mechanism::AesKeyWrap, untrusted, wt)), RvError::KeyNotWrappable);
-    assert_eq!(rv(s.update_attributes(wt, &[Attribute::WrapWithTrusted(false)])), RvError::AttributeReadOnly);
+    assert_eq!(
+        rv(s.wrap_key(&Mechanism::AesKeyWrap, untrusted, wt)),
+        RvError::KeyNotWrappable
+    );
+    assert_eq!(
+        rv(s.update_attributes(wt, &[Attribute::WrapWithTrusted(false)])),
+        RvError::AttributeReadOnly
+    );
 }
 
 #[test]
 fn allowed_mechanisms_are_enforced() {
     let slot = token("allowed");
     let s = user_session(slot);
-    let k = aes_key(&s, &[Attribute::AllowedMechanisms(vec![MechanismType::AES_ECB])]);
+    let k = aes_key(
+        &s,
+        &[Attribute::AllowedMechanisms(vec![MechanismType::AES_ECB])],
+    );
     s.encrypt(&Mechanism::AesEcb, k, &[0; 16]).unwrap();
-    assert_eq!(rv(s.encrypt(&Mechanism::AesCbc([0; 16]), k, &[0; 16])), RvError::MechanismInvalid);
+    assert_eq!(
+        rv(s.encrypt(&Mechanism::AesCbc([0; 16]), k, &[0; 16])),
+        RvError::MechanismInvalid
+    );
 }
 
 #[test]
@@ -301,7 +419,10 @@ fn eight_threads_sign_on_separate_sessions() {
     let (pk, sk) = s
         .generate_key_pair(
             &Mechanism::EccKeyPairGen,
-            &[Attribute::EcParams(b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07".to_vec()), Attribute::Token(true)],
+            &[
+                Attribute::EcParams(b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07".to_vec()),
+                Attribute::Token(true),
+            ],
             &[Attribute::Token(true), Attribute::Sign(true)],
         )
         .unwrap();
@@ -330,12 +451,19 @@ fn sm2_pair(s: &Session) -> (ObjectHandle, ObjectHandle, Vec<u8>) {
     let (pk, sk) = s
         .generate_key_pair(
             &vendor(CKM_SM2_KEY_PAIR_GEN),
-            &[Attribute::EcParams(SM2_PARAMS.to_vec()), Attribute::Encrypt(true), Attribute::Verify(true)],
+            &[
+                Attribute::EcParams(SM2_PARAMS.to_vec()),
+                Attribute::Encrypt(true),
+                Attribute::Verify(true),
+            ],
             &[Attribute::Sign(true), Attribute::Decrypt(true)],
         )
         .unwrap();
     let kt = s.get_attributes(pk, &[AttributeType::KeyType]).unwrap();
-    assert_eq!(kt[0], Attribute::KeyType(KeyType::new_vendor_defined(CKK_SM2).unwrap()));
+    assert_eq!(
+        kt[0],
+        Attribute::KeyType(KeyType::new_vendor_defined(CKK_SM2).unwrap())
+    );
     let point = match &s.get_attributes(pk, &[AttributeType::EcPoint]).unwrap()[0] {
         Attribute::EcPoint(p) => p[2..].to_vec(),
         a => panic!("{a:?}"),
@@ -345,7 +473,10 @@ fn sm2_pair(s: &Session) -> (ObjectHandle, ObjectHandle, Vec<u8>) {
 }
 
 fn openssl_available() -> bool {
-    Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success())
+    Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -367,19 +498,41 @@ fn sm2_signature_verifies_with_openssl() {
         .to_pem();
     std::fs::write(dir.path().join("pub.pem"), pem).unwrap();
     std::fs::write(dir.path().join("msg"), msg).unwrap();
-    std::fs::write(dir.path().join("sig.der"), token_hal::crypto::sig::raw_to_der(&sig).unwrap()).unwrap();
+    std::fs::write(
+        dir.path().join("sig.der"),
+        token_hal::crypto::sig::raw_to_der(&sig).unwrap(),
+    )
+    .unwrap();
     let out = Command::new("openssl")
         .current_dir(dir.path())
-        .args(["dgst", "-sm3", "-verify", "pub.pem", "-signature", "sig.der"])
+        .args([
+            "dgst",
+            "-sm3",
+            "-verify",
+            "pub.pem",
+            "-signature",
+            "sig.der",
+        ])
         .args(["-sigopt", "distid:1234567812345678", "msg"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A changed message fails.
     std::fs::write(dir.path().join("msg"), b"bid document v2").unwrap();
     let out = Command::new("openssl")
         .current_dir(dir.path())
-        .args(["dgst", "-sm3", "-verify", "pub.pem", "-signature", "sig.der"])
+        .args([
+            "dgst",
+            "-sm3",
+            "-verify",
+            "pub.pem",
+            "-signature",
+            "sig.der",
+        ])
         .args(["-sigopt", "distid:1234567812345678", "msg"])
         .output()
         .unwrap();
@@ -403,10 +556,16 @@ fn openssl_sm2_ciphertext_decrypts() {
     std::fs::write(dir.path().join("pt"), b"session key material").unwrap();
     let out = Command::new("openssl")
         .current_dir(dir.path())
-        .args(["pkeyutl", "-encrypt", "-pubin", "-inkey", "pub.pem", "-in", "pt", "-out", "ct.der"])
+        .args([
+            "pkeyutl", "-encrypt", "-pubin", "-inkey", "pub.pem", "-in", "pt", "-out", "ct.der",
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let der = std::fs::read(dir.path().join("ct.der")).unwrap();
     let raw = token_hal::crypto::sm2::cipher_der_to_raw(&der).unwrap();
     assert_eq!(raw[0], 4);
@@ -415,21 +574,201 @@ fn openssl_sm2_ciphertext_decrypts() {
     // And the other way: C_Encrypt output is 04||C1||C3||C2.
     let ct = s.encrypt(&vendor(CKM_SM2_ENCRYPT), pk, b"hello").unwrap();
     assert_eq!(ct.len(), 65 + 32 + 5);
-    assert_eq!(s.decrypt(&vendor(CKM_SM2_ENCRYPT), sk, &ct).unwrap(), b"hello");
+    assert_eq!(
+        s.decrypt(&vendor(CKM_SM2_ENCRYPT), sk, &ct).unwrap(),
+        b"hello"
+    );
 }
 
 #[test]
 fn token_objects_persist_across_sessions_with_stable_handles() {
     let slot = token("persist");
     let s = user_session(slot);
-    let k = aes_key(&s, &[Attribute::Token(true), Attribute::Label(b"kept".to_vec())]);
-    let found = s.find_objects(&[Attribute::Label(b"kept".to_vec())]).unwrap();
+    let k = aes_key(
+        &s,
+        &[Attribute::Token(true), Attribute::Label(b"kept".to_vec())],
+    );
+    let found = s
+        .find_objects(&[Attribute::Label(b"kept".to_vec())])
+        .unwrap();
     assert_eq!(found, vec![k]);
     let t = user_session(slot);
-    let again = t.find_objects(&[Attribute::Label(b"kept".to_vec())]).unwrap();
+    let again = t
+        .find_objects(&[Attribute::Label(b"kept".to_vec())])
+        .unwrap();
     assert_eq!(again, vec![k]);
     let uid = t.get_attributes(k, &[AttributeType::UniqueId]).unwrap();
     assert!(matches!(&uid[0], Attribute::UniqueId(u) if !u.is_empty()));
     let cv = t.get_attributes(k, &[AttributeType::CheckValue]).unwrap();
     assert!(matches!(&cv[0], Attribute::CheckValue(v) if v.len() == 3));
+}
+
+#[test]
+fn container_keys_certificates_and_retired_keys_are_objects() {
+    let slot = token("containers");
+    let conf = std::env::var_os("UKEY_CONF").unwrap();
+    let ukey = |args: &[&str]| {
+        let out = Command::new(ukey_tests::ukey_bin())
+            .env("UKEY_CONF", &conf)
+            .args(["--token", "containers", "--pin", USER_PIN])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ukey(&["key", "gen", "--alg", "sm2", "--container", "c1"]);
+    ukey(&["key", "gen", "--alg", "sm2", "--container", "c1", "--enc"]);
+    ukey(&[
+        "key",
+        "gen",
+        "--alg",
+        "sm2",
+        "--container",
+        "c1",
+        "--enc",
+        "--rekey",
+    ]);
+    let s = user_session(slot);
+    let find = |class: ObjectClass, id: &[u8]| {
+        s.find_objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])
+            .unwrap()
+    };
+    // CKA_ID = the container id (the name's bytes), retired keys get their own.
+    let sk = find(ObjectClass::PRIVATE_KEY, b"c1");
+    assert_eq!(sk.len(), 2, "signing and encryption keys");
+    assert_eq!(find(ObjectClass::CERTIFICATE, b"c1").len(), 2);
+    let retired = find(ObjectClass::PRIVATE_KEY, b"c1-r1");
+    assert_eq!(retired.len(), 1);
+    let label = s
+        .get_attributes(retired[0], &[AttributeType::Label])
+        .unwrap();
+    assert_eq!(label[0], Attribute::Label(b"c1 (retired 1)".to_vec()));
+    // The signing key signs inside the token; the public key object verifies.
+    let signer = *sk
+        .iter()
+        .find(|h| {
+            s.get_attributes(**h, &[AttributeType::Sign]).unwrap()[0] == Attribute::Sign(true)
+        })
+        .unwrap();
+    let pk = find(ObjectClass::PUBLIC_KEY, b"c1");
+    let verifier = *pk
+        .iter()
+        .find(|h| {
+            s.get_attributes(**h, &[AttributeType::Verify]).unwrap()[0] == Attribute::Verify(true)
+        })
+        .unwrap();
+    let sig = s.sign(&vendor(CKM_SM3_SM2), signer, b"tender").unwrap();
+    s.verify(&vendor(CKM_SM3_SM2), verifier, b"tender", &sig)
+        .unwrap();
+    // The retired key cannot sign but still decrypts what was sent to it.
+    let r = retired[0];
+    assert_eq!(
+        s.get_attributes(r, &[AttributeType::Sign]).unwrap()[0],
+        Attribute::Sign(false)
+    );
+    assert_eq!(
+        rv(s.sign(&vendor(CKM_SM3_SM2), r, b"x")),
+        RvError::KeyFunctionNotPermitted
+    );
+    let rpub = find(ObjectClass::PUBLIC_KEY, b"c1-r1")[0];
+    let point = match &s.get_attributes(rpub, &[AttributeType::EcPoint]).unwrap()[0] {
+        Attribute::EcPoint(p) => p[2..].to_vec(),
+        a => panic!("{a:?}"),
+    };
+    let old = token_hal::crypto::PublicKey::from_ec_point(token_hal::crypto::KeyAlg::Sm2, &point)
+        .unwrap();
+    let ct = old
+        .encrypt(&token_hal::crypto::EncMech::Sm2, b"old envelope key")
+        .unwrap();
+    assert_eq!(
+        s.decrypt(&vendor(CKM_SM2_ENCRYPT), r, &ct).unwrap(),
+        b"old envelope key"
+    );
+    // Container objects are not changed or destroyed through PKCS#11.
+    assert_eq!(rv(s.destroy_object(r)), RvError::ActionProhibited);
+    assert_eq!(
+        rv(s.update_attributes(r, &[Attribute::Label(b"x".to_vec())])),
+        RvError::ActionProhibited
+    );
+}
+
+/// `CK_UKEY_SM2_EXCHANGE_PARAMS` of include/ukey_pkcs11.h.
+#[repr(C)]
+struct Sm2ExchangeParams {
+    is_initiator: u8,
+    p_own_id: *const u8,
+    ul_own_id_len: std::ffi::c_ulong,
+    h_own_ephemeral: std::ffi::c_ulong,
+    p_peer_public: *const u8,
+    ul_peer_public_len: std::ffi::c_ulong,
+    p_peer_id: *const u8,
+    ul_peer_id_len: std::ffi::c_ulong,
+    p_peer_ephemeral: *const u8,
+    ul_peer_ephemeral_len: std::ffi::c_ulong,
+}
+
+#[test]
+fn sm2_key_exchange_through_derive_matches_the_peer() {
+    use token_hal::crypto::sm2::{DEFAULT_ID, ExchangeRole, Sm2KeyExchange};
+    use token_hal::crypto::{KeyAlg, PrivateKey, PublicKey};
+    let slot = token("sm2-exchange");
+    let s = user_session(slot);
+    let keygen = || {
+        s.generate_key_pair(
+            &vendor(CKM_SM2_KEY_PAIR_GEN),
+            &[Attribute::EcParams(SM2_PARAMS.to_vec())],
+            &[Attribute::Derive(true)],
+        )
+        .unwrap()
+    };
+    let (a_pub, a_priv) = keygen();
+    let (ra_pub, ra_priv) = keygen();
+    let point = |h| match &s.get_attributes(h, &[AttributeType::EcPoint]).unwrap()[0] {
+        Attribute::EcPoint(p) => p[2..].to_vec(),
+        a => panic!("{a:?}"),
+    };
+    let (a_point, ra_point) = (point(a_pub), point(ra_pub));
+    // The peer, B, outside the token.
+    let b = PrivateKey::generate(KeyAlg::Sm2).unwrap();
+    let b_point = b.public_key().unwrap().ec_point().unwrap();
+    let bx = Sm2KeyExchange::new(ExchangeRole::Responder, &b, DEFAULT_ID).unwrap();
+    let rb = bx.ephemeral_point();
+    let a_public = PublicKey::from_ec_point(KeyAlg::Sm2, &a_point).unwrap();
+    let b_out = bx.finish(&a_public, DEFAULT_ID, &ra_point, 16).unwrap();
+    // A, through C_DeriveKey.
+    let params = Sm2ExchangeParams {
+        is_initiator: 1,
+        p_own_id: std::ptr::null(),
+        ul_own_id_len: 0,
+        h_own_ephemeral: ra_priv.handle() as std::ffi::c_ulong,
+        p_peer_public: b_point.as_ptr(),
+        ul_peer_public_len: b_point.len() as _,
+        p_peer_id: DEFAULT_ID.as_ptr(),
+        ul_peer_id_len: DEFAULT_ID.len() as _,
+        p_peer_ephemeral: rb.as_ptr(),
+        ul_peer_ephemeral_len: rb.len() as _,
+    };
+    let mech = Mechanism::VendorDefined(VendorDefinedMechanism::new(
+        MechanismType::new_vendor_defined(0x8055_4B05).unwrap(),
+        Some(&params),
+    ));
+    let k = s
+        .derive_key(
+            &mech,
+            a_priv,
+            &[
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::ValueLen(16.into()),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ],
+        )
+        .unwrap();
+    let v = s.get_attributes(k, &[AttributeType::Value]).unwrap();
+    assert_eq!(v[0], Attribute::Value(b_out.key.to_vec()));
 }

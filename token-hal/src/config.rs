@@ -70,6 +70,9 @@ pub struct SoftConfig {
 pub struct Pkcs11Config {
     /// Order of slots by device serial; unlisted ones follow, soft tokens first.
     pub slot_order: Option<Vec<String>>,
+    /// Vendor values of the SM mechanisms and key types the PKCS#11 module speaks:
+    /// `"tass"` (default) or `"sansec"` (include/ukey_pkcs11.h).
+    pub vendor_values: Option<String>,
 }
 
 /// The TOML file as written.

@@ -20,16 +20,36 @@ use crate::state::{self, Module};
 /// The hash of a digest mechanism (or of a hash named in a parameter).
 pub(crate) fn hash_of(m: CK_MECHANISM_TYPE) -> Option<HashAlg> {
     Some(match m {
-        CKM_SHA_1 | CKM_SHA_1_HMAC | CKM_ECDSA_SHA1 | CKM_SHA1_RSA_PKCS | CKM_SHA1_RSA_PKCS_PSS
+        CKM_SHA_1
+        | CKM_SHA_1_HMAC
+        | CKM_ECDSA_SHA1
+        | CKM_SHA1_RSA_PKCS
+        | CKM_SHA1_RSA_PKCS_PSS
         | CKM_SHA_1_KEY_GEN => HashAlg::Sha1,
-        CKM_SHA224 | CKM_SHA224_HMAC | CKM_ECDSA_SHA224 | CKM_SHA224_RSA_PKCS
-        | CKM_SHA224_RSA_PKCS_PSS | CKM_SHA224_KEY_GEN => HashAlg::Sha224,
-        CKM_SHA256 | CKM_SHA256_HMAC | CKM_ECDSA_SHA256 | CKM_SHA256_RSA_PKCS
-        | CKM_SHA256_RSA_PKCS_PSS | CKM_SHA256_KEY_GEN => HashAlg::Sha256,
-        CKM_SHA384 | CKM_SHA384_HMAC | CKM_ECDSA_SHA384 | CKM_SHA384_RSA_PKCS
-        | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA384_KEY_GEN => HashAlg::Sha384,
-        CKM_SHA512 | CKM_SHA512_HMAC | CKM_ECDSA_SHA512 | CKM_SHA512_RSA_PKCS
-        | CKM_SHA512_RSA_PKCS_PSS | CKM_SHA512_KEY_GEN => HashAlg::Sha512,
+        CKM_SHA224
+        | CKM_SHA224_HMAC
+        | CKM_ECDSA_SHA224
+        | CKM_SHA224_RSA_PKCS
+        | CKM_SHA224_RSA_PKCS_PSS
+        | CKM_SHA224_KEY_GEN => HashAlg::Sha224,
+        CKM_SHA256
+        | CKM_SHA256_HMAC
+        | CKM_ECDSA_SHA256
+        | CKM_SHA256_RSA_PKCS
+        | CKM_SHA256_RSA_PKCS_PSS
+        | CKM_SHA256_KEY_GEN => HashAlg::Sha256,
+        CKM_SHA384
+        | CKM_SHA384_HMAC
+        | CKM_ECDSA_SHA384
+        | CKM_SHA384_RSA_PKCS
+        | CKM_SHA384_RSA_PKCS_PSS
+        | CKM_SHA384_KEY_GEN => HashAlg::Sha384,
+        CKM_SHA512
+        | CKM_SHA512_HMAC
+        | CKM_ECDSA_SHA512
+        | CKM_SHA512_RSA_PKCS
+        | CKM_SHA512_RSA_PKCS_PSS
+        | CKM_SHA512_KEY_GEN => HashAlg::Sha512,
         CKM_SM3 | CKM_UKEY_SM3_HMAC => HashAlg::Sm3,
         _ => return None,
     })
@@ -56,7 +76,10 @@ pub(crate) fn key_for(
 ) -> Result<(Arc<crate::object::Object>, Attrs)> {
     let o = visible(m, s, kh, CKR_KEY_HANDLE_INVALID)?;
     let a = o.attrs()?;
-    if !matches!(a.class(), Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY)) {
+    if !matches!(
+        a.class(),
+        Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY)
+    ) {
         return Err(Error(CKR_KEY_HANDLE_INVALID));
     }
     object::require(&a, usage)?;
@@ -76,7 +99,10 @@ pub(crate) fn latch_role(s: &Session, o: &crate::object::Object, role: Role) -> 
         if let crate::object::Loc::Store(id) = o.loc {
             s.token.app.update_object(
                 id,
-                &[token_hal::Attr::public(CKA_UKEY_ROLE as u64, (role as CK_ULONG).to_ne_bytes().to_vec())],
+                &[token_hal::Attr::public(
+                    CKA_UKEY_ROLE,
+                    (role as CK_ULONG).to_ne_bytes().to_vec(),
+                )],
             )?;
         }
         let _ = snapshot;
@@ -117,14 +143,23 @@ pub(crate) fn sym_mech(ty: CK_MECHANISM_TYPE) -> Option<(SymAlg, SymMode)> {
 }
 
 /// Builds a cipher operation for `mech` with key `k` (attributes `a`).
-pub(crate) fn cipher_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, dir: Direction) -> Result<CryptOp> {
+pub(crate) fn cipher_op(
+    mech: &Mech,
+    a: &Attrs,
+    k: Arc<KeyMaterial>,
+    dir: Direction,
+) -> Result<CryptOp> {
     if let Some((alg, mode)) = sym_mech(mech.ty) {
         let alg = sym_alg(a.key_type(), alg)?;
         let key = secret(&k)?;
         let (iv, aad): (Vec<u8>, Vec<u8>) = match (&mech.param, mode) {
             (Param::None, SymMode::Ecb) => (Vec::new(), Vec::new()),
-            (Param::Bytes(iv), SymMode::Cbc | SymMode::CbcPad) if iv.len() == 16 => (iv.clone(), Vec::new()),
-            (Param::Ctr { bits, block }, SymMode::Ctr) if *bits == 128 || *bits > 0 => (block.to_vec(), Vec::new()),
+            (Param::Bytes(iv), SymMode::Cbc | SymMode::CbcPad) if iv.len() == 16 => {
+                (iv.clone(), Vec::new())
+            }
+            (Param::Ctr { bits, block }, SymMode::Ctr) if *bits == 128 || *bits > 0 => {
+                (block.to_vec(), Vec::new())
+            }
             (Param::Gcm { iv, aad, tag_bits }, SymMode::Gcm)
                 if (32..=128).contains(tag_bits) && tag_bits % 8 == 0 && !iv.is_empty() =>
             {
@@ -157,7 +192,11 @@ pub(crate) fn cipher_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, dir: Direct
         }
         CKM_RSA_PKCS | CKM_RSA_PKCS_OAEP | CKM_SM2_ENCRYPT => {
             let em = enc_mech(mech)?;
-            Ok(CryptOp::Asym { key: k, mech: em, data: Vec::new() })
+            Ok(CryptOp::Asym {
+                key: k,
+                mech: em,
+                data: Vec::new(),
+            })
         }
         _ => Err(Error(CKR_MECHANISM_INVALID)),
     }
@@ -172,7 +211,10 @@ fn enc_mech(mech: &Mech) -> Result<EncMech> {
             if mgf_hash(*mgf) != Some(h) {
                 return Err(Error(CKR_MECHANISM_PARAM_INVALID));
             }
-            EncMech::RsaOaep { hash: h, label: label.clone() }
+            EncMech::RsaOaep {
+                hash: h,
+                label: label.clone(),
+            }
         }
         _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
     })
@@ -186,15 +228,28 @@ pub(crate) fn run_cipher(op: CryptOp, data: &[u8], dir: Direction) -> Result<Zer
             c.update(data, &mut out).map_err(|e| data_err(e, dir))?;
             c.finalize(&mut out).map_err(|e| data_err(e, dir))?;
         }
-        CryptOp::Gcm { alg, key, iv, aad, tag_len, .. } => {
+        CryptOp::Gcm {
+            alg,
+            key,
+            iv,
+            aad,
+            tag_len,
+            ..
+        } => {
             out = gcm(alg, &key, &iv, &aad, tag_len, data, dir)?;
         }
         CryptOp::KeyWrap { key, pad, .. } => {
             let r = match (dir, pad) {
-                (Direction::Encrypt, false) => token_hal::crypto::sym::aes_key_wrap(&key, data).map(Zeroizing::new),
-                (Direction::Encrypt, true) => token_hal::crypto::sym::aes_key_wrap_pad(&key, data).map(Zeroizing::new),
+                (Direction::Encrypt, false) => {
+                    token_hal::crypto::sym::aes_key_wrap(&key, data).map(Zeroizing::new)
+                }
+                (Direction::Encrypt, true) => {
+                    token_hal::crypto::sym::aes_key_wrap_pad(&key, data).map(Zeroizing::new)
+                }
                 (Direction::Decrypt, false) => token_hal::crypto::sym::aes_key_unwrap(&key, data),
-                (Direction::Decrypt, true) => token_hal::crypto::sym::aes_key_unwrap_pad(&key, data),
+                (Direction::Decrypt, true) => {
+                    token_hal::crypto::sym::aes_key_unwrap_pad(&key, data)
+                }
             };
             out = r.map_err(|e| data_err(e, dir))?;
         }
@@ -204,8 +259,21 @@ pub(crate) fn run_cipher(op: CryptOp, data: &[u8], dir: Direction) -> Result<Zer
                     Zeroizing::new(pk.encrypt(&mech, data).map_err(|e| data_err(e, dir))?)
                 }
                 (KeyMaterial::Private(sk), Direction::Decrypt) => {
-                    let d = if mech == EncMech::Sm2 { sm2_ct(data) } else { data.to_vec() };
+                    let d = if mech == EncMech::Sm2 {
+                        sm2_ct(data)
+                    } else {
+                        data.to_vec()
+                    };
                     sk.decrypt(&mech, &d).map_err(|e| data_err(e, dir))?
+                }
+                (KeyMaterial::Held(app, id, _), Direction::Decrypt) => {
+                    let d = if mech == EncMech::Sm2 {
+                        sm2_ct(data)
+                    } else {
+                        data.to_vec()
+                    };
+                    app.decrypt(&token_hal::KeyRef::Id(*id), &mech, &d)
+                        .map_err(|e| data_err(e, dir))?
                 }
                 _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
             };
@@ -215,7 +283,15 @@ pub(crate) fn run_cipher(op: CryptOp, data: &[u8], dir: Direction) -> Result<Zer
 }
 
 /// GCM with a tag of `tag_len` bytes (token-hal's GCM takes any nonce length).
-fn gcm(alg: SymAlg, key: &[u8], iv: &[u8], aad: &[u8], tag_len: usize, data: &[u8], dir: Direction) -> Result<Zeroizing<Vec<u8>>> {
+fn gcm(
+    alg: SymAlg,
+    key: &[u8],
+    iv: &[u8],
+    aad: &[u8],
+    tag_len: usize,
+    data: &[u8],
+    dir: Direction,
+) -> Result<Zeroizing<Vec<u8>>> {
     use token_hal::crypto::sym::{gcm_open_with_tag_len, gcm_seal_with_tag_len};
     match dir {
         Direction::Encrypt => gcm_seal_with_tag_len(alg, key, iv, aad, data, tag_len)
@@ -232,29 +308,36 @@ fn gcm(alg: SymAlg, key: &[u8], iv: &[u8], aad: &[u8], tag_len: usize, data: &[u
 
 /// SM2 ciphertext accepted as 04‖C1‖C3‖C2 or as GM/T 0009 DER.
 fn sm2_ct(data: &[u8]) -> Vec<u8> {
-    if data.first() == Some(&0x30) {
-        if let Ok(raw) = token_hal::crypto::sm2::cipher_der_to_raw(data) {
-            return raw;
-        }
+    if data.first() == Some(&0x30)
+        && let Ok(raw) = token_hal::crypto::sm2::cipher_der_to_raw(data)
+    {
+        return raw;
     }
     data.to_vec()
 }
 
 fn data_err(e: token_hal::Error, dir: Direction) -> Error {
     match (e, dir) {
-        (token_hal::Error::InvalidArgument(_) | token_hal::Error::InvalidData(_), Direction::Encrypt) => {
-            Error(CKR_DATA_LEN_RANGE)
-        }
-        (token_hal::Error::InvalidArgument(_) | token_hal::Error::InvalidData(_), Direction::Decrypt) => {
-            Error(CKR_ENCRYPTED_DATA_LEN_RANGE)
-        }
+        (
+            token_hal::Error::InvalidArgument(_) | token_hal::Error::InvalidData(_),
+            Direction::Encrypt,
+        ) => Error(CKR_DATA_LEN_RANGE),
+        (
+            token_hal::Error::InvalidArgument(_) | token_hal::Error::InvalidData(_),
+            Direction::Decrypt,
+        ) => Error(CKR_ENCRYPTED_DATA_LEN_RANGE),
         (token_hal::Error::DecryptFailed, _) => Error(CKR_ENCRYPTED_DATA_INVALID),
         (e, _) => Error::from(e),
     }
 }
 
 /// `C_EncryptInit` / `C_DecryptInit`.
-pub(crate) fn crypt_init(h: CK_SESSION_HANDLE, mech: &Mech, kh: CK_OBJECT_HANDLE, dir: Direction) -> Result<()> {
+pub(crate) fn crypt_init(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    kh: CK_OBJECT_HANDLE,
+    dir: Direction,
+) -> Result<()> {
     let m = state::module()?;
     let s = m.session(h)?;
     {
@@ -270,7 +353,11 @@ pub(crate) fn crypt_init(h: CK_SESSION_HANDLE, mech: &Mech, kh: CK_OBJECT_HANDLE
     if !m.compat.allows(mech.ty) || crate::mechanism::row(mech.ty).is_none() {
         return Err(Error(CKR_MECHANISM_INVALID));
     }
-    let usage = if dir == Direction::Encrypt { CKA_ENCRYPT } else { CKA_DECRYPT };
+    let usage = if dir == Direction::Encrypt {
+        CKA_ENCRYPT
+    } else {
+        CKA_DECRYPT
+    };
     let (o, a) = key_for(&m, &s, kh, usage, mech.ty)?;
     let k = key_material(&s, &o)?;
     let op = cipher_op(mech, &a, k, dir)?;
@@ -300,7 +387,12 @@ fn kind(dir: Direction) -> OpKind {
 }
 
 /// `C_Encrypt` / `C_Decrypt` (single part).
-pub(crate) fn crypt(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>, dir: Direction) -> Result<Produced> {
+pub(crate) fn crypt(
+    h: CK_SESSION_HANDLE,
+    data: &[u8],
+    cap: Option<usize>,
+    dir: Direction,
+) -> Result<Produced> {
     let m = state::module()?;
     let s = m.session(h)?;
     let mut ops = s.ops()?;
@@ -329,7 +421,12 @@ pub(crate) fn crypt(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>, dir: 
 }
 
 /// `C_EncryptUpdate` / `C_DecryptUpdate`.
-pub(crate) fn crypt_update(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>, dir: Direction) -> Result<Produced> {
+pub(crate) fn crypt_update(
+    h: CK_SESSION_HANDLE,
+    data: &[u8],
+    cap: Option<usize>,
+    dir: Direction,
+) -> Result<Produced> {
     let m = state::module()?;
     let s = m.session(h)?;
     let mut ops = s.ops()?;
@@ -342,9 +439,9 @@ pub(crate) fn crypt_update(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>
         let mut out = Zeroizing::new(Vec::new());
         match op {
             CryptOp::Sym(c) => c.update(data, &mut out).map_err(|e| data_err(e, dir))?,
-            CryptOp::Asym { data: d, .. } | CryptOp::KeyWrap { data: d, .. } | CryptOp::Gcm { data: d, .. } => {
-                d.extend_from_slice(data)
-            }
+            CryptOp::Asym { data: d, .. }
+            | CryptOp::KeyWrap { data: d, .. }
+            | CryptOp::Gcm { data: d, .. } => d.extend_from_slice(data),
         }
         Ok(out)
     });
@@ -356,7 +453,11 @@ pub(crate) fn crypt_update(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>
 }
 
 /// `C_EncryptFinal` / `C_DecryptFinal`.
-pub(crate) fn crypt_final(h: CK_SESSION_HANDLE, cap: Option<usize>, dir: Direction) -> Result<Produced> {
+pub(crate) fn crypt_final(
+    h: CK_SESSION_HANDLE,
+    cap: Option<usize>,
+    dir: Direction,
+) -> Result<Produced> {
     let m = state::module()?;
     let s = m.session(h)?;
     let mut ops = s.ops()?;
@@ -375,7 +476,9 @@ pub(crate) fn crypt_final(h: CK_SESSION_HANDLE, cap: Option<usize>, dir: Directi
                 c.finalize(&mut out).map_err(|e| data_err(e, dir))?;
                 Ok(out)
             }
-            CryptOp::Asym { ref data, .. } | CryptOp::KeyWrap { ref data, .. } | CryptOp::Gcm { ref data, .. } => {
+            CryptOp::Asym { ref data, .. }
+            | CryptOp::KeyWrap { ref data, .. }
+            | CryptOp::Gcm { ref data, .. } => {
                 let d = data.clone();
                 run_cipher(op, &d, dir)
             }
@@ -411,11 +514,19 @@ pub(crate) fn digest(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> R
     let m = state::module()?;
     let s = m.session(h)?;
     let mut ops = s.ops()?;
-    if ops.digest.is_none() && ops.pending.as_ref().is_none_or(|(k, _)| *k != OpKind::Digest) {
+    if ops.digest.is_none()
+        && ops
+            .pending
+            .as_ref()
+            .is_none_or(|(k, _)| *k != OpKind::Digest)
+    {
         return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
     }
     let r = produce(&mut ops, OpKind::Digest, cap, |ops| {
-        let mut hs = ops.digest.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        let mut hs = ops
+            .digest
+            .take()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
         hs.update(data);
         Ok(Zeroizing::new(hs.finish()))
     });
@@ -430,7 +541,10 @@ pub(crate) fn digest_update(h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
     let m = state::module()?;
     let s = m.session(h)?;
     let mut ops = s.ops()?;
-    ops.digest.as_mut().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?.update(data);
+    ops.digest
+        .as_mut()
+        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?
+        .update(data);
     Ok(())
 }
 
@@ -460,11 +574,19 @@ pub(crate) fn digest_final(h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<P
     let m = state::module()?;
     let s = m.session(h)?;
     let mut ops = s.ops()?;
-    if ops.digest.is_none() && ops.pending.as_ref().is_none_or(|(k, _)| *k != OpKind::Digest) {
+    if ops.digest.is_none()
+        && ops
+            .pending
+            .as_ref()
+            .is_none_or(|(k, _)| *k != OpKind::Digest)
+    {
         return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
     }
     let r = produce(&mut ops, OpKind::Digest, cap, |ops| {
-        let hs = ops.digest.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        let hs = ops
+            .digest
+            .take()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
         Ok(Zeroizing::new(hs.finish()))
     });
     if !matches!(r, Ok(Produced::Len(_))) {
@@ -481,15 +603,33 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
     let bad = || Error(CKR_KEY_TYPE_INCONSISTENT);
     Ok(match mech.ty {
         CKM_ECDSA if ec => (SignMech::EcdsaPrehashed, true),
-        CKM_ECDSA_SHA1 | CKM_ECDSA_SHA224 | CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384 | CKM_ECDSA_SHA512 if ec => {
+        CKM_ECDSA_SHA1 | CKM_ECDSA_SHA224 | CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384
+        | CKM_ECDSA_SHA512
+            if ec =>
+        {
             (SignMech::Ecdsa(hash_of(mech.ty).ok_or(bad())?), false)
         }
         CKM_RSA_PKCS if rsa => (SignMech::RsaPkcs1Raw, true),
         CKM_SHA1_RSA_PKCS | CKM_SHA224_RSA_PKCS | CKM_SHA256_RSA_PKCS | CKM_SHA384_RSA_PKCS
-        | CKM_SHA512_RSA_PKCS if rsa => (SignMech::RsaPkcs1(hash_of(mech.ty).ok_or(bad())?), false),
-        CKM_RSA_PKCS_PSS | CKM_SHA1_RSA_PKCS_PSS | CKM_SHA224_RSA_PKCS_PSS | CKM_SHA256_RSA_PKCS_PSS
-        | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA512_RSA_PKCS_PSS if rsa => {
-            let Param::Pss { hash, mgf, salt_len } = &mech.param else {
+        | CKM_SHA512_RSA_PKCS
+            if rsa =>
+        {
+            (SignMech::RsaPkcs1(hash_of(mech.ty).ok_or(bad())?), false)
+        }
+        CKM_RSA_PKCS_PSS
+        | CKM_SHA1_RSA_PKCS_PSS
+        | CKM_SHA224_RSA_PKCS_PSS
+        | CKM_SHA256_RSA_PKCS_PSS
+        | CKM_SHA384_RSA_PKCS_PSS
+        | CKM_SHA512_RSA_PKCS_PSS
+            if rsa =>
+        {
+            let Param::Pss {
+                hash,
+                mgf,
+                salt_len,
+            } = &mech.param
+            else {
                 return Err(Error(CKR_MECHANISM_PARAM_INVALID));
             };
             let h = hash_of(*hash).ok_or(Error(CKR_MECHANISM_PARAM_INVALID))?;
@@ -497,18 +637,39 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
                 return Err(Error(CKR_MECHANISM_PARAM_INVALID));
             }
             if mech.ty == CKM_RSA_PKCS_PSS {
-                (SignMech::RsaPssPrehashed { hash: h, salt_len: *salt_len }, true)
+                (
+                    SignMech::RsaPssPrehashed {
+                        hash: h,
+                        salt_len: *salt_len,
+                    },
+                    true,
+                )
             } else {
                 if hash_of(mech.ty) != Some(h) {
                     return Err(Error(CKR_MECHANISM_PARAM_INVALID));
                 }
-                (SignMech::RsaPss { hash: h, salt_len: *salt_len }, false)
+                (
+                    SignMech::RsaPss {
+                        hash: h,
+                        salt_len: *salt_len,
+                    },
+                    false,
+                )
             }
         }
         CKM_EDDSA if ed => match &mech.param {
-            Param::None => (SignMech::EdDsa { ph: false, context: None }, false),
+            Param::None => (
+                SignMech::EdDsa {
+                    ph: false,
+                    context: None,
+                },
+                false,
+            ),
             Param::Eddsa { ph, context } => (
-                SignMech::EdDsa { ph: *ph, context: context.clone().filter(|c| !c.is_empty() || *ph) },
+                SignMech::EdDsa {
+                    ph: *ph,
+                    context: context.clone().filter(|c| !c.is_empty() || *ph),
+                },
                 false,
             ),
             _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
@@ -521,11 +682,27 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
             };
             (SignMech::Sm2Sm3 { id }, false)
         }
-        CKM_ECDSA | CKM_ECDSA_SHA1 | CKM_ECDSA_SHA224 | CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384
-        | CKM_ECDSA_SHA512 | CKM_RSA_PKCS | CKM_SHA1_RSA_PKCS | CKM_SHA224_RSA_PKCS
-        | CKM_SHA256_RSA_PKCS | CKM_SHA384_RSA_PKCS | CKM_SHA512_RSA_PKCS | CKM_RSA_PKCS_PSS
-        | CKM_SHA1_RSA_PKCS_PSS | CKM_SHA224_RSA_PKCS_PSS | CKM_SHA256_RSA_PKCS_PSS
-        | CKM_SHA384_RSA_PKCS_PSS | CKM_SHA512_RSA_PKCS_PSS | CKM_SM2 | CKM_SM3_SM2 | CKM_EDDSA => {
+        CKM_ECDSA
+        | CKM_ECDSA_SHA1
+        | CKM_ECDSA_SHA224
+        | CKM_ECDSA_SHA256
+        | CKM_ECDSA_SHA384
+        | CKM_ECDSA_SHA512
+        | CKM_RSA_PKCS
+        | CKM_SHA1_RSA_PKCS
+        | CKM_SHA224_RSA_PKCS
+        | CKM_SHA256_RSA_PKCS
+        | CKM_SHA384_RSA_PKCS
+        | CKM_SHA512_RSA_PKCS
+        | CKM_RSA_PKCS_PSS
+        | CKM_SHA1_RSA_PKCS_PSS
+        | CKM_SHA224_RSA_PKCS_PSS
+        | CKM_SHA256_RSA_PKCS_PSS
+        | CKM_SHA384_RSA_PKCS_PSS
+        | CKM_SHA512_RSA_PKCS_PSS
+        | CKM_SM2
+        | CKM_SM3_SM2
+        | CKM_EDDSA => {
             return Err(bad());
         }
         _ => return Err(Error(CKR_MECHANISM_INVALID)),
@@ -535,6 +712,7 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
 fn key_alg(k: &KeyMaterial) -> Option<KeyAlg> {
     match k {
         KeyMaterial::Private(p) => Some(p.alg()),
+        KeyMaterial::Held(_, _, alg) => Some(*alg),
         KeyMaterial::Public(p) => Some(p.alg()),
         KeyMaterial::Secret(_) => None,
     }
@@ -545,16 +723,34 @@ fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool) -> Result<
     if let Some(h) = hash_of(mech.ty).filter(|_| {
         matches!(
             mech.ty,
-            CKM_SHA_1_HMAC | CKM_SHA224_HMAC | CKM_SHA256_HMAC | CKM_SHA384_HMAC | CKM_SHA512_HMAC
+            CKM_SHA_1_HMAC
+                | CKM_SHA224_HMAC
+                | CKM_SHA256_HMAC
+                | CKM_SHA384_HMAC
+                | CKM_SHA512_HMAC
                 | CKM_UKEY_SM3_HMAC
         )
     }) {
-        if !matches!(a.key_type(), Some(CKK_GENERIC_SECRET | CKK_SHA_1_HMAC | CKK_SHA224_HMAC
-            | CKK_SHA256_HMAC | CKK_SHA384_HMAC | CKK_SHA512_HMAC | CKK_AES | CKK_SM4)) {
+        if !matches!(
+            a.key_type(),
+            Some(
+                CKK_GENERIC_SECRET
+                    | CKK_SHA_1_HMAC
+                    | CKK_SHA224_HMAC
+                    | CKK_SHA256_HMAC
+                    | CKK_SHA384_HMAC
+                    | CKK_SHA512_HMAC
+                    | CKK_AES
+                    | CKK_SM4
+            )
+        ) {
             return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
         }
         let key = secret(&k)?;
-        return Ok(SignOp::Hmac { h: Hasher::new_hmac(h, key), len: h.output_len() });
+        return Ok(SignOp::Hmac {
+            h: Hasher::new_hmac(h, key),
+            len: h.output_len(),
+        });
     }
     if matches!(mech.ty, CKM_AES_CMAC | CKM_AES_CMAC_GENERAL) {
         sym_alg(a.key_type(), SymAlg::Aes)?;
@@ -563,7 +759,12 @@ fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool) -> Result<
             (_, CKM_AES_CMAC) => 16,
             _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
         };
-        return Ok(SignOp::Cmac { alg: SymAlg::Aes, key: Zeroizing::new(secret(&k)?.to_vec()), data: Vec::new(), len });
+        return Ok(SignOp::Cmac {
+            alg: SymAlg::Aes,
+            key: Zeroizing::new(secret(&k)?.to_vec()),
+            data: Vec::new(),
+            len,
+        });
     }
     if matches!(mech.ty, CKM_SM4_MAC | CKM_SM4_MAC_GENERAL) {
         sym_alg(a.key_type(), SymAlg::Sm4)?;
@@ -572,19 +773,36 @@ fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool) -> Result<
             (_, CKM_SM4_MAC) => 16,
             _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
         };
-        return Ok(SignOp::CbcMac { alg: SymAlg::Sm4, key: Zeroizing::new(secret(&k)?.to_vec()), data: Vec::new(), len });
+        return Ok(SignOp::CbcMac {
+            alg: SymAlg::Sm4,
+            key: Zeroizing::new(secret(&k)?.to_vec()),
+            data: Vec::new(),
+            len,
+        });
     }
     match (&*k, verify) {
-        (KeyMaterial::Private(_), false) | (KeyMaterial::Public(_), true) => {}
+        (KeyMaterial::Private(_) | KeyMaterial::Held(..), false)
+        | (KeyMaterial::Public(_), true) => {}
         _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
     }
     let (sm, single_only) = sign_mech(mech, key_alg(&k))?;
     let _ = single_only;
-    Ok(SignOp::Asym { key: k, mech: sm, data: Vec::new(), single_only: false, updated: false })
+    Ok(SignOp::Asym {
+        key: k,
+        mech: sm,
+        data: Vec::new(),
+        single_only: false,
+        updated: false,
+    })
 }
 
 /// `C_SignInit` / `C_VerifyInit`.
-pub(crate) fn sign_init(h: CK_SESSION_HANDLE, mech: &Mech, kh: CK_OBJECT_HANDLE, verify: bool) -> Result<()> {
+pub(crate) fn sign_init(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    kh: CK_OBJECT_HANDLE,
+    verify: bool,
+) -> Result<()> {
     let m = state::module()?;
     let s = m.session(h)?;
     {
@@ -614,7 +832,12 @@ fn op_update(op: &mut SignOp, data: &[u8]) -> Result<()> {
     match op {
         SignOp::Hmac { h, .. } => h.update(data),
         SignOp::CbcMac { data: d, .. } | SignOp::Cmac { data: d, .. } => d.extend_from_slice(data),
-        SignOp::Asym { data: d, single_only, updated, .. } => {
+        SignOp::Asym {
+            data: d,
+            single_only,
+            updated,
+            ..
+        } => {
             if *single_only {
                 return Err(Error(CKR_FUNCTION_NOT_SUPPORTED));
             }
@@ -627,7 +850,7 @@ fn op_update(op: &mut SignOp, data: &[u8]) -> Result<()> {
 
 fn cbc_mac(alg: SymAlg, key: &[u8], data: &[u8], len: usize) -> Result<Vec<u8>> {
     let mut padded = data.to_vec();
-    while padded.is_empty() || padded.len() % 16 != 0 {
+    while padded.is_empty() || !padded.len().is_multiple_of(16) {
         padded.push(0);
     }
     let mac = token_hal::crypto::sym::cbc_mac(alg, key, &[0u8; 16], &padded, false)?;
@@ -637,13 +860,35 @@ fn cbc_mac(alg: SymAlg, key: &[u8], data: &[u8], len: usize) -> Result<Vec<u8>> 
 fn op_sign(op: SignOp) -> Result<Vec<u8>> {
     match op {
         SignOp::Hmac { h, len } => Ok(h.finish()[..len].to_vec()),
-        SignOp::CbcMac { alg, key, data, len } => cbc_mac(alg, &key, &data, len),
-        SignOp::Cmac { alg, key, data, len } => Ok(cmac(alg, &key, &data)?[..len].to_vec()),
-        SignOp::Asym { key, mech, data, .. } => match &*key {
+        SignOp::CbcMac {
+            alg,
+            key,
+            data,
+            len,
+        } => cbc_mac(alg, &key, &data, len),
+        SignOp::Cmac {
+            alg,
+            key,
+            data,
+            len,
+        } => Ok(cmac(alg, &key, &data)?[..len].to_vec()),
+        SignOp::Asym {
+            key, mech, data, ..
+        } => match &*key {
             KeyMaterial::Private(sk) => sk.sign(&mech, &data).map_err(|e| match e {
-                token_hal::Error::InvalidArgument(_) | token_hal::Error::InvalidData(_) => Error(CKR_DATA_LEN_RANGE),
+                token_hal::Error::InvalidArgument(_) | token_hal::Error::InvalidData(_) => {
+                    Error(CKR_DATA_LEN_RANGE)
+                }
                 e => Error::from(e),
             }),
+            KeyMaterial::Held(app, id, _) => app
+                .sign(&token_hal::KeyRef::Id(*id), &mech, &data)
+                .map_err(|e| match e {
+                    token_hal::Error::InvalidArgument(_) | token_hal::Error::InvalidData(_) => {
+                        Error(CKR_DATA_LEN_RANGE)
+                    }
+                    e => Error::from(e),
+                }),
             _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
         },
     }
@@ -658,29 +903,53 @@ fn op_verify(op: SignOp, sig: &[u8]) -> Result<()> {
             if sig.len() != len {
                 return Err(Error(CKR_SIGNATURE_LEN_RANGE));
             }
-            if ct_eq(&mac[..len], sig) { Ok(()) } else { Err(Error(CKR_SIGNATURE_INVALID)) }
+            if ct_eq(&mac[..len], sig) {
+                Ok(())
+            } else {
+                Err(Error(CKR_SIGNATURE_INVALID))
+            }
         }
-        SignOp::Cmac { alg, key, data, len } => {
+        SignOp::Cmac {
+            alg,
+            key,
+            data,
+            len,
+        } => {
             if sig.len() != len {
                 return Err(Error(CKR_SIGNATURE_LEN_RANGE));
             }
             let mac = cmac(alg, &key, &data)?;
-            if ct_eq(&mac[..len], sig) { Ok(()) } else { Err(Error(CKR_SIGNATURE_INVALID)) }
+            if ct_eq(&mac[..len], sig) {
+                Ok(())
+            } else {
+                Err(Error(CKR_SIGNATURE_INVALID))
+            }
         }
-        SignOp::CbcMac { alg, key, data, len } => {
+        SignOp::CbcMac {
+            alg,
+            key,
+            data,
+            len,
+        } => {
             if sig.len() != len {
                 return Err(Error(CKR_SIGNATURE_LEN_RANGE));
             }
             let mac = cbc_mac(alg, &key, &data, len)?;
-            if ct_eq(&mac, sig) { Ok(()) } else { Err(Error(CKR_SIGNATURE_INVALID)) }
+            if ct_eq(&mac, sig) {
+                Ok(())
+            } else {
+                Err(Error(CKR_SIGNATURE_INVALID))
+            }
         }
-        SignOp::Asym { key, mech, data, .. } => match &*key {
+        SignOp::Asym {
+            key, mech, data, ..
+        } => match &*key {
             KeyMaterial::Public(pk) => {
                 let fl = pk.alg().field_len();
-                if let Some(fl) = fl {
-                    if sig.len() != 2 * fl {
-                        return Err(Error(CKR_SIGNATURE_LEN_RANGE));
-                    }
+                if let Some(fl) = fl
+                    && sig.len() != 2 * fl
+                {
+                    return Err(Error(CKR_SIGNATURE_LEN_RANGE));
                 }
                 pk.verify(&mech, &data, sig).map_err(|e| match e {
                     token_hal::Error::SignatureInvalid => Error(CKR_SIGNATURE_INVALID),
@@ -719,7 +988,10 @@ pub(crate) fn sign(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Res
         return Err(Error(CKR_OPERATION_ACTIVE));
     }
     let r = produce(&mut ops, OpKind::Sign, cap, |ops| {
-        let (mut op, _) = ops.sign.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        let (mut op, _) = ops
+            .sign
+            .take()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
         if let SignOp::Asym { single_only, .. } = &mut op {
             *single_only = false;
         }
@@ -740,7 +1012,11 @@ pub(crate) fn sign_update(h: CK_SESSION_HANDLE, data: &[u8], verify: bool) -> Re
     let m = state::module()?;
     let s = m.session(h)?;
     let mut ops = s.ops()?;
-    let slot = if verify { &mut ops.verify } else { &mut ops.sign };
+    let slot = if verify {
+        &mut ops.verify
+    } else {
+        &mut ops.sign
+    };
     let (op, _) = slot.as_mut().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
     let r = op_update(op, data);
     if r.is_err() {
@@ -758,8 +1034,14 @@ pub(crate) fn sign_final(h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Pro
         return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
     }
     let r = produce(&mut ops, OpKind::Sign, cap, |ops| {
-        let (op, _) = ops.sign.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-        if let SignOp::Asym { single_only: true, .. } = op {
+        let (op, _) = ops
+            .sign
+            .take()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        if let SignOp::Asym {
+            single_only: true, ..
+        } = op
+        {
             return Err(Error(CKR_FUNCTION_NOT_SUPPORTED));
         }
         Ok(Zeroizing::new(op_sign(op)?))
@@ -781,7 +1063,10 @@ pub(crate) fn verify(h: CK_SESSION_HANDLE, data: &[u8], sig: &[u8]) -> Result<()
     if let Some((SignOp::Asym { updated: true, .. }, _)) = &ops.verify {
         return Err(Error(CKR_OPERATION_ACTIVE));
     }
-    let (mut op, _) = ops.verify.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+    let (mut op, _) = ops
+        .verify
+        .take()
+        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
     drop(ops);
     if let SignOp::Asym { single_only, .. } = &mut op {
         *single_only = false;
@@ -794,15 +1079,27 @@ pub(crate) fn verify(h: CK_SESSION_HANDLE, data: &[u8], sig: &[u8]) -> Result<()
 pub(crate) fn verify_final(h: CK_SESSION_HANDLE, sig: &[u8]) -> Result<()> {
     let m = state::module()?;
     let s = m.session(h)?;
-    let (op, _) = s.ops()?.verify.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    if let SignOp::Asym { single_only: true, .. } = op {
+    let (op, _) = s
+        .ops()?
+        .verify
+        .take()
+        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+    if let SignOp::Asym {
+        single_only: true, ..
+    } = op
+    {
         return Err(Error(CKR_FUNCTION_NOT_SUPPORTED));
     }
     op_verify(op, sig)
 }
 
 /// `C_MessageEncryptInit` / `C_MessageDecryptInit` (AES-GCM, SM4-GCM).
-pub(crate) fn msg_init(h: CK_SESSION_HANDLE, mech: &Mech, kh: CK_OBJECT_HANDLE, dir: Direction) -> Result<()> {
+pub(crate) fn msg_init(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    kh: CK_OBJECT_HANDLE,
+    dir: Direction,
+) -> Result<()> {
     let m = state::module()?;
     let s = m.session(h)?;
     let alg = match mech.ty {
@@ -810,14 +1107,26 @@ pub(crate) fn msg_init(h: CK_SESSION_HANDLE, mech: &Mech, kh: CK_OBJECT_HANDLE, 
         CKM_UKEY_SM4_GCM => SymAlg::Sm4,
         _ => return Err(Error(CKR_MECHANISM_INVALID)),
     };
-    let usage = if dir == Direction::Encrypt { CKA_ENCRYPT } else { CKA_DECRYPT };
+    let usage = if dir == Direction::Encrypt {
+        CKA_ENCRYPT
+    } else {
+        CKA_DECRYPT
+    };
     let (o, a) = key_for(&m, &s, kh, usage, mech.ty)?;
     sym_alg(a.key_type(), alg)?;
     let k = key_material(&s, &o)?;
     latch_role(&s, &o, Role::Crypt)?;
-    let op = MsgOp { alg, key: Zeroizing::new(secret(&k)?.to_vec()), mech: mech.ty };
+    let op = MsgOp {
+        alg,
+        key: Zeroizing::new(secret(&k)?.to_vec()),
+        mech: mech.ty,
+    };
     let mut ops = s.ops()?;
-    let slot = if dir == Direction::Encrypt { &mut ops.msg_enc } else { &mut ops.msg_dec };
+    let slot = if dir == Direction::Encrypt {
+        &mut ops.msg_enc
+    } else {
+        &mut ops.msg_dec
+    };
     if slot.is_some() {
         return Err(Error(CKR_OPERATION_ACTIVE));
     }
@@ -841,12 +1150,16 @@ pub(crate) fn msg_crypt(
     let s = m.session(h)?;
     let (alg, key) = {
         let ops = s.ops()?;
-        let op = if dir == Direction::Encrypt { &ops.msg_enc } else { &ops.msg_dec };
+        let op = if dir == Direction::Encrypt {
+            &ops.msg_enc
+        } else {
+            &ops.msg_dec
+        };
         let op = op.as_ref().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
         let _ = op.mech;
         (op.alg, op.key.clone())
     };
-    if !(32..=128).contains(&tag_bits) || tag_bits % 8 != 0 || iv.is_empty() {
+    if !(32..=128).contains(&tag_bits) || !tag_bits.is_multiple_of(8) || iv.is_empty() {
         return Err(Error(CKR_MECHANISM_PARAM_INVALID));
     }
     let tag_len = tag_bits / 8;
@@ -872,7 +1185,11 @@ pub(crate) fn msg_final(h: CK_SESSION_HANDLE, dir: Direction) -> Result<()> {
     let m = state::module()?;
     let s = m.session(h)?;
     let mut ops = s.ops()?;
-    let slot = if dir == Direction::Encrypt { &mut ops.msg_enc } else { &mut ops.msg_dec };
+    let slot = if dir == Direction::Encrypt {
+        &mut ops.msg_enc
+    } else {
+        &mut ops.msg_dec
+    };
     slot.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
     Ok(())
 }

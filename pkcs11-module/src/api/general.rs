@@ -52,6 +52,18 @@ pub(crate) fn initialize(init_string: Option<&str>) -> Result<()> {
         config.log.level = compat.log_level.clone();
     }
     token_hal::logging::init(&config);
+    let sansec = match config.pkcs11.vendor_values.as_deref() {
+        None | Some("tass") => false,
+        Some("sansec") => true,
+        Some(other) => {
+            tracing::error!(
+                value = other,
+                "[pkcs11] vendor_values must be tass or sansec"
+            );
+            return Err(Error(CKR_GENERAL_ERROR));
+        }
+    };
+    crate::mechanism::select_vendor_values(sansec);
     crate::ffi::fork::arm();
     crate::ffi::fork::pin_library();
     state::install(config, compat)
@@ -106,8 +118,14 @@ pub(crate) fn slot_info(id: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
         slotDescription: pad(&format!("{} {}", info.label, info.serial)),
         manufacturerID: pad(&info.manufacturer),
         flags,
-        hardwareVersion: CK_VERSION { major: info.hw_version.0, minor: info.hw_version.1 },
-        firmwareVersion: CK_VERSION { major: info.fw_version.0, minor: info.fw_version.1 },
+        hardwareVersion: CK_VERSION {
+            major: info.hw_version.0,
+            minor: info.hw_version.1,
+        },
+        firmwareVersion: CK_VERSION {
+            major: info.fw_version.0,
+            minor: info.fw_version.1,
+        },
     })
 }
 
@@ -156,9 +174,19 @@ pub(crate) fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
     let mut flags = CKF_RNG | CKF_LOGIN_REQUIRED | CKF_TOKEN_INITIALIZED;
     if user.initialized {
         flags |= CKF_USER_PIN_INITIALIZED;
-        flags |= pin_flags(&user, CKF_USER_PIN_COUNT_LOW, CKF_USER_PIN_FINAL_TRY, CKF_USER_PIN_LOCKED);
+        flags |= pin_flags(
+            &user,
+            CKF_USER_PIN_COUNT_LOW,
+            CKF_USER_PIN_FINAL_TRY,
+            CKF_USER_PIN_LOCKED,
+        );
     }
-    flags |= pin_flags(&so, CKF_SO_PIN_COUNT_LOW, CKF_SO_PIN_FINAL_TRY, CKF_SO_PIN_LOCKED);
+    flags |= pin_flags(
+        &so,
+        CKF_SO_PIN_COUNT_LOW,
+        CKF_SO_PIN_FINAL_TRY,
+        CKF_SO_PIN_LOCKED,
+    );
     let (n, rw) = {
         let inner = m.lock()?;
         let n = inner.sessions_of(id).count();
@@ -177,8 +205,14 @@ pub(crate) fn token_info(id: CK_SLOT_ID) -> Result<CK_TOKEN_INFO> {
         ulFreePublicMemory: dev.free_space as CK_ULONG,
         ulTotalPrivateMemory: dev.total_space as CK_ULONG,
         ulFreePrivateMemory: dev.free_space as CK_ULONG,
-        hardwareVersion: CK_VERSION { major: dev.hw_version.0, minor: dev.hw_version.1 },
-        firmwareVersion: CK_VERSION { major: dev.fw_version.0, minor: dev.fw_version.1 },
+        hardwareVersion: CK_VERSION {
+            major: dev.hw_version.0,
+            minor: dev.hw_version.1,
+        },
+        firmwareVersion: CK_VERSION {
+            major: dev.fw_version.0,
+            minor: dev.fw_version.1,
+        },
         ..base
     })
 }
@@ -205,13 +239,21 @@ pub(crate) fn mechanism_info(slot: CK_SLOT_ID, ty: CK_MECHANISM_TYPE) -> Result<
     let r = mechanism::row(ty)
         .filter(|_| m.compat.allows(ty))
         .ok_or(Error(CKR_MECHANISM_INVALID))?;
-    Ok(CK_MECHANISM_INFO { ulMinKeySize: r.min, ulMaxKeySize: r.max, flags: r.flags })
+    Ok(CK_MECHANISM_INFO {
+        ulMinKeySize: r.min,
+        ulMaxKeySize: r.max,
+        flags: r.flags,
+    })
 }
 
 fn label_of(label: &[u8]) -> Result<String> {
     let s = std::str::from_utf8(label).map_err(|_| Error(CKR_ARGUMENTS_BAD))?;
     let s = s.trim_end_matches([' ', '\0']);
-    Ok(if s.is_empty() { "token".to_owned() } else { s.to_owned() })
+    Ok(if s.is_empty() {
+        "token".to_owned()
+    } else {
+        s.to_owned()
+    })
 }
 
 /// `C_InitToken`: on the free slot, a new soft device and application (the SO PIN as
@@ -311,7 +353,13 @@ pub(crate) fn open_session(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSI
     let h = inner.new_session_handle();
     inner.sessions.insert(
         h,
-        Arc::new(Session { handle: h, slot_id: slot, token: t, rw, ops: Mutex::new(Ops::default()) }),
+        Arc::new(Session {
+            handle: h,
+            slot_id: slot,
+            token: t,
+            rw,
+            ops: Mutex::new(Ops::default()),
+        }),
     );
     Ok(h)
 }
@@ -322,12 +370,12 @@ fn after_close(m: &Module, slot: CK_SLOT_ID, closed: &[CK_SESSION_HANDLE]) -> Re
         crate::object::Loc::Session(sh) => !closed.contains(&sh),
         _ => true,
     });
-    if inner.sessions_of(slot).next().is_none() {
-        if let Some(t) = inner.token(slot) {
-            t.app.logout();
-            for o in inner.objects.values() {
-                o.forget_key();
-            }
+    if inner.sessions_of(slot).next().is_none()
+        && let Some(t) = inner.token(slot)
+    {
+        t.app.logout();
+        for o in inner.objects.values() {
+            o.forget_key();
         }
     }
     Ok(())

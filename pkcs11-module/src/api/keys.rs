@@ -23,7 +23,11 @@ pub(crate) fn check_secret_len(kt: Option<CK_KEY_TYPE>, len: usize) -> Result<()
         Some(_) => (1..=512).contains(&len),
         None => false,
     };
-    if ok { Ok(()) } else { Err(Error(CKR_ATTRIBUTE_VALUE_INVALID)) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error(CKR_ATTRIBUTE_VALUE_INVALID))
+    }
 }
 
 /// `CKA_CHECK_VALUE` of a secret key: the first 3 bytes of encrypting a zero block (AES,
@@ -69,7 +73,11 @@ fn new_secret(
 }
 
 /// `C_GenerateKey`.
-pub(crate) fn generate_key(h: CK_SESSION_HANDLE, mech: &Mech, tmpl: &Template) -> Result<CK_OBJECT_HANDLE> {
+pub(crate) fn generate_key(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    tmpl: &Template,
+) -> Result<CK_OBJECT_HANDLE> {
     let m = state::module()?;
     let s = m.session(h)?;
     if !m.compat.allows(mech.ty) {
@@ -120,9 +128,15 @@ pub(crate) fn generate_key_pair(
     let mut sa = object::parse_template(priv_t, Purpose::Generate, login)?;
     let alg = match mech.ty {
         CKM_RSA_PKCS_KEY_PAIR_GEN => {
-            let bits = pa.ulong(CKA_MODULUS_BITS).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            let bits = pa
+                .ulong(CKA_MODULUS_BITS)
+                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
             if let Some(e) = pa.bytes(CKA_PUBLIC_EXPONENT) {
-                let e = e.iter().skip_while(|b| **b == 0).copied().collect::<Vec<u8>>();
+                let e = e
+                    .iter()
+                    .skip_while(|b| **b == 0)
+                    .copied()
+                    .collect::<Vec<u8>>();
                 if e != [1, 0, 1] {
                     return Err(Error(CKR_TEMPLATE_INCONSISTENT));
                 }
@@ -133,7 +147,9 @@ pub(crate) fn generate_key_pair(
             KeyAlg::Rsa(bits as u32)
         }
         CKM_EC_KEY_PAIR_GEN | CKM_EC_EDWARDS_KEY_PAIR_GEN | CKM_EC_MONTGOMERY_KEY_PAIR_GEN => {
-            let p = pa.bytes(CKA_EC_PARAMS).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            let p = pa
+                .bytes(CKA_EC_PARAMS)
+                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
             let alg = keys::ec_alg(p)?;
             let ok = match mech.ty {
                 CKM_EC_KEY_PAIR_GEN => alg.is_ec(),
@@ -146,10 +162,10 @@ pub(crate) fn generate_key_pair(
             alg
         }
         CKM_SM2_KEY_PAIR_GEN => {
-            if let Some(p) = pa.bytes(CKA_EC_PARAMS) {
-                if keys::ec_alg(p)? != KeyAlg::Sm2 {
-                    return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-                }
+            if let Some(p) = pa.bytes(CKA_EC_PARAMS)
+                && keys::ec_alg(p)? != KeyAlg::Sm2
+            {
+                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
             }
             KeyAlg::Sm2
         }
@@ -188,7 +204,12 @@ pub(crate) fn generate_key_pair(
 }
 
 /// `C_WrapKey`: the wrapped bytes (computed afresh on each call).
-pub(crate) fn wrap(h: CK_SESSION_HANDLE, mech: &Mech, wk: CK_OBJECT_HANDLE, kh: CK_OBJECT_HANDLE) -> Result<Vec<u8>> {
+pub(crate) fn wrap(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    wk: CK_OBJECT_HANDLE,
+    kh: CK_OBJECT_HANDLE,
+) -> Result<Vec<u8>> {
     let m = state::module()?;
     let s = m.session(h)?;
     if !m.compat.allows(mech.ty) {
@@ -208,7 +229,11 @@ pub(crate) fn wrap(h: CK_SESSION_HANDLE, mech: &Mech, wk: CK_OBJECT_HANDLE, kh: 
         return Err(Error(CKR_KEY_NOT_WRAPPABLE));
     }
     let plain: Zeroizing<Vec<u8>> = match ka.class() {
-        Some(CKO_SECRET_KEY) => Zeroizing::new(ka.bytes(CKA_VALUE).ok_or(Error(CKR_KEY_NOT_WRAPPABLE))?.to_vec()),
+        Some(CKO_SECRET_KEY) => Zeroizing::new(
+            ka.bytes(CKA_VALUE)
+                .ok_or(Error(CKR_KEY_NOT_WRAPPABLE))?
+                .to_vec(),
+        ),
         Some(CKO_PRIVATE_KEY) => match &*key_material(&s, &ko)? {
             KeyMaterial::Private(sk) => sk.to_pkcs8_der(),
             _ => return Err(Error(CKR_KEY_NOT_WRAPPABLE)),
@@ -250,8 +275,11 @@ pub(crate) fn unwrap(
     })?;
     match a.class() {
         Some(CKO_PRIVATE_KEY) => {
-            let sk = PrivateKey::from_pkcs8_der(&plain).map_err(|_| Error(CKR_WRAPPED_KEY_INVALID))?;
-            if a.key_type().is_some_and(|k| k != keys::key_type_of(sk.alg())) {
+            let sk =
+                PrivateKey::from_pkcs8_der(&plain).map_err(|_| Error(CKR_WRAPPED_KEY_INVALID))?;
+            if a.key_type()
+                .is_some_and(|k| k != keys::key_type_of(sk.alg()))
+            {
                 return Err(Error(CKR_TEMPLATE_INCONSISTENT));
             }
             keys::fill_private(&sk, &mut a)?;
@@ -321,18 +349,91 @@ fn default_len(kt: Option<CK_KEY_TYPE>) -> Option<usize> {
 }
 
 /// `C_DeriveKey`.
-pub(crate) fn derive(h: CK_SESSION_HANDLE, mech: &Mech, base: CK_OBJECT_HANDLE, tmpl: &Template) -> Result<CK_OBJECT_HANDLE> {
+pub(crate) fn derive(
+    h: CK_SESSION_HANDLE,
+    mech: &Mech,
+    base: CK_OBJECT_HANDLE,
+    tmpl: &Template,
+) -> Result<(CK_OBJECT_HANDLE, Vec<CK_OBJECT_HANDLE>)> {
     let m = state::module()?;
     let s = m.session(h)?;
     if !m.compat.allows(mech.ty) || crate::mechanism::row(mech.ty).is_none() {
         return Err(Error(CKR_MECHANISM_INVALID));
     }
     let (bo, ba) = key_for(&m, &s, base, CKA_DERIVE, mech.ty)?;
-    let mut a = object::parse_template(tmpl, Purpose::Derive, s.token.login())?;
-    if a.key_type().is_none() {
-        a.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
+    let prep = |t: &Template| -> Result<Attrs> {
+        let mut a = object::parse_template(t, Purpose::Derive, s.token.login())?;
+        if a.key_type().is_none() {
+            a.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
+        }
+        // Derived keys may do only what their template says.
+        for u in [
+            CKA_ENCRYPT,
+            CKA_DECRYPT,
+            CKA_SIGN,
+            CKA_VERIFY,
+            CKA_WRAP,
+            CKA_UNWRAP,
+            CKA_DERIVE,
+        ] {
+            a.default_bool(u, false);
+        }
+        Ok(a)
+    };
+    let a = prep(tmpl)?;
+    let finish = |a: Attrs, v: &[u8]| -> Result<CK_OBJECT_HANDLE> {
+        let (mut a, _) = new_secret(&s, a, v, None, false)?;
+        a.set_bool(
+            CKA_ALWAYS_SENSITIVE,
+            ba.flag(CKA_ALWAYS_SENSITIVE) && a.flag(CKA_SENSITIVE),
+        );
+        a.set_bool(
+            CKA_NEVER_EXTRACTABLE,
+            ba.flag(CKA_NEVER_EXTRACTABLE) && !a.flag(CKA_EXTRACTABLE),
+        );
+        store_new(&m, &s, a)
+    };
+    if let Param::Kbkdf {
+        prf,
+        data,
+        iv,
+        extra,
+    } = &mech.param
+    {
+        use crate::api::kbkdf::{Mode, derive as kdf};
+        let mode = match mech.ty {
+            CKM_SP800_108_COUNTER_KDF => Mode::Counter,
+            CKM_SP800_108_FEEDBACK_KDF => Mode::Feedback,
+            _ => Mode::Pipeline,
+        };
+        let mut all = vec![a];
+        for t in extra {
+            all.push(prep(t)?);
+        }
+        let lens = all
+            .iter()
+            .map(|a| {
+                a.ulong(CKA_VALUE_LEN)
+                    .map(|l| l as usize)
+                    .or(default_len(a.key_type()))
+                    .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        let KeyMaterial::Secret(kv) = &*key_material(&s, &bo)? else {
+            return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
+        };
+        let values = kdf(mode, *prf, kv, data, iv, &lens)?;
+        let mut handles = Vec::new();
+        for (a, v) in all.into_iter().zip(values.iter()) {
+            handles.push(finish(a, v)?);
+        }
+        let first = handles.remove(0);
+        return Ok((first, handles));
     }
-    let want = a.ulong(CKA_VALUE_LEN).map(|l| l as usize).or(default_len(a.key_type()));
+    let want = a
+        .ulong(CKA_VALUE_LEN)
+        .map(|l| l as usize)
+        .or(default_len(a.key_type()));
     let bk = key_material(&s, &bo)?;
     let base_val = || -> Result<&[u8]> {
         match &*bk {
@@ -383,7 +484,9 @@ pub(crate) fn derive(h: CK_SESSION_HANDLE, mech: &Mech, base: CK_OBJECT_HANDLE, 
                 return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
             }
             let r = match p {
-                Param::CbcData { iv, data } => encrypt(SymAlg::Aes, SymMode::Cbc, base_val()?, iv, data),
+                Param::CbcData { iv, data } => {
+                    encrypt(SymAlg::Aes, SymMode::Cbc, base_val()?, iv, data)
+                }
                 Param::Bytes(d) if mech.ty == CKM_AES_ECB_ENCRYPT_DATA => {
                     encrypt(SymAlg::Aes, SymMode::Ecb, base_val()?, &[], d)
                 }
@@ -391,13 +494,27 @@ pub(crate) fn derive(h: CK_SESSION_HANDLE, mech: &Mech, base: CK_OBJECT_HANDLE, 
             };
             Zeroizing::new(r.map_err(|_| Error(CKR_DATA_LEN_RANGE))?)
         }
-        (CKM_ECDH1_DERIVE, Param::Ecdh { kdf, shared, public }) => {
-            let KeyMaterial::Private(sk) = &*bk else {
-                return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
+        (
+            CKM_ECDH1_DERIVE,
+            Param::Ecdh {
+                kdf,
+                shared,
+                public,
+            },
+        ) => {
+            let out = match &*bk {
+                KeyMaterial::Private(sk) => sk.derive(&DeriveMech::Ecdh {
+                    peer_point: keys::raw_point(sk.alg(), public),
+                }),
+                KeyMaterial::Held(app, id, alg) => app.derive(
+                    &token_hal::KeyRef::Id(*id),
+                    &DeriveMech::Ecdh {
+                        peer_point: keys::raw_point(*alg, public),
+                    },
+                ),
+                _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
             };
-            let peer = keys::raw_point(sk.alg(), public);
-            let z = sk
-                .derive(&DeriveMech::Ecdh { peer_point: peer })
+            let z = out
                 .map_err(|e| match e {
                     token_hal::Error::InvalidData(_) | token_hal::Error::InvalidArgument(_) => {
                         Error(CKR_MECHANISM_PARAM_INVALID)
@@ -407,6 +524,63 @@ pub(crate) fn derive(h: CK_SESSION_HANDLE, mech: &Mech, base: CK_OBJECT_HANDLE, 
                 .secret;
             let n = want.unwrap_or(z.len());
             ecdh_kdf(*kdf, &z, shared, n)?
+        }
+        (
+            CKM_UKEY_SM2_KEY_EXCHANGE,
+            Param::Sm2Exchange {
+                initiator,
+                own_id,
+                ephemeral,
+                peer_public,
+                peer_id,
+                peer_ephemeral,
+            },
+        ) => {
+            use token_hal::crypto::sm2::{DEFAULT_ID, ExchangeRole};
+            let klen = want.ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            let eo = visible(&m, &s, *ephemeral, CKR_KEY_HANDLE_INVALID)?;
+            let r = match &*key_material(&s, &eo)? {
+                KeyMaterial::Private(k) if k.alg() == KeyAlg::Sm2 => k
+                    .raw_private_value()
+                    .ok_or(Error(CKR_KEY_TYPE_INCONSISTENT))?,
+                _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
+            };
+            let peer = token_hal::crypto::PublicKey::from_ec_point(KeyAlg::Sm2, peer_public)
+                .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID))?;
+            let id = |v: &Vec<u8>| {
+                if v.is_empty() {
+                    DEFAULT_ID.to_vec()
+                } else {
+                    v.clone()
+                }
+            };
+            let dm = DeriveMech::Sm2Exchange {
+                role: if *initiator {
+                    ExchangeRole::Initiator
+                } else {
+                    ExchangeRole::Responder
+                },
+                own_id: id(own_id),
+                ephemeral: r,
+                peer,
+                peer_id: id(peer_id),
+                peer_ephemeral: peer_ephemeral.clone(),
+                klen,
+            };
+            let out = match &*bk {
+                KeyMaterial::Private(sk) if sk.alg() == KeyAlg::Sm2 => sk.derive(&dm),
+                KeyMaterial::Held(app, id, KeyAlg::Sm2) => {
+                    app.derive(&token_hal::KeyRef::Id(*id), &dm)
+                }
+                _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
+            };
+            out.map_err(|e| match e {
+                token_hal::Error::InvalidData(_) | token_hal::Error::InvalidArgument(_) => {
+                    Error(CKR_MECHANISM_PARAM_INVALID)
+                }
+                e => Error::from(e),
+            })?
+            .secret
         }
         _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
     };
@@ -419,9 +593,5 @@ pub(crate) fn derive(h: CK_SESSION_HANDLE, mech: &Mech, base: CK_OBJECT_HANDLE, 
         return Err(Error(CKR_TEMPLATE_INCOMPLETE));
     }
     let _ = hash_of;
-    let (mut a, _) = new_secret(&s, a, &v, None, false)?;
-    a.set_bool(CKA_ALWAYS_SENSITIVE, ba.flag(CKA_ALWAYS_SENSITIVE) && a.flag(CKA_SENSITIVE));
-    a.set_bool(CKA_NEVER_EXTRACTABLE, ba.flag(CKA_NEVER_EXTRACTABLE) && !a.flag(CKA_EXTRACTABLE));
-    let _ = CKK_SM2;
-    store_new(&m, &s, a)
+    Ok((finish(a, &v)?, Vec::new()))
 }

@@ -21,7 +21,7 @@ fn to_hal(a: &Attrs) -> Vec<Attr> {
     let class = a.class();
     a.iter()
         .map(|(ty, v)| Attr {
-            ty: *ty as u64,
+            ty: *ty,
             value: v.clone(),
             sensitive: object::is_secret_attr(*ty, class),
         })
@@ -39,8 +39,25 @@ fn from_hal(attrs: &[Attr]) -> Attrs {
 /// vanished ones lose theirs).
 pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
     let recs = t.app.list_objects()?;
+    let mapped = mapped_objects(t)?;
     let mut inner = m.lock()?;
     let mut seen = Vec::new();
+    for (key, loc, attrs) in mapped {
+        let (h, new) = inner.token_handle(t.slot_id, key);
+        seen.push(h);
+        match inner.objects.get(&h) {
+            Some(o) if !new => {
+                if let Ok(mut a) = o.attrs.write() {
+                    *a = attrs;
+                }
+            }
+            _ => {
+                inner
+                    .objects
+                    .insert(h, Arc::new(Object::new(h, t.slot_id, loc, attrs)));
+            }
+        }
+    }
     for r in recs {
         let (h, new) = inner.store_handle(t.slot_id, r.id);
         seen.push(h);
@@ -59,9 +76,10 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
                 }
             }
             _ => {
-                inner
-                    .objects
-                    .insert(h, Arc::new(Object::new(h, t.slot_id, Loc::Store(r.id), attrs)));
+                inner.objects.insert(
+                    h,
+                    Arc::new(Object::new(h, t.slot_id, Loc::Store(r.id), attrs)),
+                );
             }
         }
     }
@@ -69,15 +87,137 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
     let user = t.login() == LoginState::User;
     inner.objects.retain(|h, o| {
         o.slot != slot
-            || !matches!(o.loc, Loc::Store(_))
+            || matches!(o.loc, Loc::Session(_))
             || seen.contains(h)
             || (!user && o.attrs.read().map(|a| a.flag(CKA_PRIVATE)).unwrap_or(false))
     });
     Ok(())
 }
 
+/// The objects docs/mapping.md derives from containers and files: every key pair (active
+/// and retired) as a private and a public key, every certificate (current and historical),
+/// every file as `CKO_DATA`. Keyed by a stable name for their handles.
+fn mapped_objects(t: &Token) -> Result<Vec<(String, Loc, Attrs)>> {
+    use token_hal::{KeyState, KeyUsage, Rights};
+    let mut out = Vec::new();
+    let base = |class: CK_OBJECT_CLASS, id: &[u8], label: &str, private: bool| {
+        let mut a = Attrs::new();
+        a.set_ulong(CKA_CLASS, class);
+        a.set_bool(CKA_TOKEN, true);
+        a.set_bool(CKA_PRIVATE, private);
+        a.set_bool(CKA_MODIFIABLE, false);
+        a.set_bool(CKA_COPYABLE, false);
+        a.set_bool(CKA_DESTROYABLE, false);
+        a.set_bytes(CKA_ID, id);
+        a.set_bytes(CKA_LABEL, label.as_bytes());
+        a
+    };
+    for c in t.app.list_containers()? {
+        for key in c.all_keys() {
+            let retired_n = c.retired.iter().position(|r| r.id == key.id);
+            let (id, label) = match retired_n {
+                None => (c.id.clone(), c.name.clone()),
+                Some(n) => {
+                    let mut id = c.id.clone();
+                    id.extend_from_slice(format!("-r{}", n + 1).as_bytes());
+                    (id, format!("{} (retired {})", c.name, n + 1))
+                }
+            };
+            let active = key.state == KeyState::Active;
+            let sign = active && key.usage == KeyUsage::Sign;
+            let dec = key.usage == KeyUsage::Encrypt || !active;
+            let ec = key.alg.is_ec();
+            let mut sk = base(CKO_PRIVATE_KEY, &id, &label, true);
+            keys::fill_public(&key.public_key, &mut sk)?;
+            sk.remove(&CKA_PUBLIC_KEY_INFO);
+            sk.set_bool(CKA_SENSITIVE, true);
+            sk.set_bool(CKA_EXTRACTABLE, false);
+            sk.set_bool(CKA_ALWAYS_SENSITIVE, true);
+            sk.set_bool(CKA_NEVER_EXTRACTABLE, true);
+            sk.set_bool(CKA_LOCAL, false);
+            sk.set_bool(CKA_SIGN, sign);
+            sk.set_bool(CKA_SIGN_RECOVER, false);
+            sk.set_bool(CKA_DECRYPT, dec);
+            sk.set_bool(CKA_UNWRAP, dec && !ec);
+            sk.set_bool(CKA_DERIVE, ec && dec);
+            sk.set_bool(CKA_WRAP_WITH_TRUSTED, false);
+            sk.set_bool(CKA_ALWAYS_AUTHENTICATE, false);
+            sk.set_ulong(CKA_KEY_GEN_MECHANISM, CK_UNAVAILABLE_INFORMATION);
+            let mut pk = base(CKO_PUBLIC_KEY, &id, &label, false);
+            keys::fill_public(&key.public_key, &mut pk)?;
+            pk.set_bool(CKA_VERIFY, key.usage == KeyUsage::Sign);
+            pk.set_bool(CKA_ENCRYPT, key.usage == KeyUsage::Encrypt && active);
+            pk.set_bool(CKA_WRAP, key.usage == KeyUsage::Encrypt && active && !ec);
+            pk.set_bool(CKA_DERIVE, false);
+            pk.set_bool(CKA_TRUSTED, false);
+            pk.set_bool(CKA_LOCAL, false);
+            for (a, tag) in [(&mut sk, "kp"), (&mut pk, "ku")] {
+                a.set_bytes(
+                    CKA_UNIQUE_ID,
+                    format!("{}-{tag}{}", t.serial, key.id.0).as_bytes(),
+                );
+                a.entry(CKA_START_DATE).or_default();
+                a.entry(CKA_END_DATE).or_default();
+                a.entry(CKA_SUBJECT).or_default();
+            }
+            let mut hist = 0;
+            for cert in &key.certs {
+                let (cid, clabel) = if cert.current {
+                    (id.clone(), label.clone())
+                } else {
+                    hist += 1;
+                    let mut x = id.clone();
+                    x.extend_from_slice(format!("-h{hist}").as_bytes());
+                    (x, format!("{label} (old {hist})"))
+                };
+                let mut ca = base(CKO_CERTIFICATE, &cid, &clabel, false);
+                ca.set_ulong(CKA_CERTIFICATE_TYPE, CKC_X_509);
+                ca.set_ulong(CKA_CERTIFICATE_CATEGORY, 1);
+                ca.set_bool(CKA_TRUSTED, false);
+                ca.set_bytes(CKA_VALUE, &cert.der);
+                if let Ok(fields) = cert_fields(&cert.der) {
+                    for (ty, v) in fields {
+                        ca.set_bytes(ty, &v);
+                    }
+                }
+                ca.set_bytes(
+                    CKA_UNIQUE_ID,
+                    format!("{}-c{}", t.serial, cert.id.0).as_bytes(),
+                );
+                if let Some(s) = ca.bytes(CKA_SUBJECT).filter(|_| cert.current) {
+                    sk.set_bytes(CKA_SUBJECT, s);
+                    pk.set_bytes(CKA_SUBJECT, s);
+                }
+                out.push((format!("c{}", cert.id.0), Loc::ContainerCert(cert.id), ca));
+            }
+            out.push((format!("kp{}", key.id.0), Loc::ContainerKey(key.id), sk));
+            out.push((format!("ku{}", key.id.0), Loc::ContainerPub(key.id), pk));
+        }
+    }
+    for f in t.app.list_files()? {
+        let private = f.read_rights != Rights::ANYONE;
+        let mut a = base(CKO_DATA, &[], &f.name, private);
+        a.remove(&CKA_ID);
+        a.set_bytes(CKA_APPLICATION, t.app_name.as_bytes());
+        a.set_bytes(CKA_OBJECT_ID, &[]);
+        let value = t.app.read_file(&f.name, 0, f.size).unwrap_or_default();
+        a.set_bytes(CKA_VALUE, &value);
+        a.set_bytes(
+            CKA_UNIQUE_ID,
+            format!("{}-f{}", t.serial, f.name).as_bytes(),
+        );
+        out.push((format!("f{}", f.name), Loc::File, a));
+    }
+    Ok(out)
+}
+
 /// An object the session may see; `err` is the code for a bad handle.
-pub(crate) fn visible(m: &Module, s: &Session, h: CK_OBJECT_HANDLE, err: CK_RV) -> Result<Arc<Object>> {
+pub(crate) fn visible(
+    m: &Module,
+    s: &Session,
+    h: CK_OBJECT_HANDLE,
+    err: CK_RV,
+) -> Result<Arc<Object>> {
     let o = m.lock()?.objects.get(&h).cloned().ok_or(Error(err))?;
     if o.slot != s.slot_id {
         return Err(Error(err));
@@ -111,7 +251,10 @@ fn check_write(s: &Session, a: &Attrs) -> Result<()> {
 pub(crate) fn store_new(m: &Module, s: &Session, a: Attrs) -> Result<CK_OBJECT_HANDLE> {
     check_write(s, &a)?;
     if a.flag(CKA_TOKEN) {
-        let id = s.token.app.create_object(a.flag(CKA_PRIVATE), &to_hal(&a))?;
+        let id = s
+            .token
+            .app
+            .create_object(a.flag(CKA_PRIVATE), &to_hal(&a))?;
         let mut inner = m.lock()?;
         let (h, _) = inner.store_handle(s.slot_id, id);
         inner
@@ -121,9 +264,10 @@ pub(crate) fn store_new(m: &Module, s: &Session, a: Attrs) -> Result<CK_OBJECT_H
     } else {
         let mut inner = m.lock()?;
         let h = inner.new_object_handle();
-        inner
-            .objects
-            .insert(h, Arc::new(Object::new(h, s.slot_id, Loc::Session(s.handle), a)));
+        inner.objects.insert(
+            h,
+            Arc::new(Object::new(h, s.slot_id, Loc::Session(s.handle), a)),
+        );
         Ok(h)
     }
 }
@@ -132,23 +276,24 @@ pub(crate) fn store_new(m: &Module, s: &Session, a: Attrs) -> Result<CK_OBJECT_H
 /// values, and the key's own parsed form for private keys.
 fn derive_content(a: &mut Attrs) -> Result<()> {
     match a.class() {
-        Some(CKO_CERTIFICATE) => {
-            if a.ulong(CKA_CERTIFICATE_TYPE) == Some(CKC_X_509) {
-                let der = a.bytes(CKA_VALUE).unwrap_or_default().to_vec();
-                if let Ok(f) = cert_fields(&der) {
-                    for (ty, v) in f {
-                        if a.bytes(ty).is_none_or(|x| x.is_empty()) {
-                            a.set_bytes(ty, &v);
-                        }
+        Some(CKO_CERTIFICATE) if a.ulong(CKA_CERTIFICATE_TYPE) == Some(CKC_X_509) => {
+            let der = a.bytes(CKA_VALUE).unwrap_or_default().to_vec();
+            if let Ok(f) = cert_fields(&der) {
+                for (ty, v) in f {
+                    if a.bytes(ty).is_none_or(|x| x.is_empty()) {
+                        a.set_bytes(ty, &v);
                     }
                 }
-                a.entry(CKA_SUBJECT).or_default();
-                a.entry(CKA_ISSUER).or_default();
-                a.entry(CKA_SERIAL_NUMBER).or_default();
             }
+            a.entry(CKA_SUBJECT).or_default();
+            a.entry(CKA_ISSUER).or_default();
+            a.entry(CKA_SERIAL_NUMBER).or_default();
         }
         Some(CKO_SECRET_KEY) => {
-            let v = a.bytes(CKA_VALUE).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?.to_vec();
+            let v = a
+                .bytes(CKA_VALUE)
+                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?
+                .to_vec();
             crate::api::keys::check_secret_len(a.key_type(), v.len())?;
             a.set_ulong(CKA_VALUE_LEN, v.len() as CK_ULONG);
             crate::api::keys::set_check_value(a, &v);
@@ -174,7 +319,8 @@ fn derive_content(a: &mut Attrs) -> Result<()> {
             Err(_) if a.key_type() == Some(CKK_RSA) => {
                 let n = a.bytes(CKA_MODULUS).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
                 let bits = (n.len() * 8) as CK_ULONG;
-                a.bytes(CKA_PUBLIC_EXPONENT).ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+                a.bytes(CKA_PUBLIC_EXPONENT)
+                    .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
                 a.set_ulong(CKA_MODULUS_BITS, bits);
             }
             Err(e) => return Err(e),
@@ -187,7 +333,8 @@ fn derive_content(a: &mut Attrs) -> Result<()> {
 /// Subject, issuer and serial of an X.509 certificate.
 fn cert_fields(der: &[u8]) -> Result<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>> {
     use der::{Decode, Encode};
-    let c = x509_cert::Certificate::from_der(der).map_err(|_| Error(CKR_ATTRIBUTE_VALUE_INVALID))?;
+    let c =
+        x509_cert::Certificate::from_der(der).map_err(|_| Error(CKR_ATTRIBUTE_VALUE_INVALID))?;
     let t = c.tbs_certificate();
     let enc = |r: der::Result<Vec<u8>>| r.map_err(|_| Error(CKR_ATTRIBUTE_VALUE_INVALID));
     Ok(vec![
@@ -209,7 +356,11 @@ pub(crate) fn create(h: CK_SESSION_HANDLE, tmpl: &Template) -> Result<CK_OBJECT_
 }
 
 /// `C_CopyObject`: the copy's template may only tighten (security.md).
-pub(crate) fn copy(h: CK_SESSION_HANDLE, src: CK_OBJECT_HANDLE, tmpl: &Template) -> Result<CK_OBJECT_HANDLE> {
+pub(crate) fn copy(
+    h: CK_SESSION_HANDLE,
+    src: CK_OBJECT_HANDLE,
+    tmpl: &Template,
+) -> Result<CK_OBJECT_HANDLE> {
     let m = state::module()?;
     let s = m.session(h)?;
     let o = visible(&m, &s, src, CKR_OBJECT_HANDLE_INVALID)?;
@@ -232,7 +383,9 @@ pub(crate) fn copy(h: CK_SESSION_HANDLE, src: CK_OBJECT_HANDLE, tmpl: &Template)
 pub(crate) fn full_attrs(s: &Session, o: &Object) -> Result<Attrs> {
     let mut a = o.attrs()?;
     if let Loc::Store(id) = o.loc {
-        let needs = a.iter().any(|(ty, v)| object::is_secret_attr(*ty, a.class()) && v.is_empty());
+        let needs = a
+            .iter()
+            .any(|(ty, v)| object::is_secret_attr(*ty, a.class()) && v.is_empty());
         if needs && s.user() {
             let rec = s.token.app.get_object(id)?;
             a = from_hal(&rec.attrs);
@@ -260,7 +413,7 @@ pub(crate) fn destroy(h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<()> 
     let mut inner = m.lock()?;
     inner.objects.remove(&oh);
     if let Loc::Store(id) = o.loc {
-        inner.store_index.remove(&(o.slot, id.0));
+        inner.store_index.remove(&(o.slot, format!("o{}", id.0)));
     }
     Ok(())
 }
@@ -281,7 +434,11 @@ pub(crate) enum AttrAnswer {
 }
 
 /// `C_GetAttributeValue`, before the per-attribute length handling.
-pub(crate) fn get_attrs(h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE, types: &[CK_ATTRIBUTE_TYPE]) -> Result<Vec<AttrAnswer>> {
+pub(crate) fn get_attrs(
+    h: CK_SESSION_HANDLE,
+    oh: CK_OBJECT_HANDLE,
+    types: &[CK_ATTRIBUTE_TYPE],
+) -> Result<Vec<AttrAnswer>> {
     let m = state::module()?;
     let s = m.session(h)?;
     let o = visible(&m, &s, oh, CKR_OBJECT_HANDLE_INVALID)?;
@@ -347,7 +504,10 @@ pub(crate) fn find(h: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HAN
     let m = state::module()?;
     let s = m.session(h)?;
     let mut ops = s.ops()?;
-    let (list, pos) = ops.find.as_mut().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+    let (list, pos) = ops
+        .find
+        .as_mut()
+        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
     let end = (*pos + max).min(list.len());
     let out = list[*pos..end].to_vec();
     *pos = end;
@@ -359,7 +519,9 @@ pub(crate) fn find_final(h: CK_SESSION_HANDLE) -> Result<()> {
     let m = state::module()?;
     let s = m.session(h)?;
     let mut ops = s.ops()?;
-    ops.find.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+    ops.find
+        .take()
+        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
     Ok(())
 }
 
@@ -371,13 +533,21 @@ pub(crate) fn key_material(s: &Session, o: &Object) -> Result<Arc<KeyMaterial>> 
     let a = full_attrs(s, o)?;
     let k = match a.class() {
         Some(CKO_SECRET_KEY) => KeyMaterial::Secret(Zeroizing::new(
-            a.bytes(CKA_VALUE).ok_or(Error(CKR_KEY_HANDLE_INVALID))?.to_vec(),
+            a.bytes(CKA_VALUE)
+                .ok_or(Error(CKR_KEY_HANDLE_INVALID))?
+                .to_vec(),
         )),
         Some(CKO_PRIVATE_KEY) => {
             if !s.user() {
                 return Err(Error(CKR_USER_NOT_LOGGED_IN));
             }
-            KeyMaterial::Private(keys::private_from_attrs(&a)?)
+            match o.loc {
+                Loc::ContainerKey(id) => {
+                    let alg = keys::public_from_attrs(&a)?.alg();
+                    KeyMaterial::Held(s.token.app.clone(), id, alg)
+                }
+                _ => KeyMaterial::Private(keys::private_from_attrs(&a)?),
+            }
         }
         Some(CKO_PUBLIC_KEY) => KeyMaterial::Public(keys::public_from_attrs(&a)?),
         _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),

@@ -122,12 +122,3 @@ impl OutBuf {
         }
     }
 }
-
-/// A UTF-8-ish PIN or label from `(p, len)`; null with non-zero length is bad.
-///
-/// # Safety
-/// As [`bytes`].
-pub(crate) unsafe fn pin<'a>(p: *const u8, len: CK_ULONG) -> Result<&'a [u8]> {
-    // SAFETY: forwarded contract.
-    unsafe { bytes(p, len) }
-}

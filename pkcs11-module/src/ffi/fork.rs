@@ -49,7 +49,10 @@ pub(crate) fn pin_library() {
         // SAFETY: `dli_fname` is the NUL-terminated path the loader gave; RTLD_NOLOAD only
         // takes another reference to the already-loaded library, RTLD_NODELETE pins it.
         let h = unsafe {
-            libc::dlopen(info.dli_fname, libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE)
+            libc::dlopen(
+                info.dli_fname,
+                libc::RTLD_NOW | libc::RTLD_NOLOAD | libc::RTLD_NODELETE,
+            )
         };
         if h.is_null() {
             tracing::warn!("could not pin the library in memory");

@@ -27,7 +27,9 @@ unsafe fn template(p: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<Template> {
         .map(|a| {
             // SAFETY: each attribute declares `ulValueLen` readable bytes at `pValue`.
             let v = unsafe { bytes(a.pValue as *const u8, a.ulValueLen) }?;
-            Ok((a.type_, v.to_vec()))
+            let mut v = v.to_vec();
+            crate::mechanism::translate_attr(a.type_, &mut v, false);
+            Ok((a.type_, v))
         })
         .collect()
 }
@@ -36,7 +38,11 @@ fn give(out: &OutBuf, p: Result<Produced>) -> Result<()> {
     match p? {
         Produced::Len(n) => {
             out.set_len(n)?;
-            if out.capacity().is_some() { Err(Error(CKR_BUFFER_TOO_SMALL)) } else { Ok(()) }
+            if out.capacity().is_some() {
+                Err(Error(CKR_BUFFER_TOO_SMALL))
+            } else {
+                Ok(())
+            }
         }
         Produced::Data(v) => out.deliver(&v),
     }
@@ -148,7 +154,10 @@ ck_fn! {
     /// `C_GetMechanismList`.
     fn C_GetMechanismList(slotID: CK_SLOT_ID, pMechanismList: *mut CK_MECHANISM_TYPE, pulCount: *mut CK_ULONG) {
         if pulCount.is_null() { return Err(Error::ARGS); }
-        let l = general::mechanism_list(slotID)?;
+        let l: Vec<CK_MECHANISM_TYPE> = general::mechanism_list(slotID)?
+            .into_iter()
+            .map(crate::mechanism::mech_out)
+            .collect();
         // SAFETY: pointer contract of C_GetMechanismList.
         unsafe { list_out(&l, pMechanismList, pulCount) }
     }
@@ -158,7 +167,7 @@ ck_fn! {
     /// `C_GetMechanismInfo`.
     fn C_GetMechanismInfo(slotID: CK_SLOT_ID, type_: CK_MECHANISM_TYPE, pInfo: *mut CK_MECHANISM_INFO) {
         if pInfo.is_null() { return Err(Error::ARGS); }
-        let i = general::mechanism_info(slotID, type_)?;
+        let i = general::mechanism_info(slotID, crate::mechanism::mech_in(type_))?;
         // SAFETY: checked non-null.
         unsafe { write(pInfo, i) }
     }
@@ -328,6 +337,8 @@ ck_fn! {
             let a = unsafe { &mut *pTemplate.add(i) };
             match ans {
                 AttrAnswer::Value(v) => {
+                    let mut v = v.clone();
+                    crate::mechanism::translate_attr(a.type_, &mut v, true);
                     if a.pValue.is_null() {
                         a.ulValueLen = v.len() as CK_ULONG;
                     } else if (a.ulValueLen as usize) < v.len() {
@@ -402,8 +413,18 @@ macro_rules! init_fn {
     };
 }
 
-init_fn!(C_EncryptInit, |h, m, k| crypto::crypt_init(h, m, k, Direction::Encrypt));
-init_fn!(C_DecryptInit, |h, m, k| crypto::crypt_init(h, m, k, Direction::Decrypt));
+init_fn!(C_EncryptInit, |h, m, k| crypto::crypt_init(
+    h,
+    m,
+    k,
+    Direction::Encrypt
+));
+init_fn!(C_DecryptInit, |h, m, k| crypto::crypt_init(
+    h,
+    m,
+    k,
+    Direction::Decrypt
+));
 init_fn!(C_SignInit, |h, m, k| crypto::sign_init(h, m, k, false));
 init_fn!(C_VerifyInit, |h, m, k| crypto::sign_init(h, m, k, true));
 
@@ -415,7 +436,10 @@ macro_rules! msg_init_fn {
             fn $name(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
                 // SAFETY: mechanism contract.
                 let m = unsafe { read(pMechanism as *const CK_MECHANISM) }?;
-                let mech = crate::mechanism::Mech { ty: m.mechanism, param: crate::mechanism::Param::None };
+                let mech = crate::mechanism::Mech {
+                    ty: crate::mechanism::mech_in(m.mechanism),
+                    param: crate::mechanism::Param::None,
+                };
                 crypto::msg_init(hSession, &mech, hKey, $dir)
             }
         }
@@ -440,10 +464,30 @@ macro_rules! inout_fn {
     };
 }
 
-inout_fn!(C_Encrypt, |h, d, c| crypto::crypt(h, d, c, Direction::Encrypt));
-inout_fn!(C_EncryptUpdate, |h, d, c| crypto::crypt_update(h, d, c, Direction::Encrypt));
-inout_fn!(C_Decrypt, |h, d, c| crypto::crypt(h, d, c, Direction::Decrypt));
-inout_fn!(C_DecryptUpdate, |h, d, c| crypto::crypt_update(h, d, c, Direction::Decrypt));
+inout_fn!(C_Encrypt, |h, d, c| crypto::crypt(
+    h,
+    d,
+    c,
+    Direction::Encrypt
+));
+inout_fn!(C_EncryptUpdate, |h, d, c| crypto::crypt_update(
+    h,
+    d,
+    c,
+    Direction::Encrypt
+));
+inout_fn!(C_Decrypt, |h, d, c| crypto::crypt(
+    h,
+    d,
+    c,
+    Direction::Decrypt
+));
+inout_fn!(C_DecryptUpdate, |h, d, c| crypto::crypt_update(
+    h,
+    d,
+    c,
+    Direction::Decrypt
+));
 inout_fn!(C_Digest, crypto::digest);
 inout_fn!(C_Sign, crypto::sign);
 
@@ -461,8 +505,16 @@ macro_rules! final_fn {
     };
 }
 
-final_fn!(C_EncryptFinal, |h, c| crypto::crypt_final(h, c, Direction::Encrypt));
-final_fn!(C_DecryptFinal, |h, c| crypto::crypt_final(h, c, Direction::Decrypt));
+final_fn!(C_EncryptFinal, |h, c| crypto::crypt_final(
+    h,
+    c,
+    Direction::Encrypt
+));
+final_fn!(C_DecryptFinal, |h, c| crypto::crypt_final(
+    h,
+    c,
+    Direction::Decrypt
+));
 final_fn!(C_DigestFinal, crypto::digest_final);
 final_fn!(C_SignFinal, crypto::sign_final);
 
@@ -643,7 +695,13 @@ ck_fn! {
         let m = unsafe { parse(pMechanism) }?;
         // SAFETY: template contract.
         let t = unsafe { template(pTemplate, ulAttributeCount) }?;
-        let h = keys::derive(hSession, &m, hBaseKey, &t)?;
+        let (h, extra) = keys::derive(hSession, &m, hBaseKey, &t)?;
+        // SAFETY: mechanism contract; these are the additional keys' handle pointers.
+        let outs = unsafe { super::mech::derived_key_outputs(pMechanism) };
+        for (p, x) in outs.into_iter().zip(extra) {
+            // SAFETY: `parse` checked each pointer non-null; the caller provides them.
+            unsafe { write(p, x) }?;
+        }
         // SAFETY: checked non-null.
         unsafe { write(phKey, h) }
     }

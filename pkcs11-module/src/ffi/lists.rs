@@ -36,7 +36,8 @@ fn interfaces() -> [CK_INTERFACE; 2] {
     [
         CK_INTERFACE {
             pInterfaceName: NAME.as_ptr() as *mut CK_UTF8CHAR,
-            pFunctionList: &FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0 as *mut std::ffi::c_void,
+            pFunctionList: &FUNCTION_LIST_3_0 as *const CK_FUNCTION_LIST_3_0
+                as *mut std::ffi::c_void,
             flags: 0,
         },
         CK_INTERFACE {
@@ -77,9 +78,14 @@ unsafe fn interface_list(list: *mut CK_INTERFACE, count: *mut CK_ULONG) -> Resul
 /// # Safety
 /// As PKCS#11 3.0 §5.2.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn C_GetInterfaceList(pInterfacesList: *mut CK_INTERFACE, pulCount: *mut CK_ULONG) -> CK_RV {
+pub unsafe extern "C" fn C_GetInterfaceList(
+    pInterfacesList: *mut CK_INTERFACE,
+    pulCount: *mut CK_ULONG,
+) -> CK_RV {
     // SAFETY: forwarded contract.
-    run("C_GetInterfaceList", || unsafe { interface_list(pInterfacesList, pulCount) })
+    run("C_GetInterfaceList", || unsafe {
+        interface_list(pInterfacesList, pulCount)
+    })
 }
 
 extern "C" fn get_interface_list(p: *mut CK_INTERFACE, c: *mut CK_ULONG) -> CK_RV {
@@ -91,7 +97,11 @@ extern "C" fn get_interface_list(p: *mut CK_INTERFACE, c: *mut CK_ULONG) -> CK_R
 ///
 /// # Safety
 /// `name` null or a NUL-terminated string; `version` null or valid.
-unsafe fn find_interface(name: *const CK_UTF8CHAR, version: *const CK_VERSION, flags: CK_FLAGS) -> Result<&'static CK_INTERFACE> {
+unsafe fn find_interface(
+    name: *const CK_UTF8CHAR,
+    version: *const CK_VERSION,
+    flags: CK_FLAGS,
+) -> Result<&'static CK_INTERFACE> {
     use std::sync::OnceLock;
     struct Ifaces([CK_INTERFACE; 2]);
     // SAFETY: the interfaces point at immutable statics only.
@@ -127,7 +137,12 @@ unsafe fn find_interface(name: *const CK_UTF8CHAR, version: *const CK_VERSION, f
 /// # Safety
 /// As PKCS#11 3.0 §5.2.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn C_GetInterface(pInterfaceName: *mut CK_UTF8CHAR, pVersion: *mut CK_VERSION, ppInterface: *mut *mut CK_INTERFACE, flags: CK_FLAGS) -> CK_RV {
+pub unsafe extern "C" fn C_GetInterface(
+    pInterfaceName: *mut CK_UTF8CHAR,
+    pVersion: *mut CK_VERSION,
+    ppInterface: *mut *mut CK_INTERFACE,
+    flags: CK_FLAGS,
+) -> CK_RV {
     run("C_GetInterface", || {
         if ppInterface.is_null() {
             return Err(Error::ARGS);
@@ -139,13 +154,21 @@ pub unsafe extern "C" fn C_GetInterface(pInterfaceName: *mut CK_UTF8CHAR, pVersi
     })
 }
 
-extern "C" fn get_interface(n: *mut CK_UTF8CHAR, v: *mut CK_VERSION, pp: *mut *mut CK_INTERFACE, f: CK_FLAGS) -> CK_RV {
+extern "C" fn get_interface(
+    n: *mut CK_UTF8CHAR,
+    v: *mut CK_VERSION,
+    pp: *mut *mut CK_INTERFACE,
+    f: CK_FLAGS,
+) -> CK_RV {
     // SAFETY: same contract as the exported function.
     unsafe { C_GetInterface(n, v, pp, f) }
 }
 
 static FUNCTION_LIST: CK_FUNCTION_LIST = CK_FUNCTION_LIST {
-    version: CK_VERSION { major: 2, minor: 40 },
+    version: CK_VERSION {
+        major: 2,
+        minor: 40,
+    },
     C_Initialize: Some(C_Initialize),
     C_Finalize: Some(C_Finalize),
     C_GetInfo: Some(C_GetInfo),

@@ -1,11 +1,17 @@
-//! Device management (GM/T 0016-2012 §7.1).
+//! Device management (GM/T 0016-2012 §7.1): the registry, device information, the
+//! device lock and device events.
 
-use std::sync::OnceLock;
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::fs::File;
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
-use skf_sys::SAR_FAIL;
+use skf_sys::*;
 use token_hal::config::Config;
 use token_hal::registry::Registry;
+use token_hal::token::Device;
 
+use crate::api::objects::DevObj;
 use crate::error::{Error, Result};
 
 static REGISTRY: OnceLock<std::result::Result<Registry, String>> = OnceLock::new();
@@ -19,7 +25,7 @@ pub(crate) fn registry() -> Result<&'static Registry> {
     });
     r.as_ref().map_err(|e| {
         tracing::error!(error = %e, "configuration");
-        Error(SAR_FAIL)
+        Error::FAIL
     })
 }
 
@@ -44,6 +50,266 @@ pub(crate) fn name_list(names: &[String]) -> Vec<u8> {
         out.push(0);
     }
     out
+}
+
+/// `SKF_ConnectDev`: the device called `name`.
+pub(crate) fn connect(name: &str) -> Result<DevObj> {
+    for d in registry()?.devices()? {
+        let info = d.info()?;
+        if info.name == name {
+            return Ok(DevObj {
+                device: d,
+                serial: info.serial,
+            });
+        }
+    }
+    Err(Error::INVALID_PARAM)
+}
+
+/// `SKF_GetDevState`.
+pub(crate) fn state(name: &str) -> Result<ULONG> {
+    Ok(if enum_dev(true)?.iter().any(|n| n == name) {
+        DEV_PRESENT_STATE
+    } else {
+        DEV_ABSENT_STATE
+    })
+}
+
+/// Largest plaintext of ExtECCEncrypt / ECC session-key operations.
+pub(crate) const MAX_ECC_BUFFER: usize = 8192;
+/// Largest single-call buffer advertised.
+pub(crate) const MAX_BUFFER: usize = 1 << 20;
+
+fn copy_str<const N: usize>(s: &str) -> [u8; N] {
+    let mut out = [0u8; N];
+    let b = s.as_bytes();
+    let n = b.len().min(N - 1);
+    out[..n].copy_from_slice(&b[..n]);
+    out
+}
+
+/// `SKF_GetDevInfo`.
+pub(crate) fn dev_info(d: &dyn Device) -> Result<DEVINFO> {
+    let i = d.info()?;
+    let clamp = |v: u64| ULONG::try_from(v).unwrap_or(ULONG::MAX);
+    Ok(DEVINFO {
+        Version: VERSION { major: 1, minor: 0 },
+        Manufacturer: copy_str(&i.manufacturer),
+        Issuer: copy_str(&i.issuer),
+        Label: copy_str(&i.label),
+        SerialNumber: copy_str(&i.serial),
+        HWVersion: VERSION {
+            major: i.hw_version.0,
+            minor: i.hw_version.1,
+        },
+        FirmwareVersion: VERSION {
+            major: i.fw_version.0,
+            minor: i.fw_version.1,
+        },
+        AlgSymCap: SGD_SM4_ECB | SGD_SM4_CBC | SGD_SM4_CFB | SGD_SM4_OFB | SGD_SM4_MAC,
+        AlgAsymCap: SGD_RSA | SGD_SM2_ALL,
+        AlgHashCap: SGD_SM3 | SGD_SHA1 | SGD_SHA256,
+        DevAuthAlgId: SGD_SM4_ECB,
+        TotalSpace: clamp(i.total_space),
+        FreeSpace: clamp(i.free_space),
+        MaxECCBufferSize: MAX_ECC_BUFFER as ULONG,
+        MaxBufferSize: MAX_BUFFER as ULONG,
+        Reserved: [0; 64],
+    })
+}
+
+// --- SKF_LockDev ------------------------------------------------------------------------
+
+struct Held {
+    holder: usize,
+    count: u32,
+    _file: File,
+}
+
+static LOCKS: Mutex<Option<HashMap<String, Held>>> = Mutex::new(None);
+static LOCK_CV: Condvar = Condvar::new();
+
+fn locks() -> MutexGuard<'static, Option<HashMap<String, Held>>> {
+    LOCKS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// `SKF_LockDev`: exclusive use of the device by handle `holder`, re-entrant for it,
+/// across processes through a lock file in the data directory. `timeout_ms` of
+/// 0xFFFFFFFF waits forever.
+pub(crate) fn lock(dev: &DevObj, holder: usize, timeout_ms: ULONG) -> Result<()> {
+    let deadline = (timeout_ms != ULONG::MAX)
+        .then(|| Instant::now() + Duration::from_millis(u64::from(timeout_ms)));
+    let path = registry()?
+        .data_dir()
+        .join(format!(".skf-lock-{}", dev.serial));
+    let mut g = locks();
+    loop {
+        let map = g.get_or_insert_with(HashMap::new);
+        match map.get_mut(&dev.serial) {
+            Some(h) if h.holder == holder => {
+                h.count = h.count.saturating_add(1);
+                return Ok(());
+            }
+            Some(_) => {
+                let wait = match deadline {
+                    Some(d) => d.saturating_duration_since(Instant::now()),
+                    None => Duration::from_millis(500),
+                };
+                if wait.is_zero() {
+                    return Err(Error::TIMEOUT);
+                }
+                g = LOCK_CV
+                    .wait_timeout(g, wait)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+            None => {
+                let file = File::options()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| {
+                        tracing::error!(path = %path.display(), error = %e, "lock file");
+                        Error::FAIL
+                    })?;
+                if try_lock_file(&file) {
+                    map.insert(
+                        dev.serial.clone(),
+                        Held {
+                            holder,
+                            count: 1,
+                            _file: file,
+                        },
+                    );
+                    return Ok(());
+                }
+                // Another process holds it: poll.
+                drop(g);
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(Error::TIMEOUT);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                g = locks();
+            }
+        }
+    }
+}
+
+/// `SKF_UnlockDev`: one level of the holder's lock.
+pub(crate) fn unlock(dev: &DevObj, holder: usize) -> Result<()> {
+    let mut g = locks();
+    let map = g.get_or_insert_with(HashMap::new);
+    match map.get_mut(&dev.serial) {
+        Some(h) if h.holder == holder => {
+            h.count -= 1;
+            if h.count == 0 {
+                map.remove(&dev.serial);
+                LOCK_CV.notify_all();
+            }
+            Ok(())
+        }
+        _ => Err(Error::FAIL),
+    }
+}
+
+/// Releases every lock level `holder` has (disconnect).
+pub(crate) fn release_all(holder: usize) {
+    let mut g = locks();
+    if let Some(map) = g.as_mut() {
+        map.retain(|_, h| h.holder != holder);
+    }
+    LOCK_CV.notify_all();
+}
+
+/// Takes an exclusive advisory lock on the file without waiting (flock on Unix). Other
+/// platforms lock within the process only.
+#[cfg(unix)]
+fn try_lock_file(f: &File) -> bool {
+    rustix::fs::flock(f, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+}
+
+#[cfg(not(unix))]
+fn try_lock_file(_f: &File) -> bool {
+    true
+}
+
+// --- device events ----------------------------------------------------------------------
+
+struct Events {
+    known: Option<BTreeSet<String>>,
+    queue: VecDeque<(String, ULONG)>,
+    cancel_gen: u64,
+}
+
+static EVENTS: Mutex<Events> = Mutex::new(Events {
+    known: None,
+    queue: VecDeque::new(),
+    cancel_gen: 0,
+});
+static EVENT_CV: Condvar = Condvar::new();
+
+fn events() -> MutexGuard<'static, Events> {
+    EVENTS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// How often soft devices are rescanned while a caller waits.
+const POLL: Duration = Duration::from_millis(200);
+
+fn rescan(ev: &mut Events) -> Result<()> {
+    let now: BTreeSet<String> = enum_dev(true)?.into_iter().collect();
+    if let Some(known) = &ev.known {
+        for n in now.difference(known) {
+            ev.queue.push_back((n.clone(), DEV_EVENT_INSERTED));
+        }
+        for n in known.difference(&now) {
+            ev.queue.push_back((n.clone(), DEV_EVENT_REMOVED));
+        }
+    }
+    ev.known = Some(now);
+    Ok(())
+}
+
+/// Starts watching (the device set at the first call is the baseline).
+pub(crate) fn watch_start() -> Result<()> {
+    let mut ev = events();
+    if ev.known.is_none() {
+        rescan(&mut ev)?;
+    }
+    Ok(())
+}
+
+/// `SKF_WaitForDevEvent`: blocks until a device is inserted or removed, or the wait is
+/// cancelled. `deliver` is given the event; the event is consumed only when it succeeds.
+pub(crate) fn wait_event(deliver: impl Fn(&str, ULONG) -> Result<()>) -> Result<()> {
+    watch_start()?;
+    let mut ev = events();
+    let gen0 = ev.cancel_gen;
+    loop {
+        if let Some((name, kind)) = ev.queue.front().cloned() {
+            deliver(&name, kind)?;
+            ev.queue.pop_front();
+            return Ok(());
+        }
+        if ev.cancel_gen != gen0 {
+            return Err(Error::NO_EVENT);
+        }
+        ev = EVENT_CV
+            .wait_timeout(ev, POLL)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+        if ev.cancel_gen != gen0 {
+            return Err(Error::NO_EVENT);
+        }
+        rescan(&mut ev)?;
+    }
+}
+
+/// `SKF_CancelWaitForDevEvent`: wakes every waiter.
+pub(crate) fn cancel_wait() {
+    let mut ev = events();
+    ev.cancel_gen = ev.cancel_gen.wrapping_add(1);
+    EVENT_CV.notify_all();
 }
 
 #[cfg(test)]

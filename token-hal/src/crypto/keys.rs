@@ -52,6 +52,11 @@ pub enum SignMech {
     RsaPss { hash: HashAlg, salt_len: usize },
     /// RSA-PSS over a caller-computed digest.
     RsaPssPrehashed { hash: HashAlg, salt_len: usize },
+    /// Raw RSA (PKCS#11 CKM_RSA_X_509): the private-key operation on the input as a
+    /// big-endian integer (at most the modulus length, numerically below the modulus);
+    /// the signature is the modulus length. Verification recovers the integer and
+    /// compares it with the input left-padded with zeros.
+    RsaRaw,
     /// EdDSA (RFC 8032). On an Ed25519 key: `ph: false, context: None` is Ed25519,
     /// `ph: false, context: Some(c)` with a non-empty `c` is Ed25519ctx (an empty
     /// context means plain Ed25519, as PKCS#11 tokens treat `CK_EDDSA_PARAMS` with
@@ -71,6 +76,20 @@ pub enum EncMech {
     RsaPkcs1,
     /// RSA-OAEP with this hash for OAEP and MGF1, and a label.
     RsaOaep { hash: HashAlg, label: Vec<u8> },
+    /// RSA-OAEP with a label hash and an MGF1 hash chosen separately (PKCS#11
+    /// `CK_RSA_PKCS_OAEP_PARAMS` with `hashAlg` ≠ the MGF's hash).
+    RsaOaepMgf {
+        /// The hash of the label (OAEP's Hash).
+        hash: HashAlg,
+        /// MGF1's hash.
+        mgf1: HashAlg,
+        /// The label (PKCS#11 `CKZ_DATA_SPECIFIED` source data; empty for none).
+        label: Vec<u8>,
+    },
+    /// Raw RSA (PKCS#11 CKM_RSA_X_509): the public-key operation on the input as a
+    /// big-endian integer below the modulus; the output (and the decryption output)
+    /// is the modulus length, left-padded with zeros.
+    RsaRaw,
 }
 
 /// How to decrypt with a private key: the inverse of [`EncMech`].

@@ -11,7 +11,7 @@ use aws_lc_rs::rsa as lc_rsa;
 use aws_lc_rs::signature as lc_sig;
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
 use rsa::traits::PublicKeyParts;
-use rsa::{Oaep, Pkcs1v15Encrypt, Pkcs1v15Sign, Pss};
+use rsa::{BoxedUint, Oaep, Pkcs1v15Encrypt, Pkcs1v15Sign, Pss};
 use rsa::{PrivateKey as RsaPrivateKey, PublicKey as RsaPublicKey};
 use zeroize::Zeroizing;
 
@@ -114,6 +114,35 @@ fn check_digest_len(h: HashAlg, digest: &[u8]) -> Result<()> {
     }
 }
 
+/// The input of raw RSA (CKM_RSA_X_509) as an integer of the modulus's precision.
+/// `InvalidData` when it is longer than the modulus or not numerically below it.
+fn raw_input<K: PublicKeyParts>(key: &K, data: &[u8]) -> Result<BoxedUint> {
+    let k = key.size();
+    if data.len() > k {
+        return Err(Error::invalid_data(format!(
+            "raw RSA input of {} bytes exceeds the {k}-byte modulus",
+            data.len()
+        )));
+    }
+    let m = BoxedUint::from_be_slice(data, key.n_bits_precision())
+        .map_err(|_| Error::invalid_data("raw RSA input"))?;
+    if m >= *key.n().as_ref() {
+        return Err(Error::invalid_data(
+            "raw RSA input is not below the modulus",
+        ));
+    }
+    Ok(m)
+}
+
+/// An integer as exactly `k` big-endian bytes.
+fn raw_output(v: &BoxedUint, k: usize) -> Zeroizing<Vec<u8>> {
+    let b = Zeroizing::new(v.to_be_bytes());
+    let mut out = Zeroizing::new(vec![0u8; k]);
+    let n = b.len().min(k);
+    out[k - n..].copy_from_slice(&b[b.len() - n..]);
+    out
+}
+
 struct RsaPrivate {
     rc: RsaPrivateKey,
     lc_sign: Option<lc_rsa::KeyPair>,
@@ -124,6 +153,34 @@ struct RsaPrivate {
 impl RsaPrivate {
     fn modulus_len(&self) -> usize {
         self.rc.size()
+    }
+
+    /// OAEP decryption through RustCrypto `rsa`, which (0.10.0) does not check that
+    /// the first octet of the encoded message is zero (RFC 8017 §7.1.2 step 3g; found
+    /// by Wycheproof's "First byte is 1" cases). The raw operation is done as well and
+    /// the two verdicts are combined without an early exit, so the failure does not
+    /// reveal which check failed (Manger's attack).
+    fn rc_oaep_decrypt<P: rsa::traits::PaddingScheme>(
+        &self,
+        padding: P,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let crate_result = self.rc.decrypt(padding, data).map(Zeroizing::new);
+        let em = self.raw_private(data);
+        let first_zero = matches!(&em, Ok(em) if em.first() == Some(&0));
+        match (crate_result, first_zero) {
+            (Ok(m), true) => Ok(m),
+            _ => Err(Error::DecryptFailed),
+        }
+    }
+
+    /// RSASP1/RSADP with blinding and the CRT fault check.
+    fn raw_private(&self, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let c = raw_input(&self.rc, data)?;
+        let mut rng = getrandom::SysRng;
+        let m = rsa::hazmat::rsa_decrypt_and_check(&self.rc, Some(&mut rng), &c)
+            .map_err(|e| Error::internal(format!("raw RSA private operation: {e}")))?;
+        Ok(raw_output(&m, self.modulus_len()))
     }
 
     fn lc_sign(
@@ -206,6 +263,7 @@ impl PrivateKeyOps for RsaPrivate {
                     .sign_with_rng(&mut rng, Pss::<D>::new_with_salt(*salt_len), data)
                     .map_err(rsa_err("RSA-PSS signature")))
             }
+            SignMech::RsaRaw => Ok(self.raw_private(data)?.to_vec()),
             other => Err(Error::KeyType(format!(
                 "{other:?} cannot be used with an RSA key"
             ))),
@@ -255,12 +313,24 @@ impl PrivateKeyOps for RsaPrivate {
                     out.truncate(n);
                     return Ok(out);
                 }
-                with_hash!(h, D => self
-                    .rc
-                    .decrypt(Oaep::<D>::new_with_label(label.clone()), data)
-                    .map(Zeroizing::new)
-                    .map_err(|_| Error::DecryptFailed))
+                with_hash!(h, D => self.rc_oaep_decrypt(Oaep::<D>::new_with_label(label.clone()), data))
             }
+            EncMech::RsaOaepMgf { hash, mgf1, label } => {
+                if hash == mgf1 {
+                    return self.decrypt(
+                        &EncMech::RsaOaep {
+                            hash: *hash,
+                            label: label.clone(),
+                        },
+                        data,
+                    );
+                }
+                with_hash!(hash, D => with_hash!(mgf1, M => self.rc_oaep_decrypt(
+                    Oaep::<D, M>::new_with_mgf_hash_and_label(label.clone()),
+                    data
+                )))
+            }
+            EncMech::RsaRaw => self.raw_private(data),
             EncMech::Sm2 => Err(Error::KeyType("SM2 decryption with an RSA key".into())),
         }
     }
@@ -335,6 +405,22 @@ impl AsymProvider for RsaBackend {
                 check_digest_len(*h, data)?;
                 with_hash!(h, D => Ok(pk.verify(Pss::<D>::new_with_salt(*salt_len), data, sig)))
             }
+            SignMech::RsaRaw => {
+                let s = raw_input(&pk, sig).map_err(|_| Error::SignatureInvalid)?;
+                let m = rsa::hazmat::rsa_encrypt(&pk, &s).map_err(|_| Error::SignatureInvalid)?;
+                let k = pk.size();
+                if data.len() > k {
+                    return Err(Error::SignatureInvalid);
+                }
+                let mut want = vec![0u8; k];
+                want[k - data.len()..].copy_from_slice(data);
+                use subtle::ConstantTimeEq;
+                return if bool::from(raw_output(&m, k).ct_eq(&want[..])) {
+                    Ok(())
+                } else {
+                    Err(Error::SignatureInvalid)
+                };
+            }
             other => {
                 return Err(Error::KeyType(format!(
                     "{other:?} cannot be used with an RSA key"
@@ -354,6 +440,17 @@ impl AsymProvider for RsaBackend {
             EncMech::RsaOaep { hash: h, label } => with_hash!(h, D => pk
                 .encrypt(&mut rng, Oaep::<D>::new_with_label(label.clone()), data)
                 .map_err(rsa_err("RSA-OAEP encryption"))),
+            EncMech::RsaOaepMgf { hash, mgf1, label } => {
+                with_hash!(hash, D => with_hash!(mgf1, M => pk
+                    .encrypt(&mut rng, Oaep::<D, M>::new_with_mgf_hash_and_label(label.clone()), data)
+                    .map_err(rsa_err("RSA-OAEP encryption"))))
+            }
+            EncMech::RsaRaw => {
+                let m = raw_input(&pk, data)?;
+                let c = rsa::hazmat::rsa_encrypt(&pk, &m)
+                    .map_err(|e| Error::internal(format!("raw RSA public operation: {e}")))?;
+                Ok(raw_output(&c, pk.size()).to_vec())
+            }
             EncMech::Sm2 => Err(Error::KeyType("SM2 encryption with an RSA key".into())),
         }
     }

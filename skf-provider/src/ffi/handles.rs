@@ -1,0 +1,189 @@
+//! The handle table: every SKF handle is an entry of one checked table. A handle value
+//! is `(generation << 16) | (index + 1)`, never a pointer, so a stale, closed or foreign
+//! handle is recognised and answered with `SAR_INVALIDHANDLEERR`. Closing an entry closes
+//! every entry opened under it (a device's applications, containers, session keys, hash,
+//! MAC and agreement handles).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use skf_sys::HANDLE;
+
+use crate::api::objects::{AgreeObj, AppObj, ConObj, DevObj, HashObj, MacObj, SessionKey};
+use crate::error::{Error, Result};
+
+/// What a handle refers to.
+#[derive(Clone)]
+pub(crate) enum Obj {
+    Dev(Arc<DevObj>),
+    App(Arc<AppObj>),
+    Con(Arc<ConObj>),
+    Key(Arc<Mutex<SessionKey>>),
+    Hash(Arc<Mutex<Option<HashObj>>>),
+    Mac(Arc<Mutex<Option<MacObj>>>),
+    Agree(Arc<AgreeObj>),
+}
+
+struct Slot {
+    generation: u32,
+    entry: Option<(Obj, Option<usize>)>,
+}
+
+struct Table {
+    slots: Vec<Slot>,
+}
+
+static TABLE: Mutex<Table> = Mutex::new(Table { slots: Vec::new() });
+
+const MAX_SLOTS: usize = 0xFFFF;
+
+fn table() -> MutexGuard<'static, Table> {
+    TABLE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn encode(index: usize, generation: u32) -> usize {
+    ((generation as usize) << 16) | (index + 1)
+}
+
+fn decode(h: usize) -> Option<(usize, u32)> {
+    let low = h & 0xFFFF;
+    if low == 0 {
+        return None;
+    }
+    Some((low - 1, u32::try_from(h >> 16).ok()?))
+}
+
+impl Table {
+    fn lookup(&self, h: usize) -> Option<&(Obj, Option<usize>)> {
+        let (i, g) = decode(h)?;
+        let s = self.slots.get(i)?;
+        if s.generation != g {
+            return None;
+        }
+        s.entry.as_ref()
+    }
+}
+
+/// Adds an object, opened under `parent` (closed with it). Returns the handle value.
+pub(crate) fn insert(obj: Obj, parent: Option<usize>) -> Result<usize> {
+    let mut t = table();
+    if let Some(p) = parent
+        && t.lookup(p).is_none()
+    {
+        return Err(Error::INVALID_HANDLE);
+    }
+    let index = match t.slots.iter().position(|s| s.entry.is_none()) {
+        Some(i) => i,
+        None if t.slots.len() < MAX_SLOTS => {
+            t.slots.push(Slot {
+                generation: 0,
+                entry: None,
+            });
+            t.slots.len() - 1
+        }
+        None => return Err(Error::FAIL),
+    };
+    let slot = &mut t.slots[index];
+    // Wrapping keeps the handle within 32 bits on 32-bit targets' 16 generation bits;
+    // on 64-bit targets a slot is reused only after 2^32 opens.
+    slot.generation = slot.generation.wrapping_add(1) & generation_mask();
+    slot.entry = Some((obj, parent));
+    Ok(encode(index, slot.generation))
+}
+
+fn generation_mask() -> u32 {
+    if usize::BITS >= 48 { u32::MAX } else { 0xFFFF }
+}
+
+/// The object of a handle.
+pub(crate) fn get(h: HANDLE) -> Result<Obj> {
+    let t = table();
+    t.lookup(h as usize)
+        .map(|(o, _)| o.clone())
+        .ok_or(Error::INVALID_HANDLE)
+}
+
+/// Closes a handle and everything opened under it; returns the closed object.
+pub(crate) fn remove(h: HANDLE) -> Result<Obj> {
+    let mut t = table();
+    let h = h as usize;
+    let obj = t
+        .lookup(h)
+        .map(|(o, _)| o.clone())
+        .ok_or(Error::INVALID_HANDLE)?;
+    let mut doomed = vec![h];
+    while let Some(cur) = doomed.pop() {
+        if let Some((i, _)) = decode(cur)
+            && let Some(slot) = t.slots.get_mut(i)
+        {
+            slot.entry = None;
+        }
+        for (i, s) in t.slots.iter().enumerate() {
+            if let Some((_, Some(p))) = &s.entry
+                && *p == cur
+            {
+                doomed.push(encode(i, s.generation));
+            }
+        }
+    }
+    Ok(obj)
+}
+
+/// The parent handle of a handle.
+pub(crate) fn parent(h: HANDLE) -> Result<Option<usize>> {
+    let t = table();
+    t.lookup(h as usize)
+        .map(|(_, p)| *p)
+        .ok_or(Error::INVALID_HANDLE)
+}
+
+macro_rules! typed {
+    ($name:ident, $variant:ident, $t:ty) => {
+        /// The object of a handle of this kind; any other kind is an invalid handle.
+        pub(crate) fn $name(h: HANDLE) -> Result<$t> {
+            match get(h)? {
+                Obj::$variant(o) => Ok(o),
+                _ => Err(Error::INVALID_HANDLE),
+            }
+        }
+    };
+}
+
+typed!(dev, Dev, Arc<DevObj>);
+typed!(app, App, Arc<AppObj>);
+typed!(con, Con, Arc<ConObj>);
+typed!(key, Key, Arc<Mutex<SessionKey>>);
+typed!(hash, Hash, Arc<Mutex<Option<HashObj>>>);
+typed!(mac, Mac, Arc<Mutex<Option<MacObj>>>);
+typed!(agree, Agree, Arc<AgreeObj>);
+
+/// Converts a handle value into the C type.
+pub(crate) fn to_c(h: usize) -> HANDLE {
+    h as HANDLE
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::objects::SessionKey;
+
+    #[test]
+    fn stale_and_foreign_handles_are_refused_and_children_close_with_parents() {
+        let k = || Obj::Key(Arc::new(Mutex::new(SessionKey::new(0x401, &[0u8; 16]))));
+        let a = insert(k(), None).unwrap();
+        let b = insert(k(), Some(a)).unwrap();
+        let c = insert(k(), Some(b)).unwrap();
+        assert!(get(to_c(c)).is_ok());
+        remove(to_c(a)).unwrap();
+        for h in [a, b, c] {
+            assert!(get(to_c(h)).is_err());
+        }
+        // The slot is reused with a new generation: the old value stays invalid.
+        let d = insert(k(), None).unwrap();
+        assert_ne!(d, a);
+        assert!(get(to_c(a)).is_err());
+        assert!(get(to_c(0x1234_5678)).is_err());
+        assert!(get(std::ptr::null_mut()).is_err());
+        assert!(dev(to_c(d)).is_err());
+        remove(to_c(d)).unwrap();
+    }
+}

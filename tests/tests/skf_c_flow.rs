@@ -1,0 +1,140 @@
+//! The tendering flow from C: a program compiled with `cc` against include/skf.h that
+//! `dlopen`s libukey_skf.so, checked by OpenSSL 3 (signature with the default SM2 ID,
+//! session key wrapped by OpenSSL's SM2 encryption, data by `openssl enc -sm4-cbc`).
+
+#![allow(clippy::unwrap_used)]
+
+mod skf_common;
+
+use std::path::Path;
+use std::process::Command;
+
+use skf_common::*;
+use token_hal::crypto::sm2;
+use token_hal::model::KeyUsage;
+use ukey_tests::{repo_root, skf_lib};
+
+fn build(src: &str, out: &Path) {
+    sh(Command::new("cc")
+        .args([
+            "-std=c11",
+            "-D_GNU_SOURCE",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-I",
+        ])
+        .arg(repo_root().join("include"))
+        .arg(repo_root().join("tests/c").join(src))
+        .arg("-o")
+        .arg(out)
+        .arg("-ldl"));
+}
+
+#[test]
+fn c_program_walks_the_tendering_flow_and_openssl_agrees() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = device_only(tmp.path());
+    let work = tmp.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let exe = tmp.path().join("skf_tender");
+    build("skf_tender.c", &exe);
+    let run = |stage: &str| {
+        sh(Command::new(&exe)
+            .env("UKEY_CONF", &conf)
+            .arg(skf_lib())
+            .arg(&work)
+            .arg(stage))
+    };
+    let msg = b"bid for lot 7: 1,000,000 CNY\n";
+    std::fs::write(work.join("msg.txt"), msg).unwrap();
+    assert!(run("init").contains("init ok"));
+
+    // Outside the token: a certificate for the signing key, the encryption key pair
+    // from the "KMC" as an ENVELOPEDKEYBLOB, and a bid encrypted by OpenSSL.
+    let sign_pub = ecc_pub_of_blob(&std::fs::read(work.join("signpub.bin")).unwrap());
+    let (_, ca) = sm2_key();
+    let spec = token_hal::cert::SelfSignedSpec::new("bidder", KeyUsage::Sign);
+    let cert = token_hal::cert::self_signed(&sign_pub, &spec, |m, tbs| ca.sign(m, tbs)).unwrap();
+    std::fs::write(work.join("cert.der"), &cert).unwrap();
+    let (d, enc_key) = sm2_key();
+    let enc_pub = enc_key.public_key().unwrap();
+    std::fs::write(
+        work.join("envelope.bin"),
+        enveloped_key_blob(&d, &enc_pub, &sign_pub),
+    )
+    .unwrap();
+    std::fs::write(work.join("enc.pub.pem"), enc_pub.to_pem()).unwrap();
+    let session_key = token_hal::crypto::rng::random_bytes(16).unwrap();
+    let iv = token_hal::crypto::rng::random_bytes(16).unwrap();
+    std::fs::write(work.join("sk.bin"), &session_key).unwrap();
+    std::fs::write(work.join("iv.bin"), &iv).unwrap();
+    sh(Command::new("openssl")
+        .current_dir(&work)
+        .args(["pkeyutl", "-encrypt", "-pubin", "-inkey", "enc.pub.pem"])
+        .args(["-in", "sk.bin", "-out", "sk.sm2"]));
+    let raw = sm2::cipher_der_to_raw(&std::fs::read(work.join("sk.sm2")).unwrap()).unwrap();
+    std::fs::write(work.join("sesskey.blob"), cipher_blob(&raw)).unwrap();
+    let bid = std::fs::read(repo_root().join("tests/data/gm-interop/bid.txt")).unwrap();
+    std::fs::write(work.join("bid.txt"), &bid).unwrap();
+    sh(Command::new("openssl")
+        .current_dir(&work)
+        .args(["enc", "-sm4-cbc", "-K", &hex::encode(&session_key)])
+        .args([
+            "-iv",
+            &hex::encode(&iv),
+            "-in",
+            "bid.txt",
+            "-out",
+            "data.enc",
+        ]));
+
+    assert!(run("use").contains("use ok"));
+
+    // The token decrypted OpenSSL's session key and the bid with it.
+    assert_eq!(std::fs::read(work.join("plain.out")).unwrap(), bid);
+    // DigestInit with the key and the default ID computed e = SM3(Z ‖ M).
+    let e = sm2::sign_digest(&sign_pub.ec_point().unwrap(), sm2::DEFAULT_ID, msg).unwrap();
+    assert_eq!(std::fs::read(work.join("e.bin")).unwrap(), e);
+    // OpenSSL 3 verifies the signature over the message with distid 1234567812345678.
+    let sig = std::fs::read(work.join("sig.bin")).unwrap();
+    std::fs::write(work.join("sig.der"), sig_der(&sig)).unwrap();
+    std::fs::write(work.join("sign.pub.pem"), sign_pub.to_pem()).unwrap();
+    let out = sh(Command::new("openssl")
+        .current_dir(&work)
+        .args([
+            "dgst",
+            "-sm3",
+            "-verify",
+            "sign.pub.pem",
+            "-signature",
+            "sig.der",
+        ])
+        .args(["-sigopt", "distid:1234567812345678", "msg.txt"]));
+    assert!(out.contains("Verified OK"), "{out}");
+    // A tampered message does not verify.
+    std::fs::write(work.join("msg.txt"), b"bid for lot 7: 9,000,000 CNY\n").unwrap();
+    let bad = Command::new("openssl")
+        .current_dir(&work)
+        .args([
+            "dgst",
+            "-sm3",
+            "-verify",
+            "sign.pub.pem",
+            "-signature",
+            "sig.der",
+        ])
+        .args(["-sigopt", "distid:1234567812345678", "msg.txt"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn header_layout_matches_in_c() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = tmp.path().join("skf_layout");
+    build("skf_layout.c", &exe);
+    let out = sh(&mut Command::new(&exe));
+    assert!(out.contains("layout ok"), "{out}");
+}
