@@ -328,10 +328,7 @@ fn bench_module(m: &Module, secs: f64, sm: bool) -> Figures {
     );
 
     // AES-128-CBC encryption of 1 MiB per call.
-    let aes = m.secret(
-        &Mechanism::AesKeyGen,
-        vec![Attribute::ValueLen(16.into())],
-    );
+    let aes = m.secret(&Mechanism::AesKeyGen, vec![Attribute::ValueLen(16.into())]);
     f.aes_cbc = row(
         m.name,
         "AES-128-CBC 1 MiB",
@@ -399,10 +396,8 @@ fn bench_module(m: &Module, secs: f64, sm: bool) -> Figures {
         )],
         true,
     );
-    let sm3sm2 = Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
-        vendor(CKM_SM3_SM2),
-        None,
-    ));
+    let sm3sm2 =
+        Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(vendor(CKM_SM3_SM2), None));
     match sm2 {
         Ok((pubk, privk)) => {
             f.sm2_sign = row(
@@ -419,8 +414,7 @@ fn bench_module(m: &Module, secs: f64, sm: bool) -> Figures {
                 "SM2 verify",
                 s.sign(&sm3sm2, privk, &hash32).map_err(e).and_then(|sig| {
                     rate(secs, || {
-                        s.verify(&sm3sm2, pubk, black_box(&hash32), &sig)
-                            .map_err(e)
+                        s.verify(&sm3sm2, pubk, black_box(&hash32), &sig).map_err(e)
                     })
                 }),
             );
@@ -522,7 +516,8 @@ fn bench_backend(secs: f64) -> Figures {
         let mut out = Vec::with_capacity(MIB + 16);
         mbs(rate(secs, || {
             out.clear();
-            let mut c = SymCipher::new(alg, mode, Direction::Encrypt, key, &[7u8; 16]).map_err(e)?;
+            let mut c =
+                SymCipher::new(alg, mode, Direction::Encrypt, key, &[7u8; 16]).map_err(e)?;
             c.update(black_box(&data), &mut out).map_err(e)?;
             c.finalize(&mut out).map_err(e)?;
             black_box(&out);
@@ -563,7 +558,9 @@ fn bench_backend(secs: f64) -> Figures {
     f.sm2_verify = row(
         "backend",
         "SM2 verify",
-        rate(secs, || ok(sm2_pub.verify(&mech, black_box(&hash32), &ssig))),
+        rate(secs, || {
+            ok(sm2_pub.verify(&mech, black_box(&hash32), &ssig))
+        }),
     );
     f.sm4_cbc = row(
         "backend",
@@ -593,7 +590,8 @@ fn child() {
         .unwrap_or(0.5);
     let module = PathBuf::from(std::env::var_os("P11BENCH_MODULE").expect("P11BENCH_MODULE"));
     let peer = PathBuf::from(
-        std::env::var_os("P11BENCH_PEER").unwrap_or_else(|| "/usr/lib/softhsm/libsofthsm2.so".into()),
+        std::env::var_os("P11BENCH_PEER")
+            .unwrap_or_else(|| "/usr/lib/softhsm/libsofthsm2.so".into()),
     );
     println!("ukey:     {}", module.display());
     println!("SoftHSM2: {}", peer.display());
@@ -615,7 +613,10 @@ fn child() {
             }
         }
     } else {
-        eprintln!("{} is missing: run scripts/setup.sh (package softhsm2)", peer.display());
+        eprintln!(
+            "{} is missing: run scripts/setup.sh (package softhsm2)",
+            peer.display()
+        );
         None
     };
     let backend = bench_backend(secs);
@@ -624,12 +625,32 @@ fn child() {
 
     type Pick = fn(&Figures) -> Option<f64>;
     let rows: [(&str, &str, Pick, &str); 12] = [
-        ("ECDSA P-256 sign (CKM_ECDSA)", "ops/s", |f| f.ecdsa_sign, ">=1.5x"),
+        (
+            "ECDSA P-256 sign (CKM_ECDSA)",
+            "ops/s",
+            |f| f.ecdsa_sign,
+            ">=1.5x",
+        ),
         ("ECDSA P-256 verify", "ops/s", |f| f.ecdsa_verify, ">=1x"),
-        ("RSA-2048 sign (CKM_RSA_PKCS, 51 B)", "ops/s", |f| f.rsa_sign, ">=1.5x"),
-        ("AES-128-CBC encrypt, 1 MiB", "MB/s", |f| f.aes_cbc, ">=1.5x"),
+        (
+            "RSA-2048 sign (CKM_RSA_PKCS, 51 B)",
+            "ops/s",
+            |f| f.rsa_sign,
+            ">=1.5x",
+        ),
+        (
+            "AES-128-CBC encrypt, 1 MiB",
+            "MB/s",
+            |f| f.aes_cbc,
+            ">=1.5x",
+        ),
         ("SHA-256, 1 MiB", "MB/s", |f| f.sha256, "-"),
-        ("P-256 key-pair gen (session)", "ops/s", |f| f.p256_keygen, ">=1.5x"),
+        (
+            "P-256 key-pair gen (session)",
+            "ops/s",
+            |f| f.p256_keygen,
+            ">=1.5x",
+        ),
         ("C_GetSessionInfo", "calls/s", |f| f.session_info, ">=1.5x"),
         ("SM2 sign (CKM_SM3_SM2, 32 B)", "ops/s", |f| f.sm2_sign, "-"),
         ("SM2 verify (CKM_SM3_SM2)", "ops/s", |f| f.sm2_verify, "-"),
