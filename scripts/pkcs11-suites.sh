@@ -142,7 +142,7 @@ status=0
 
 if [ $run_ukey -eq 1 ]; then
   echo "== cargo build -p pkcs11-module"
-  cargo build -p pkcs11-module --locked -q
+  cargo build -p pkcs11-module --locked -q 2>"$LOGDIR/build-module.log" || { cat "$LOGDIR/build-module.log" >&2; exit 1; }
   MODULE="$ROOT/target/debug/libukey_pkcs11.so"
   case "$MODULE" in
     *softhsm*) mkdir -p "$TMP/lib"; cp "$MODULE" "$TMP/lib/"; MODULE="$TMP/lib/libukey_pkcs11.so" ;;

@@ -101,17 +101,18 @@ struct SlotReport {
     removable: bool,
     mechs: BTreeSet<u64>,
     x509_info: String,
+    sha256_info: String,
 }
 
 impl Report {
     fn parse(text: &str) -> Report {
         let mut slots = Vec::new();
         for l in text.lines() {
-            let Some(rest) = l.strip_prefix("SLOT ") else {
+            let Some(rest) = l.find("SLOT ").map(|i| &l[i + 5..]) else {
                 continue;
             };
             let f: Vec<&str> = rest.split('|').collect();
-            assert_eq!(f.len(), 6, "bad line {l}");
+            assert_eq!(f.len(), 7, "bad line {l}");
             slots.push(SlotReport {
                 label: f[1].to_string(),
                 initialized: f[2] == "init",
@@ -122,6 +123,7 @@ impl Report {
                     .map(|s| u64::from_str_radix(s, 16).unwrap())
                     .collect(),
                 x509_info: f[5].to_string(),
+                sha256_info: f[6].to_string(),
             });
         }
         Report {
@@ -143,7 +145,8 @@ impl Report {
 }
 
 /// The child: loads the module, optionally initialises the free slot's token, and prints
-/// `SLOT id|label|init?|removable?|mechanisms|C_GetMechanismInfo(RSA_X_509)` per token.
+/// `SLOT id|label|init?|removable?|mechanisms|C_GetMechanismInfo(RSA_X_509)|(SHA256)` per
+/// token.
 #[test]
 fn softhsm_conf_child() {
     if !is_child("softhsm_conf_child") {
@@ -173,13 +176,13 @@ fn softhsm_conf_child() {
             .into_iter()
             .map(|m| format!("{:x}", u64::from(m)))
             .collect();
-        let x509 = match p11.get_mechanism_info(slot, MechanismType::RSA_X_509) {
+        let info = |m: MechanismType| match p11.get_mechanism_info(slot, m) {
             Ok(_) => "ok".to_string(),
             Err(cryptoki::error::Error::Pkcs11(rv, _)) => format!("{rv:?}"),
-            Err(e) => format!("{e}"),
+            Err(e) => format!("{e}").replace('|', "/"),
         };
         println!(
-            "SLOT {}|{}|{}|{}|{}|{}",
+            "SLOT {}|{}|{}|{}|{}|{}|{}",
             slot.id(),
             ti.label(),
             if ti.token_initialized() { "init" } else { "-" },
@@ -189,7 +192,8 @@ fn softhsm_conf_child() {
                 "fixed"
             },
             mechs.join(","),
-            x509.replace('|', "/")
+            info(MechanismType::RSA_X_509),
+            info(MechanismType::SHA256),
         );
     }
     p11.finalize().unwrap();
@@ -238,56 +242,89 @@ fn tokendir_is_honoured() {
     assert!(r.has("shtok") && !r.has("viap11"), "{}", r.text);
 }
 
-#[test]
-fn mechanisms_deny_and_allow_lists() {
+/// A token made under a SoftHSM2 config without `slots.mechanisms`, and its full list.
+fn mechanism_setup(label: &str) -> (Setup, BTreeSet<u64>) {
     let s = Setup::new();
     let all = s.conf("all", &s.tokendir(), "");
-    s.init_token(&all, "mechs");
-    let full = s.probe("list", &all).token("mechs").mechs.clone();
-    for m in [CKM_RSA_PKCS, CKM_RSA_X_509, CKM_SHA256] {
+    s.init_token(&all, label);
+    let r = s.probe("list", &all);
+    let full = r.token(label).mechs.clone();
+    (s, full)
+}
+
+#[test]
+fn mechanisms_deny_list() {
+    let (s, full) = mechanism_setup("deny");
+    for m in [CKM_RSA_PKCS, CKM_SHA256] {
         assert!(full.contains(&m), "mechanism {m:#x} not offered: {full:x?}");
     }
-    let r = s.probe("list", &all);
-    assert_eq!(r.token("mechs").x509_info, "ok");
-
-    // Deny list: exactly RSA_X_509 goes away, and C_GetMechanismInfo refuses it.
-    let deny = s.conf("deny", &s.tokendir(), "slots.mechanisms = -CKM_RSA_X_509\n");
+    let deny = s.conf("deny", &s.tokendir(), "slots.mechanisms = -CKM_SHA256\n");
     let r = s.probe("list", &deny);
-    let t = r.token("mechs");
+    let t = r.token("deny");
     let mut expected = full.clone();
-    expected.remove(&CKM_RSA_X_509);
-    assert_eq!(t.mechs, expected, "deny list -CKM_RSA_X_509");
-    assert!(
-        t.x509_info == "MechanismInvalid",
-        "C_GetMechanismInfo(CKM_RSA_X_509) under the deny list: {}",
-        t.x509_info
+    expected.remove(&CKM_SHA256);
+    assert_eq!(t.mechs, expected, "deny list -CKM_SHA256");
+    assert_eq!(
+        t.sha256_info, "MechanismInvalid",
+        "C_GetMechanismInfo(CKM_SHA256) under the deny list"
     );
-
-    // Two denials.
+    // Two denials, with blanks around the comma.
     let deny2 = s.conf(
         "deny2",
         &s.tokendir(),
-        "slots.mechanisms = -CKM_RSA_X_509,-CKM_SHA256\n",
+        "slots.mechanisms = -CKM_SHA256, -CKM_RSA_PKCS\n",
     );
-    let mut expected2 = expected.clone();
-    expected2.remove(&CKM_SHA256);
+    expected.remove(&CKM_RSA_PKCS);
     assert_eq!(
-        s.probe("list", &deny2).token("mechs").mechs,
-        expected2,
-        "deny list -CKM_RSA_X_509,-CKM_SHA256"
+        s.probe("list", &deny2).token("deny").mechs,
+        expected,
+        "deny list -CKM_SHA256, -CKM_RSA_PKCS"
     );
+}
 
-    // Allow list: only what is listed.
+/// The deny list of the brief: `-CKM_RSA_X_509` (SoftHSM2 offers CKM_RSA_X_509, so the
+/// module must too for a SoftHSM2 setup that denies it to mean anything).
+#[test]
+fn mechanisms_deny_list_rsa_x_509() {
+    let (s, full) = mechanism_setup("x509");
+    assert!(
+        full.contains(&CKM_RSA_X_509),
+        "CKM_RSA_X_509 not offered: {full:x?}"
+    );
+    let r = s.probe("list", &s.conf("all2", &s.tokendir(), ""));
+    assert_eq!(r.token("x509").x509_info, "ok");
+    let deny = s.conf("deny", &s.tokendir(), "slots.mechanisms = -CKM_RSA_X_509\n");
+    let r = s.probe("list", &deny);
+    let t = r.token("x509");
+    let mut expected = full.clone();
+    expected.remove(&CKM_RSA_X_509);
+    assert_eq!(t.mechs, expected, "deny list -CKM_RSA_X_509");
+    assert_eq!(
+        t.x509_info, "MechanismInvalid",
+        "C_GetMechanismInfo(CKM_RSA_X_509) under the deny list"
+    );
+}
+
+#[test]
+fn mechanisms_allow_list() {
+    let (s, full) = mechanism_setup("allow");
+    assert!(full.len() > 2, "{full:x?}");
     let allow = s.conf(
         "allow",
         &s.tokendir(),
         "slots.mechanisms = CKM_RSA_PKCS,CKM_SHA256\n",
     );
+    let r = s.probe("list", &allow);
+    let t = r.token("allow");
     assert_eq!(
-        s.probe("list", &allow).token("mechs").mechs,
+        t.mechs,
         BTreeSet::from([CKM_RSA_PKCS, CKM_SHA256]),
         "allow list CKM_RSA_PKCS,CKM_SHA256"
     );
+    assert_eq!(t.sha256_info, "ok");
+    // `ALL` is SoftHSM2's default: everything.
+    let all = s.conf("ALL", &s.tokendir(), "slots.mechanisms = ALL\n");
+    assert_eq!(s.probe("list", &all).token("allow").mechs, full);
 }
 
 #[test]
