@@ -190,7 +190,7 @@ pub(crate) fn cipher_op(
                 data: Vec::new(),
             })
         }
-        CKM_RSA_PKCS | CKM_RSA_PKCS_OAEP | CKM_SM2_ENCRYPT => {
+        CKM_RSA_PKCS | CKM_RSA_PKCS_OAEP | CKM_RSA_X_509 | CKM_SM2_ENCRYPT => {
             let em = enc_mech(mech)?;
             Ok(CryptOp::Asym {
                 key: k,
@@ -205,6 +205,7 @@ pub(crate) fn cipher_op(
 fn enc_mech(mech: &Mech) -> Result<EncMech> {
     Ok(match (mech.ty, &mech.param) {
         (CKM_RSA_PKCS, _) => EncMech::RsaPkcs1,
+        (CKM_RSA_X_509, _) => EncMech::RsaRaw,
         (CKM_SM2_ENCRYPT, _) => EncMech::Sm2,
         (CKM_RSA_PKCS_OAEP, Param::Oaep { hash, mgf, label }) => {
             let h = hash_of(*hash).ok_or(Error(CKR_MECHANISM_PARAM_INVALID))?;
@@ -610,6 +611,7 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
             (SignMech::Ecdsa(hash_of(mech.ty).ok_or(bad())?), false)
         }
         CKM_RSA_PKCS if rsa => (SignMech::RsaPkcs1Raw, true),
+        CKM_RSA_X_509 if rsa => (SignMech::RsaRaw, true),
         CKM_SHA1_RSA_PKCS | CKM_SHA224_RSA_PKCS | CKM_SHA256_RSA_PKCS | CKM_SHA384_RSA_PKCS
         | CKM_SHA512_RSA_PKCS
             if rsa =>
@@ -689,6 +691,7 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
         | CKM_ECDSA_SHA384
         | CKM_ECDSA_SHA512
         | CKM_RSA_PKCS
+        | CKM_RSA_X_509
         | CKM_SHA1_RSA_PKCS
         | CKM_SHA224_RSA_PKCS
         | CKM_SHA256_RSA_PKCS
