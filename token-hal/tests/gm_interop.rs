@@ -1,6 +1,8 @@
 //! Interop with GmSSL 3.3 (the vectors in tests/data/gm-interop, made outside ukey) and
 //! with OpenSSL 3 (run as a subprocess when `openssl` is installed).
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -227,4 +229,66 @@ fn openssl_reads_our_sm2_private_key_pkcs8() {
 
 fn pem_of(der: &[u8]) -> String {
     pem_rfc7468::encode_string("PRIVATE KEY", pem_rfc7468::LineEnding::LF, der).unwrap()
+}
+
+#[test]
+fn openssl_sec1_and_pkcs1_key_files_import() {
+    if !openssl_available() {
+        eprintln!("openssl not installed; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .current_dir(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    for (curve, alg) in [("SM2", KeyAlg::Sm2), ("prime256v1", KeyAlg::EcP256)] {
+        run(&["ecparam", "-name", curve, "-genkey", "-out", "ec.pem"]);
+        run(&["ec", "-in", "ec.pem", "-pubout", "-out", "ec.pub.pem"]);
+        let k =
+            PrivateKey::from_file_bytes(&std::fs::read(dir.path().join("ec.pem")).unwrap(), None)
+                .unwrap();
+        assert_eq!(k.alg(), alg);
+        let want =
+            PublicKey::from_pem(&std::fs::read_to_string(dir.path().join("ec.pub.pem")).unwrap())
+                .unwrap();
+        assert_eq!(k.public_key().unwrap(), want);
+    }
+    run(&["genrsa", "-traditional", "-out", "rsa.pem", "2048"]);
+    run(&["rsa", "-in", "rsa.pem", "-pubout", "-out", "rsa.pub.pem"]);
+    let pem = std::fs::read(dir.path().join("rsa.pem")).unwrap();
+    assert!(pem.starts_with(b"-----BEGIN RSA PRIVATE KEY-----"));
+    let k = PrivateKey::from_file_bytes(&pem, None).unwrap();
+    assert_eq!(k.alg(), KeyAlg::Rsa(2048));
+    let want =
+        PublicKey::from_pem(&std::fs::read_to_string(dir.path().join("rsa.pub.pem")).unwrap())
+            .unwrap();
+    assert_eq!(k.public_key().unwrap(), want);
+    // An RSA-PKCS#1 signature of ours verifies with OpenSSL.
+    let data = b"bid";
+    std::fs::write(dir.path().join("data"), data).unwrap();
+    let sig = k
+        .sign(
+            &SignMech::RsaPkcs1(token_hal::crypto::HashAlg::Sha256),
+            data,
+        )
+        .unwrap();
+    std::fs::write(dir.path().join("sig"), sig).unwrap();
+    run(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        "rsa.pub.pem",
+        "-signature",
+        "sig",
+        "data",
+    ]);
 }

@@ -1,5 +1,7 @@
 //! Known-answer tests. Each vector names the standard it comes from.
 
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
 use token_hal::Error;
 use token_hal::crypto::hash::{self, HashAlg};
 use token_hal::crypto::sm2::{self, test_seams};
@@ -848,4 +850,18 @@ fn sm2_key_exchange_random_and_bad_peer_point() {
         xb2.finish(&a.public_key().unwrap(), b"alice", &bad, 16),
         Err(Error::InvalidData(_))
     ));
+}
+
+#[test]
+fn sm2_spki_with_the_sm2_oid_as_algorithm_is_accepted_and_normalised() {
+    // SEQUENCE { SEQUENCE { OID 1.2.156.10197.1.301 }, BIT STRING 04‖x‖y }
+    let mut der = h("3050 300a 0608 2a811ccf5501822d 0342 00");
+    der.extend(sm2_point());
+    let pk = PublicKey::from_spki_der(&der).unwrap();
+    assert_eq!(pk.alg(), KeyAlg::Sm2);
+    assert_eq!(
+        pk,
+        PublicKey::from_ec_point(KeyAlg::Sm2, &sm2_point()).unwrap()
+    );
+    assert_ne!(pk.spki_der(), &der[..]); // re-encoded with id-ecPublicKey + curve
 }

@@ -110,12 +110,12 @@ pub fn decrypt_pkcs8(der: &[u8], password: &[u8]) -> Result<Zeroizing<Vec<u8>>> 
         None => HashAlg::Sha1,
     };
     let (alg, key_len) = cipher_of(p.enc.oid)?;
-    if let Some(kl) = kp.key_length {
-        if usize::from(kl) != key_len {
-            return Err(Error::invalid_data(format!(
-                "PBKDF2 key length {kl} does not match the cipher's {key_len}"
-            )));
-        }
+    if let Some(kl) = kp.key_length
+        && usize::from(kl) != key_len
+    {
+        return Err(Error::invalid_data(format!(
+            "PBKDF2 key length {kl} does not match the cipher's {key_len}"
+        )));
     }
     if kp.iterations == 0 || kp.iterations > MAX_ITERATIONS {
         return Err(Error::invalid_data(format!(
@@ -217,6 +217,40 @@ fn encrypt_pkcs8_der(alg: KeyAlg, pkcs8: &[u8], password: &[u8]) -> Result<Vec<u
     Ok(epki.to_der()?)
 }
 
+const PRIVATE_KEY_LABELS: &[&str] = &[
+    "PRIVATE KEY",
+    "ENCRYPTED PRIVATE KEY",
+    "EC PRIVATE KEY",
+    "RSA PRIVATE KEY",
+];
+
+fn begin(label: &str) -> Vec<u8> {
+    format!("-----BEGIN {label}-----").into_bytes()
+}
+
+/// Splits PEM text into its BEGIN…END blocks.
+fn pem_blocks(text: &[u8]) -> Vec<&[u8]> {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    const END: &[u8] = b"-----END ";
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.windows(BEGIN.len()).position(|w| w == BEGIN) {
+        let from = &rest[start..];
+        let Some(end) = from.windows(END.len()).position(|w| w == END) else {
+            break;
+        };
+        // The END line runs to the next "-----" after its label.
+        let after = &from[end + END.len()..];
+        let Some(close) = after.windows(5).position(|w| w == b"-----") else {
+            break;
+        };
+        let len = end + END.len() + close + 5;
+        out.push(&from[..len]);
+        rest = &from[len..];
+    }
+    out
+}
+
 fn need_password(password: Option<&[u8]>) -> Result<&[u8]> {
     password.ok_or_else(|| Error::invalid_arg("the key file is encrypted; a password is needed"))
 }
@@ -225,8 +259,14 @@ fn need_password(password: Option<&[u8]>) -> Result<&[u8]> {
 pub(crate) fn read_private_key(bytes: &[u8], password: Option<&[u8]>) -> Result<PrivateKey> {
     let text = bytes.trim_ascii();
     if text.starts_with(b"-----BEGIN") {
+        // A file may hold several blocks (OpenSSL's `ecparam -genkey` writes
+        // EC PARAMETERS first); use the first private-key block.
+        let block = pem_blocks(text)
+            .into_iter()
+            .find(|b| PRIVATE_KEY_LABELS.iter().any(|l| b.starts_with(&begin(l))))
+            .unwrap_or(text);
         let (label, der) =
-            pem_rfc7468::decode_vec(text).map_err(|e| Error::invalid_data(format!("PEM: {e}")))?;
+            pem_rfc7468::decode_vec(block).map_err(|e| Error::invalid_data(format!("PEM: {e}")))?;
         let der = Zeroizing::new(der);
         return match label {
             "PRIVATE KEY" => PrivateKey::from_pkcs8_der(&der),

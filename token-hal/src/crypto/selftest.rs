@@ -45,10 +45,10 @@ fn hx(s: &str) -> Result<Vec<u8>> {
 
 fn expect(name: &str, corrupt: Option<&str>, got: &[u8], want_hex: &str) -> Result<()> {
     let mut want = hx(want_hex)?;
-    if corrupt == Some(name) {
-        if let Some(b) = want.first_mut() {
-            *b ^= 1;
-        }
+    if corrupt == Some(name)
+        && let Some(b) = want.first_mut()
+    {
+        *b ^= 1;
     }
     if got == want.as_slice() {
         Ok(())

@@ -13,7 +13,7 @@ struct DerSig<'a> {
 
 /// Raw r‖s (two equal halves) to DER.
 pub fn raw_to_der(raw: &[u8]) -> Result<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 || raw.len() > 264 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 264 {
         return Err(Error::invalid_data(format!(
             "raw signature of {} bytes is not two equal halves",
             raw.len()

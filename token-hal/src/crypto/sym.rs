@@ -212,7 +212,7 @@ pub fn gcm_open(
 /// a non-empty multiple of 16 bytes.
 pub fn cbc_mac(alg: SymAlg, key: &[u8], iv: &[u8], data: &[u8], pad: bool) -> Result<[u8; 16]> {
     let mode = if pad { SymMode::CbcPad } else { SymMode::Cbc };
-    if !pad && (data.is_empty() || data.len() % 16 != 0) {
+    if !pad && (data.is_empty() || !data.len().is_multiple_of(16)) {
         return Err(Error::invalid_arg(
             "CBC-MAC without padding needs a non-empty multiple of 16 bytes",
         ));

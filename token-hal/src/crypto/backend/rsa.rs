@@ -154,10 +154,10 @@ impl PrivateKeyOps for RsaPrivate {
         let mut rng = getrandom::SysRng;
         match mech {
             SignMech::RsaPkcs1(h) => {
-                if let Some(enc) = lc_pkcs1(*h) {
-                    if let Some(sig) = self.lc_sign(enc, Some(data), None)? {
-                        return Ok(sig);
-                    }
+                if let Some(enc) = lc_pkcs1(*h)
+                    && let Some(sig) = self.lc_sign(enc, Some(data), None)?
+                {
+                    return Ok(sig);
                 }
                 let digest = hash::digest(*h, data);
                 with_hash!(h, D => self
@@ -177,12 +177,11 @@ impl PrivateKeyOps for RsaPrivate {
                     .map_err(rsa_err("RSA PKCS#1 v1.5 signature"))
             }
             SignMech::RsaPss { hash: h, salt_len } => {
-                if *salt_len == h.output_len() {
-                    if let Some(enc) = lc_pss(*h) {
-                        if let Some(sig) = self.lc_sign(enc, Some(data), None)? {
-                            return Ok(sig);
-                        }
-                    }
+                if *salt_len == h.output_len()
+                    && let Some(enc) = lc_pss(*h)
+                    && let Some(sig) = self.lc_sign(enc, Some(data), None)?
+                {
+                    return Ok(sig);
                 }
                 let digest = hash::digest(*h, data);
                 with_hash!(h, D => self
@@ -192,13 +191,13 @@ impl PrivateKeyOps for RsaPrivate {
             }
             SignMech::RsaPssPrehashed { hash: h, salt_len } => {
                 check_digest_len(*h, data)?;
-                if *salt_len == h.output_len() {
-                    if let (Some(enc), Some(alg)) = (lc_pss(*h), lc_digest_alg(*h)) {
-                        let d = lc_digest::Digest::import_less_safe(data, alg)
-                            .map_err(|_| Error::internal("digest import"))?;
-                        if let Some(sig) = self.lc_sign(enc, None, Some(d))? {
-                            return Ok(sig);
-                        }
+                if *salt_len == h.output_len()
+                    && let (Some(enc), Some(alg)) = (lc_pss(*h), lc_digest_alg(*h))
+                {
+                    let d = lc_digest::Digest::import_less_safe(data, alg)
+                        .map_err(|_| Error::internal("digest import"))?;
+                    if let Some(sig) = self.lc_sign(enc, None, Some(d))? {
+                        return Ok(sig);
                     }
                 }
                 with_hash!(h, D => self

@@ -372,7 +372,7 @@ impl SymProvider for RustCryptoAes {
     }
 
     fn aes_key_wrap(&self, kek: &[u8], key: &[u8], pad: bool) -> Result<Vec<u8>> {
-        if !pad && (key.len() < 16 || key.len() % 8 != 0) {
+        if !pad && (key.len() < 16 || !key.len().is_multiple_of(8)) {
             return Err(Error::invalid_arg(
                 "RFC 3394 key wrap needs a key of at least 16 bytes, a multiple of 8",
             ));
@@ -414,7 +414,7 @@ impl SymProvider for RustCryptoAes {
     }
 
     fn aes_key_unwrap(&self, kek: &[u8], wrapped: &[u8], pad: bool) -> Result<Zeroizing<Vec<u8>>> {
-        if wrapped.len() < 16 || wrapped.len() % 8 != 0 {
+        if wrapped.len() < 16 || !wrapped.len().is_multiple_of(8) {
             return Err(Error::invalid_data(
                 "wrapped key must be a multiple of 8 bytes, at least 16",
             ));
