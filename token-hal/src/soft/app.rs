@@ -601,14 +601,13 @@ impl SoftApp {
         let version = self.store.version()?;
         {
             let s = self.session();
-            if s.login == LoginState::User {
-                if let Some(r) = s
+            if s.login == LoginState::User
+                && let Some(r) = s
                     .resolved
                     .iter()
                     .find(|r| r.version == version && r.key == *key)
-                {
-                    return Ok((r.private.clone(), r.state));
-                }
+            {
+                return Ok((r.private.clone(), r.state));
             }
         }
         let (private, state) = self.lookup_private_key(key)?;
@@ -669,10 +668,10 @@ impl SoftApp {
             };
             Ok((mk, k))
         })?;
-        if let Some(c) = self.session().keys.get(&k.id) {
-            if c.sealed == k.sealed {
-                return Ok((c.key.clone(), k.state));
-            }
+        if let Some(c) = self.session().keys.get(&k.id)
+            && c.sealed == k.sealed
+        {
+            return Ok((c.key.clone(), k.state));
         }
         let pkcs8 = aead::open(&mk, &secrets::key_aad(&self.generation, k.id), &k.sealed).map_err(
             |_| Error::Corrupt {
