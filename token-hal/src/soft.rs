@@ -52,7 +52,10 @@
 //! the PIN inside one write transaction, which holds the database write lock, and restores
 //! the counter on success; so parallel processes can never try more PINs than the limit.
 //! Login state and the unwrapped master key live in the [`SoftApp`] handle only (zeroized
-//! on logout and drop). `epoch` grows when an application is wiped, which ends the logins of
+//! on logout and drop). While the user is logged in, the handle keeps the private keys it
+//! has parsed, and reuses a key lookup as long as the database version (SQLite's
+//! `data_version` plus this connection's own commit count) is unchanged, so signing does
+//! not parse a key or query the database each time; any commit anywhere invalidates it. `epoch` grows when an application is wiped, which ends the logins of
 //! every other handle; `generation` tells a re-created application from the old one.
 
 mod app;

@@ -1,10 +1,11 @@
 //! A soft application: PINs, containers with their keys and certificates, files and the
 //! generic object store. Login state and the unwrapped master key live in the handle.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{OptionalExtension, Transaction, params};
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::MAX_FILE_SIZE;
@@ -228,17 +229,42 @@ impl PinRow {
     }
 }
 
+/// A private key already unsealed and parsed, kept while the user is logged in. It is
+/// used only while its row still holds the same sealed bytes (a fresh nonce makes every
+/// seal differ), so a key replaced or deleted elsewhere is never used from the cache.
+struct CachedKey {
+    sealed: Vec<u8>,
+    key: Arc<PrivateKey>,
+}
+
+/// How many parsed keys a handle keeps.
+const KEY_CACHE_MAX: usize = 64;
+
+/// A key reference resolved at a database version: while nothing in the database
+/// changed, the same reference finds the same key, so the hot path (sign, decrypt) skips
+/// the lookup.
+struct Resolved {
+    key: KeyRef,
+    version: (i64, u64),
+    state: i64,
+    private: Arc<PrivateKey>,
+}
+
 /// Login state of a handle.
 struct Session {
     login: LoginState,
     mk: Option<Key32>,
     epoch: i64,
+    keys: HashMap<i64, CachedKey>,
+    resolved: Vec<Resolved>,
 }
 
 impl Session {
     fn clear(&mut self) {
         self.login = LoginState::None;
         self.mk = None;
+        self.keys.clear();
+        self.resolved.clear();
     }
 }
 
@@ -287,6 +313,8 @@ impl SoftApp {
                 login: LoginState::None,
                 mk: None,
                 epoch,
+                keys: HashMap::new(),
+                resolved: Vec::new(),
             }),
         })
     }
@@ -303,11 +331,12 @@ impl SoftApp {
     /// opened (not deleted, not deleted and re-created by someone else).
     fn app(&self, tx: &Transaction<'_>) -> TxResult<AppRow> {
         let row: Option<(i64, Vec<u8>, i64, i64)> = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT id, generation, epoch, create_file_rights FROM app WHERE name = ?1",
-                [&self.name],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
+            )?
+            .query_row([&self.name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()?;
         match row {
             Some((id, generation, epoch, cfr))
@@ -574,61 +603,108 @@ impl SoftApp {
     }
 
     /// Finds a key, checks login, and returns its private key and state.
-    fn private_key(&self, key: &KeyRef) -> Result<(PrivateKey, i64)> {
+    fn private_key(&self, key: &KeyRef) -> Result<(Arc<PrivateKey>, i64)> {
+        let version = self.store.version()?;
+        {
+            let s = self.session();
+            if s.login == LoginState::User
+                && let Some(r) = s
+                    .resolved
+                    .iter()
+                    .find(|r| r.version == version && r.key == *key)
+            {
+                return Ok((r.private.clone(), r.state));
+            }
+        }
+        let (private, state) = self.lookup_private_key(key)?;
+        let mut s = self.session();
+        if s.login == LoginState::User {
+            if s.resolved.len() >= KEY_CACHE_MAX {
+                s.resolved.clear();
+            }
+            s.resolved.retain(|r| r.version == version);
+            s.resolved.push(Resolved {
+                key: key.clone(),
+                version,
+                state,
+                private: private.clone(),
+            });
+        }
+        Ok((private, state))
+    }
+
+    /// [`Self::private_key`] through the database.
+    fn lookup_private_key(&self, key: &KeyRef) -> Result<(Arc<PrivateKey>, i64)> {
+        let row = |r: &rusqlite::Row<'_>| {
+            Ok(KeyUse {
+                id: r.get(0)?,
+                state: r.get(1)?,
+                sealed: r.get(2)?,
+            })
+        };
         let (mk, k) = self.store.read(|tx| {
             let app = self.app(tx)?;
             let mk = self.user_mk(&app)?;
-            let row = match key {
-                KeyRef::Container { container, usage } => {
-                    let cid = self.container_id(tx, &app, container)?;
-                    tx.query_row(
-                        "SELECT id, state, sealed_pkcs8 FROM key
-                         WHERE container_id = ?1 AND usage = ?2 AND state = 0",
-                        params![cid, usage_code(*usage)],
-                        |r| {
-                            Ok(KeyUse {
-                                id: r.get(0)?,
-                                state: r.get(1)?,
-                                sealed: r.get(2)?,
-                            })
-                        },
-                    )
+            let k = match key {
+                KeyRef::Container { container, usage } => tx
+                    .prepare_cached(
+                        "SELECT k.id, k.state, k.sealed_pkcs8 FROM key k
+                         JOIN container c ON k.container_id = c.id
+                         WHERE c.app_id = ?1 AND c.name = ?2 AND k.usage = ?3 AND k.state = 0",
+                    )?
+                    .query_row(params![app.id, container, usage_code(*usage)], row)
                     .optional()?
                     .ok_or_else(|| {
                         Error::not_found(format!(
                             "{} key in container {container:?}",
                             usage.as_str()
                         ))
-                    })?
-                }
+                    })?,
                 KeyRef::Id(KeyId(id)) => {
                     let id = i64::try_from(*id).map_err(|_| Error::not_found("key"))?;
-                    tx.query_row(
+                    tx.prepare_cached(
                         "SELECT k.id, k.state, k.sealed_pkcs8 FROM key k
                          JOIN container c ON k.container_id = c.id
                          WHERE k.id = ?1 AND c.app_id = ?2",
-                        params![id, app.id],
-                        |r| {
-                            Ok(KeyUse {
-                                id: r.get(0)?,
-                                state: r.get(1)?,
-                                sealed: r.get(2)?,
-                            })
-                        },
-                    )
+                    )?
+                    .query_row(params![id, app.id], row)
                     .optional()?
                     .ok_or_else(|| Error::not_found(format!("key {id}")))?
                 }
             };
-            Ok((mk, row))
+            Ok((mk, k))
         })?;
+        if let Some(c) = self.session().keys.get(&k.id)
+            && c.sealed == k.sealed
+        {
+            return Ok((c.key.clone(), k.state));
+        }
         let pkcs8 = aead::open(&mk, &secrets::key_aad(&self.generation, k.id), &k.sealed).map_err(
             |_| Error::Corrupt {
                 what: format!("key {} in {}", k.id, self.store.path().display()),
                 detail: "the sealed private key fails its integrity check".into(),
             },
         )?;
-        Ok((PrivateKey::from_pkcs8_der(&pkcs8)?, k.state))
+        let parsed = Arc::new(PrivateKey::from_pkcs8_der(&pkcs8)?);
+        let mut s = self.session();
+        // Only while still logged in with the key this was opened with.
+        if s.login == LoginState::User
+            && s.mk
+                .as_ref()
+                .is_some_and(|m| bool::from(m[..].ct_eq(&mk[..])))
+        {
+            if s.keys.len() >= KEY_CACHE_MAX {
+                s.keys.clear();
+            }
+            s.keys.insert(
+                k.id,
+                CachedKey {
+                    sealed: k.sealed,
+                    key: parsed.clone(),
+                },
+            );
+        }
+        Ok((parsed, k.state))
     }
 
     fn file_rights(

@@ -4,6 +4,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -169,6 +170,8 @@ pub(crate) fn now() -> i64 {
 pub(crate) struct Store {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Write transactions this connection committed (changed under the connection lock).
+    writes: AtomicU64,
     opts: SoftOptions,
     serial: String,
 }
@@ -193,6 +196,7 @@ impl Store {
         Ok(Self {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
+            writes: AtomicU64::new(0),
             opts: opts.clone(),
             serial,
         })
@@ -230,6 +234,9 @@ impl Store {
         match f(&tx) {
             Ok(v) => {
                 tx.commit().map_err(|e| map_sql(&self.path, &e))?;
+                if !matches!(behavior, TransactionBehavior::Deferred) {
+                    self.writes.fetch_add(1, Ordering::SeqCst);
+                }
                 Ok(v)
             }
             Err(e) => {
@@ -240,6 +247,17 @@ impl Store {
                 })
             }
         }
+    }
+
+    /// A version of the whole database: it changes whenever anyone, in this process or
+    /// another, commits a change. (SQLite's `data_version` counts the commits of other
+    /// connections; `writes` those of this one.)
+    pub(crate) fn version(&self) -> Result<(i64, u64)> {
+        let conn = self.lock()?;
+        let dv: i64 = conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))
+            .map_err(|e| map_sql(&self.path, &e))?;
+        Ok((dv, self.writes.load(Ordering::SeqCst)))
     }
 
     /// A read-only transaction (a consistent snapshot).

@@ -1215,3 +1215,60 @@ fn deleted_device_reports_removal() {
     assert!(matches!(fx.dev.info(), Err(Error::DeviceRemoved)));
     assert!(matches!(app.list_containers(), Err(Error::DeviceRemoved)));
 }
+
+#[test]
+fn cached_keys_follow_changes_made_elsewhere() {
+    let fx = fixture();
+    let a = fx.user();
+    a.create_container("c", None).unwrap();
+    a.generate_key("c", KeyUsage::Sign, KeyAlg::Sm2, false)
+        .unwrap();
+    let r = KeyRef::active("c", KeyUsage::Sign);
+    let old = a.public_key("c", KeyUsage::Sign).unwrap();
+    for _ in 0..3 {
+        let sig = a.sign(&r, &sm2_sign(), b"m").unwrap();
+        old.verify(&sm2_sign(), b"m", &sig).unwrap();
+    }
+    // Another connection (another process, as far as SQLite knows) replaces the key.
+    let other = fx.reopen();
+    let b = other.open_app("app").unwrap();
+    b.verify_pin(PinType::User, &USER.into()).unwrap();
+    let new = b
+        .generate_key("c", KeyUsage::Sign, KeyAlg::Sm2, true)
+        .unwrap();
+    let sig = a.sign(&r, &sm2_sign(), b"m").unwrap();
+    new.verify(&sm2_sign(), b"m", &sig).unwrap();
+    assert!(old.verify(&sm2_sign(), b"m", &sig).is_err());
+    // Another handle on the same connection replaces it again.
+    let c = fx.user();
+    let newer = c
+        .generate_key("c", KeyUsage::Sign, KeyAlg::Sm2, true)
+        .unwrap();
+    let sig = a.sign(&r, &sm2_sign(), b"m").unwrap();
+    newer.verify(&sm2_sign(), b"m", &sig).unwrap();
+    // Deleted elsewhere: gone here too.
+    b.delete_container("c").unwrap();
+    assert!(matches!(
+        a.sign(&r, &sm2_sign(), b"m"),
+        Err(Error::NotFound(_))
+    ));
+    // Logging out forgets the keys.
+    a.create_container("d", None).unwrap();
+    a.generate_key("d", KeyUsage::Sign, KeyAlg::Sm2, false)
+        .unwrap();
+    let rd = KeyRef::active("d", KeyUsage::Sign);
+    a.sign(&rd, &sm2_sign(), b"m").unwrap();
+    a.logout();
+    assert!(matches!(
+        a.sign(&rd, &sm2_sign(), b"m"),
+        Err(Error::NotLoggedIn)
+    ));
+    // A wipe elsewhere ends the login here, cached keys or not.
+    a.verify_pin(PinType::User, &USER.into()).unwrap();
+    a.sign(&rd, &sm2_sign(), b"m").unwrap();
+    other.open_app("app").unwrap().wipe(&ADMIN.into()).unwrap();
+    assert!(matches!(
+        a.sign(&rd, &sm2_sign(), b"m"),
+        Err(Error::NotLoggedIn)
+    ));
+}
