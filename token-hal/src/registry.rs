@@ -1,17 +1,64 @@
-//! Finds devices: the soft devices in the data directory (and, later, readers and keys).
+//! Finds devices: the soft devices in the data directory, then the devices of every
+//! registered [`Backend`] (PC/SC readers, HID keys, bridged vendor libraries).
 //!
 //! A damaged database never hides the others: [`Registry::devices`] skips it with a
-//! warning, and [`Registry::scan`] reports it.
+//! warning, and [`Registry::scan`] reports it. A backend that fails (pcscd not running,
+//! a library that does not load) is skipped with a warning too: a missing reader is not
+//! an error.
+//!
+//! `UKEY_BACKENDS` (a comma list of backend names, `soft` included) chooses which
+//! backends are active; unset, all are.
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::config::{Config, DEFAULT_SOFT_LABEL};
 use crate::error::{Error, Result};
 use crate::model::AppParams;
 use crate::soft::{self, DB_EXTENSION, DEFAULT_DEV_AUTH_KEY, SoftDevice, SoftOptions};
 use crate::token::Device;
+
+/// The name of the soft-token backend in `UKEY_BACKENDS`.
+pub const SOFT_BACKEND: &str = "soft";
+
+/// A source of devices besides the soft store: PC/SC readers, HID keys, bridges to
+/// vendor SKF libraries or other PKCS#11 modules. The crates that implement one register
+/// it with [`register_backend`] (token-hal cannot depend on them).
+pub trait Backend: Send + Sync {
+    /// The short name used in `UKEY_BACKENDS`: `pcsc`, `hid`, `skf`, `pkcs11`, ...
+    fn name(&self) -> &str;
+    /// The devices present now. Nothing present (no reader, no key) is `Ok(vec![])`.
+    fn devices(&self) -> Result<Vec<Arc<dyn Device>>>;
+}
+
+static BACKENDS: Mutex<Vec<Arc<dyn Backend>>> = Mutex::new(Vec::new());
+
+/// Adds `backend` to every [`Registry`] of the process. A backend with the same name
+/// replaces the earlier one.
+pub fn register_backend(backend: Arc<dyn Backend>) {
+    let mut list = BACKENDS.lock().unwrap_or_else(PoisonError::into_inner);
+    list.retain(|b| b.name() != backend.name());
+    list.push(backend);
+}
+
+/// The registered backends, in registration order.
+pub fn registered_backends() -> Vec<Arc<dyn Backend>> {
+    BACKENDS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Whether the backend `name` is active under `UKEY_BACKENDS` (all are when it is unset).
+pub fn backend_enabled(name: &str) -> bool {
+    match std::env::var("UKEY_BACKENDS") {
+        Ok(list) if !list.trim().is_empty() => {
+            list.split(',').any(|b| b.trim().eq_ignore_ascii_case(name))
+        }
+        _ => true,
+    }
+}
 
 /// One database file found by [`Registry::scan`], opened or not.
 pub struct ScanEntry {
@@ -110,9 +157,31 @@ impl Registry {
             .collect())
     }
 
-    /// The devices that open, sorted by serial. Files that do not open are skipped with a
-    /// warning (see [`Registry::scan`]).
+    /// The devices that open: the soft devices sorted by serial, then each active
+    /// [`Backend`]'s devices in registration order. Files that do not open and backends
+    /// that fail are skipped with a warning (see [`Registry::scan`]).
     pub fn devices(&self) -> Result<Vec<Arc<dyn Device>>> {
+        let mut out = if backend_enabled(SOFT_BACKEND) {
+            self.soft_devices()?
+        } else {
+            Vec::new()
+        };
+        for backend in registered_backends() {
+            if !backend_enabled(backend.name()) {
+                continue;
+            }
+            match backend.devices() {
+                Ok(devices) => out.extend(devices),
+                Err(err) => {
+                    tracing::warn!(backend = backend.name(), error = %err, "skipping backend");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The soft devices that open, sorted by serial.
+    pub fn soft_devices(&self) -> Result<Vec<Arc<dyn Device>>> {
         let mut soft = Vec::new();
         for path in self.soft_db_paths()? {
             match SoftDevice::open(&path, &self.opts) {
@@ -242,7 +311,7 @@ impl Registry {
                 });
             }
         }
-        let (device, created_device) = match self.devices()?.into_iter().next() {
+        let (device, created_device) = match self.soft_devices()?.into_iter().next() {
             Some(d) => (d, false),
             None => (self.create_soft_device(DEFAULT_SOFT_LABEL)?, true),
         };
