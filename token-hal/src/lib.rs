@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod apdu;
 pub mod cert;
 pub mod config;
 pub mod crypto;
