@@ -9,6 +9,7 @@ mod compat;
 pub mod error;
 mod ffi;
 mod keys;
+mod landing;
 mod mechanism;
 mod object;
 mod session;

@@ -31,6 +31,17 @@ pub(crate) mod vendor {
     pub const CKA_UKEY_PKCS8: CK_ATTRIBUTE_TYPE = 0x8055_4B80;
     /// Internal: the role a key is latched to (1 = encrypt/decrypt, 2 = wrap/unwrap).
     pub const CKA_UKEY_ROLE: CK_ATTRIBUTE_TYPE = 0x8055_4B81;
+    /// Internal: an overlay record's binding to its container key (src/landing.rs).
+    pub const CKA_UKEY_OVERLAY: CK_ATTRIBUTE_TYPE = 0x8055_4B82;
+    /// Internal: this half of a container key pair was destroyed through PKCS#11.
+    pub const CKA_UKEY_HIDDEN: CK_ATTRIBUTE_TYPE = 0x8055_4B83;
+    /// Internal: PKCS#11 made the container for this key (it goes when emptied).
+    pub const CKA_UKEY_OWNS_CONTAINER: CK_ATTRIBUTE_TYPE = 0x8055_4B84;
+    /// Internal, in memory only: the object id of a container key's overlay.
+    pub const CKA_UKEY_OVERLAY_ID: CK_ATTRIBUTE_TYPE = 0x8055_4B85;
+    /// The range of internal attributes: never readable, never in a template.
+    pub const CKA_UKEY_INTERNAL: std::ops::RangeInclusive<CK_ATTRIBUTE_TYPE> =
+        0x8055_4B80..=0x8055_4BFF;
 }
 use vendor::*;
 

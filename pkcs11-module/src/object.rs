@@ -454,7 +454,7 @@ pub(crate) enum Read<'a> {
 /// The read rule: secret attributes of a sensitive OR unextractable key are never
 /// readable; internal attributes do not exist for callers.
 pub(crate) fn read(a: &Attrs, ty: CK_ATTRIBUTE_TYPE) -> Read<'_> {
-    if ty == CKA_UKEY_PKCS8 || ty == CKA_UKEY_ROLE {
+    if CKA_UKEY_INTERNAL.contains(&ty) {
         return Read::Invalid;
     }
     let class = a.class();

@@ -5,8 +5,7 @@
 //! - a container made through SKF is seen by the CLI (another process);
 //! - through PKCS#11 (`pkcs11-tool` in another process, `cryptoki` in the same process as the
 //!   SKF library): an SKF container appears as key objects with CKA_ID = the container id;
-//!   a PKCS#11 key pair opening as an SKF container is written and ignored until
-//!   C_GenerateKeyPair lands key pairs in containers.
+//!   and back: a PKCS#11 key pair (pkcs11-tool, cryptoki) opens as an SKF container.
 
 #![allow(clippy::unwrap_used)]
 
@@ -269,7 +268,6 @@ fn skf_container_appears_through_pkcs11_tool() {
 
 /// `pkcs11-tool --keypairgen` makes a key pair that opens as an SKF container.
 #[test]
-#[ignore = "C_GenerateKeyPair does not land in a container yet (docs/mapping.md, 'Where a PKCS#11 key pair lands')"]
 fn pkcs11_tool_key_pair_opens_as_skf_container() {
     let tmp = tempfile::tempdir().unwrap();
     let conf = with_app(tmp.path(), "bids");
@@ -325,7 +323,6 @@ fn skf_container_seen_by_pkcs11_in_one_process() {
 /// Both libraries in one process, the other way: a key pair PKCS#11 generates with a
 /// CKA_ID and CKA_SIGN lands in a container that SKF opens.
 #[test]
-#[ignore = "C_GenerateKeyPair does not land in a container yet (docs/mapping.md, 'Where a PKCS#11 key pair lands')"]
 fn pkcs11_key_pair_opens_through_skf_in_one_process() {
     let tmp = tempfile::tempdir().unwrap();
     let conf = with_app(tmp.path(), "bids");

@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use crate::crypto::{DecMech, DeriveMech, DeriveOutput, KeyAlg, PrivateKey, PublicKey, SignMech};
 use crate::error::Result;
 use crate::model::{
-    AppInfo, AppParams, Attr, CertId, ContainerInfo, DeviceInfo, FileInfo, KeyRef, KeyUsage,
+    AppInfo, AppParams, Attr, CertId, ContainerInfo, DeviceInfo, FileInfo, KeyId, KeyRef, KeyUsage,
     LoginState, ObjectId, ObjectRecord, Pin, PinInfo, PinType, Rights,
 };
 
@@ -107,14 +107,24 @@ pub trait Application: Send + Sync {
         alg: KeyAlg,
         rekey: bool,
     ) -> Result<PublicKey>;
-    /// Imports a private key into a container slot, with the same `rekey` rule.
+    /// Imports a private key into a container slot, with the same `rekey` rule. Returns
+    /// the id of the stored key.
     fn import_key(
         &self,
         container: &str,
         usage: KeyUsage,
         key: &PrivateKey,
         rekey: bool,
-    ) -> Result<()>;
+    ) -> Result<KeyId>;
+    /// Deletes one key pair of a container (active or retired) with its certificates;
+    /// the container stays. What PKCS#11 `C_DestroyObject` of a container key does.
+    /// Needs user login.
+    fn delete_key(&self, key: KeyId) -> Result<()>;
+    /// A copy of a container's private key, for the PKCS#11 face only: `C_WrapKey` of a
+    /// key its creator made extractable through PKCS#11, and `C_CopyObject`. The SKF face
+    /// never exports a private key. Backends whose keys cannot leave the device (cards)
+    /// answer `NotSupported`. Needs user login.
+    fn export_key(&self, key: KeyId) -> Result<PrivateKey>;
     /// The public key of the active key pair of a slot.
     fn public_key(&self, container: &str, usage: KeyUsage) -> Result<PublicKey>;
     /// Imports a certificate for the active key of a slot. Its public key must match.

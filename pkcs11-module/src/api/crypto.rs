@@ -96,7 +96,13 @@ pub(crate) fn latch_role(s: &Session, o: &crate::object::Object, role: Role) -> 
     if object::latch(&mut a, role)? {
         let snapshot = a.clone();
         drop(a);
-        if let crate::object::Loc::Store(id) = o.loc {
+        let record = match o.loc {
+            crate::object::Loc::Store(id) => Some(id),
+            // A container key PKCS#11 made keeps its latch in its overlay.
+            crate::object::Loc::ContainerKey(_) => crate::landing::overlay_of(&snapshot),
+            _ => None,
+        };
+        if let Some(id) = record {
             s.token.app.update_object(
                 id,
                 &[token_hal::Attr::public(

@@ -126,6 +126,7 @@ pub(crate) fn generate_key_pair(
     let login = s.token.login();
     let mut pa = object::parse_template(pub_t, Purpose::Generate, login)?;
     let mut sa = object::parse_template(priv_t, Purpose::Generate, login)?;
+    let usage = crate::landing::usage_of(&sa);
     let alg = match mech.ty {
         CKM_RSA_PKCS_KEY_PAIR_GEN => {
             let bits = pa
@@ -192,6 +193,10 @@ pub(crate) fn generate_key_pair(
     sa.set_ulong(CKA_KEY_TYPE, kt);
     object::complete(&mut pa, true, Some(mech.ty))?;
     object::complete(&mut sa, true, Some(mech.ty))?;
+    // SM2 and RSA ≤ 2048 token pairs go into a container (docs/mapping.md).
+    if let Some((Some(ph), sh)) = crate::landing::land(&m, &s, &sk, usage, Some(&pa), &sa)? {
+        return Ok((ph, sh));
+    }
     let ph = store_new(&m, &s, pa)?;
     let sh = match store_new(&m, &s, sa) {
         Ok(h) => h,
@@ -236,6 +241,8 @@ pub(crate) fn wrap(
         ),
         Some(CKO_PRIVATE_KEY) => match &*key_material(&s, &ko)? {
             KeyMaterial::Private(sk) => sk.to_pkcs8_der(),
+            // A container key PKCS#11 made extractable (docs/mapping.md).
+            KeyMaterial::Held(app, id, _) => app.export_key(*id)?.to_pkcs8_der(),
             _ => return Err(Error(CKR_KEY_NOT_WRAPPABLE)),
         },
         _ => return Err(Error(CKR_KEY_NOT_WRAPPABLE)),
@@ -266,6 +273,7 @@ pub(crate) fn unwrap(
         _ => e,
     })?;
     let mut a = object::parse_template(tmpl, Purpose::Create, s.token.login())?;
+    let usage = crate::landing::usage_of(&a);
     let ukm = key_material(&s, &uo)?;
     let op = cipher_op(mech, &ua, ukm, Direction::Decrypt)?;
     latch_role(&s, &uo, Role::Wrap)?;
@@ -284,6 +292,9 @@ pub(crate) fn unwrap(
             }
             keys::fill_private(&sk, &mut a)?;
             object::complete(&mut a, false, None)?;
+            if let Some((_, h)) = crate::landing::land(&m, &s, &sk, usage, None, &a)? {
+                return Ok(h);
+            }
             store_new(&m, &s, a)
         }
         Some(CKO_SECRET_KEY) | None => {

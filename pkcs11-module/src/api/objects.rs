@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::keys;
+use crate::landing::{self, Half, Overlays};
 use crate::object::{self, Attrs, AttrsExt, KeyMaterial, Loc, Object, Purpose, Read};
 use crate::session::Session;
 use crate::state::{self, Module, Token};
@@ -38,8 +39,8 @@ fn from_hal(attrs: &[Attr]) -> Attrs {
 /// Re-reads the token's object store into the handle table (new objects get handles,
 /// vanished ones lose theirs).
 pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
-    let recs = t.app.list_objects()?;
-    let mapped = mapped_objects(t)?;
+    let (overlays, recs) = Overlays::split(t.app.list_objects()?);
+    let mapped = mapped_objects(t, &overlays)?;
     let mut inner = m.lock()?;
     let mut seen = Vec::new();
     for (key, loc, attrs) in mapped {
@@ -97,7 +98,7 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
 /// The objects docs/mapping.md derives from containers and files: every key pair (active
 /// and retired) as a private and a public key, every certificate (current and historical),
 /// every file as `CKO_DATA`. Keyed by a stable name for their handles.
-fn mapped_objects(t: &Token) -> Result<Vec<(String, Loc, Attrs)>> {
+fn mapped_objects(t: &Token, overlays: &Overlays) -> Result<Vec<(String, Loc, Attrs)>> {
     use token_hal::{KeyState, KeyUsage, Rights};
     let mut out = Vec::new();
     let base = |class: CK_OBJECT_CLASS, id: &[u8], label: &str, private: bool| {
@@ -160,6 +161,9 @@ fn mapped_objects(t: &Token) -> Result<Vec<(String, Loc, Attrs)>> {
                 a.entry(CKA_END_DATE).or_default();
                 a.entry(CKA_SUBJECT).or_default();
             }
+            // PKCS#11's own attributes of a pair it made (src/landing.rs).
+            let show_sk = overlays.apply(Half::Private, key, &mut sk);
+            let show_pk = overlays.apply(Half::Public, key, &mut pk);
             let mut hist = 0;
             for cert in &key.certs {
                 let (cid, clabel) = if cert.current {
@@ -190,8 +194,20 @@ fn mapped_objects(t: &Token) -> Result<Vec<(String, Loc, Attrs)>> {
                 }
                 out.push((format!("c{}", cert.id.0), Loc::ContainerCert(cert.id), ca));
             }
-            out.push((format!("kp{}", key.id.0), Loc::ContainerKey(key.id), sk));
-            out.push((format!("ku{}", key.id.0), Loc::ContainerPub(key.id), pk));
+            if show_sk {
+                out.push((
+                    Half::Private.index_key(key.id),
+                    Loc::ContainerKey(key.id),
+                    sk,
+                ));
+            }
+            if show_pk {
+                out.push((
+                    Half::Public.index_key(key.id),
+                    Loc::ContainerPub(key.id),
+                    pk,
+                ));
+            }
         }
     }
     for f in t.app.list_files()? {
@@ -230,8 +246,14 @@ pub(crate) fn visible(
 
 /// Writes an object's attributes back to the store (token objects).
 pub(crate) fn persist(s: &Session, o: &Object, a: &Attrs) -> Result<()> {
-    if let Loc::Store(id) = o.loc {
-        s.token.app.update_object(id, &to_hal(a))?;
+    match o.loc {
+        Loc::Store(id) => s.token.app.update_object(id, &to_hal(a))?,
+        Loc::ContainerKey(_) | Loc::ContainerPub(_) => {
+            if let Some(ov) = landing::overlay_of(a) {
+                s.token.app.update_object(ov, &landing::overlay_attrs(a))?;
+            }
+        }
+        _ => {}
     }
     Ok(())
 }
@@ -349,9 +371,16 @@ pub(crate) fn create(h: CK_SESSION_HANDLE, tmpl: &Template) -> Result<CK_OBJECT_
     let m = state::module()?;
     let s = m.session(h)?;
     let mut a = object::parse_template(tmpl, Purpose::Create, s.token.login())?;
+    let usage = landing::usage_of(&a);
     check_write(&s, &a)?;
     object::complete(&mut a, false, None)?;
     derive_content(&mut a)?;
+    if a.class() == Some(CKO_PRIVATE_KEY) {
+        let sk = keys::private_from_attrs(&a)?;
+        if let Some((_, h)) = landing::land(&m, &s, &sk, usage, None, &a)? {
+            return Ok(h);
+        }
+    }
     store_new(&m, &s, a)
 }
 
@@ -372,6 +401,15 @@ pub(crate) fn copy(
     object::check_set(&a, &changes, true)?;
     for (ty, v) in changes {
         a.insert(ty, v);
+    }
+    landing::strip_markers(&mut a);
+    // The copy of a container key is a generic object holding the key itself.
+    if let Loc::ContainerKey(kid) = o.loc {
+        if !s.user() {
+            return Err(Error(CKR_USER_NOT_LOGGED_IN));
+        }
+        let sk = s.token.app.export_key(kid)?;
+        keys::fill_private(&sk, &mut a)?;
     }
     let mut id = [0u8; 16];
     token_hal::crypto::rng::fill(&mut id)?;
@@ -407,6 +445,9 @@ pub(crate) fn destroy(h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<()> 
         return Err(Error(CKR_ACTION_PROHIBITED));
     }
     check_write(&s, &a)?;
+    if matches!(o.loc, Loc::ContainerKey(_) | Loc::ContainerPub(_)) {
+        return landing::destroy(&m, &s, &o, &a);
+    }
     if let Loc::Store(id) = o.loc {
         s.token.app.delete_object(id)?;
     }

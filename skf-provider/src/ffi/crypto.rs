@@ -261,6 +261,7 @@ pub unsafe extern "system" fn SKF_ImportRSAKeyPair(
         c.app
             .app
             .import_key(&c.name, KeyUsage::Encrypt, &key, true)
+            .map(|_| ())
             .map_err(Error::key)
     })
 }
@@ -527,6 +528,7 @@ pub unsafe extern "system" fn SKF_ImportECCKeyPair(
         c.app
             .app
             .import_key(&c.name, KeyUsage::Encrypt, &key, true)
+            .map(|_| ())
             .map_err(Error::key)
     })
 }

@@ -1144,8 +1144,32 @@ impl Application for SoftApp {
         usage: KeyUsage,
         key: &PrivateKey,
         rekey: bool,
-    ) -> Result<()> {
-        self.store_key(container, usage, key, rekey).map(|_| ())
+    ) -> Result<KeyId> {
+        self.store_key(container, usage, key, rekey)
+    }
+
+    fn delete_key(&self, key: KeyId) -> Result<()> {
+        let id = i64::try_from(key.0).map_err(|_| Error::not_found("key"))?;
+        self.store.write(|tx| {
+            let app = self.app(tx)?;
+            self.user_mk(&app)?;
+            let n = tx.execute(
+                "DELETE FROM key WHERE id = ?1 AND container_id IN
+                   (SELECT id FROM container WHERE app_id = ?2)",
+                params![id, app.id],
+            )?;
+            if n == 0 {
+                return Err(Error::not_found(format!("key {id}")).into());
+            }
+            Ok(())
+        })?;
+        tracing::info!(app = %self.name, key = id, "deleted key");
+        Ok(())
+    }
+
+    fn export_key(&self, key: KeyId) -> Result<PrivateKey> {
+        let (pk, _) = self.private_key(&KeyRef::Id(key))?;
+        PrivateKey::from_pkcs8_der(&pk.to_pkcs8_der())
     }
 
     fn public_key(&self, container: &str, usage: KeyUsage) -> Result<PublicKey> {

@@ -663,6 +663,42 @@ fn keys_generate_import_and_rekey() {
 }
 
 #[test]
+fn delete_one_key_and_export() {
+    let fx = fixture();
+    let u = fx.user();
+    u.create_container("c", None).unwrap();
+    let sk = sign_key();
+    let id = u.import_key("c", KeyUsage::Sign, &sk, false).unwrap();
+    let ek = u
+        .import_key("c", KeyUsage::Encrypt, &enc_key(), false)
+        .unwrap();
+    // Not logged in: neither export nor delete.
+    assert!(matches!(fx.app().export_key(id), Err(Error::NotLoggedIn)));
+    assert!(matches!(fx.app().delete_key(id), Err(Error::NotLoggedIn)));
+    let back = u.export_key(id).unwrap();
+    assert_eq!(back.to_pkcs8_der(), sk.to_pkcs8_der());
+    u.delete_key(id).unwrap();
+    let c = u.container("c").unwrap();
+    assert!(c.sign.is_none(), "the signing pair is gone");
+    assert_eq!(
+        c.enc.as_ref().map(|k| k.id),
+        Some(ek),
+        "the other pair stays"
+    );
+    assert!(matches!(u.delete_key(id), Err(Error::NotFound(_))));
+    assert!(matches!(u.export_key(id), Err(Error::NotFound(_))));
+    assert!(matches!(
+        u.sign(&KeyRef::Id(id), &sm2_sign(), b"x"),
+        Err(Error::NotFound(_))
+    ));
+    // A key of another application is not found through this one.
+    assert!(matches!(
+        u.delete_key(KeyId(u64::MAX)),
+        Err(Error::NotFound(_))
+    ));
+}
+
+#[test]
 fn certificate_history_on_renewal() {
     let fx = fixture();
     let u = fx.user();
