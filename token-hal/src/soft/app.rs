@@ -707,6 +707,20 @@ impl SoftApp {
         Ok((parsed, k.state))
     }
 
+    /// Deletes the row `id` of a key or certificate of this application (`sql` takes the
+    /// id and the application id), with user login; NotFound when nothing matched.
+    fn delete_owned(&self, what: &str, id: u64, sql: &str) -> Result<()> {
+        let id = i64::try_from(id).map_err(|_| Error::not_found(what))?;
+        self.store.write(|tx| {
+            let app = self.app(tx)?;
+            self.user_mk(&app)?;
+            if tx.execute(sql, params![id, app.id])? == 0 {
+                return Err(Error::not_found(format!("{what} {id}")).into());
+            }
+            Ok(())
+        })
+    }
+
     fn file_rights(
         &self,
         tx: &Transaction<'_>,
@@ -1149,21 +1163,13 @@ impl Application for SoftApp {
     }
 
     fn delete_key(&self, key: KeyId) -> Result<()> {
-        let id = i64::try_from(key.0).map_err(|_| Error::not_found("key"))?;
-        self.store.write(|tx| {
-            let app = self.app(tx)?;
-            self.user_mk(&app)?;
-            let n = tx.execute(
-                "DELETE FROM key WHERE id = ?1 AND container_id IN
-                   (SELECT id FROM container WHERE app_id = ?2)",
-                params![id, app.id],
-            )?;
-            if n == 0 {
-                return Err(Error::not_found(format!("key {id}")).into());
-            }
-            Ok(())
-        })?;
-        tracing::info!(app = %self.name, key = id, "deleted key");
+        self.delete_owned(
+            "key",
+            key.0,
+            "DELETE FROM key WHERE id = ?1 AND container_id IN
+               (SELECT id FROM container WHERE app_id = ?2)",
+        )?;
+        tracing::info!(app = %self.name, key = key.0, "deleted key");
         Ok(())
     }
 
@@ -1258,21 +1264,13 @@ impl Application for SoftApp {
     }
 
     fn delete_cert(&self, cert: CertId) -> Result<()> {
-        let id = i64::try_from(cert.0).map_err(|_| Error::not_found("certificate"))?;
-        self.store.write(|tx| {
-            let app = self.app(tx)?;
-            self.user_mk(&app)?;
-            let n = tx.execute(
-                "DELETE FROM cert WHERE id = ?1 AND key_id IN
-                   (SELECT k.id FROM key k JOIN container c ON k.container_id = c.id
-                    WHERE c.app_id = ?2)",
-                params![id, app.id],
-            )?;
-            if n == 0 {
-                return Err(Error::not_found(format!("certificate {id}")).into());
-            }
-            Ok(())
-        })
+        self.delete_owned(
+            "certificate",
+            cert.0,
+            "DELETE FROM cert WHERE id = ?1 AND key_id IN
+               (SELECT k.id FROM key k JOIN container c ON k.container_id = c.id
+                WHERE c.app_id = ?2)",
+        )
     }
 
     fn sign(&self, key: &KeyRef, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>> {
