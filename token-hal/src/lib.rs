@@ -17,6 +17,7 @@ pub mod model;
 pub mod registry;
 pub mod slot;
 pub mod soft;
+pub mod tender;
 pub mod token;
 
 pub use error::{Error, Result};
