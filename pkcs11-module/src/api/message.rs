@@ -172,13 +172,15 @@ pub(crate) struct Sealed {
     pub tag: Vec<u8>,
 }
 
-/// `C_EncryptMessage`: one GCM message.
+/// `C_EncryptMessage`: one GCM message. None: `cap` (the output capacity, None for a
+/// size query) cannot take the ciphertext, which is as long as `data`; nothing was done.
 pub(crate) fn encrypt_message(
     h: CK_SESSION_HANDLE,
     p: &GcmMsgParam,
     aad: &[u8],
     data: &[u8],
-) -> Result<Sealed> {
+    cap: Option<usize>,
+) -> Result<Option<Sealed>> {
     let m = state::module()?;
     let s = m.session(h)?;
     let tag_len = p.tag_len()?;
@@ -191,28 +193,33 @@ pub(crate) fn encrypt_message(
         if op.part.is_some() {
             return Err(Error(CKR_OPERATION_ACTIVE));
         }
+        if cap.is_none_or(|c| c < data.len()) {
+            return Ok(None);
+        }
         let iv = message_iv(p, op)?;
         (op.alg, op.key.clone(), iv)
     };
     let nonce = iv.as_deref().unwrap_or(&p.iv);
     let ct = crypto::gcm(alg, &key, nonce, aad, tag_len, data, Direction::Encrypt)?;
     let split = ct.len() - tag_len;
-    Ok(Sealed {
+    Ok(Some(Sealed {
         ct: Zeroizing::new(ct[..split].to_vec()),
         iv,
         tag: ct[split..].to_vec(),
-    })
+    }))
 }
 
 /// `C_DecryptMessage`: one GCM message; the tag comes from the parameter. A generator in
-/// the parameter is ignored: `pIv` is the nonce the message was sealed with.
+/// the parameter is ignored: `pIv` is the nonce the message was sealed with. None: `cap`
+/// cannot take the plaintext, as long as `data`; nothing was done.
 pub(crate) fn decrypt_message(
     h: CK_SESSION_HANDLE,
     p: &GcmMsgParam,
     tag: &[u8],
     aad: &[u8],
     data: &[u8],
-) -> Result<Zeroizing<Vec<u8>>> {
+    cap: Option<usize>,
+) -> Result<Option<Zeroizing<Vec<u8>>>> {
     let m = state::module()?;
     let s = m.session(h)?;
     let tag_len = p.tag_len()?;
@@ -228,12 +235,15 @@ pub(crate) fn decrypt_message(
         if op.part.is_some() {
             return Err(Error(CKR_OPERATION_ACTIVE));
         }
+        if cap.is_none_or(|c| c < data.len()) {
+            return Ok(None);
+        }
         (op.alg, op.key.clone())
     };
     let mut input = Zeroizing::new(Vec::with_capacity(data.len() + tag_len));
     input.extend_from_slice(data);
     input.extend_from_slice(tag);
-    crypto::gcm(alg, &key, &p.iv, aad, tag_len, &input, Direction::Decrypt)
+    crypto::gcm(alg, &key, &p.iv, aad, tag_len, &input, Direction::Decrypt).map(Some)
 }
 
 /// `C_EncryptMessageBegin` / `C_DecryptMessageBegin`: starts a message with its nonce

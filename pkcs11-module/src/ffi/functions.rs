@@ -838,15 +838,13 @@ impl GcmMsg {
     }
 }
 
-/// Answers a size query or short buffer with `n` under the two-call protocol.
-fn short(out: &OutBuf, n: usize) -> Result<bool> {
+/// Answers a size query (Ok) or a short buffer (`CKR_BUFFER_TOO_SMALL`) with the needed
+/// length `n`, under the two-call protocol.
+fn short(out: &OutBuf, n: usize) -> Result<()> {
+    out.set_len(n)?;
     match out.capacity() {
-        None => out.set_len(n).map(|_| true),
-        Some(c) if c < n => {
-            out.set_len(n)?;
-            Err(Error(CKR_BUFFER_TOO_SMALL))
-        }
-        Some(_) => Ok(false),
+        Some(c) if c < n => Err(Error(CKR_BUFFER_TOO_SMALL)),
+        _ => Ok(()),
     }
 }
 
@@ -862,10 +860,9 @@ ck_fn! {
         let pt = unsafe { bytes(pPlaintext, ulPlaintextLen) }?;
         // SAFETY: output buffer contract.
         let out = unsafe { OutBuf::new(pCiphertext, pulCiphertextLen) }?;
-        if short(&out, pt.len())? {
-            return Ok(());
-        }
-        let sealed = message::encrypt_message(hSession, &g.param, aad, pt)?;
+        let Some(sealed) = message::encrypt_message(hSession, &g.param, aad, pt, out.capacity())? else {
+            return short(&out, pt.len());
+        };
         out.deliver(&sealed.ct)?;
         g.put_tag(&sealed.tag)?;
         match sealed.iv {
@@ -888,11 +885,10 @@ ck_fn! {
         let ct = unsafe { bytes(pCiphertext, ulCiphertextLen) }?;
         // SAFETY: output buffer contract.
         let out = unsafe { OutBuf::new(pPlaintext, pulPlaintextLen) }?;
-        if short(&out, ct.len())? {
-            return Ok(());
+        match message::decrypt_message(hSession, &g.param, tag, aad, ct, out.capacity())? {
+            Some(pt) => out.deliver(&pt),
+            None => short(&out, ct.len()),
         }
-        let pt = message::decrypt_message(hSession, &g.param, tag, aad, ct)?;
-        out.deliver(&pt)
     }
 }
 
