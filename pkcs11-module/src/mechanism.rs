@@ -301,9 +301,9 @@ pub(crate) struct Sm2ExchangeParams {
     pub ul_peer_ephemeral_len: CK_ULONG,
 }
 
-/// `CK_UKEY_SM2_EXCHANGE_PARAMS` with the key-confirmation fields (include/ukey_pkcs11.h):
-/// the structure above followed by three (pointer, length) pairs. Callers built with the
-/// older header pass the shorter size and get no confirmation.
+/// `CK_UKEY_SM2_EXCHANGE_CONFIRM_PARAMS` (include/ukey_pkcs11.h): the structure above
+/// followed by three (pointer, length) pairs for the key confirmation. The two forms are
+/// told apart by `ulParameterLen`; callers of the short form get no confirmation.
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(crate) struct Sm2ExchangeParamsConfirm {

@@ -1350,7 +1350,7 @@ fn message_sign_and_verify() {
     );
 }
 
-/// `CK_UKEY_SM2_EXCHANGE_PARAMS` with the key-confirmation fields (ukey_pkcs11.h).
+/// `CK_UKEY_SM2_EXCHANGE_CONFIRM_PARAMS` (ukey_pkcs11.h), its `base` flattened.
 #[repr(C)]
 struct Sm2ExchangeParams {
     is_initiator: CK_BBOOL,
