@@ -775,8 +775,9 @@ struct GcmMsg {
     param: message::GcmMsgParam,
 }
 
-/// Reads a `CK_GCM_MESSAGE_PARAMS`: a null structure is `CKR_ARGUMENTS_BAD`, a wrong size
-/// `CKR_MECHANISM_PARAM_INVALID`; `pIv` must hold `ulIvLen` (≥ 1) bytes, and with
+/// Reads a `CK_GCM_MESSAGE_PARAMS`: a null structure is `CKR_ARGUMENTS_BAD`; a wrong size,
+/// a nonce length outside 1..=65536 bytes or a tag length outside 32–128 bits in whole
+/// bytes `CKR_MECHANISM_PARAM_INVALID`; `pIv` must hold `ulIvLen` bytes, and with
 /// `need_tag` `pTag` must be non-null (it holds `ulTagBits / 8` bytes).
 ///
 /// # Safety
@@ -790,7 +791,10 @@ unsafe fn gcm_msg(p: *mut c_void, len: CK_ULONG, need_tag: bool) -> Result<GcmMs
     }
     // SAFETY: checked size and non-null.
     let raw = unsafe { read(p as *const CK_GCM_MESSAGE_PARAMS) }?;
-    if raw.ulIvLen == 0 {
+    // Lengths first, so no slice is ever made from an absurd declared length.
+    let iv_ok = (1..=token_hal::crypto::sym::GCM_MAX_NONCE as CK_ULONG).contains(&raw.ulIvLen);
+    let tag_ok = (32..=128).contains(&raw.ulTagBits) && raw.ulTagBits % 8 == 0;
+    if !iv_ok || !tag_ok {
         return Err(Error(CKR_MECHANISM_PARAM_INVALID));
     }
     // SAFETY: the structure declares `ulIvLen` bytes at `pIv` (null → CKR_ARGUMENTS_BAD).
