@@ -1,5 +1,6 @@
-//! Cryptographic functions (PKCS#11 3.0 §5.8–5.13): encryption, decryption, digests,
-//! signatures and MACs, single- and multi-part, and the 3.0 message-based AEAD.
+//! Cryptographic functions (PKCS#11 3.0 §5.8–5.12): encryption, decryption, digests,
+//! signatures and MACs, single- and multi-part (the 3.0 message-based functions are in
+//! `message.rs`).
 
 use std::sync::Arc;
 
