@@ -29,13 +29,14 @@
 /* Mechanisms (ukey block) */
 #define CKM_UKEY_SM4_CBC_PAD    0x80554B01UL  /* PKCS#7 padding; pParameter: 16-byte IV */
 #define CKM_UKEY_SM4_CTR        0x80554B02UL  /* pParameter: CK_AES_CTR_PARAMS */
-#define CKM_UKEY_SM4_GCM        0x80554B03UL  /* pParameter: CK_GCM_PARAMS (128-bit tag);
-                                                 also C_MessageEncryptInit with
+#define CKM_UKEY_SM4_GCM        0x80554B03UL  /* pParameter: CK_GCM_PARAMS (32-128-bit tag);
+                                                 also the 3.0 message functions with
                                                  CK_GCM_MESSAGE_PARAMS */
 #define CKM_UKEY_SM3_HMAC       0x80554B04UL  /* HMAC-SM3 with a generic secret key */
 #define CKM_UKEY_SM2_KEY_EXCHANGE 0x80554B05UL /* C_DeriveKey: GB/T 32918.3 key exchange;
                                                  base key = own static SM2 private key,
-                                                 CKA_VALUE_LEN = key length, parameter: */
+                                                 CKA_VALUE_LEN = key length, parameter:
+                                                 either structure below */
 
 typedef struct CK_UKEY_SM2_EXCHANGE_PARAMS {
     CK_BBOOL         isInitiator;       /* party A (initiator) or B (responder) */
@@ -49,6 +50,35 @@ typedef struct CK_UKEY_SM2_EXCHANGE_PARAMS {
     CK_BYTE_PTR      pPeerEphemeral;    /* peer ephemeral point 04||x||y */
     CK_ULONG         ulPeerEphemeralLen;
 } CK_UKEY_SM2_EXCHANGE_PARAMS;
+
+/*
+ * The same parameter with the optional key confirmation of GB/T 32918.3 (GM/T 0003.3)
+ * §6.1: A sends RA; B answers RB and SB = Hash(0x02||yV||Hash(xV||ZA||ZB||x1||y1||x2||y2));
+ * A checks S1 = SB and sends SA (0x03 instead of 0x02); B checks S2 = SA.
+ * The module tells the two forms apart by ulParameterLen: sizeof(CK_UKEY_SM2_EXCHANGE_PARAMS)
+ * (the form above, no confirmation, as before) or sizeof(CK_UKEY_SM2_EXCHANGE_CONFIRM_PARAMS).
+ * Every value is 32 bytes (SM3). Outputs are written only when C_DeriveKey succeeds.
+ *   pConfirmation              out, NULL or >= 32 bytes: this party's value to send:
+ *                              SB at the responder (B8), SA at the initiator (A10)
+ *   pExpectedPeerConfirmation  out, NULL or >= 32 bytes: what the peer's value must equal:
+ *                              S1 at the initiator (A9), S2 at the responder (B10)
+ *   pPeerConfirmation          in, NULL or exactly 32 bytes: the peer's SB (initiator) or
+ *                              SA (responder); checked (constant time) before any key is
+ *                              made; a mismatch fails with CKR_SIGNATURE_INVALID, no key.
+ * A responder gets SB and S2 from its C_DeriveKey and later compares S2 with the SA it
+ * receives, or repeats the same C_DeriveKey (same ephemeral key, same inputs) with SA in
+ * pPeerConfirmation to have the token check it. An output length below 32 or a peer
+ * value of another length is CKR_MECHANISM_PARAM_INVALID.
+ */
+typedef struct CK_UKEY_SM2_EXCHANGE_CONFIRM_PARAMS {
+    CK_UKEY_SM2_EXCHANGE_PARAMS base;
+    CK_BYTE_PTR      pConfirmation;
+    CK_ULONG         ulConfirmationLen;
+    CK_BYTE_PTR      pExpectedPeerConfirmation;
+    CK_ULONG         ulExpectedPeerConfirmationLen;
+    CK_BYTE_PTR      pPeerConfirmation;
+    CK_ULONG         ulPeerConfirmationLen;
+} CK_UKEY_SM2_EXCHANGE_CONFIRM_PARAMS;
 
 /*
  * The SANSEC set, selected with `[pkcs11] vendor_values = "sansec"` in ukey.toml: the

@@ -4,4 +4,5 @@ pub(crate) mod crypto;
 pub(crate) mod general;
 pub(crate) mod kbkdf;
 pub(crate) mod keys;
+pub(crate) mod message;
 pub(crate) mod objects;

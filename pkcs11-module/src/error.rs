@@ -11,6 +11,9 @@ impl Error {
     pub const ARGS: Self = Self(CKR_ARGUMENTS_BAD);
     /// `CKR_GENERAL_ERROR`.
     pub const GENERAL: Self = Self(CKR_GENERAL_ERROR);
+    /// A key-confirmation value from the peer (SM2 key exchange SB / SA) that does not
+    /// match: `CKR_SIGNATURE_INVALID`, as for any MAC that fails to verify; no key is made.
+    pub const KEY_CONFIRMATION: Self = Self(CKR_SIGNATURE_INVALID);
 }
 
 /// The module's result type.

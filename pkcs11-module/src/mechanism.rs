@@ -126,7 +126,7 @@ pub(crate) struct MechRow {
 }
 
 const ENC: CK_FLAGS = CKF_ENCRYPT | CKF_DECRYPT;
-const SV: CK_FLAGS = CKF_SIGN | CKF_VERIFY;
+const SV: CK_FLAGS = CKF_SIGN | CKF_VERIFY | CKF_MESSAGE_SIGN | CKF_MESSAGE_VERIFY;
 const WR: CK_FLAGS = CKF_WRAP | CKF_UNWRAP;
 const EC_F: CK_FLAGS = CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS;
 
@@ -287,6 +287,8 @@ pub(crate) enum Param {
         peer_public: Vec<u8>,
         peer_id: Vec<u8>,
         peer_ephemeral: Vec<u8>,
+        /// The optional key confirmation (the longer form of the structure).
+        confirm: Sm2Confirm,
     },
     /// EdDSA: pre-hash flag and context.
     Eddsa { ph: bool, context: Option<Vec<u8>> },
@@ -308,6 +310,70 @@ pub(crate) struct Sm2ExchangeParams {
     pub ul_peer_id_len: CK_ULONG,
     pub p_peer_ephemeral: *mut CK_BYTE,
     pub ul_peer_ephemeral_len: CK_ULONG,
+}
+
+/// `CK_UKEY_SM2_EXCHANGE_CONFIRM_PARAMS` (include/ukey_pkcs11.h): the structure above
+/// followed by three (pointer, length) pairs for the key confirmation. The two forms are
+/// told apart by `ulParameterLen`; callers of the short form get no confirmation.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct Sm2ExchangeParamsConfirm {
+    pub base: Sm2ExchangeParams,
+    pub p_confirmation: *mut CK_BYTE,
+    pub ul_confirmation_len: CK_ULONG,
+    pub p_expected_peer_confirmation: *mut CK_BYTE,
+    pub ul_expected_peer_confirmation_len: CK_ULONG,
+    pub p_peer_confirmation: *mut CK_BYTE,
+    pub ul_peer_confirmation_len: CK_ULONG,
+}
+
+/// Length of an SM2 key-confirmation value (an SM3 hash).
+pub(crate) const SM2_CONFIRM_LEN: usize = 32;
+
+/// The key confirmation of an SM2 exchange (GB/T 32918.3 §6.1 A9–A10, B8–B10): the peer's
+/// value to check (SB at the initiator, SA at the responder), and where the derivation
+/// leaves this party's value and the one expected from the peer for the C boundary to
+/// write out.
+#[derive(Clone, Default)]
+pub(crate) struct Sm2Confirm {
+    /// The longer structure was given: the values are computed and kept.
+    pub active: bool,
+    /// The peer's value, checked before the key is made.
+    pub peer: Option<Vec<u8>>,
+    /// (this party's value: SA or SB; the peer's expected value: S1 or S2).
+    pub out: std::sync::Arc<std::sync::Mutex<Option<SecretPair>>>,
+}
+
+/// Two confirmation values.
+pub(crate) type SecretPair = ([u8; SM2_CONFIRM_LEN], [u8; SM2_CONFIRM_LEN]);
+
+impl Sm2Confirm {
+    /// Checks the peer's value against the expected one (constant time) and keeps both
+    /// values; `Error::KEY_CONFIRMATION` on a mismatch. Does nothing for the short form.
+    pub fn settle(
+        &self,
+        own: Option<[u8; SM2_CONFIRM_LEN]>,
+        expected: Option<[u8; SM2_CONFIRM_LEN]>,
+    ) -> crate::error::Result<()> {
+        use crate::error::Error;
+        if !self.active {
+            return Ok(());
+        }
+        let (Some(own), Some(expected)) = (own, expected) else {
+            return Err(Error(CKR_FUNCTION_FAILED));
+        };
+        if let Some(peer) = &self.peer {
+            let diff = peer
+                .iter()
+                .zip(expected.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            if peer.len() != SM2_CONFIRM_LEN || diff != 0 {
+                return Err(Error::KEY_CONFIRMATION);
+            }
+        }
+        *self.out.lock().map_err(|_| Error::GENERAL)? = Some((own, expected));
+        Ok(())
+    }
 }
 
 /// One SP 800-108 data parameter.

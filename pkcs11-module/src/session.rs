@@ -74,7 +74,34 @@ pub(crate) enum CryptOp {
 pub(crate) struct MsgOp {
     pub alg: token_hal::crypto::sym::SymAlg,
     pub key: Zeroizing<Vec<u8>>,
-    pub mech: CK_MECHANISM_TYPE,
+    /// Messages whose nonce came from `CKG_GENERATE_COUNTER` so far (the counter).
+    pub counter: u64,
+    /// The message being processed in parts (`C_EncryptMessageBegin` … `Next`).
+    pub part: Option<MsgPart>,
+}
+
+/// One GCM message in progress between `C_*MessageBegin` and the `CKF_END_OF_MESSAGE` part.
+pub(crate) struct MsgPart {
+    /// GCM streaming cipher (encryption outputs each part at once; decryption holds the
+    /// ciphertext until the tag has been checked).
+    pub cipher: SymCipher,
+    /// Tag length in bytes, fixed at Begin.
+    pub tag_len: usize,
+    /// Text bytes fed so far.
+    pub len: usize,
+}
+
+/// A message-based (3.0) signature or MAC context: each message is one whole
+/// signature under the mechanism given at init.
+pub(crate) struct MsgSignOp {
+    pub mech: Mech,
+    pub attrs: crate::object::Attrs,
+    pub key: Arc<KeyMaterial>,
+    /// The message being signed in parts (`C_SignMessageBegin` … `Next`).
+    pub part: Option<SignOp>,
+    /// A signature computed by a call whose buffer was missing or short, kept for the
+    /// repeated call: (made by `C_SignMessage` rather than the last `Next`, value).
+    pub done: Option<(bool, Zeroizing<Vec<u8>>)>,
 }
 
 /// Which operation a pending (already computed) output belongs to.
@@ -97,6 +124,8 @@ pub(crate) struct Ops {
     pub decrypt: Option<CryptOp>,
     pub msg_enc: Option<MsgOp>,
     pub msg_dec: Option<MsgOp>,
+    pub msg_sign: Option<MsgSignOp>,
+    pub msg_verify: Option<MsgSignOp>,
     /// Output computed by a call whose buffer was missing or short, kept for the repeat.
     pub pending: Option<(OpKind, Zeroizing<Vec<u8>>)>,
 }

@@ -1,5 +1,6 @@
-//! Cryptographic functions (PKCS#11 3.0 §5.8–5.13): encryption, decryption, digests,
-//! signatures and MACs, single- and multi-part, and the 3.0 message-based AEAD.
+//! Cryptographic functions (PKCS#11 3.0 §5.8–5.12): encryption, decryption, digests,
+//! signatures and MACs, single- and multi-part (the 3.0 message-based functions are in
+//! `message.rs`).
 
 use std::sync::Arc;
 
@@ -14,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::mechanism::vendor::*;
 use crate::mechanism::{Mech, Param};
 use crate::object::{self, Attrs, AttrsExt, KeyMaterial, Role};
-use crate::session::{CryptOp, MsgOp, OpKind, Produced, Session, SignOp, produce};
+use crate::session::{CryptOp, OpKind, Produced, Session, SignOp, produce};
 use crate::state::{self, Module};
 
 /// The hash of a digest mechanism (or of a hash named in a parameter).
@@ -116,14 +117,14 @@ pub(crate) fn latch_role(s: &Session, o: &crate::object::Object, role: Role) -> 
     Ok(())
 }
 
-fn secret(k: &KeyMaterial) -> Result<&[u8]> {
+pub(crate) fn secret(k: &KeyMaterial) -> Result<&[u8]> {
     match k {
         KeyMaterial::Secret(v) => Ok(v),
         _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
     }
 }
 
-fn sym_alg(kt: Option<CK_KEY_TYPE>, want: SymAlg) -> Result<SymAlg> {
+pub(crate) fn sym_alg(kt: Option<CK_KEY_TYPE>, want: SymAlg) -> Result<SymAlg> {
     match (kt, want) {
         (Some(CKK_AES), SymAlg::Aes) => Ok(SymAlg::Aes),
         (Some(CKK_SM4), SymAlg::Sm4) => Ok(SymAlg::Sm4),
@@ -290,7 +291,7 @@ pub(crate) fn run_cipher(op: CryptOp, data: &[u8], dir: Direction) -> Result<Zer
 }
 
 /// GCM with a tag of `tag_len` bytes (token-hal's GCM takes any nonce length).
-fn gcm(
+pub(crate) fn gcm(
     alg: SymAlg,
     key: &[u8],
     iv: &[u8],
@@ -323,7 +324,7 @@ fn sm2_ct(data: &[u8]) -> Vec<u8> {
     data.to_vec()
 }
 
-fn data_err(e: token_hal::Error, dir: Direction) -> Error {
+pub(crate) fn data_err(e: token_hal::Error, dir: Direction) -> Error {
     match (e, dir) {
         (
             token_hal::Error::InvalidArgument(_) | token_hal::Error::InvalidData(_),
@@ -728,7 +729,7 @@ fn key_alg(k: &KeyMaterial) -> Option<KeyAlg> {
 }
 
 /// Builds a sign/verify operation.
-fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool) -> Result<SignOp> {
+pub(crate) fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool) -> Result<SignOp> {
     if let Some(h) = hash_of(mech.ty).filter(|_| {
         matches!(
             mech.ty,
@@ -837,7 +838,7 @@ pub(crate) fn sign_init(
     Ok(())
 }
 
-fn op_update(op: &mut SignOp, data: &[u8]) -> Result<()> {
+pub(crate) fn op_update(op: &mut SignOp, data: &[u8]) -> Result<()> {
     match op {
         SignOp::Hmac { h, .. } => h.update(data),
         SignOp::CbcMac { data: d, .. } | SignOp::Cmac { data: d, .. } => d.extend_from_slice(data),
@@ -866,7 +867,7 @@ fn cbc_mac(alg: SymAlg, key: &[u8], data: &[u8], len: usize) -> Result<Vec<u8>> 
     Ok(mac[..len].to_vec())
 }
 
-fn op_sign(op: SignOp) -> Result<Vec<u8>> {
+pub(crate) fn op_sign(op: SignOp) -> Result<Vec<u8>> {
     match op {
         SignOp::Hmac { h, len } => Ok(h.finish()[..len].to_vec()),
         SignOp::CbcMac {
@@ -903,7 +904,7 @@ fn op_sign(op: SignOp) -> Result<Vec<u8>> {
     }
 }
 
-fn op_verify(op: SignOp, sig: &[u8]) -> Result<()> {
+pub(crate) fn op_verify(op: SignOp, sig: &[u8]) -> Result<()> {
     use token_hal::crypto::hash::HashAlg as _H;
     let _ = std::marker::PhantomData::<_H>;
     match op {
@@ -1100,107 +1101,6 @@ pub(crate) fn verify_final(h: CK_SESSION_HANDLE, sig: &[u8]) -> Result<()> {
         return Err(Error(CKR_FUNCTION_NOT_SUPPORTED));
     }
     op_verify(op, sig)
-}
-
-/// `C_MessageEncryptInit` / `C_MessageDecryptInit` (AES-GCM, SM4-GCM).
-pub(crate) fn msg_init(
-    h: CK_SESSION_HANDLE,
-    mech: &Mech,
-    kh: CK_OBJECT_HANDLE,
-    dir: Direction,
-) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let alg = match mech.ty {
-        CKM_AES_GCM => SymAlg::Aes,
-        CKM_UKEY_SM4_GCM => SymAlg::Sm4,
-        _ => return Err(Error(CKR_MECHANISM_INVALID)),
-    };
-    let usage = if dir == Direction::Encrypt {
-        CKA_ENCRYPT
-    } else {
-        CKA_DECRYPT
-    };
-    let (o, a) = key_for(&m, &s, kh, usage, mech.ty)?;
-    sym_alg(a.key_type(), alg)?;
-    let k = key_material(&s, &o)?;
-    latch_role(&s, &o, Role::Crypt)?;
-    let op = MsgOp {
-        alg,
-        key: Zeroizing::new(secret(&k)?.to_vec()),
-        mech: mech.ty,
-    };
-    let mut ops = s.ops()?;
-    let slot = if dir == Direction::Encrypt {
-        &mut ops.msg_enc
-    } else {
-        &mut ops.msg_dec
-    };
-    if slot.is_some() {
-        return Err(Error(CKR_OPERATION_ACTIVE));
-    }
-    *slot = Some(op);
-    Ok(())
-}
-
-/// `C_EncryptMessage` / `C_DecryptMessage`: one GCM message. On encryption a generated
-/// nonce is not offered: the caller gives the nonce; the tag goes to the parameter's tag
-/// buffer (returned here as the second value).
-pub(crate) fn msg_crypt(
-    h: CK_SESSION_HANDLE,
-    iv: &[u8],
-    tag_bits: usize,
-    tag_in: &[u8],
-    aad: &[u8],
-    data: &[u8],
-    dir: Direction,
-) -> Result<(Zeroizing<Vec<u8>>, Vec<u8>)> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let (alg, key) = {
-        let ops = s.ops()?;
-        let op = if dir == Direction::Encrypt {
-            &ops.msg_enc
-        } else {
-            &ops.msg_dec
-        };
-        let op = op.as_ref().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-        let _ = op.mech;
-        (op.alg, op.key.clone())
-    };
-    if !(32..=128).contains(&tag_bits) || !tag_bits.is_multiple_of(8) || iv.is_empty() {
-        return Err(Error(CKR_MECHANISM_PARAM_INVALID));
-    }
-    let tag_len = tag_bits / 8;
-    match dir {
-        Direction::Encrypt => {
-            let ct = gcm(alg, &key, iv, aad, tag_len, data, dir)?;
-            let split = ct.len() - tag_len;
-            Ok((Zeroizing::new(ct[..split].to_vec()), ct[split..].to_vec()))
-        }
-        Direction::Decrypt => {
-            if tag_in.len() != tag_len {
-                return Err(Error(CKR_MECHANISM_PARAM_INVALID));
-            }
-            let mut input = data.to_vec();
-            input.extend_from_slice(tag_in);
-            Ok((gcm(alg, &key, iv, aad, tag_len, &input, dir)?, Vec::new()))
-        }
-    }
-}
-
-/// `C_MessageEncryptFinal` / `C_MessageDecryptFinal`.
-pub(crate) fn msg_final(h: CK_SESSION_HANDLE, dir: Direction) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    let slot = if dir == Direction::Encrypt {
-        &mut ops.msg_enc
-    } else {
-        &mut ops.msg_dec
-    };
-    slot.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    Ok(())
 }
 
 #[allow(unused_imports)]

@@ -492,8 +492,14 @@ pub(crate) fn session_cancel(h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()
     if flags & (CKF_SIGN | CKF_MESSAGE_SIGN) != 0 {
         ops.sign = None;
     }
+    if flags & CKF_MESSAGE_SIGN != 0 {
+        ops.msg_sign = None;
+    }
     if flags & (CKF_VERIFY | CKF_MESSAGE_VERIFY) != 0 {
         ops.verify = None;
+    }
+    if flags & CKF_MESSAGE_VERIFY != 0 {
+        ops.msg_verify = None;
     }
     if flags & CKF_FIND_OBJECTS != 0 {
         ops.find = None;

@@ -545,6 +545,7 @@ pub(crate) fn derive(
                 peer_public,
                 peer_id,
                 peer_ephemeral,
+                confirm,
             },
         ) => {
             use token_hal::crypto::sm2::{DEFAULT_ID, ExchangeRole};
@@ -585,13 +586,15 @@ pub(crate) fn derive(
                 }
                 _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
             };
-            out.map_err(|e| match e {
+            let out = out.map_err(|e| match e {
                 token_hal::Error::InvalidData(_) | token_hal::Error::InvalidArgument(_) => {
                     Error(CKR_MECHANISM_PARAM_INVALID)
                 }
                 e => Error::from(e),
-            })?
-            .secret
+            })?;
+            // Key confirmation: the peer's value is checked before any key is made.
+            confirm.settle(out.confirmation, out.expected_peer_confirmation)?;
+            out.secret
         }
         _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
     };

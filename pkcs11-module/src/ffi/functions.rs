@@ -10,7 +10,7 @@ use super::args::{OutBuf, bytes, read, slice, write};
 use super::entry::ck_fn;
 use super::mech::parse;
 use crate::api::objects::{AttrAnswer, Template};
-use crate::api::{crypto, general, keys, objects};
+use crate::api::{crypto, general, keys, message, objects};
 use crate::error::{Error, Result};
 use crate::session::Produced;
 
@@ -440,7 +440,7 @@ macro_rules! msg_init_fn {
                     ty: crate::mechanism::mech_in(m.mechanism),
                     param: crate::mechanism::Param::None,
                 };
-                crypto::msg_init(hSession, &mech, hKey, $dir)
+                message::msg_init(hSession, &mech, hKey, $dir)
             }
         }
     };
@@ -696,6 +696,18 @@ ck_fn! {
         // SAFETY: template contract.
         let t = unsafe { template(pTemplate, ulAttributeCount) }?;
         let (h, extra) = keys::derive(hSession, &m, hBaseKey, &t)?;
+        if let crate::mechanism::Param::Sm2Exchange { confirm, .. } = &m.param
+            && let Some((own, expected)) = *confirm.out.lock().map_err(|_| Error::GENERAL)?
+        {
+            // SAFETY: mechanism contract; `parse` checked each non-null buffer holds 32 bytes.
+            let (p_own, p_expected) = unsafe { super::mech::sm2_confirmation_outputs(pMechanism) };
+            for (p, v) in [(p_own, own), (p_expected, expected)] {
+                if !p.is_null() {
+                    // SAFETY: non-null, and the caller declared at least 32 bytes there.
+                    unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), p, v.len()) };
+                }
+            }
+        }
         // SAFETY: mechanism contract; these are the additional keys' handle pointers.
         let outs = unsafe { super::mech::derived_key_outputs(pMechanism) };
         for (p, x) in outs.into_iter().zip(extra) {
@@ -756,167 +768,385 @@ ck_fn! {
     }
 }
 
-/// Reads a `CK_GCM_MESSAGE_PARAMS`.
+/// A caller's `CK_GCM_MESSAGE_PARAMS`: the structure as given (its `pIv` and `pTag` are
+/// where outputs go) and its fields read.
+struct GcmMsg {
+    raw: CK_GCM_MESSAGE_PARAMS,
+    param: message::GcmMsgParam,
+}
+
+/// Reads a `CK_GCM_MESSAGE_PARAMS`: a null structure is `CKR_ARGUMENTS_BAD`; a wrong size,
+/// a nonce length outside 1..=65536 bytes or a tag length outside 32–128 bits in whole
+/// bytes `CKR_MECHANISM_PARAM_INVALID`; `pIv` must hold `ulIvLen` bytes, and with
+/// `need_tag` `pTag` must be non-null (it holds `ulTagBits / 8` bytes).
 ///
 /// # Safety
-/// `p` must be valid for `len` bytes.
-unsafe fn gcm_msg(p: *mut c_void, len: CK_ULONG) -> Result<(CK_GCM_MESSAGE_PARAMS, Vec<u8>)> {
-    if p.is_null() || len as usize != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() {
+/// A non-null `p` must be valid for `len` bytes, and its `pIv` for `ulIvLen` bytes.
+unsafe fn gcm_msg(p: *mut c_void, len: CK_ULONG, need_tag: bool) -> Result<GcmMsg> {
+    if p.is_null() {
+        return Err(Error::ARGS);
+    }
+    if len as usize != std::mem::size_of::<CK_GCM_MESSAGE_PARAMS>() {
         return Err(Error(CKR_MECHANISM_PARAM_INVALID));
     }
     // SAFETY: checked size and non-null.
-    let g = unsafe { read(p as *const CK_GCM_MESSAGE_PARAMS) }?;
-    if g.ivGenerator != CKG_NO_GENERATE {
+    let raw = unsafe { read(p as *const CK_GCM_MESSAGE_PARAMS) }?;
+    // Lengths first, so no slice is ever made from an absurd declared length.
+    let iv_ok = (1..=token_hal::crypto::sym::GCM_MAX_NONCE as CK_ULONG).contains(&raw.ulIvLen);
+    let tag_ok = (32..=128).contains(&raw.ulTagBits) && raw.ulTagBits % 8 == 0;
+    if !iv_ok || !tag_ok {
         return Err(Error(CKR_MECHANISM_PARAM_INVALID));
     }
-    // SAFETY: the structure declares `ulIvLen` bytes.
-    let iv = unsafe { bytes(g.pIv, g.ulIvLen) }?.to_vec();
-    Ok((g, iv))
+    // SAFETY: the structure declares `ulIvLen` bytes at `pIv` (null → CKR_ARGUMENTS_BAD).
+    let iv = unsafe { bytes(raw.pIv, raw.ulIvLen) }?.to_vec();
+    if need_tag && raw.pTag.is_null() {
+        return Err(Error::ARGS);
+    }
+    Ok(GcmMsg {
+        raw,
+        param: message::GcmMsgParam {
+            iv,
+            fixed_bits: raw.ulIvFixedBits,
+            generator: raw.ivGenerator,
+            tag_bits: raw.ulTagBits,
+        },
+    })
+}
+
+impl GcmMsg {
+    /// Writes a generated nonce back to `pIv`.
+    fn put_iv(&self, iv: &[u8]) -> Result<()> {
+        if iv.len() != self.param.iv.len() {
+            return Err(Error::GENERAL);
+        }
+        // SAFETY: `pIv` was checked non-null and declared `ulIvLen` = `iv.len()` bytes, and
+        // PKCS#11 makes it an output when a generator is named.
+        unsafe { std::ptr::copy_nonoverlapping(iv.as_ptr(), self.raw.pIv, iv.len()) };
+        Ok(())
+    }
+
+    /// Writes a tag to `pTag`.
+    fn put_tag(&self, tag: &[u8]) -> Result<()> {
+        if self.raw.pTag.is_null() || tag.len() as CK_ULONG != self.raw.ulTagBits / 8 {
+            return Err(Error::GENERAL);
+        }
+        // SAFETY: `pTag` is non-null and holds `ulTagBits / 8` = `tag.len()` bytes.
+        unsafe { std::ptr::copy_nonoverlapping(tag.as_ptr(), self.raw.pTag, tag.len()) };
+        Ok(())
+    }
+
+    /// The tag given for decryption (`ulTagBits / 8` bytes at `pTag`).
+    fn tag_in(&self) -> Result<&[u8]> {
+        // SAFETY: the structure declares `ulTagBits / 8` bytes at `pTag`.
+        unsafe { bytes(self.raw.pTag, self.raw.ulTagBits / 8) }
+    }
+}
+
+/// Answers a size query (Ok) or a short buffer (`CKR_BUFFER_TOO_SMALL`) with the needed
+/// length `n`, under the two-call protocol.
+fn short(out: &OutBuf, n: usize) -> Result<()> {
+    out.set_len(n)?;
+    match out.capacity() {
+        Some(c) if c < n => Err(Error(CKR_BUFFER_TOO_SMALL)),
+        _ => Ok(()),
+    }
 }
 
 ck_fn! {
-    /// `C_EncryptMessage` (AES-GCM, SM4-GCM): the tag goes to the parameter's tag buffer.
+    /// `C_EncryptMessage` (AES-GCM, SM4-GCM): a generated nonce goes back to `pIv`, the
+    /// tag to `pTag`; both only on success.
     fn C_EncryptMessage(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pAssociatedData: *mut CK_BYTE, ulAssociatedDataLen: CK_ULONG, pPlaintext: *mut CK_BYTE, ulPlaintextLen: CK_ULONG, pCiphertext: *mut CK_BYTE, pulCiphertextLen: *mut CK_ULONG) {
         // SAFETY: parameter contract.
-        let (g, iv) = unsafe { gcm_msg(pParameter, ulParameterLen) }?;
-        if g.pTag.is_null() { return Err(Error(CKR_MECHANISM_PARAM_INVALID)); }
+        let g = unsafe { gcm_msg(pParameter, ulParameterLen, true) }?;
         // SAFETY: the caller declares both lengths.
         let aad = unsafe { bytes(pAssociatedData, ulAssociatedDataLen) }?;
         // SAFETY: as above.
         let pt = unsafe { bytes(pPlaintext, ulPlaintextLen) }?;
         // SAFETY: output buffer contract.
         let out = unsafe { OutBuf::new(pCiphertext, pulCiphertextLen) }?;
-        if out.capacity().is_none() {
-            return out.set_len(pt.len());
+        let Some(sealed) = message::encrypt_message(hSession, &g.param, aad, pt, out.capacity())? else {
+            return short(&out, pt.len());
+        };
+        out.deliver(&sealed.ct)?;
+        g.put_tag(&sealed.tag)?;
+        match sealed.iv {
+            Some(iv) => g.put_iv(&iv),
+            None => Ok(()),
         }
-        let (ct, tag) = crypto::msg_crypt(hSession, &iv, g.ulTagBits as usize, &[], aad, pt, Direction::Encrypt)?;
-        out.deliver(&ct)?;
-        // SAFETY: pTag holds ulTagBits/8 bytes, the length of `tag`.
-        unsafe { std::ptr::copy_nonoverlapping(tag.as_ptr(), g.pTag, tag.len()) };
-        Ok(())
     }
 }
 
 ck_fn! {
-    /// `C_DecryptMessage` (AES-GCM, SM4-GCM): the tag is read from the parameter.
+    /// `C_DecryptMessage` (AES-GCM, SM4-GCM): the tag is read from the parameter; no
+    /// plaintext is written unless it verifies.
     fn C_DecryptMessage(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pAssociatedData: *mut CK_BYTE, ulAssociatedDataLen: CK_ULONG, pCiphertext: *mut CK_BYTE, ulCiphertextLen: CK_ULONG, pPlaintext: *mut CK_BYTE, pulPlaintextLen: *mut CK_ULONG) {
         // SAFETY: parameter contract.
-        let (g, iv) = unsafe { gcm_msg(pParameter, ulParameterLen) }?;
-        // SAFETY: the tag is ulTagBits/8 bytes.
-        let tag = unsafe { bytes(g.pTag, g.ulTagBits / 8) }?;
+        let g = unsafe { gcm_msg(pParameter, ulParameterLen, true) }?;
+        let tag = g.tag_in()?;
         // SAFETY: the caller declares both lengths.
         let aad = unsafe { bytes(pAssociatedData, ulAssociatedDataLen) }?;
         // SAFETY: as above.
         let ct = unsafe { bytes(pCiphertext, ulCiphertextLen) }?;
         // SAFETY: output buffer contract.
         let out = unsafe { OutBuf::new(pPlaintext, pulPlaintextLen) }?;
-        if out.capacity().is_none() {
-            return out.set_len(ct.len());
+        match message::decrypt_message(hSession, &g.param, tag, aad, ct, out.capacity())? {
+            Some(pt) => out.deliver(&pt),
+            None => short(&out, ct.len()),
         }
-        let (pt, _) = crypto::msg_crypt(hSession, &iv, g.ulTagBits as usize, tag, aad, ct, Direction::Decrypt)?;
-        out.deliver(&pt)
     }
 }
 
 ck_fn! {
     /// `C_MessageEncryptFinal`.
-    fn C_MessageEncryptFinal(hSession: CK_SESSION_HANDLE) { crypto::msg_final(hSession, Direction::Encrypt) }
+    fn C_MessageEncryptFinal(hSession: CK_SESSION_HANDLE) { message::msg_final(hSession, Direction::Encrypt) }
 }
 
 ck_fn! {
     /// `C_MessageDecryptFinal`.
-    fn C_MessageDecryptFinal(hSession: CK_SESSION_HANDLE) { crypto::msg_final(hSession, Direction::Decrypt) }
+    fn C_MessageDecryptFinal(hSession: CK_SESSION_HANDLE) { message::msg_final(hSession, Direction::Decrypt) }
 }
 
-macro_rules! msg_begin_fn {
-    ($name:ident) => {
-        ck_fn! {
-            /// Multi-part message processing: not offered (single-part messages are).
-            fn $name(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pAssociatedData: *mut CK_BYTE, ulAssociatedDataLen: CK_ULONG) {
-                let _ = (hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen);
-                Err(Error(CKR_FUNCTION_NOT_SUPPORTED))
+/// `C_EncryptMessageBegin` / `C_DecryptMessageBegin`.
+///
+/// # Safety
+/// The pointer contract of those functions.
+unsafe fn message_begin(
+    h: CK_SESSION_HANDLE,
+    p: *mut c_void,
+    plen: CK_ULONG,
+    aad: *mut CK_BYTE,
+    aad_len: CK_ULONG,
+    dir: Direction,
+) -> Result<()> {
+    // SAFETY: parameter contract; the tag is not needed before the last part.
+    let g = unsafe { gcm_msg(p, plen, false) }?;
+    // SAFETY: the caller declares `aad_len` bytes.
+    let aad = unsafe { bytes(aad, aad_len) }?;
+    match message::message_begin(h, &g.param, aad, dir)? {
+        Some(iv) => g.put_iv(&iv),
+        None => Ok(()),
+    }
+}
+
+/// `C_EncryptMessageNext` / `C_DecryptMessageNext`. Any error but
+/// `CKR_BUFFER_TOO_SMALL` ends the message (PKCS#11 3.0 §5.13–5.14).
+///
+/// # Safety
+/// The pointer contract of those functions.
+#[allow(clippy::too_many_arguments)]
+unsafe fn message_next(
+    h: CK_SESSION_HANDLE,
+    p: *mut c_void,
+    plen: CK_ULONG,
+    pin: *mut CK_BYTE,
+    in_len: CK_ULONG,
+    pout: *mut CK_BYTE,
+    out_len: *mut CK_ULONG,
+    flags: CK_FLAGS,
+    dir: Direction,
+) -> Result<()> {
+    let run = || -> Result<()> {
+        if flags & !CKF_END_OF_MESSAGE != 0 {
+            return Err(Error::ARGS);
+        }
+        let end = flags & CKF_END_OF_MESSAGE != 0;
+        let g = if end || !p.is_null() || plen != 0 {
+            // SAFETY: parameter contract; the last part needs `pTag`.
+            Some(unsafe { gcm_msg(p, plen, end) }?)
+        } else {
+            None
+        };
+        // SAFETY: the caller declares `in_len` bytes.
+        let data = unsafe { bytes(pin, in_len) }?;
+        // SAFETY: output buffer contract.
+        let out = unsafe { OutBuf::new(pout, out_len) }?;
+        let last = match (&g, end) {
+            (Some(g), true) => Some((
+                g.raw.ulTagBits,
+                if dir == Direction::Decrypt {
+                    g.tag_in()?
+                } else {
+                    &[][..]
+                },
+            )),
+            _ => None,
+        };
+        match message::message_next(h, data, out.capacity(), last, dir)? {
+            message::MsgNext::Len(n) => {
+                out.set_len(n)?;
+                match out.capacity() {
+                    Some(_) => Err(Error(CKR_BUFFER_TOO_SMALL)),
+                    None => Ok(()),
+                }
+            }
+            message::MsgNext::Done { out: v, tag } => {
+                out.deliver(&v)?;
+                match (&g, tag.is_empty()) {
+                    (Some(g), false) => g.put_tag(&tag),
+                    _ => Ok(()),
+                }
             }
         }
     };
+    let r = run();
+    if matches!(r, Err(e) if e.0 != CKR_BUFFER_TOO_SMALL) {
+        message::end_message(h, dir);
+    }
+    r
 }
-msg_begin_fn!(C_EncryptMessageBegin);
-msg_begin_fn!(C_DecryptMessageBegin);
-
-macro_rules! msg_next_fn {
-    ($name:ident) => {
-        ck_fn! {
-            /// Multi-part message processing: not offered.
-            fn $name(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pIn: *mut CK_BYTE, ulInLen: CK_ULONG, pOut: *mut CK_BYTE, pulOutLen: *mut CK_ULONG, flags: CK_FLAGS) {
-                let _ = (hSession, pParameter, ulParameterLen, pIn, ulInLen, pOut, pulOutLen, flags);
-                Err(Error(CKR_FUNCTION_NOT_SUPPORTED))
-            }
-        }
-    };
-}
-msg_next_fn!(C_EncryptMessageNext);
-msg_next_fn!(C_DecryptMessageNext);
 
 ck_fn! {
-    /// `C_MessageSignInit`: no message-based signature mechanism is offered.
-    fn C_MessageSignInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
-        let _ = (hSession, pMechanism, hKey);
-        Err(Error(CKR_FUNCTION_NOT_SUPPORTED))
+    /// `C_EncryptMessageBegin` (AES-GCM, SM4-GCM): the nonce (generated into `pIv` when
+    /// the parameter names a generator) and the associated data of one message.
+    fn C_EncryptMessageBegin(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pAssociatedData: *mut CK_BYTE, ulAssociatedDataLen: CK_ULONG) {
+        // SAFETY: forwarded pointer contract.
+        unsafe { message_begin(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, Direction::Encrypt) }
     }
 }
+
 ck_fn! {
-    /// `C_MessageVerifyInit`: not offered.
-    fn C_MessageVerifyInit(hSession: CK_SESSION_HANDLE, pMechanism: *mut CK_MECHANISM, hKey: CK_OBJECT_HANDLE) {
-        let _ = (hSession, pMechanism, hKey);
-        Err(Error(CKR_FUNCTION_NOT_SUPPORTED))
+    /// `C_DecryptMessageBegin` (AES-GCM, SM4-GCM).
+    fn C_DecryptMessageBegin(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pAssociatedData: *mut CK_BYTE, ulAssociatedDataLen: CK_ULONG) {
+        // SAFETY: forwarded pointer contract.
+        unsafe { message_begin(hSession, pParameter, ulParameterLen, pAssociatedData, ulAssociatedDataLen, Direction::Decrypt) }
     }
 }
+
 ck_fn! {
-    /// `C_SignMessage`: not offered.
+    /// `C_EncryptMessageNext`: each part's ciphertext at once; with `CKF_END_OF_MESSAGE`
+    /// the tag goes to the parameter's `pTag`.
+    fn C_EncryptMessageNext(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pPlaintextPart: *mut CK_BYTE, ulPlaintextPartLen: CK_ULONG, pCiphertextPart: *mut CK_BYTE, pulCiphertextPartLen: *mut CK_ULONG, flags: CK_FLAGS) {
+        // SAFETY: forwarded pointer contract.
+        unsafe { message_next(hSession, pParameter, ulParameterLen, pPlaintextPart, ulPlaintextPartLen, pCiphertextPart, pulCiphertextPartLen, flags, Direction::Encrypt) }
+    }
+}
+
+ck_fn! {
+    /// `C_DecryptMessageNext`: no plaintext before the `CKF_END_OF_MESSAGE` part, whose
+    /// call checks the tag in `pTag` and then returns the whole plaintext.
+    fn C_DecryptMessageNext(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pCiphertextPart: *mut CK_BYTE, ulCiphertextPartLen: CK_ULONG, pPlaintextPart: *mut CK_BYTE, pulPlaintextPartLen: *mut CK_ULONG, flags: CK_FLAGS) {
+        // SAFETY: forwarded pointer contract.
+        unsafe { message_next(hSession, pParameter, ulParameterLen, pCiphertextPart, ulCiphertextPartLen, pPlaintextPart, pulPlaintextPartLen, flags, Direction::Decrypt) }
+    }
+}
+
+/// The per-message parameter of the signature mechanisms: they define none, so it must
+/// be absent (`ulParameterLen` 0).
+fn no_msg_param(p: *mut c_void, len: CK_ULONG) -> Result<()> {
+    match (len, p.is_null()) {
+        (0, _) => Ok(()),
+        (_, true) => Err(Error::ARGS),
+        (_, false) => Err(Error(CKR_MECHANISM_PARAM_INVALID)),
+    }
+}
+
+init_fn!(C_MessageSignInit, |h, m, k| message::msg_sign_init(
+    h, m, k, false
+));
+init_fn!(C_MessageVerifyInit, |h, m, k| message::msg_sign_init(
+    h, m, k, true
+));
+
+ck_fn! {
+    /// `C_SignMessage`: one message signed (or MACed) as one single-part operation.
     fn C_SignMessage(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pData: *mut CK_BYTE, ulDataLen: CK_ULONG, pSignature: *mut CK_BYTE, pulSignatureLen: *mut CK_ULONG) {
-        let _ = (hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen);
-        Err(Error(CKR_FUNCTION_NOT_SUPPORTED))
+        no_msg_param(pParameter, ulParameterLen)?;
+        // SAFETY: the caller declares `ulDataLen` bytes.
+        let data = unsafe { bytes(pData, ulDataLen) }?;
+        // SAFETY: output buffer contract.
+        let out = unsafe { OutBuf::new(pSignature, pulSignatureLen) }?;
+        give(&out, message::sign_message(hSession, data, out.capacity()))
     }
 }
+
 ck_fn! {
-    /// `C_VerifyMessage`: not offered.
+    /// `C_VerifyMessage`.
     fn C_VerifyMessage(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pData: *mut CK_BYTE, ulDataLen: CK_ULONG, pSignature: *mut CK_BYTE, ulSignatureLen: CK_ULONG) {
-        let _ = (hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen);
-        Err(Error(CKR_FUNCTION_NOT_SUPPORTED))
+        no_msg_param(pParameter, ulParameterLen)?;
+        // SAFETY: the caller declares both lengths.
+        let data = unsafe { bytes(pData, ulDataLen) }?;
+        // SAFETY: as above.
+        let sig = unsafe { bytes(pSignature, ulSignatureLen) }?;
+        message::verify_message(hSession, data, sig)
     }
 }
+
 ck_fn! {
-    /// `C_SignMessageBegin`: not offered.
+    /// `C_SignMessageBegin`.
     fn C_SignMessageBegin(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG) {
-        let _ = (hSession, pParameter, ulParameterLen);
-        Err(Error(CKR_FUNCTION_NOT_SUPPORTED))
+        no_msg_param(pParameter, ulParameterLen)?;
+        message::sign_begin(hSession, false)
     }
 }
+
 ck_fn! {
-    /// `C_VerifyMessageBegin`: not offered.
+    /// `C_VerifyMessageBegin`.
     fn C_VerifyMessageBegin(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG) {
-        let _ = (hSession, pParameter, ulParameterLen);
-        Err(Error(CKR_FUNCTION_NOT_SUPPORTED))
+        no_msg_param(pParameter, ulParameterLen)?;
+        message::sign_begin(hSession, true)
     }
 }
+
 ck_fn! {
-    /// `C_SignMessageNext`: not offered.
-    fn C_SignMessageNext(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pData: *mut CK_BYTE, ulDataLen: CK_ULONG, pSignature: *mut CK_BYTE, pulSignatureLen: *mut CK_ULONG) {
-        let _ = (hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, pulSignatureLen);
-        Err(Error(CKR_FUNCTION_NOT_SUPPORTED))
+    /// `C_SignMessageNext`: a null `pulSignatureLen` means more parts follow; otherwise
+    /// this is the last part and the signature is returned under the two-call protocol.
+    /// Any error but `CKR_BUFFER_TOO_SMALL` ends the message.
+    fn C_SignMessageNext(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pDataPart: *mut CK_BYTE, ulDataPartLen: CK_ULONG, pSignature: *mut CK_BYTE, pulSignatureLen: *mut CK_ULONG) {
+        let run = || -> Result<()> {
+            no_msg_param(pParameter, ulParameterLen)?;
+            // SAFETY: the caller declares `ulDataPartLen` bytes.
+            let data = unsafe { bytes(pDataPart, ulDataPartLen) }?;
+            if pulSignatureLen.is_null() {
+                return message::sign_next(hSession, data, None).map(|_| ());
+            }
+            // SAFETY: output buffer contract.
+            let out = unsafe { OutBuf::new(pSignature, pulSignatureLen) }?;
+            match message::sign_next(hSession, data, Some(out.capacity()))? {
+                Some(p) => give(&out, Ok(p)),
+                None => Err(Error::GENERAL),
+            }
+        };
+        let r = run();
+        if matches!(r, Err(e) if e.0 != CKR_BUFFER_TOO_SMALL) {
+            message::end_sign_message(hSession, false);
+        }
+        r
     }
 }
+
 ck_fn! {
-    /// `C_VerifyMessageNext`: not offered.
-    fn C_VerifyMessageNext(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pData: *mut CK_BYTE, ulDataLen: CK_ULONG, pSignature: *mut CK_BYTE, ulSignatureLen: CK_ULONG) {
-        let _ = (hSession, pParameter, ulParameterLen, pData, ulDataLen, pSignature, ulSignatureLen);
-        Err(Error(CKR_FUNCTION_NOT_SUPPORTED))
+    /// `C_VerifyMessageNext`: a null `pSignature` means more parts follow; otherwise
+    /// this is the last part and the signature is checked. Any error ends the message.
+    fn C_VerifyMessageNext(hSession: CK_SESSION_HANDLE, pParameter: *mut c_void, ulParameterLen: CK_ULONG, pDataPart: *mut CK_BYTE, ulDataPartLen: CK_ULONG, pSignature: *mut CK_BYTE, ulSignatureLen: CK_ULONG) {
+        let run = || -> Result<()> {
+            no_msg_param(pParameter, ulParameterLen)?;
+            // SAFETY: the caller declares `ulDataPartLen` bytes.
+            let data = unsafe { bytes(pDataPart, ulDataPartLen) }?;
+            let sig = if pSignature.is_null() {
+                if ulSignatureLen != 0 {
+                    return Err(Error::ARGS);
+                }
+                None
+            } else {
+                // SAFETY: the caller declares `ulSignatureLen` bytes.
+                Some(unsafe { bytes(pSignature, ulSignatureLen) }?)
+            };
+            message::verify_next(hSession, data, sig)
+        };
+        let r = run();
+        if r.is_err() {
+            message::end_sign_message(hSession, true);
+        }
+        r
     }
 }
+
 ck_fn! {
-    /// `C_MessageSignFinal`: not offered.
-    fn C_MessageSignFinal(hSession: CK_SESSION_HANDLE) { let _ = hSession; Err(Error(CKR_FUNCTION_NOT_SUPPORTED)) }
+    /// `C_MessageSignFinal`.
+    fn C_MessageSignFinal(hSession: CK_SESSION_HANDLE) { message::msg_sign_final(hSession, false) }
 }
+
 ck_fn! {
-    /// `C_MessageVerifyFinal`: not offered.
-    fn C_MessageVerifyFinal(hSession: CK_SESSION_HANDLE) { let _ = hSession; Err(Error(CKR_FUNCTION_NOT_SUPPORTED)) }
+    /// `C_MessageVerifyFinal`.
+    fn C_MessageVerifyFinal(hSession: CK_SESSION_HANDLE) { message::msg_sign_final(hSession, true) }
 }

@@ -141,6 +141,26 @@ pub(crate) unsafe fn derived_key_outputs(p: *const CK_MECHANISM) -> Vec<*mut CK_
     }
 }
 
+/// Where the SM2 key exchange's confirmation values go: (this party's value, the
+/// expected peer value), each null when not wanted or with the short structure.
+///
+/// # Safety
+/// As [`parse`].
+pub(crate) unsafe fn sm2_confirmation_outputs(p: *const CK_MECHANISM) -> (*mut u8, *mut u8) {
+    let none = (std::ptr::null_mut(), std::ptr::null_mut());
+    // SAFETY: forwarded contract; errors were reported by `parse` already.
+    let Ok(m) = (unsafe { read(p) }) else {
+        return none;
+    };
+    if crate::mechanism::mech_in(m.mechanism) != CKM_UKEY_SM2_KEY_EXCHANGE {
+        return none;
+    }
+    match param_struct::<crate::mechanism::Sm2ExchangeParamsConfirm>(&m) {
+        Ok(c) => (c.p_confirmation, c.p_expected_peer_confirmation),
+        Err(_) => none,
+    }
+}
+
 /// Parses a caller's mechanism.
 ///
 /// # Safety
@@ -254,7 +274,42 @@ pub(crate) unsafe fn parse(p: *const CK_MECHANISM) -> Result<Mech> {
         }
         CKM_AES_CMAC_GENERAL => Param::Ulong(param_struct::<CK_ULONG>(&m)?),
         CKM_UKEY_SM2_KEY_EXCHANGE => {
-            let x: crate::mechanism::Sm2ExchangeParams = param_struct(&m)?;
+            use crate::mechanism::{SM2_CONFIRM_LEN, Sm2Confirm, Sm2ExchangeParamsConfirm};
+            let (x, confirm) = if m.ulParameterLen as usize == size_of::<Sm2ExchangeParamsConfirm>()
+            {
+                let c: Sm2ExchangeParamsConfirm = param_struct(&m)?;
+                let out_ok =
+                    |p: *mut CK_BYTE, len: CK_ULONG| p.is_null() || len as usize >= SM2_CONFIRM_LEN;
+                if !out_ok(c.p_confirmation, c.ul_confirmation_len)
+                    || !out_ok(
+                        c.p_expected_peer_confirmation,
+                        c.ul_expected_peer_confirmation_len,
+                    )
+                {
+                    return Err(Error(CKR_MECHANISM_PARAM_INVALID));
+                }
+                let peer = if c.p_peer_confirmation.is_null() && c.ul_peer_confirmation_len == 0 {
+                    None
+                } else {
+                    // SAFETY: the structure declares `ul_peer_confirmation_len` bytes.
+                    let v = unsafe { bytes(c.p_peer_confirmation, c.ul_peer_confirmation_len) }?;
+                    if v.len() != SM2_CONFIRM_LEN {
+                        return Err(Error(CKR_MECHANISM_PARAM_INVALID));
+                    }
+                    Some(v.to_vec())
+                };
+                (
+                    c.base,
+                    Sm2Confirm {
+                        active: true,
+                        peer,
+                        out: Default::default(),
+                    },
+                )
+            } else {
+                let x: crate::mechanism::Sm2ExchangeParams = param_struct(&m)?;
+                (x, Sm2Confirm::default())
+            };
             // SAFETY: the structure declares each byte string's length.
             let own_id = unsafe { bytes(x.p_own_id, x.ul_own_id_len) }?.to_vec();
             // SAFETY: as above.
@@ -271,6 +326,7 @@ pub(crate) unsafe fn parse(p: *const CK_MECHANISM) -> Result<Mech> {
                 peer_public,
                 peer_id,
                 peer_ephemeral,
+                confirm,
             }
         }
         CKM_SP800_108_COUNTER_KDF | CKM_SP800_108_DOUBLE_PIPELINE_KDF => {
