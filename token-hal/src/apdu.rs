@@ -1,8 +1,15 @@
 //! The APDU card layer: ISO 7816-4 commands to GM-style USB keys and smart cards.
 //!
+//! - [`command`]: command and response APDUs, short and extended forms, chaining;
+//! - [`exchange`]: one command and its complete answer over any link (61xx GET RESPONSE,
+//!   6Cxx re-send, chaining or extended length, every response length checked);
+//! - [`status`]: status words ↔ token-hal errors, in one table;
 //! - [`transport`]: how command APDUs reach a card ([`transport::Transport`]) and how a
 //!   card (real, or the virtual key `ukey sim`) answers them ([`transport::CardHandler`]).
 //!
 //! The command set itself is documented in `docs/apdu.md`.
 
+pub mod command;
+pub mod exchange;
+pub mod status;
 pub mod transport;
