@@ -3,7 +3,10 @@
 //! - [`command`]: command and response APDUs, short and extended forms, chaining;
 //! - [`exchange`]: one command and its complete answer over any link (61xx GET RESPONSE,
 //!   6Cxx re-send, chaining or extended length, every response length checked);
+//! - [`sm`]: the secure channel (SM2 key exchange → SM4-GCM envelopes with a replay
+//!   counter), both sides;
 //! - [`status`]: status words ↔ token-hal errors, in one table;
+//! - [`tlv`]: the TLV encoding of command and response fields;
 //! - [`transport`]: how command APDUs reach a card ([`transport::Transport`]) and how a
 //!   card (real, or the virtual key `ukey sim`) answers them ([`transport::CardHandler`]).
 //!
@@ -11,5 +14,7 @@
 
 pub mod command;
 pub mod exchange;
+pub mod sm;
 pub mod status;
+pub mod tlv;
 pub mod transport;
