@@ -7,6 +7,7 @@
 //!   counter), both sides;
 //! - [`status`]: status words ↔ token-hal errors, in one table;
 //! - [`tlv`]: the TLV encoding of command and response fields;
+//! - [`wire`]: instruction bytes, tags and the encoding of model types and mechanisms;
 //! - [`transport`]: how command APDUs reach a card ([`transport::Transport`]) and how a
 //!   card (real, or the virtual key `ukey sim`) answers them ([`transport::CardHandler`]).
 //!
@@ -18,3 +19,4 @@ pub mod sm;
 pub mod status;
 pub mod tlv;
 pub mod transport;
+pub mod wire;
