@@ -1,5 +1,7 @@
 //! The APDU card layer: ISO 7816-4 commands to GM-style USB keys and smart cards.
 //!
+//! - [`applet`]: the virtual key, the card side of the command set over a soft device;
+//! - [`driver`]: the card driver, `Device` and `Application` over any `Transport`;
 //! - [`command`]: command and response APDUs, short and extended forms, chaining;
 //! - [`exchange`]: one command and its complete answer over any link (61xx GET RESPONSE,
 //!   6Cxx re-send, chaining or extended length, every response length checked);
@@ -13,7 +15,9 @@
 //!
 //! The command set itself is documented in `docs/apdu.md`.
 
+pub mod applet;
 pub mod command;
+pub mod driver;
 pub mod exchange;
 pub mod sm;
 pub mod status;
