@@ -1,5 +1,6 @@
 //! The APDU card layer: ISO 7816-4 commands to GM-style USB keys and smart cards.
 //!
+//! - [`backend`]: cards of one link kind as a registry `Backend`;
 //! - [`applet`]: the virtual key, the card side of the command set over a soft device;
 //! - [`driver`]: the card driver, `Device` and `Application` over any `Transport`;
 //! - [`command`]: command and response APDUs, short and extended forms, chaining;
@@ -16,6 +17,7 @@
 //! The command set itself is documented in `docs/apdu.md`.
 
 pub mod applet;
+pub mod backend;
 pub mod command;
 pub mod driver;
 pub mod exchange;

@@ -338,3 +338,35 @@ fn hostile_commands() {
     let r = card.process(&[0x84, 0xC2, 0, 0, 3, 0, 0, 1]);
     assert_eq!(&r[r.len() - 2..], [0x69, 0x87], "no channel");
 }
+
+/// Cards as a registry backend: one device per present card, the same device (and its
+/// secure channel) across scans, none once the card is pulled.
+#[test]
+fn backend_tracks_present_cards() {
+    use token_hal::apdu::backend::ApduBackend;
+    use token_hal::registry::Backend;
+    let tmp = tempfile::tempdir().unwrap();
+    let (wire, log) = card(tmp.path());
+    let w = wire.clone();
+    let backend = ApduBackend::new(
+        "test",
+        LinkCaps::SHORT,
+        Box::new(move || Ok(vec![w.clone() as Arc<dyn Transport>])),
+        Default::default(),
+    );
+    let first = backend.devices().unwrap();
+    assert_eq!(first.len(), 1);
+    first[0].info().unwrap();
+    let second = backend.devices().unwrap();
+    assert!(Arc::ptr_eq(&first[0], &second[0]), "the same device");
+    second[0].info().unwrap();
+    let opens = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| s.header[1] == 0xA0 && s.header[2] == 0)
+        .count();
+    assert_eq!(opens, 1, "one secure channel for both scans");
+    wire.present.store(false, Ordering::SeqCst);
+    assert!(backend.devices().unwrap().is_empty());
+}
