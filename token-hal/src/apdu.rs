@@ -5,11 +5,15 @@
 //!   6Cxx re-send, chaining or extended length, every response length checked);
 //! - [`status`]: status words ↔ token-hal errors, in one table;
 //! - [`transport`]: how command APDUs reach a card ([`transport::Transport`]) and how a
-//!   card (real, or the virtual key `ukey sim`) answers them ([`transport::CardHandler`]).
+//!   card (real, or the virtual key `ukey sim`) answers them ([`transport::CardHandler`]);
+//! - [`link`]: what every transport shares (APDU size bounds, the per-thread hold);
+//! - [`loopback`]: an in-process card, for tests and fuzzing.
 //!
 //! The command set itself is documented in `docs/apdu.md`.
 
 pub mod command;
 pub mod exchange;
+pub mod link;
+pub mod loopback;
 pub mod status;
 pub mod transport;
