@@ -7,12 +7,14 @@
 //! - [`transport`]: how command APDUs reach a card ([`transport::Transport`]) and how a
 //!   card (real, or the virtual key `ukey sim`) answers them ([`transport::CardHandler`]);
 //! - [`link`]: what every transport shares (APDU size bounds, the per-thread hold);
-//! - [`loopback`]: an in-process card, for tests and fuzzing.
+//! - [`loopback`]: an in-process card, for tests and fuzzing;
+//! - [`hid`]: APDUs in 64-byte HID reports (codec, host and card sides, hidapi link).
 //!
 //! The command set itself is documented in `docs/apdu.md`.
 
 pub mod command;
 pub mod exchange;
+pub mod hid;
 pub mod link;
 pub mod loopback;
 pub mod status;
