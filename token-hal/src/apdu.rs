@@ -8,7 +8,8 @@
 //!   card (real, or the virtual key `ukey sim`) answers them ([`transport::CardHandler`]);
 //! - [`link`]: what every transport shares (APDU size bounds, the per-thread hold);
 //! - [`loopback`]: an in-process card, for tests and fuzzing;
-//! - [`hid`]: APDUs in 64-byte HID reports (codec, host and card sides, hidapi link).
+//! - [`hid`]: APDUs in 64-byte HID reports (codec, host and card sides, hidapi link);
+//! - [`vicc`]: the card side of vsmartcard's vpcd reader, to put a card handler in pcscd.
 //!
 //! The command set itself is documented in `docs/apdu.md`.
 
@@ -19,3 +20,4 @@ pub mod link;
 pub mod loopback;
 pub mod status;
 pub mod transport;
+pub mod vicc;
