@@ -12,7 +12,11 @@
 //! - [`tlv`]: the TLV encoding of command and response fields;
 //! - [`wire`]: instruction bytes, tags and the encoding of model types and mechanisms;
 //! - [`transport`]: how command APDUs reach a card ([`transport::Transport`]) and how a
-//!   card (real, or the virtual key `ukey sim`) answers them ([`transport::CardHandler`]).
+//!   card (real, or the virtual key `ukey sim`) answers them ([`transport::CardHandler`]);
+//! - [`link`]: what every transport shares (APDU size bounds, the per-thread hold);
+//! - [`loopback`]: an in-process card, for tests and fuzzing;
+//! - [`hid`]: APDUs in 64-byte HID reports (codec, host and card sides, hidapi link);
+//! - [`vicc`]: the card side of vsmartcard's vpcd reader, to put a card handler in pcscd.
 //!
 //! The command set itself is documented in `docs/apdu.md`.
 
@@ -21,8 +25,12 @@ pub mod backend;
 pub mod command;
 pub mod driver;
 pub mod exchange;
+pub mod hid;
+pub mod link;
+pub mod loopback;
 pub mod sm;
 pub mod status;
 pub mod tlv;
 pub mod transport;
+pub mod vicc;
 pub mod wire;

@@ -75,6 +75,27 @@ pub struct Pkcs11Config {
     pub vendor_values: Option<String>,
 }
 
+/// One HID key model in the `[hid]` table.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct HidDeviceId {
+    /// USB vendor ID (TOML takes `0x096e`).
+    pub vid: u16,
+    /// USB product ID.
+    pub pid: u16,
+}
+
+/// The `[hid]` table: which HID keys the `hid` transport opens.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct HidConfig {
+    /// The VID/PID table; empty (the default) means no HID key is opened.
+    #[serde(default)]
+    pub devices: Vec<HidDeviceId>,
+    /// How long to wait for each report of an answer, in milliseconds. Default 30000.
+    pub timeout_ms: Option<u64>,
+}
+
 /// The TOML file as written.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +107,8 @@ struct ConfigFile {
     soft: SoftConfig,
     #[serde(default)]
     pkcs11: Pkcs11Config,
+    #[serde(default)]
+    hid: HidConfig,
 }
 
 /// The resolved configuration.
@@ -103,6 +126,8 @@ pub struct Config {
     pub soft: SoftConfig,
     /// PKCS#11 settings.
     pub pkcs11: Pkcs11Config,
+    /// HID keys.
+    pub hid: HidConfig,
     /// `XDG_STATE_HOME`-based directory for the log file.
     pub state_dir: PathBuf,
 }
@@ -192,6 +217,7 @@ impl Config {
             log: parsed.log,
             soft: parsed.soft,
             pkcs11: parsed.pkcs11,
+            hid: parsed.hid,
             state_dir: xdg("XDG_STATE_HOME", ".local/state").join("ukey"),
         })
     }
@@ -233,6 +259,12 @@ fn read_config(path: &Path) -> Result<ConfigFile> {
         return Err(Error::Config {
             path: path.to_path_buf(),
             detail: "soft.kdf_iterations must be at least 1000".into(),
+        });
+    }
+    if cfg.hid.timeout_ms == Some(0) {
+        return Err(Error::Config {
+            path: path.to_path_buf(),
+            detail: "hid.timeout_ms must be at least 1".into(),
         });
     }
     if cfg.soft.pin_retries.is_some_and(|r| r == 0 || r > 255) {
@@ -336,6 +368,40 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.data_dir, xdg_conf.join("ukey/rel"));
+    }
+
+    #[test]
+    fn hid_table() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = tmp.path().join("ukey.toml");
+        let load = |text: &str| {
+            fs::write(&conf, text).unwrap();
+            Config::resolve(&env(&[("UKEY_CONF", conf.to_str().unwrap())]), None)
+        };
+        assert_eq!(load("").unwrap().hid, HidConfig::default());
+        let c = load(
+            "[hid]\ndevices = [{ vid = 0x096e, pid = 0x0807 }, { vid = 0x163c, pid = 0x0407 }]\n\
+             timeout_ms = 5000\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.hid.devices,
+            [
+                HidDeviceId {
+                    vid: 0x096e,
+                    pid: 0x0807
+                },
+                HidDeviceId {
+                    vid: 0x163c,
+                    pid: 0x0407
+                }
+            ]
+        );
+        assert_eq!(c.hid.timeout_ms, Some(5000));
+        // Out of range, unknown keys and a zero timeout are refused.
+        assert!(load("[hid]\ndevices = [{ vid = 0x10000, pid = 1 }]\n").is_err());
+        assert!(load("[hid]\ndevices = [{ vid = 1, pid = 1, usage = 2 }]\n").is_err());
+        assert!(load("[hid]\ntimeout_ms = 0\n").is_err());
     }
 
     #[test]
