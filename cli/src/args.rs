@@ -85,6 +85,8 @@ pub enum Command {
     },
     /// Run the main job end to end on a soft token and time each step.
     Demo(DemoArgs),
+    /// The virtual USB key: serves docs/apdu.md to pcscd through vsmartcard's vpcd.
+    Sim(crate::sim::SimArgs),
     /// Show where data and configuration come from.
     Config,
 }

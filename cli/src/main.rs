@@ -12,6 +12,7 @@ mod keys;
 mod mgmt;
 mod ops;
 mod out;
+mod sim;
 mod softhsm;
 
 use std::ffi::OsString;
@@ -92,6 +93,7 @@ fn run(cli: Cli) -> Res<()> {
         Command::Encrypt(a) => ops::encrypt(&ctx, a),
         Command::Decrypt(a) => ops::decrypt(&ctx, a),
         Command::Demo(a) => demo::demo(&ctx, a),
+        Command::Sim(a) => sim::sim(&ctx, a),
         Command::Config => mgmt::config(&ctx),
         Command::Softhsm { .. } => Ok(()),
     }
