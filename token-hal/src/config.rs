@@ -96,6 +96,38 @@ pub struct HidConfig {
     pub timeout_ms: Option<u64>,
 }
 
+/// The `[apdu]` table: cards speaking docs/apdu.md.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApduConfig {
+    /// The device authentication key (32 hex digits) `C_InitToken` uses on a card; default
+    /// GM/T 0016's customary `1234567812345678`.
+    pub dev_auth_key: Option<String>,
+    /// Virtual keys served in-process over the loopback link (backend `loopback`), one per
+    /// state directory (as `ukey sim --state`). For tests; keep them outside `data_dir`.
+    #[serde(default)]
+    pub loopback: Vec<PathBuf>,
+    /// Virtual keys served in-process behind the HID report framing (backend `hid`), one
+    /// per state directory. For tests of the HID path on machines without USB.
+    #[serde(default)]
+    pub hid_loopback: Vec<PathBuf>,
+}
+
+impl ApduConfig {
+    /// The device authentication key for `C_InitToken` on a card.
+    pub fn dev_auth_key(&self) -> Result<Vec<u8>> {
+        match &self.dev_auth_key {
+            None => Ok(crate::soft::DEFAULT_DEV_AUTH_KEY.to_vec()),
+            Some(h) => match hex::decode(h.trim()) {
+                Ok(k) if k.len() == 16 => Ok(k),
+                _ => Err(Error::invalid_arg(
+                    "apdu.dev_auth_key must be 32 hex digits (16 bytes)",
+                )),
+            },
+        }
+    }
+}
+
 /// The TOML file as written.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -109,6 +141,8 @@ struct ConfigFile {
     pkcs11: Pkcs11Config,
     #[serde(default)]
     hid: HidConfig,
+    #[serde(default)]
+    apdu: ApduConfig,
 }
 
 /// The resolved configuration.
@@ -128,6 +162,8 @@ pub struct Config {
     pub pkcs11: Pkcs11Config,
     /// HID keys.
     pub hid: HidConfig,
+    /// Cards speaking the ukey command set.
+    pub apdu: ApduConfig,
     /// `XDG_STATE_HOME`-based directory for the log file.
     pub state_dir: PathBuf,
 }
@@ -218,6 +254,7 @@ impl Config {
             soft: parsed.soft,
             pkcs11: parsed.pkcs11,
             hid: parsed.hid,
+            apdu: parsed.apdu,
             state_dir: xdg("XDG_STATE_HOME", ".local/state").join("ukey"),
         })
     }

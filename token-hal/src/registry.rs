@@ -89,6 +89,7 @@ pub struct Registry {
 impl Registry {
     /// A registry over `config`.
     pub fn new(config: Config) -> Self {
+        crate::apdu::backend::register_builtin(&config);
         let opts = SoftOptions::from_config(&config);
         Self { config, opts }
     }

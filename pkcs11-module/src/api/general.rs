@@ -292,6 +292,36 @@ pub(crate) fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8]) -> Resul
             return Err(Error(CKR_SESSION_EXISTS));
         }
     }
+    if t.dev_info.backend == token_hal::BackendKind::Apdu {
+        // A card: the SO PIN must match, then device authentication with the configured
+        // key, and the application is deleted and made again with the SO PIN as its
+        // admin PIN (docs/apdu.md).
+        t.app.verify_pin(token_hal::PinType::Admin, &pin)?;
+        t.app.logout();
+        {
+            let mut inner = m.lock()?;
+            state::drop_token_state(&mut inner, slot);
+        }
+        t.device
+            .authenticate_with_key(&m.config.apdu.dev_auth_key()?)?;
+        t.device.delete_app(&t.app_name)?;
+        let mut params = AppParams::new(pin, None);
+        if let Some(r) = m.config.soft.pin_retries {
+            params.admin_retries = r;
+            params.user_retries = r;
+        }
+        t.device.create_app(&name, &params)?;
+        {
+            // The token keeps its slot ID, whatever its new label.
+            let serial = token_hal::slot::token_serial(&t.dev_info.serial, &name);
+            let natural = CK_SLOT_ID::from(token_hal::slot::slot_id(&serial));
+            let mut inner = m.lock()?;
+            inner.tokens.retain(|x| x.slot_id != slot);
+            inner.assigned.insert(natural, slot);
+        }
+        m.refresh_locked(true)?;
+        return Ok(());
+    }
     t.app.wipe(&pin)?;
     t.app.logout();
     {

@@ -74,3 +74,78 @@ impl Backend for ApduBackend {
         Ok(out)
     }
 }
+
+/// Virtual keys served in-process, by state directory and link kind, made once per
+/// process: every registry of the process sees the same cards.
+type CardMap = HashMap<(std::path::PathBuf, bool), Arc<dyn Transport>>;
+
+fn in_process_cards() -> &'static Mutex<CardMap> {
+    static CARDS: std::sync::OnceLock<Mutex<CardMap>> = std::sync::OnceLock::new();
+    CARDS.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The in-process virtual key of `dir`, behind the loopback link or (with `hid`) the HID
+/// report framing.
+fn in_process_card(
+    dir: &std::path::Path,
+    hid: bool,
+    opts: &crate::soft::SoftOptions,
+) -> Result<Arc<dyn Transport>> {
+    let mut cards = in_process_cards()
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    if let Some(t) = cards.get(&(dir.to_path_buf(), hid)) {
+        return Ok(t.clone());
+    }
+    let key = super::applet::VirtualKey::open(dir, "ukey virtual key", opts)?;
+    let name = format!("{}:{}", if hid { "hid" } else { "loopback" }, dir.display());
+    let t: Arc<dyn Transport> = if hid {
+        Arc::new(super::hid::HidTransport::new(
+            super::hid::LoopbackHidLink::new(name, Box::new(key)),
+        ))
+    } else {
+        Arc::new(super::loopback::LoopbackTransport::new(name, Box::new(key)))
+    };
+    cards.insert((dir.to_path_buf(), hid), t.clone());
+    Ok(t)
+}
+
+/// Registers the card backends `config` asks for, process-wide (registry.rs): `loopback`
+/// (virtual keys in-process, `[apdu] loopback`) and `hid` (the `[hid]` VID/PID table,
+/// plus virtual keys behind the HID framing, `[apdu] hid_loopback`).
+pub fn register_builtin(config: &crate::config::Config) {
+    let opts = crate::soft::SoftOptions::from_config(config);
+    if !config.apdu.loopback.is_empty() {
+        let dirs = config.apdu.loopback.clone();
+        let o = opts.clone();
+        crate::registry::register_backend(Arc::new(ApduBackend::new(
+            "loopback",
+            LinkCaps::EXTENDED,
+            Box::new(move || {
+                dirs.iter()
+                    .map(|d| in_process_card(d, false, &o))
+                    .collect()
+            }),
+            HashMap::new(),
+        )));
+    }
+    let hid = config.hid.clone();
+    let dirs = config.apdu.hid_loopback.clone();
+    crate::registry::register_backend(Arc::new(ApduBackend::new(
+        "hid",
+        LinkCaps::EXTENDED,
+        Box::new(move || {
+            let mut out: Vec<Arc<dyn Transport>> = Vec::new();
+            for d in &dirs {
+                out.push(in_process_card(d, true, &opts)?);
+            }
+            if !hid.devices.is_empty() {
+                for t in super::hid::transports(&hid)? {
+                    out.push(Arc::new(t));
+                }
+            }
+            Ok(out)
+        }),
+        HashMap::new(),
+    )));
+}
