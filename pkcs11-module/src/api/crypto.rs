@@ -387,11 +387,13 @@ fn kind(dir: Direction) -> OpKind {
     }
 }
 
-/// `C_Encrypt` / `C_Decrypt` (single part).
+/// `C_Encrypt` / `C_Decrypt` (single part). `direct` is the caller's buffer (of `cap`
+/// bytes) when it does not overlap `data`.
 pub(crate) fn crypt(
     h: CK_SESSION_HANDLE,
     data: &[u8],
     cap: Option<usize>,
+    direct: Option<&mut [u8]>,
     dir: Direction,
 ) -> Result<Produced> {
     let m = state::module()?;
@@ -404,6 +406,9 @@ pub(crate) fn crypt(
     if !has && ops.pending.as_ref().is_none_or(|(k, _)| *k != kind(dir)) {
         return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
     }
+    if let Some(r) = crypt_direct(&mut ops, data, cap, direct, dir) {
+        return r;
+    }
     let r = produce(&mut ops, kind(dir), cap, |ops| {
         let op = take_op(ops, dir)?;
         run_cipher(op, data, dir)
@@ -413,12 +418,51 @@ pub(crate) fn crypt(
             ops.pending = None;
             let _ = take_op(&mut ops, dir);
         }
-        Ok(Produced::Data(_)) => {
+        Ok(Produced::Data(_) | Produced::Written(_)) => {
             let _ = take_op(&mut ops, dir);
         }
         Ok(Produced::Len(_)) => {}
     }
     r
+}
+
+/// The single-part fast path of a symmetric cipher whose output length is known before
+/// it runs: a size query or a short buffer gets the length and leaves the operation
+/// active (nothing is computed); a large enough buffer gets the output written into it
+/// directly. `None`: not applicable, the caller computes and keeps the output.
+fn crypt_direct(
+    ops: &mut crate::session::Ops,
+    data: &[u8],
+    cap: Option<usize>,
+    direct: Option<&mut [u8]>,
+    dir: Direction,
+) -> Option<Result<Produced>> {
+    if ops.pending.is_some() {
+        return None;
+    }
+    let slot = match dir {
+        Direction::Encrypt => &mut ops.encrypt,
+        Direction::Decrypt => &mut ops.decrypt,
+    };
+    let Some(CryptOp::Sym(c)) = slot else {
+        return None;
+    };
+    let n = c.single_part_len(data.len())?;
+    match (cap, direct) {
+        (Some(c), Some(buf)) if c >= n => {
+            let Some(CryptOp::Sym(c)) = slot.take() else {
+                return None;
+            };
+            Some(
+                c.finish_into(data, buf)
+                    .map(Produced::Written)
+                    .map_err(|e| data_err(e, dir)),
+            )
+        }
+        // An overlapping buffer that is large enough: the copying path.
+        (Some(c), None) if c >= n => None,
+        _ => Some(Ok(Produced::Len(n))),
+    }
 }
 
 /// `C_EncryptUpdate` / `C_DecryptUpdate`.
