@@ -6,7 +6,13 @@
 //! (`cargo bench -p ukey-tests --bench p11bench`). Environment:
 //! - `P11BENCH_MODULE`: the ukey module (default `target/release/libukey_pkcs11.so`);
 //! - `P11BENCH_PEER`: the peer (default `/usr/lib/softhsm/libsofthsm2.so`);
-//! - `P11BENCH_SECS`: seconds per sample (default 0.5); each figure is the median of 3.
+//! - `P11BENCH_SECS`: seconds per sample (default 0.5); each figure is the median of 3;
+//! - `P11BENCH_ONLY`: only the rows whose name contains this (for profiling).
+//!
+//! Each row runs its three columns (ukey, SoftHSM2, backend) in turn, three rounds, so
+//! a load change on the shared machine hits all of them; rates are per second of the
+//! calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), so time the machine gives to
+//! other processes is not counted (every module works in the calling thread).
 //!
 //! Both modules get a fresh token in a temporary directory, initialised through PKCS#11
 //! (`C_InitToken` on the free slot, `C_InitPIN`), and the same calls: token keys for sign,
@@ -123,17 +129,19 @@ impl<'a> Op<'a> {
     fn timed(f: impl FnMut() -> Result<Duration, String> + 'a) -> Self {
         Op::Timed(Box::new(f))
     }
-    /// Calls per second over about `secs` seconds (timed part only for `Timed`).
+    /// Calls per second of this thread's CPU time, over about `secs` seconds of wall
+    /// time (timed part only for `Timed`).
     fn sample(&mut self, secs: f64) -> Result<f64, String> {
         let start = Instant::now();
         let mut n = 0u64;
         match self {
             Op::Plain(f) => {
+                let cpu = cpu_now();
                 while start.elapsed().as_secs_f64() < secs {
                     f()?;
                     n += 1;
                 }
-                Ok(n as f64 / start.elapsed().as_secs_f64())
+                Ok(n as f64 / (cpu_now() - cpu).as_secs_f64())
             }
             Op::Timed(f) => {
                 let mut busy = Duration::ZERO;
@@ -145,6 +153,16 @@ impl<'a> Op<'a> {
             }
         }
     }
+}
+
+/// CPU time of the calling thread. Every module does its work in the calling thread, so
+/// rates per CPU second do not count the time the shared machine gives to other processes.
+fn cpu_now() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// The columns measured side by side: ukey, SoftHSM2, the backend.
@@ -415,14 +433,14 @@ fn module_ops<'a>(m: &'a Module, inp: &'a Inputs, sm: bool) -> Ops<'a> {
 
     // P-256 key-pair generation as session objects (destroyed outside the timed part).
     ops[P256_KEYGEN] = Some(Op::timed(move || {
-        let t = Instant::now();
+        let t = cpu_now();
         let (a, b) = m.keypair(
             &Mechanism::EccKeyPairGen,
             vec![Attribute::EcParams(P256_PARAMS.to_vec())],
             vec![],
             false,
         )?;
-        let took = t.elapsed();
+        let took = cpu_now() - t;
         s.destroy_object(a).map_err(e)?;
         s.destroy_object(b).map_err(e)?;
         Ok(took)
@@ -595,7 +613,7 @@ fn child() {
     println!("SoftHSM2: {}", peer.display());
     println!(
         "(median of 3 samples of {secs} s each, the three columns sampled in turn; \
-         ops/s, or MB/s = 10^6 B/s)"
+         per second of the calling thread's CPU time; ops/s, or MB/s = 10^6 B/s)"
     );
 
     let inp = Inputs::new();

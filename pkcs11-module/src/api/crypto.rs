@@ -74,17 +74,34 @@ pub(crate) fn key_for(
     usage: CK_ATTRIBUTE_TYPE,
     mech: CK_MECHANISM_TYPE,
 ) -> Result<(Arc<crate::object::Object>, Attrs)> {
-    let o = visible(m, s, kh, CKR_KEY_HANDLE_INVALID)?;
+    let (o, _) = key_checked(m, s, kh, usage, mech)?;
     let a = o.attrs()?;
-    if !matches!(
-        a.class(),
-        Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY)
-    ) {
-        return Err(Error(CKR_KEY_HANDLE_INVALID));
-    }
-    object::require(&a, usage)?;
-    object::mechanism_allowed(&a, mech)?;
     Ok((o, a))
+}
+
+/// [`key_for`] without copying the attributes (they are read under the object's lock):
+/// the key object and its key type. For the per-operation init calls.
+pub(crate) fn key_checked(
+    m: &Module,
+    s: &Session,
+    kh: CK_OBJECT_HANDLE,
+    usage: CK_ATTRIBUTE_TYPE,
+    mech: CK_MECHANISM_TYPE,
+) -> Result<(Arc<crate::object::Object>, Option<CK_KEY_TYPE>)> {
+    let o = visible(m, s, kh, CKR_KEY_HANDLE_INVALID)?;
+    let kt = {
+        let a = o.attrs.read().map_err(|_| Error::GENERAL)?;
+        if !matches!(
+            a.class(),
+            Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY)
+        ) {
+            return Err(Error(CKR_KEY_HANDLE_INVALID));
+        }
+        object::require(&a, usage)?;
+        object::mechanism_allowed(&a, mech)?;
+        a.key_type()
+    };
+    Ok((o, kt))
 }
 
 /// Latches a key's role (wrap vs encrypt) and persists the latch (security.md).
@@ -145,12 +162,12 @@ pub(crate) fn sym_mech(ty: CK_MECHANISM_TYPE) -> Option<(SymAlg, SymMode)> {
 /// Builds a cipher operation for `mech` with key `k` (attributes `a`).
 pub(crate) fn cipher_op(
     mech: &Mech,
-    a: &Attrs,
+    kt: Option<CK_KEY_TYPE>,
     k: Arc<KeyMaterial>,
     dir: Direction,
 ) -> Result<CryptOp> {
     if let Some((alg, mode)) = sym_mech(mech.ty) {
-        let alg = sym_alg(a.key_type(), alg)?;
+        let alg = sym_alg(kt, alg)?;
         let key = secret(&k)?;
         let (iv, aad): (Vec<u8>, Vec<u8>) = match (&mech.param, mode) {
             (Param::None, SymMode::Ecb) => (Vec::new(), Vec::new()),
@@ -180,7 +197,7 @@ pub(crate) fn cipher_op(
     }
     match mech.ty {
         CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_PAD | CKM_AES_KEY_WRAP_KWP => {
-            sym_alg(a.key_type(), SymAlg::Aes)?;
+            sym_alg(kt, SymAlg::Aes)?;
             if mech.ty == CKM_AES_KEY_WRAP_PAD {
                 return Err(Error(CKR_MECHANISM_INVALID));
             }
@@ -359,9 +376,9 @@ pub(crate) fn crypt_init(
     } else {
         CKA_DECRYPT
     };
-    let (o, a) = key_for(&m, &s, kh, usage, mech.ty)?;
+    let (o, kt) = key_checked(&m, &s, kh, usage, mech.ty)?;
     let k = key_material(&s, &o)?;
-    let op = cipher_op(mech, &a, k, dir)?;
+    let op = cipher_op(mech, kt, k, dir)?;
     latch_role(&s, &o, Role::Crypt)?;
     let mut ops = s.ops()?;
     ops.pending = None;
@@ -766,7 +783,12 @@ fn key_alg(k: &KeyMaterial) -> Option<KeyAlg> {
 }
 
 /// Builds a sign/verify operation.
-fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool) -> Result<SignOp> {
+fn sign_op(
+    mech: &Mech,
+    kt: Option<CK_KEY_TYPE>,
+    k: Arc<KeyMaterial>,
+    verify: bool,
+) -> Result<SignOp> {
     if let Some(h) = hash_of(mech.ty).filter(|_| {
         matches!(
             mech.ty,
@@ -779,7 +801,7 @@ fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool) -> Result<
         )
     }) {
         if !matches!(
-            a.key_type(),
+            kt,
             Some(
                 CKK_GENERIC_SECRET
                     | CKK_SHA_1_HMAC
@@ -800,7 +822,7 @@ fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool) -> Result<
         });
     }
     if matches!(mech.ty, CKM_AES_CMAC | CKM_AES_CMAC_GENERAL) {
-        sym_alg(a.key_type(), SymAlg::Aes)?;
+        sym_alg(kt, SymAlg::Aes)?;
         let len = match (&mech.param, mech.ty) {
             (Param::Ulong(l), CKM_AES_CMAC_GENERAL) if (1..=16).contains(l) => *l as usize,
             (_, CKM_AES_CMAC) => 16,
@@ -814,7 +836,7 @@ fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool) -> Result<
         });
     }
     if matches!(mech.ty, CKM_SM4_MAC | CKM_SM4_MAC_GENERAL) {
-        sym_alg(a.key_type(), SymAlg::Sm4)?;
+        sym_alg(kt, SymAlg::Sm4)?;
         let len = match (&mech.param, mech.ty) {
             (Param::Ulong(l), CKM_SM4_MAC_GENERAL) if (1..=16).contains(l) => *l as usize,
             (_, CKM_SM4_MAC) => 16,
@@ -862,9 +884,9 @@ pub(crate) fn sign_init(
         return Err(Error(CKR_MECHANISM_INVALID));
     }
     let usage = if verify { CKA_VERIFY } else { CKA_SIGN };
-    let (o, a) = key_for(&m, &s, kh, usage, mech.ty)?;
+    let (o, kt) = key_checked(&m, &s, kh, usage, mech.ty)?;
     let k = key_material(&s, &o)?;
-    let op = sign_op(mech, &a, k, verify)?;
+    let op = sign_op(mech, kt, k, verify)?;
     let mut ops = s.ops()?;
     ops.pending = None;
     if verify {
