@@ -167,6 +167,8 @@ pub(crate) enum Produced {
     Len(usize),
     /// The output, delivered; the operation is over (for final calls).
     Data(Zeroizing<Vec<u8>>),
+    /// The output (of this many bytes) is already in the caller's buffer.
+    Written(usize),
 }
 
 /// Runs `f` once and keeps its output until a buffer of `cap` bytes can take it.

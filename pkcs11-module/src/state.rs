@@ -3,6 +3,7 @@
 //! slot-event queue.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
@@ -38,13 +39,36 @@ impl Token {
     }
 }
 
+/// A map keyed by session or object handles. The module assigns handles (a caller cannot
+/// choose them to collide), so one multiplication replaces SipHash on the lookup every
+/// call makes.
+pub(crate) type HandleMap<V> = HashMap<CK_ULONG, V, BuildHasherDefault<HandleHasher>>;
+
+/// The hasher of [`HandleMap`]: Fibonacci hashing of the handle.
+#[derive(Default)]
+pub(crate) struct HandleHasher(u64);
+
+impl Hasher for HandleHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// Mutable tables, under one short-held lock.
 pub(crate) struct Inner {
     /// Initialised tokens in listing order.
     pub tokens: Vec<Arc<Token>>,
-    pub sessions: HashMap<CK_SESSION_HANDLE, Arc<Session>>,
+    pub sessions: HandleMap<Arc<Session>>,
     next_session: CK_SESSION_HANDLE,
-    pub objects: HashMap<CK_OBJECT_HANDLE, Arc<Object>>,
+    pub objects: HandleMap<Arc<Object>>,
     /// Stable handles of token objects: (slot, where) → handle.
     pub store_index: HashMap<(CK_SLOT_ID, String), CK_OBJECT_HANDLE>,
     next_object: CK_OBJECT_HANDLE,
@@ -141,9 +165,9 @@ pub(crate) fn install(config: Config, compat: Compat) -> Result<()> {
         compat,
         inner: Mutex::new(Inner {
             tokens: Vec::new(),
-            sessions: HashMap::new(),
+            sessions: HandleMap::default(),
             next_session: 0,
-            objects: HashMap::new(),
+            objects: HandleMap::default(),
             store_index: HashMap::new(),
             next_object: 0,
             free_slot: FIRST_FREE_SLOT,

@@ -6,7 +6,13 @@
 //! (`cargo bench -p ukey-tests --bench p11bench`). Environment:
 //! - `P11BENCH_MODULE`: the ukey module (default `target/release/libukey_pkcs11.so`);
 //! - `P11BENCH_PEER`: the peer (default `/usr/lib/softhsm/libsofthsm2.so`);
-//! - `P11BENCH_SECS`: seconds per sample (default 0.5); each figure is the median of 3.
+//! - `P11BENCH_SECS`: seconds per sample (default 0.5); each figure is the median of 3;
+//! - `P11BENCH_ONLY`: only the rows whose name contains this (for profiling).
+//!
+//! Each row runs its three columns (ukey, SoftHSM2, backend) in turn, three rounds, so
+//! a load change on the shared machine hits all of them; rates are per second of the
+//! calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), so time the machine gives to
+//! other processes is not counted (every module works in the calling thread).
 //!
 //! Both modules get a fresh token in a temporary directory, initialised through PKCS#11
 //! (`C_InitToken` on the free slot, `C_InitPIN`), and the same calls: token keys for sign,
@@ -109,45 +115,91 @@ fn parent() -> i32 {
     status.code().unwrap_or(1)
 }
 
-/// Median of three samples of `f`, in calls per second.
-fn rate(secs: f64, mut f: impl FnMut() -> Result<(), String>) -> Result<f64, String> {
-    let warm = Instant::now();
-    while warm.elapsed() < Duration::from_millis(100) {
-        f()?;
-    }
-    let mut samples = Vec::new();
-    for _ in 0..3 {
-        let start = Instant::now();
-        let mut n = 0u64;
-        while start.elapsed().as_secs_f64() < secs {
-            f()?;
-            n += 1;
-        }
-        samples.push(n as f64 / start.elapsed().as_secs_f64());
-    }
-    samples.sort_by(|a, b| a.total_cmp(b));
-    Ok(samples[1])
+/// One benchmarked operation: a plain call, or a call that returns the duration of its
+/// timed part (setup and cleanup excluded).
+enum Op<'a> {
+    Plain(Box<dyn FnMut() -> Result<(), String> + 'a>),
+    Timed(Box<dyn FnMut() -> Result<Duration, String> + 'a>),
 }
 
-/// Like [`rate`], but only the time inside `f`'s timed part counts (`f` returns it).
-fn rate_timed(secs: f64, mut f: impl FnMut() -> Result<Duration, String>) -> Result<f64, String> {
-    let warm = Instant::now();
-    while warm.elapsed() < Duration::from_millis(100) {
-        f()?;
+impl<'a> Op<'a> {
+    fn plain(f: impl FnMut() -> Result<(), String> + 'a) -> Self {
+        Op::Plain(Box::new(f))
     }
-    let mut samples = Vec::new();
-    for _ in 0..3 {
+    fn timed(f: impl FnMut() -> Result<Duration, String> + 'a) -> Self {
+        Op::Timed(Box::new(f))
+    }
+    /// Calls per second of this thread's CPU time, over about `secs` seconds of wall
+    /// time (timed part only for `Timed`).
+    fn sample(&mut self, secs: f64) -> Result<f64, String> {
         let start = Instant::now();
-        let mut busy = Duration::ZERO;
         let mut n = 0u64;
-        while start.elapsed().as_secs_f64() < secs {
-            busy += f()?;
-            n += 1;
+        match self {
+            Op::Plain(f) => {
+                let cpu = cpu_now();
+                while start.elapsed().as_secs_f64() < secs {
+                    f()?;
+                    n += 1;
+                }
+                Ok(n as f64 / (cpu_now() - cpu).as_secs_f64())
+            }
+            Op::Timed(f) => {
+                let mut busy = Duration::ZERO;
+                while start.elapsed().as_secs_f64() < secs {
+                    busy += f()?;
+                    n += 1;
+                }
+                Ok(n as f64 / busy.as_secs_f64())
+            }
         }
-        samples.push(n as f64 / busy.as_secs_f64());
     }
-    samples.sort_by(|a, b| a.total_cmp(b));
-    Ok(samples[1])
+}
+
+/// CPU time of the calling thread. Every module does its work in the calling thread, so
+/// rates per CPU second do not count the time the shared machine gives to other processes.
+fn cpu_now() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// The columns measured side by side: ukey, SoftHSM2, the backend.
+const COLS: [&str; 3] = ["ukey", "SoftHSM2", "backend"];
+
+/// Measures one row: each column warms up for 0.1 s, then three rounds take one sample of
+/// every column in turn (so load changes on a shared machine hit all columns alike); each
+/// figure is the median of its three samples.
+fn measure(secs: f64, what: &str, ops: &mut [Option<Op<'_>>; 3]) -> [Option<f64>; 3] {
+    let mut samples: [Vec<f64>; 3] = Default::default();
+    for (c, op) in ops.iter_mut().enumerate() {
+        if let Some(o) = op
+            && let Err(err) = o.sample(0.1)
+        {
+            eprintln!("  {}: {what}: {err}", COLS[c]);
+            *op = None;
+        }
+    }
+    for _ in 0..3 {
+        for (c, op) in ops.iter_mut().enumerate() {
+            if let Some(o) = op {
+                match o.sample(secs) {
+                    Ok(v) => samples[c].push(v),
+                    Err(err) => {
+                        eprintln!("  {}: {what}: {err}", COLS[c]);
+                        *op = None;
+                    }
+                }
+            }
+        }
+    }
+    samples.map(|mut v| {
+        (v.len() == 3).then(|| {
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[1]
+        })
+    })
 }
 
 fn e(x: impl std::fmt::Display) -> String {
@@ -235,76 +287,113 @@ fn vendor(m: u64) -> MechanismType {
     MechanismType::new_vendor_defined(m).expect("a vendor mechanism value")
 }
 
-/// The benchmarked operations; `None` where a module does not offer one.
-#[derive(Default, Clone, Copy)]
-struct Figures {
-    ecdsa_sign: Option<f64>,
-    ecdsa_verify: Option<f64>,
-    rsa_sign: Option<f64>,
-    aes_cbc: Option<f64>,
-    sha256: Option<f64>,
-    p256_keygen: Option<f64>,
-    session_info: Option<f64>,
-    sm2_sign: Option<f64>,
-    sm2_verify: Option<f64>,
-    sm4_cbc: Option<f64>,
-    sm4_ctr: Option<f64>,
-    sm3: Option<f64>,
+/// The rows: operation, unit, target of ukey/SoftHSM2, and whether a call handles 1 MiB
+/// (the figure is then MB/s).
+const ROWS: [(&str, &str, &str, bool); 12] = [
+    ("ECDSA P-256 sign (CKM_ECDSA)", "ops/s", ">=1.5x", false),
+    ("ECDSA P-256 verify", "ops/s", ">=1x", false),
+    (
+        "RSA-2048 sign (CKM_RSA_PKCS, 51 B)",
+        "ops/s",
+        ">=1.5x",
+        false,
+    ),
+    ("AES-128-CBC encrypt, 1 MiB", "MB/s", ">=1.5x", true),
+    ("SHA-256, 1 MiB", "MB/s", "-", true),
+    ("P-256 key-pair gen (session)", "ops/s", ">=1.5x", false),
+    ("C_GetSessionInfo", "calls/s", ">=1.5x", false),
+    ("SM2 sign (CKM_SM3_SM2, 32 B)", "ops/s", "-", false),
+    ("SM2 verify (CKM_SM3_SM2)", "ops/s", "-", false),
+    ("SM4-CBC encrypt, 1 MiB", "MB/s", "-", true),
+    ("SM4-CTR encrypt, 1 MiB", "MB/s", "-", true),
+    ("SM3, 1 MiB", "MB/s", "-", true),
+];
+const ECDSA_SIGN: usize = 0;
+const ECDSA_VERIFY: usize = 1;
+const RSA_SIGN: usize = 2;
+const AES_CBC: usize = 3;
+const SHA256: usize = 4;
+const P256_KEYGEN: usize = 5;
+const SESSION_INFO: usize = 6;
+const SM2_SIGN: usize = 7;
+const SM2_VERIFY: usize = 8;
+const SM4_CBC: usize = 9;
+const SM4_CTR: usize = 10;
+const SM3: usize = 11;
+
+/// The operations of one column, by row; `None` where it does not offer one.
+type Ops<'a> = Vec<Option<Op<'a>>>;
+
+/// The inputs every column works on.
+struct Inputs {
+    /// SHA-256 of a short message: the ECDSA and SM2 input.
+    hash32: Vec<u8>,
+    /// The SHA-256 DigestInfo of `hash32` (51 bytes): the RSA input.
+    di: Vec<u8>,
+    /// 1 MiB for the bulk rows.
+    data: Vec<u8>,
+    iv: [u8; 16],
+    ctr: cryptoki_sys::CK_AES_CTR_PARAMS,
 }
 
-/// Runs one row, printing (not aborting on) an error.
-fn row(module: &str, what: &str, r: Result<f64, String>) -> Option<f64> {
-    match r {
-        Ok(v) => Some(v),
-        Err(err) => {
-            eprintln!("  {module}: {what}: {err}");
-            None
+impl Inputs {
+    fn new() -> Self {
+        let hash32 = hash::digest(HashAlg::Sha256, b"benchmark message");
+        let mut di = SHA256_DI.to_vec();
+        di.extend_from_slice(&hash32);
+        Inputs {
+            hash32,
+            di,
+            data: vec![0xa5u8; MIB],
+            iv: [9u8; 16],
+            ctr: cryptoki_sys::CK_AES_CTR_PARAMS {
+                ulCounterBits: 128,
+                cb: [3u8; 16],
+            },
         }
     }
 }
 
-fn bench_module(m: &Module, secs: f64, sm: bool) -> Figures {
+fn no_ops<'a>() -> Ops<'a> {
+    (0..ROWS.len()).map(|_| None).collect()
+}
+
+/// Sets up the keys of a module and returns its operations. Both modules get the same
+/// calls through cryptoki: single-part calls use its two-call length protocol (a size
+/// query, then the call with a fresh buffer of that size).
+fn module_ops<'a>(m: &'a Module, inp: &'a Inputs, sm: bool) -> Ops<'a> {
     let s = &m.session;
-    let mut f = Figures::default();
-    let hash32 = hash::digest(HashAlg::Sha256, b"benchmark message");
-    let data = vec![0xa5u8; MIB];
-    let mbs = |r: Result<f64, String>| r.map(|ops| ops * MIB as f64 / 1e6);
+    let mut ops = no_ops();
+    let fail = |what: &str, err: String| eprintln!("  {}: {what}: {err}", m.name);
 
     // ECDSA P-256 (token key pair), CKM_ECDSA over a 32-byte hash.
-    let ec = m.keypair(
+    match m.keypair(
         &Mechanism::EccKeyPairGen,
         vec![Attribute::EcParams(P256_PARAMS.to_vec())],
         vec![],
         true,
-    );
-    match ec {
+    ) {
         Ok((pubk, privk)) => {
-            f.ecdsa_sign = row(
-                m.name,
-                "ECDSA P-256 sign",
-                rate(secs, || {
-                    s.sign(&Mechanism::Ecdsa, privk, black_box(&hash32))
-                        .map(drop)
-                        .map_err(e)
-                }),
-            );
-            let sig = s.sign(&Mechanism::Ecdsa, privk, &hash32);
-            f.ecdsa_verify = row(
-                m.name,
-                "ECDSA P-256 verify",
-                sig.map_err(e).and_then(|sig| {
-                    rate(secs, || {
-                        s.verify(&Mechanism::Ecdsa, pubk, black_box(&hash32), &sig)
+            ops[ECDSA_SIGN] = Some(Op::plain(move || {
+                s.sign(&Mechanism::Ecdsa, privk, black_box(&inp.hash32))
+                    .map(drop)
+                    .map_err(e)
+            }));
+            match s.sign(&Mechanism::Ecdsa, privk, &inp.hash32) {
+                Ok(sig) => {
+                    ops[ECDSA_VERIFY] = Some(Op::plain(move || {
+                        s.verify(&Mechanism::Ecdsa, pubk, black_box(&inp.hash32), &sig)
                             .map_err(e)
-                    })
-                }),
-            );
+                    }))
+                }
+                Err(err) => fail("ECDSA sign", e(err)),
+            }
         }
-        Err(err) => eprintln!("  {}: P-256 key pair: {err}", m.name),
+        Err(err) => fail("P-256 key pair", err),
     }
 
     // RSA-2048 CKM_RSA_PKCS over a 51-byte DigestInfo.
-    let rsa = m.keypair(
+    match m.keypair(
         &Mechanism::RsaPkcsKeyPairGen,
         vec![
             Attribute::ModulusBits(2048.into()),
@@ -312,77 +401,61 @@ fn bench_module(m: &Module, secs: f64, sm: bool) -> Figures {
         ],
         vec![],
         true,
-    );
-    let mut di = SHA256_DI.to_vec();
-    di.extend_from_slice(&hash32);
-    f.rsa_sign = row(
-        m.name,
-        "RSA-2048 sign",
-        rsa.and_then(|(_, privk)| {
-            rate(secs, || {
-                s.sign(&Mechanism::RsaPkcs, privk, black_box(&di))
+    ) {
+        Ok((_, privk)) => {
+            ops[RSA_SIGN] = Some(Op::plain(move || {
+                s.sign(&Mechanism::RsaPkcs, privk, black_box(&inp.di))
                     .map(drop)
                     .map_err(e)
-            })
-        }),
-    );
+            }))
+        }
+        Err(err) => fail("RSA key pair", err),
+    }
 
     // AES-128-CBC encryption of 1 MiB per call.
-    let aes = m.secret(&Mechanism::AesKeyGen, vec![Attribute::ValueLen(16.into())]);
-    f.aes_cbc = row(
-        m.name,
-        "AES-128-CBC 1 MiB",
-        mbs(aes.and_then(|k| {
-            rate(secs, || {
-                s.encrypt(&Mechanism::AesCbc([7u8; 16]), k, black_box(&data))
+    match m.secret(&Mechanism::AesKeyGen, vec![Attribute::ValueLen(16.into())]) {
+        Ok(k) => {
+            ops[AES_CBC] = Some(Op::plain(move || {
+                s.encrypt(&Mechanism::AesCbc([7u8; 16]), k, black_box(&inp.data))
                     .map(drop)
                     .map_err(e)
-            })
-        })),
-    );
+            }))
+        }
+        Err(err) => fail("AES key", err),
+    }
 
     // SHA-256 of 1 MiB per call.
-    f.sha256 = row(
-        m.name,
-        "SHA-256 1 MiB",
-        mbs(rate(secs, || {
-            s.digest(&Mechanism::Sha256, black_box(&data))
-                .map(drop)
-                .map_err(e)
-        })),
-    );
+    ops[SHA256] = Some(Op::plain(move || {
+        s.digest(&Mechanism::Sha256, black_box(&inp.data))
+            .map(drop)
+            .map_err(e)
+    }));
 
     // P-256 key-pair generation as session objects (destroyed outside the timed part).
-    f.p256_keygen = row(
-        m.name,
-        "P-256 key-pair generation",
-        rate_timed(secs, || {
-            let t = Instant::now();
-            let (a, b) = m.keypair(
-                &Mechanism::EccKeyPairGen,
-                vec![Attribute::EcParams(P256_PARAMS.to_vec())],
-                vec![],
-                false,
-            )?;
-            let took = t.elapsed();
-            s.destroy_object(a).map_err(e)?;
-            s.destroy_object(b).map_err(e)?;
-            Ok(took)
-        }),
-    );
+    ops[P256_KEYGEN] = Some(Op::timed(move || {
+        let t = cpu_now();
+        let (a, b) = m.keypair(
+            &Mechanism::EccKeyPairGen,
+            vec![Attribute::EcParams(P256_PARAMS.to_vec())],
+            vec![],
+            false,
+        )?;
+        let took = cpu_now() - t;
+        s.destroy_object(a).map_err(e)?;
+        s.destroy_object(b).map_err(e)?;
+        Ok(took)
+    }));
 
     // The per-call floor.
-    f.session_info = row(
-        m.name,
-        "C_GetSessionInfo",
-        rate(secs, || s.get_session_info().map(drop).map_err(e)),
-    );
+    ops[SESSION_INFO] = Some(Op::plain(move || s.get_session_info().map(drop).map_err(e)));
 
     if !sm {
-        return f;
+        return ops;
     }
     // SM2 (token key pair): SM3-with-SM2 with the default ID over a 32-byte message.
-    let sm2 = m.keypair(
+    let sm3sm2 =
+        Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(vendor(CKM_SM3_SM2), None));
+    match m.keypair(
         &Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
             vendor(CKM_SM2_KEY_PAIR_GEN),
             None,
@@ -395,35 +468,32 @@ fn bench_module(m: &Module, secs: f64, sm: bool) -> Figures {
             KeyType::new_vendor_defined(CKK_SM2).expect("CKK_SM2"),
         )],
         true,
-    );
-    let sm3sm2 =
-        Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(vendor(CKM_SM3_SM2), None));
-    match sm2 {
+    ) {
         Ok((pubk, privk)) => {
-            f.sm2_sign = row(
-                m.name,
-                "SM2 sign",
-                rate(secs, || {
-                    s.sign(&sm3sm2, privk, black_box(&hash32))
-                        .map(drop)
-                        .map_err(e)
-                }),
-            );
-            f.sm2_verify = row(
-                m.name,
-                "SM2 verify",
-                s.sign(&sm3sm2, privk, &hash32).map_err(e).and_then(|sig| {
-                    rate(secs, || {
-                        s.verify(&sm3sm2, pubk, black_box(&hash32), &sig).map_err(e)
-                    })
-                }),
-            );
+            let mech = Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
+                vendor(CKM_SM3_SM2),
+                None,
+            ));
+            ops[SM2_SIGN] = Some(Op::plain(move || {
+                s.sign(&mech, privk, black_box(&inp.hash32))
+                    .map(drop)
+                    .map_err(e)
+            }));
+            match s.sign(&sm3sm2, privk, &inp.hash32) {
+                Ok(sig) => {
+                    ops[SM2_VERIFY] = Some(Op::plain(move || {
+                        s.verify(&sm3sm2, pubk, black_box(&inp.hash32), &sig)
+                            .map_err(e)
+                    }))
+                }
+                Err(err) => fail("SM2 sign", e(err)),
+            }
         }
-        Err(err) => eprintln!("  {}: SM2 key pair: {err}", m.name),
+        Err(err) => fail("SM2 key pair", err),
     }
 
     // SM4-CBC and SM4-CTR, 1 MiB per call.
-    let sm4 = m.secret(
+    match m.secret(
         &Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
             vendor(CKM_SM4_KEY_GEN),
             None,
@@ -432,155 +502,99 @@ fn bench_module(m: &Module, secs: f64, sm: bool) -> Figures {
             Attribute::KeyType(KeyType::new_vendor_defined(CKK_SM4).expect("CKK_SM4")),
             Attribute::ValueLen(16.into()),
         ],
-    );
-    let iv = [9u8; 16];
-    let cbc = Mechanism::VendorDefined(VendorDefinedMechanism::new(vendor(CKM_SM4_CBC), Some(&iv)));
-    let ctr_params = cryptoki_sys::CK_AES_CTR_PARAMS {
-        ulCounterBits: 128,
-        cb: [3u8; 16],
-    };
-    let ctr = Mechanism::VendorDefined(VendorDefinedMechanism::new(
-        vendor(CKM_UKEY_SM4_CTR),
-        Some(&ctr_params),
-    ));
-    match sm4 {
+    ) {
         Ok(k) => {
-            f.sm4_cbc = row(
-                m.name,
-                "SM4-CBC 1 MiB",
-                mbs(rate(secs, || {
-                    s.encrypt(&cbc, k, black_box(&data)).map(drop).map_err(e)
-                })),
-            );
-            f.sm4_ctr = row(
-                m.name,
-                "SM4-CTR 1 MiB",
-                mbs(rate(secs, || {
-                    s.encrypt(&ctr, k, black_box(&data)).map(drop).map_err(e)
-                })),
-            );
+            let cbc = Mechanism::VendorDefined(VendorDefinedMechanism::new(
+                vendor(CKM_SM4_CBC),
+                Some(&inp.iv),
+            ));
+            let ctr = Mechanism::VendorDefined(VendorDefinedMechanism::new(
+                vendor(CKM_UKEY_SM4_CTR),
+                Some(&inp.ctr),
+            ));
+            ops[SM4_CBC] = Some(Op::plain(move || {
+                s.encrypt(&cbc, k, black_box(&inp.data))
+                    .map(drop)
+                    .map_err(e)
+            }));
+            ops[SM4_CTR] = Some(Op::plain(move || {
+                s.encrypt(&ctr, k, black_box(&inp.data))
+                    .map(drop)
+                    .map_err(e)
+            }));
         }
-        Err(err) => eprintln!("  {}: SM4 key: {err}", m.name),
+        Err(err) => fail("SM4 key", err),
     }
     let sm3 = Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(vendor(CKM_SM3), None));
-    f.sm3 = row(
-        m.name,
-        "SM3 1 MiB",
-        mbs(rate(secs, || {
-            s.digest(&sm3, black_box(&data)).map(drop).map_err(e)
-        })),
-    );
-    f
+    ops[SM3] = Some(Op::plain(move || {
+        s.digest(&sm3, black_box(&inp.data)).map(drop).map_err(e)
+    }));
+    ops
 }
 
-/// The same operations on token-hal's crypto backend, with keys parsed once.
-fn bench_backend(secs: f64) -> Figures {
+/// The same operations on token-hal's crypto backend, with keys parsed once (as the
+/// module does per key handle). Cipher rows start a cipher per call, as C_EncryptInit
+/// does, and return the output in a fresh buffer of its size, as the PKCS#11 caller gets.
+fn backend_ops(inp: &Inputs) -> Ops<'_> {
     let ok = |r: token_hal::Result<()>| r.map_err(e);
-    let hash32 = hash::digest(HashAlg::Sha256, b"benchmark message");
-    let data = vec![0xa5u8; MIB];
-    let mbs = |r: Result<f64, String>| r.map(|ops| ops * MIB as f64 / 1e6);
-    let mut f = Figures::default();
+    let mut ops = no_ops();
 
     let p256 = PrivateKey::generate(KeyAlg::EcP256).expect("P-256 key");
     let p256_pub = p256.public_key().expect("P-256 public key");
-    f.ecdsa_sign = row(
-        "backend",
-        "ECDSA sign",
-        rate(secs, || {
-            ok(p256
-                .sign(&SignMech::EcdsaPrehashed, black_box(&hash32))
-                .map(drop))
-        }),
-    );
     let sig = p256
-        .sign(&SignMech::EcdsaPrehashed, &hash32)
+        .sign(&SignMech::EcdsaPrehashed, &inp.hash32)
         .expect("ECDSA sign");
-    f.ecdsa_verify = row(
-        "backend",
-        "ECDSA verify",
-        rate(secs, || {
-            ok(p256_pub.verify(&SignMech::EcdsaPrehashed, black_box(&hash32), &sig))
-        }),
-    );
+    ops[ECDSA_SIGN] = Some(Op::plain(move || {
+        ok(p256
+            .sign(&SignMech::EcdsaPrehashed, black_box(&inp.hash32))
+            .map(drop))
+    }));
+    ops[ECDSA_VERIFY] = Some(Op::plain(move || {
+        ok(p256_pub.verify(&SignMech::EcdsaPrehashed, black_box(&inp.hash32), &sig))
+    }));
     let rsa = PrivateKey::generate(KeyAlg::Rsa(2048)).expect("RSA key");
-    let mut di = SHA256_DI.to_vec();
-    di.extend_from_slice(&hash32);
-    f.rsa_sign = row(
-        "backend",
-        "RSA sign",
-        rate(secs, || {
-            ok(rsa.sign(&SignMech::RsaPkcs1Raw, black_box(&di)).map(drop))
-        }),
-    );
-    let sym = |alg: SymAlg, mode: SymMode, key: &[u8]| {
-        let mut out = Vec::with_capacity(MIB + 16);
-        mbs(rate(secs, || {
-            out.clear();
-            let mut c =
-                SymCipher::new(alg, mode, Direction::Encrypt, key, &[7u8; 16]).map_err(e)?;
-            c.update(black_box(&data), &mut out).map_err(e)?;
-            c.finalize(&mut out).map_err(e)?;
-            black_box(&out);
+    ops[RSA_SIGN] = Some(Op::plain(move || {
+        ok(rsa
+            .sign(&SignMech::RsaPkcs1Raw, black_box(&inp.di))
+            .map(drop))
+    }));
+    let sym = |alg: SymAlg, mode: SymMode, key: [u8; 16]| {
+        Op::plain(move || {
+            let c = SymCipher::new(alg, mode, Direction::Encrypt, &key, &[7u8; 16]).map_err(e)?;
+            let mut out = vec![0u8; c.single_part_len(MIB).ok_or("no length")?];
+            let n = c.finish_into(black_box(&inp.data), &mut out).map_err(e)?;
+            black_box(&out[..n]);
             Ok(())
-        }))
+        })
     };
-    f.aes_cbc = row(
-        "backend",
-        "AES-128-CBC",
-        sym(SymAlg::Aes, SymMode::Cbc, &[1u8; 16]),
-    );
-    f.sha256 = row(
-        "backend",
-        "SHA-256",
-        mbs(rate(secs, || {
-            black_box(hash::digest(HashAlg::Sha256, black_box(&data)));
-            Ok(())
-        })),
-    );
-    f.p256_keygen = row(
-        "backend",
-        "P-256 keygen",
-        rate(secs, || {
-            ok(PrivateKey::generate(KeyAlg::EcP256).map(|k| drop(black_box(k))))
-        }),
-    );
+    ops[AES_CBC] = Some(sym(SymAlg::Aes, SymMode::Cbc, [1u8; 16]));
+    ops[SHA256] = Some(Op::plain(move || {
+        black_box(hash::digest(HashAlg::Sha256, black_box(&inp.data)));
+        Ok(())
+    }));
+    ops[P256_KEYGEN] = Some(Op::plain(move || {
+        ok(PrivateKey::generate(KeyAlg::EcP256).map(|k| drop(black_box(k))))
+    }));
     let sm2 = PrivateKey::generate(KeyAlg::Sm2).expect("SM2 key");
     let sm2_pub = sm2.public_key().expect("SM2 public key");
     let mech = SignMech::Sm2Sm3 {
         id: DEFAULT_ID.to_vec(),
     };
-    f.sm2_sign = row(
-        "backend",
-        "SM2 sign",
-        rate(secs, || ok(sm2.sign(&mech, black_box(&hash32)).map(drop))),
-    );
-    let ssig = sm2.sign(&mech, &hash32).expect("SM2 sign");
-    f.sm2_verify = row(
-        "backend",
-        "SM2 verify",
-        rate(secs, || {
-            ok(sm2_pub.verify(&mech, black_box(&hash32), &ssig))
-        }),
-    );
-    f.sm4_cbc = row(
-        "backend",
-        "SM4-CBC",
-        sym(SymAlg::Sm4, SymMode::Cbc, &[1u8; 16]),
-    );
-    f.sm4_ctr = row(
-        "backend",
-        "SM4-CTR",
-        sym(SymAlg::Sm4, SymMode::Ctr, &[1u8; 16]),
-    );
-    f.sm3 = row(
-        "backend",
-        "SM3",
-        mbs(rate(secs, || {
-            black_box(hash::digest(HashAlg::Sm3, black_box(&data)));
-            Ok(())
-        })),
-    );
-    f
+    let ssig = sm2.sign(&mech, &inp.hash32).expect("SM2 sign");
+    let mech2 = mech.clone();
+    ops[SM2_SIGN] = Some(Op::plain(move || {
+        ok(sm2.sign(&mech, black_box(&inp.hash32)).map(drop))
+    }));
+    ops[SM2_VERIFY] = Some(Op::plain(move || {
+        ok(sm2_pub.verify(&mech2, black_box(&inp.hash32), &ssig))
+    }));
+    ops[SM4_CBC] = Some(sym(SymAlg::Sm4, SymMode::Cbc, [1u8; 16]));
+    ops[SM4_CTR] = Some(sym(SymAlg::Sm4, SymMode::Ctr, [1u8; 16]));
+    ops[SM3] = Some(Op::plain(move || {
+        black_box(hash::digest(HashAlg::Sm3, black_box(&inp.data)));
+        Ok(())
+    }));
+    ops
 }
 
 fn child() {
@@ -588,6 +602,8 @@ fn child() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0.5);
+    // P11BENCH_ONLY=word: only the rows whose name contains it (for profiling).
+    let only = std::env::var("P11BENCH_ONLY").unwrap_or_default();
     let module = PathBuf::from(std::env::var_os("P11BENCH_MODULE").expect("P11BENCH_MODULE"));
     let peer = PathBuf::from(
         std::env::var_os("P11BENCH_PEER")
@@ -595,23 +611,19 @@ fn child() {
     );
     println!("ukey:     {}", module.display());
     println!("SoftHSM2: {}", peer.display());
-    println!("(median of 3 samples of {secs} s each; ops/s, or MB/s = 10^6 B/s)");
+    println!(
+        "(median of 3 samples of {secs} s each, the three columns sampled in turn; \
+         per second of the calling thread's CPU time; ops/s, or MB/s = 10^6 B/s)"
+    );
 
-    let ukey = match Module::open("ukey", &module, "bench-ukey") {
-        Ok(m) => Some(bench_module(&m, secs, true)),
-        Err(err) => {
-            eprintln!("ukey: cannot open a token: {err}");
-            None
-        }
-    };
+    let inp = Inputs::new();
+    let ukey = Module::open("ukey", &module, "bench-ukey")
+        .map_err(|err| eprintln!("ukey: cannot open a token: {err}"))
+        .ok();
     let softhsm = if peer.exists() {
-        match Module::open("SoftHSM2", &peer, "bench-softhsm") {
-            Ok(m) => Some(bench_module(&m, secs, false)),
-            Err(err) => {
-                eprintln!("SoftHSM2: cannot open a token: {err}");
-                None
-            }
-        }
+        Module::open("SoftHSM2", &peer, "bench-softhsm")
+            .map_err(|err| eprintln!("SoftHSM2: cannot open a token: {err}"))
+            .ok()
     } else {
         eprintln!(
             "{} is missing: run scripts/setup.sh (package softhsm2)",
@@ -619,45 +631,15 @@ fn child() {
         );
         None
     };
-    let backend = bench_backend(secs);
-    let u = ukey.unwrap_or_default();
-    let p = softhsm.unwrap_or_default();
-
-    type Pick = fn(&Figures) -> Option<f64>;
-    let rows: [(&str, &str, Pick, &str); 12] = [
-        (
-            "ECDSA P-256 sign (CKM_ECDSA)",
-            "ops/s",
-            |f| f.ecdsa_sign,
-            ">=1.5x",
-        ),
-        ("ECDSA P-256 verify", "ops/s", |f| f.ecdsa_verify, ">=1x"),
-        (
-            "RSA-2048 sign (CKM_RSA_PKCS, 51 B)",
-            "ops/s",
-            |f| f.rsa_sign,
-            ">=1.5x",
-        ),
-        (
-            "AES-128-CBC encrypt, 1 MiB",
-            "MB/s",
-            |f| f.aes_cbc,
-            ">=1.5x",
-        ),
-        ("SHA-256, 1 MiB", "MB/s", |f| f.sha256, "-"),
-        (
-            "P-256 key-pair gen (session)",
-            "ops/s",
-            |f| f.p256_keygen,
-            ">=1.5x",
-        ),
-        ("C_GetSessionInfo", "calls/s", |f| f.session_info, ">=1.5x"),
-        ("SM2 sign (CKM_SM3_SM2, 32 B)", "ops/s", |f| f.sm2_sign, "-"),
-        ("SM2 verify (CKM_SM3_SM2)", "ops/s", |f| f.sm2_verify, "-"),
-        ("SM4-CBC encrypt, 1 MiB", "MB/s", |f| f.sm4_cbc, "-"),
-        ("SM4-CTR encrypt, 1 MiB", "MB/s", |f| f.sm4_ctr, "-"),
-        ("SM3, 1 MiB", "MB/s", |f| f.sm3, "-"),
+    let mut cols: [Ops<'_>; 3] = [
+        ukey.as_ref()
+            .map_or_else(no_ops, |m| module_ops(m, &inp, true)),
+        softhsm
+            .as_ref()
+            .map_or_else(no_ops, |m| module_ops(m, &inp, false)),
+        backend_ops(&inp),
     ];
+
     let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1}"));
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
@@ -668,17 +650,23 @@ fn child() {
         "{:<36} {:>7} {:>12} {:>12} {:>9} {:>7} {:>12} {:>11}",
         "operation", "unit", "ukey", "SoftHSM2", "ukey/shsm", "target", "backend", "ukey/backend"
     );
-    for (name, unit, pick, target) in rows {
+    for (r, (name, unit, target, mb)) in ROWS.iter().enumerate() {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
+        let mut ops = [cols[0][r].take(), cols[1][r].take(), cols[2][r].take()];
+        let f = measure(secs, name, &mut ops)
+            .map(|v| v.map(|ops| if *mb { ops * MIB as f64 / 1e6 } else { ops }));
         println!(
             "{:<36} {:>7} {:>12} {:>12} {:>9} {:>7} {:>12} {:>11}",
             name,
             unit,
-            fmt(pick(&u)),
-            fmt(pick(&p)),
-            ratio(pick(&u), pick(&p)),
+            fmt(f[0]),
+            fmt(f[1]),
+            ratio(f[0], f[1]),
             target,
-            fmt(pick(&backend)),
-            ratio(pick(&u), pick(&backend)),
+            fmt(f[2]),
+            ratio(f[0], f[2]),
         );
     }
     println!();
@@ -687,4 +675,6 @@ fn child() {
          (target >= 0.90x; SHA-256 >= 0.95x). The backend has no per-call object or session cost; \
          its C_GetSessionInfo row is empty."
     );
+    // The operations borrow the sessions: drop them before the modules are finalised.
+    drop(cols);
 }

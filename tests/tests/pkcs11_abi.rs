@@ -347,6 +347,184 @@ fn abi_arguments_lengths_and_slot_events() {
         CKR_OK
     );
 
+    // Two-call protocol on C_Encrypt/C_Decrypt (AES-CBC, CBC-PAD, CTR): a size query and a
+    // short buffer compute nothing and leave the operation active; a separate buffer gets
+    // the output, as does the input buffer itself (in place); all agree.
+    let sixteen: CK_ULONG = 16;
+    let mut kt = [
+        CK_ATTRIBUTE {
+            type_: CKA_VALUE_LEN,
+            pValue: &sixteen as *const _ as *mut c_void,
+            ulValueLen: std::mem::size_of::<CK_ULONG>() as CK_ULONG,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_ENCRYPT,
+            pValue: &yes as *const _ as *mut c_void,
+            ulValueLen: 1,
+        },
+        CK_ATTRIBUTE {
+            type_: CKA_DECRYPT,
+            pValue: &yes as *const _ as *mut c_void,
+            ulValueLen: 1,
+        },
+    ];
+    let mut kg = CK_MECHANISM {
+        mechanism: CKM_AES_KEY_GEN,
+        pParameter: null_mut(),
+        ulParameterLen: 0,
+    };
+    let mut aes = 0;
+    assert_eq!(
+        call!(f, C_GenerateKey, h, &mut kg, kt.as_mut_ptr(), 3, &mut aes),
+        CKR_OK
+    );
+    let mut iv = [7u8; 16];
+    let mut ctr = CK_AES_CTR_PARAMS {
+        ulCounterBits: 128,
+        cb: [3u8; 16],
+    };
+    let plain: Vec<u8> = (0..100u8).collect();
+    for (mechanism, param, plen, data_len, out_len) in [
+        (
+            CKM_AES_CBC,
+            iv.as_mut_ptr() as *mut c_void,
+            16,
+            96usize,
+            96usize,
+        ),
+        (
+            CKM_AES_CBC_PAD,
+            iv.as_mut_ptr() as *mut c_void,
+            16,
+            100,
+            112,
+        ),
+        (
+            CKM_AES_CTR,
+            &mut ctr as *mut _ as *mut c_void,
+            std::mem::size_of::<CK_AES_CTR_PARAMS>(),
+            100,
+            100,
+        ),
+    ] {
+        let mut m = CK_MECHANISM {
+            mechanism,
+            pParameter: param,
+            ulParameterLen: plen as CK_ULONG,
+        };
+        let data = &plain[..data_len];
+        let n = data_len as CK_ULONG;
+        let enc = |out: *mut u8, len: &mut CK_ULONG| {
+            call!(f, C_Encrypt, h, data.as_ptr() as *mut u8, n, out, len)
+        };
+        assert_eq!(call!(f, C_EncryptInit, h, &mut m, aes), CKR_OK);
+        let mut len: CK_ULONG = 0;
+        assert_eq!(enc(null_mut(), &mut len), CKR_OK);
+        assert_eq!(len as usize, out_len, "{mechanism:#x}");
+        let mut ct = vec![0xAAu8; out_len + 8];
+        len = 5;
+        assert_eq!(enc(ct.as_mut_ptr(), &mut len), CKR_BUFFER_TOO_SMALL);
+        assert_eq!(len as usize, out_len);
+        assert!(ct.iter().all(|b| *b == 0xAA));
+        len = ct.len() as CK_ULONG;
+        assert_eq!(enc(ct.as_mut_ptr(), &mut len), CKR_OK);
+        assert_eq!(len as usize, out_len);
+        assert!(ct[out_len..].iter().all(|b| *b == 0xAA));
+        ct.truncate(out_len);
+        assert_eq!(
+            enc(ct.as_mut_ptr(), &mut len),
+            CKR_OPERATION_NOT_INITIALIZED
+        );
+        // In place: the input buffer is the output buffer.
+        let mut inplace = plain[..data_len].to_vec();
+        inplace.resize(out_len, 0);
+        assert_eq!(call!(f, C_EncryptInit, h, &mut m, aes), CKR_OK);
+        len = out_len as CK_ULONG;
+        assert_eq!(
+            call!(
+                f,
+                C_Encrypt,
+                h,
+                inplace.as_mut_ptr(),
+                n,
+                inplace.as_mut_ptr(),
+                &mut len
+            ),
+            CKR_OK
+        );
+        assert_eq!(inplace, ct, "{mechanism:#x}");
+        // Decryption, into a separate buffer and in place.
+        assert_eq!(call!(f, C_DecryptInit, h, &mut m, aes), CKR_OK);
+        let mut pt = vec![0u8; out_len];
+        len = 0;
+        let ctn = out_len as CK_ULONG;
+        assert_eq!(
+            call!(f, C_Decrypt, h, ct.as_mut_ptr(), ctn, null_mut(), &mut len),
+            CKR_OK
+        );
+        assert!(len as usize >= data_len);
+        assert_eq!(
+            call!(
+                f,
+                C_Decrypt,
+                h,
+                ct.as_mut_ptr(),
+                ctn,
+                pt.as_mut_ptr(),
+                &mut len
+            ),
+            CKR_OK
+        );
+        assert_eq!(&pt[..len as usize], data);
+        assert_eq!(call!(f, C_DecryptInit, h, &mut m, aes), CKR_OK);
+        len = ctn;
+        assert_eq!(
+            call!(
+                f,
+                C_Decrypt,
+                h,
+                ct.as_mut_ptr(),
+                ctn,
+                ct.as_mut_ptr(),
+                &mut len
+            ),
+            CKR_OK
+        );
+        assert_eq!(&ct[..len as usize], data);
+    }
+    // A CBC input that is not whole blocks: the size query fails and ends the operation.
+    let mut m = CK_MECHANISM {
+        mechanism: CKM_AES_CBC,
+        pParameter: iv.as_mut_ptr() as *mut c_void,
+        ulParameterLen: 16,
+    };
+    assert_eq!(call!(f, C_EncryptInit, h, &mut m, aes), CKR_OK);
+    let mut len: CK_ULONG = 0;
+    assert_eq!(
+        call!(
+            f,
+            C_Encrypt,
+            h,
+            plain.as_ptr() as *mut u8,
+            100,
+            null_mut(),
+            &mut len
+        ),
+        CKR_DATA_LEN_RANGE
+    );
+    assert_eq!(
+        call!(
+            f,
+            C_Encrypt,
+            h,
+            plain.as_ptr() as *mut u8,
+            96,
+            null_mut(),
+            &mut len
+        ),
+        CKR_OPERATION_NOT_INITIALIZED
+    );
+
     // C_GetAttributeValue: short buffer, sensitive value, unknown type, all answered.
     let mut small = [0u8; 2];
     let mut t = [

@@ -172,3 +172,61 @@ fn wycheproof_oaep_decrypt() {
         assert!(ok > 10 && bad > 5, "{name:?}: {ok} ok, {bad} bad");
     }
 }
+
+/// CKM_RSA_PKCS over a SHA-256/384/512 DigestInfo (signed by aws-lc-rs from the
+/// imported digest) equals the raw private operation on the hand-built EMSA-PKCS1-v1_5
+/// block and the hash-and-sign mechanism over the message; a near-miss DigestInfo
+/// (other hash, wrong length) is still signed as given.
+#[test]
+fn pkcs1_over_digest_info_matches_raw_and_hash_and_sign() {
+    let k = PrivateKey::generate(KeyAlg::Rsa(2048)).unwrap();
+    let pk = k.public_key().unwrap();
+    let klen = 256;
+    let msg = b"DigestInfo path";
+    let emsa = |t: &[u8]| {
+        let mut em = vec![0x00, 0x01];
+        em.resize(klen - t.len() - 1, 0xff);
+        em.push(0);
+        em.extend_from_slice(t);
+        em
+    };
+    let oid_tail = [
+        (HashAlg::Sha256, 1u8),
+        (HashAlg::Sha384, 2),
+        (HashAlg::Sha512, 3),
+    ];
+    for (h, tail) in oid_tail {
+        let d = token_hal::crypto::hash::digest(h, msg);
+        let dlen = u8::try_from(d.len()).unwrap();
+        let mut di = vec![
+            0x30,
+            0x11 + dlen,
+            0x30,
+            0x0d,
+            0x06,
+            0x09,
+            0x60,
+            0x86,
+            0x48,
+            0x01,
+            0x65,
+            0x03,
+            0x04,
+            0x02,
+            tail,
+            0x05,
+            0x00,
+            0x04,
+            dlen,
+        ];
+        di.extend_from_slice(&d);
+        let sig = k.sign(&SignMech::RsaPkcs1Raw, &di).unwrap();
+        assert_eq!(sig, k.sign(&SignMech::RsaRaw, &emsa(&di)).unwrap(), "{h:?}");
+        assert_eq!(sig, k.sign(&SignMech::RsaPkcs1(h), msg).unwrap(), "{h:?}");
+        pk.verify(&SignMech::RsaPkcs1Raw, &di, &sig).unwrap();
+        // One byte short of a DigestInfo: signed as given (RustCrypto path).
+        let short = &di[..di.len() - 1];
+        let s2 = k.sign(&SignMech::RsaPkcs1Raw, short).unwrap();
+        assert_eq!(s2, k.sign(&SignMech::RsaRaw, &emsa(short)).unwrap());
+    }
+}

@@ -75,17 +75,34 @@ pub(crate) fn key_for(
     usage: CK_ATTRIBUTE_TYPE,
     mech: CK_MECHANISM_TYPE,
 ) -> Result<(Arc<crate::object::Object>, Attrs)> {
-    let o = visible(m, s, kh, CKR_KEY_HANDLE_INVALID)?;
+    let (o, _) = key_checked(m, s, kh, usage, mech)?;
     let a = o.attrs()?;
-    if !matches!(
-        a.class(),
-        Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY)
-    ) {
-        return Err(Error(CKR_KEY_HANDLE_INVALID));
-    }
-    object::require(&a, usage)?;
-    object::mechanism_allowed(&a, mech)?;
     Ok((o, a))
+}
+
+/// [`key_for`] without copying the attributes (they are read under the object's lock):
+/// the key object and its key type. For the per-operation init calls.
+pub(crate) fn key_checked(
+    m: &Module,
+    s: &Session,
+    kh: CK_OBJECT_HANDLE,
+    usage: CK_ATTRIBUTE_TYPE,
+    mech: CK_MECHANISM_TYPE,
+) -> Result<(Arc<crate::object::Object>, Option<CK_KEY_TYPE>)> {
+    let o = visible(m, s, kh, CKR_KEY_HANDLE_INVALID)?;
+    let kt = {
+        let a = o.attrs.read().map_err(|_| Error::GENERAL)?;
+        if !matches!(
+            a.class(),
+            Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY)
+        ) {
+            return Err(Error(CKR_KEY_HANDLE_INVALID));
+        }
+        object::require(&a, usage)?;
+        object::mechanism_allowed(&a, mech)?;
+        a.key_type()
+    };
+    Ok((o, kt))
 }
 
 /// Latches a key's role (wrap vs encrypt) and persists the latch (security.md).
@@ -152,12 +169,12 @@ pub(crate) fn sym_mech(ty: CK_MECHANISM_TYPE) -> Option<(SymAlg, SymMode)> {
 /// Builds a cipher operation for `mech` with key `k` (attributes `a`).
 pub(crate) fn cipher_op(
     mech: &Mech,
-    a: &Attrs,
+    kt: Option<CK_KEY_TYPE>,
     k: Arc<KeyMaterial>,
     dir: Direction,
 ) -> Result<CryptOp> {
     if let Some((alg, mode)) = sym_mech(mech.ty) {
-        let alg = sym_alg(a.key_type(), alg)?;
+        let alg = sym_alg(kt, alg)?;
         let key = secret(&k)?;
         let (iv, aad): (Vec<u8>, Vec<u8>) = match (&mech.param, mode) {
             (Param::None, SymMode::Ecb) => (Vec::new(), Vec::new()),
@@ -187,7 +204,7 @@ pub(crate) fn cipher_op(
     }
     match mech.ty {
         CKM_AES_KEY_WRAP | CKM_AES_KEY_WRAP_PAD | CKM_AES_KEY_WRAP_KWP => {
-            sym_alg(a.key_type(), SymAlg::Aes)?;
+            sym_alg(kt, SymAlg::Aes)?;
             if mech.ty == CKM_AES_KEY_WRAP_PAD {
                 return Err(Error(CKR_MECHANISM_INVALID));
             }
@@ -366,9 +383,9 @@ pub(crate) fn crypt_init(
     } else {
         CKA_DECRYPT
     };
-    let (o, a) = key_for(&m, &s, kh, usage, mech.ty)?;
+    let (o, kt) = key_checked(&m, &s, kh, usage, mech.ty)?;
     let k = key_material(&s, &o)?;
-    let op = cipher_op(mech, &a, k, dir)?;
+    let op = cipher_op(mech, kt, k, dir)?;
     latch_role(&s, &o, Role::Crypt)?;
     let mut ops = s.ops()?;
     ops.pending = None;
@@ -394,11 +411,13 @@ fn kind(dir: Direction) -> OpKind {
     }
 }
 
-/// `C_Encrypt` / `C_Decrypt` (single part).
+/// `C_Encrypt` / `C_Decrypt` (single part). `direct` is the caller's buffer (of `cap`
+/// bytes) when it does not overlap `data`.
 pub(crate) fn crypt(
     h: CK_SESSION_HANDLE,
     data: &[u8],
     cap: Option<usize>,
+    direct: Option<&mut [u8]>,
     dir: Direction,
 ) -> Result<Produced> {
     let m = state::module()?;
@@ -411,6 +430,9 @@ pub(crate) fn crypt(
     if !has && ops.pending.as_ref().is_none_or(|(k, _)| *k != kind(dir)) {
         return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
     }
+    if let Some(r) = crypt_direct(&mut ops, data, cap, direct, dir) {
+        return r;
+    }
     let r = produce(&mut ops, kind(dir), cap, |ops| {
         let op = take_op(ops, dir)?;
         run_cipher(op, data, dir)
@@ -420,12 +442,51 @@ pub(crate) fn crypt(
             ops.pending = None;
             let _ = take_op(&mut ops, dir);
         }
-        Ok(Produced::Data(_)) => {
+        Ok(Produced::Data(_) | Produced::Written(_)) => {
             let _ = take_op(&mut ops, dir);
         }
         Ok(Produced::Len(_)) => {}
     }
     r
+}
+
+/// The single-part fast path of a symmetric cipher whose output length is known before
+/// it runs: a size query or a short buffer gets the length and leaves the operation
+/// active (nothing is computed); a large enough buffer gets the output written into it
+/// directly. `None`: not applicable, the caller computes and keeps the output.
+fn crypt_direct(
+    ops: &mut crate::session::Ops,
+    data: &[u8],
+    cap: Option<usize>,
+    direct: Option<&mut [u8]>,
+    dir: Direction,
+) -> Option<Result<Produced>> {
+    if ops.pending.is_some() {
+        return None;
+    }
+    let slot = match dir {
+        Direction::Encrypt => &mut ops.encrypt,
+        Direction::Decrypt => &mut ops.decrypt,
+    };
+    let Some(CryptOp::Sym(c)) = slot else {
+        return None;
+    };
+    let n = c.single_part_len(data.len())?;
+    match (cap, direct) {
+        (Some(c), Some(buf)) if c >= n => {
+            let Some(CryptOp::Sym(c)) = slot.take() else {
+                return None;
+            };
+            Some(
+                c.finish_into(data, buf)
+                    .map(Produced::Written)
+                    .map_err(|e| data_err(e, dir)),
+            )
+        }
+        // An overlapping buffer that is large enough: the copying path.
+        (Some(c), None) if c >= n => None,
+        _ => Some(Ok(Produced::Len(n))),
+    }
 }
 
 /// `C_EncryptUpdate` / `C_DecryptUpdate`.
@@ -729,7 +790,12 @@ fn key_alg(k: &KeyMaterial) -> Option<KeyAlg> {
 }
 
 /// Builds a sign/verify operation.
-pub(crate) fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool) -> Result<SignOp> {
+pub(crate) fn sign_op(
+    mech: &Mech,
+    kt: Option<CK_KEY_TYPE>,
+    k: Arc<KeyMaterial>,
+    verify: bool,
+) -> Result<SignOp> {
     if let Some(h) = hash_of(mech.ty).filter(|_| {
         matches!(
             mech.ty,
@@ -742,7 +808,7 @@ pub(crate) fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool)
         )
     }) {
         if !matches!(
-            a.key_type(),
+            kt,
             Some(
                 CKK_GENERIC_SECRET
                     | CKK_SHA_1_HMAC
@@ -763,7 +829,7 @@ pub(crate) fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool)
         });
     }
     if matches!(mech.ty, CKM_AES_CMAC | CKM_AES_CMAC_GENERAL) {
-        sym_alg(a.key_type(), SymAlg::Aes)?;
+        sym_alg(kt, SymAlg::Aes)?;
         let len = match (&mech.param, mech.ty) {
             (Param::Ulong(l), CKM_AES_CMAC_GENERAL) if (1..=16).contains(l) => *l as usize,
             (_, CKM_AES_CMAC) => 16,
@@ -777,7 +843,7 @@ pub(crate) fn sign_op(mech: &Mech, a: &Attrs, k: Arc<KeyMaterial>, verify: bool)
         });
     }
     if matches!(mech.ty, CKM_SM4_MAC | CKM_SM4_MAC_GENERAL) {
-        sym_alg(a.key_type(), SymAlg::Sm4)?;
+        sym_alg(kt, SymAlg::Sm4)?;
         let len = match (&mech.param, mech.ty) {
             (Param::Ulong(l), CKM_SM4_MAC_GENERAL) if (1..=16).contains(l) => *l as usize,
             (_, CKM_SM4_MAC) => 16,
@@ -825,9 +891,9 @@ pub(crate) fn sign_init(
         return Err(Error(CKR_MECHANISM_INVALID));
     }
     let usage = if verify { CKA_VERIFY } else { CKA_SIGN };
-    let (o, a) = key_for(&m, &s, kh, usage, mech.ty)?;
+    let (o, kt) = key_checked(&m, &s, kh, usage, mech.ty)?;
     let k = key_material(&s, &o)?;
-    let op = sign_op(mech, &a, k, verify)?;
+    let op = sign_op(mech, kt, k, verify)?;
     let mut ops = s.ops()?;
     ops.pending = None;
     if verify {

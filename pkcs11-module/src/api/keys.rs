@@ -248,7 +248,7 @@ pub(crate) fn wrap(
         _ => return Err(Error(CKR_KEY_NOT_WRAPPABLE)),
     };
     let wkm = key_material(&s, &wo)?;
-    let op = cipher_op(mech, &wa, wkm, Direction::Encrypt)?;
+    let op = cipher_op(mech, wa.key_type(), wkm, Direction::Encrypt)?;
     latch_role(&s, &wo, Role::Wrap)?;
     let out = run_cipher(op, &plain, Direction::Encrypt).map_err(|e| match e.0 {
         CKR_DATA_LEN_RANGE => Error(CKR_KEY_SIZE_RANGE),
@@ -275,7 +275,7 @@ pub(crate) fn unwrap(
     let mut a = object::parse_template(tmpl, Purpose::Create, s.token.login())?;
     let usage = crate::landing::usage_of(&a);
     let ukm = key_material(&s, &uo)?;
-    let op = cipher_op(mech, &ua, ukm, Direction::Decrypt)?;
+    let op = cipher_op(mech, ua.key_type(), ukm, Direction::Decrypt)?;
     latch_role(&s, &uo, Role::Wrap)?;
     let plain = run_cipher(op, blob, Direction::Decrypt).map_err(|e| match e.0 {
         CKR_ENCRYPTED_DATA_INVALID | CKR_ENCRYPTED_DATA_LEN_RANGE => Error(CKR_WRAPPED_KEY_INVALID),

@@ -401,7 +401,12 @@ pub(crate) fn msg_sign_init(
     let (o, attrs) = key_for(&m, &s, kh, usage, mech.ty)?;
     let key = key_material(&s, &o)?;
     // Checks mechanism, parameter and key type now, as C_SignInit does.
-    crypto::sign_op(mech, &attrs, key.clone(), verify)?;
+    crypto::sign_op(
+        mech,
+        crate::object::AttrsExt::key_type(&attrs),
+        key.clone(),
+        verify,
+    )?;
     let mut ops = s.ops()?;
     let sl = sign_slot(&mut ops, verify);
     if sl.is_some() {
@@ -428,7 +433,12 @@ pub(crate) fn msg_sign_final(h: CK_SESSION_HANDLE, verify: bool) -> Result<()> {
 }
 
 fn new_op(op: &MsgSignOp, verify: bool) -> Result<SignOp> {
-    crypto::sign_op(&op.mech, &op.attrs, op.key.clone(), verify)
+    crypto::sign_op(
+        &op.mech,
+        crate::object::AttrsExt::key_type(&op.attrs),
+        op.key.clone(),
+        verify,
+    )
 }
 
 /// Delivers a computed signature under the two-call protocol, keeping it (as `done`,

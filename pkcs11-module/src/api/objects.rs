@@ -238,7 +238,12 @@ pub(crate) fn visible(
     if o.slot != s.slot_id {
         return Err(Error(err));
     }
-    if o.attrs()?.flag(CKA_PRIVATE) && !s.user() {
+    if o.attrs
+        .read()
+        .map_err(|_| Error::GENERAL)?
+        .flag(CKA_PRIVATE)
+        && !s.user()
+    {
         return Err(Error(err));
     }
     Ok(o)

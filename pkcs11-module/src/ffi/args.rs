@@ -95,6 +95,28 @@ impl OutBuf {
         self.cap
     }
 
+    /// The caller's buffer as a mutable slice of its declared capacity, when there is one
+    /// (not a size query), it is not empty and it does not overlap `input` (PKCS#11 lets
+    /// C_Encrypt/C_Decrypt work in place; those calls get `None` and the copying path).
+    ///
+    /// # Safety
+    /// The contract of [`OutBuf::new`]; no other reference to the buffer may be used
+    /// while the slice lives.
+    pub(crate) unsafe fn disjoint_from<'a>(&self, input: &[u8]) -> Option<&'a mut [u8]> {
+        let cap = self.cap.filter(|&c| c > 0 && isize::try_from(c).is_ok())?;
+        let out_start = self.buf as usize;
+        let out_end = out_start.checked_add(cap)?;
+        let in_start = input.as_ptr() as usize;
+        let in_end = in_start + input.len();
+        if !input.is_empty() && in_start < out_end && out_start < in_end {
+            return None;
+        }
+        // SAFETY: `buf` is non-null (cap is Some) and valid for writes of `cap` bytes, as
+        // the caller declared through `*len`; it overlaps no live reference (checked above
+        // for the input).
+        Some(unsafe { std::slice::from_raw_parts_mut(self.buf, cap) })
+    }
+
     /// Reports `needed` as the length (a size query, or a short buffer).
     pub(crate) fn set_len(&self, needed: usize) -> Result<()> {
         // SAFETY: `len` was checked non-null in `new`; the caller guaranteed validity.

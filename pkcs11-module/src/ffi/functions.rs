@@ -45,6 +45,7 @@ fn give(out: &OutBuf, p: Result<Produced>) -> Result<()> {
             }
         }
         Produced::Data(v) => out.deliver(&v),
+        Produced::Written(n) => out.set_len(n),
     }
 }
 
@@ -464,24 +465,33 @@ macro_rules! inout_fn {
     };
 }
 
-inout_fn!(C_Encrypt, |h, d, c| crypto::crypt(
-    h,
-    d,
-    c,
-    Direction::Encrypt
-));
+/// `C_Encrypt` / `C_Decrypt`: as `inout_fn!`, and a caller buffer that does not overlap
+/// the input is handed to the operation, which may write its output there directly.
+macro_rules! crypt_fn {
+    ($name:ident, $dir:expr) => {
+        ck_fn! {
+            /// A single-part cipher entry point under the two-call length protocol.
+            fn $name(hSession: CK_SESSION_HANDLE, pIn: *mut CK_BYTE, ulInLen: CK_ULONG, pOut: *mut CK_BYTE, pulOutLen: *mut CK_ULONG) {
+                // SAFETY: the caller declares `ulInLen` bytes.
+                let data = unsafe { bytes(pIn, ulInLen) }?;
+                // SAFETY: output buffer contract.
+                let out = unsafe { OutBuf::new(pOut, pulOutLen) }?;
+                // SAFETY: output buffer contract; `None` when it overlaps `data`.
+                let direct = unsafe { out.disjoint_from(data) };
+                give(&out, crypto::crypt(hSession, data, out.capacity(), direct, $dir))
+            }
+        }
+    };
+}
+
+crypt_fn!(C_Encrypt, Direction::Encrypt);
 inout_fn!(C_EncryptUpdate, |h, d, c| crypto::crypt_update(
     h,
     d,
     c,
     Direction::Encrypt
 ));
-inout_fn!(C_Decrypt, |h, d, c| crypto::crypt(
-    h,
-    d,
-    c,
-    Direction::Decrypt
-));
+crypt_fn!(C_Decrypt, Direction::Decrypt);
 inout_fn!(C_DecryptUpdate, |h, d, c| crypto::crypt_update(
     h,
     d,

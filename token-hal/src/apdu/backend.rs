@@ -121,11 +121,7 @@ pub fn register_builtin(config: &crate::config::Config) {
         crate::registry::register_backend(Arc::new(ApduBackend::new(
             "loopback",
             LinkCaps::EXTENDED,
-            Box::new(move || {
-                dirs.iter()
-                    .map(|d| in_process_card(d, false, &o))
-                    .collect()
-            }),
+            Box::new(move || dirs.iter().map(|d| in_process_card(d, false, &o)).collect()),
             HashMap::new(),
         )));
     }

@@ -817,7 +817,17 @@ impl PrivateKey {
     }
     /// The matching public key.
     pub fn public_key(&self) -> Result<PublicKey> {
-        PublicKey::from_spki_der(&self.ops.public_spki()?)
+        // The SPKI comes from this key's own (validated) private half: no need to parse and
+        // re-check the point on every call.
+        let spki = self.ops.public_spki()?;
+        debug_assert_eq!(
+            PublicKey::from_spki_der(&spki).map(|p| p.alg).ok(),
+            Some(self.alg)
+        );
+        Ok(PublicKey {
+            alg: self.alg,
+            spki,
+        })
     }
     /// Signs (EC: raw r‖s).
     pub fn sign(&self, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>> {

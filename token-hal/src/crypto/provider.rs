@@ -69,6 +69,33 @@ pub trait SymCipherOps: Send {
     fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()>;
     /// Finishes: handles padding or checks the tag, appending the rest to `out`.
     fn finalize(self: Box<Self>, out: &mut Vec<u8>) -> Result<()>;
+    /// The exact length of `update(input)` + `finalize` output for an input of
+    /// `input_len` bytes, when it is known without processing the data; `None` when it
+    /// depends on the data (padded decryption) or the input would be rejected.
+    fn single_part_len(&self, _input_len: usize) -> Option<usize> {
+        None
+    }
+    /// `update(input)` + `finalize` with the output written to the front of `out`, which
+    /// must hold [`Self::single_part_len`] bytes (when that is known); returns the output
+    /// length. The default goes through a zeroized temporary buffer.
+    fn finish_into(self: Box<Self>, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        finish_via_vec(self, input, out)
+    }
+}
+
+/// `update` + `finalize` into a zeroized temporary, copied to the front of `out`.
+pub(crate) fn finish_via_vec<T: SymCipherOps + ?Sized>(
+    mut ops: Box<T>,
+    input: &[u8],
+    out: &mut [u8],
+) -> Result<usize> {
+    let mut tmp = Zeroizing::new(Vec::with_capacity(input.len() + 16));
+    ops.update(input, &mut tmp)?;
+    ops.finalize(&mut tmp)?;
+    out.get_mut(..tmp.len())
+        .ok_or_else(|| crate::error::Error::invalid_arg("output buffer too small"))?
+        .copy_from_slice(&tmp);
+    Ok(tmp.len())
 }
 
 /// A streaming MAC over a block cipher (CMAC).

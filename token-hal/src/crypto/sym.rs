@@ -183,6 +183,20 @@ impl SymCipher {
             inner,
         })
     }
+    /// The exact output length of a single-part run ([`Self::finish_into`]) over
+    /// `input_len` bytes, when it is known before processing: `None` for padded
+    /// decryption (it depends on the padding) and for input lengths the mode rejects.
+    pub fn single_part_len(&self, input_len: usize) -> Option<usize> {
+        self.inner.single_part_len(input_len)
+    }
+    /// Single part: processes `input` and finishes, writing the output to the front of
+    /// `out` and returning its length. `out` must hold the output
+    /// ([`Self::single_part_len`] bytes when known), else `InvalidArgument`. Equivalent
+    /// to [`Self::update`] + [`Self::finalize`], without an intermediate buffer where the
+    /// mode allows.
+    pub fn finish_into(self, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        self.inner.finish_into(input, out)
+    }
     /// Processes `input`, appending the output that is ready to `out`. Block modes hold
     /// back a partial block (and on padded decryption, the last full block).
     pub fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {

@@ -254,8 +254,10 @@ impl Store {
     /// connections; `writes` those of this one.)
     pub(crate) fn version(&self) -> Result<(i64, u64)> {
         let conn = self.lock()?;
+        // A cached statement: this runs before every use of a cached key.
         let dv: i64 = conn
-            .pragma_query_value(None, "data_version", |r| r.get(0))
+            .prepare_cached("PRAGMA data_version")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
             .map_err(|e| map_sql(&self.path, &e))?;
         Ok((dv, self.writes.load(Ordering::SeqCst)))
     }

@@ -6,6 +6,8 @@ use aws_lc_rs::digest as lc_digest;
 use aws_lc_rs::signature::{
     self as lc_sig, EcdsaKeyPair, EcdsaSigningAlgorithm, EcdsaVerificationAlgorithm, KeyPair,
 };
+use std::sync::OnceLock;
+
 use zeroize::Zeroizing;
 
 use crate::crypto::hash;
@@ -138,8 +140,11 @@ struct EcdsaPrivate {
     alg: KeyAlg,
     curve: Curve,
     pair: EcdsaKeyPair,
-    /// The same scalar as an ECDH key, parsed once at load.
-    agree: agreement::PrivateKey,
+    /// The private scalar, for the ECDH key made on first use.
+    d: Zeroizing<Vec<u8>>,
+    /// The same scalar as an ECDH key, made once on the first derivation (building it
+    /// computes the public point again, which signing-only keys never need).
+    agree: OnceLock<agreement::PrivateKey>,
 }
 
 impl PrivateKeyOps for EcdsaPrivate {
@@ -174,8 +179,16 @@ impl PrivateKeyOps for EcdsaPrivate {
             )));
         }
         let peer = agreement::UnparsedPublicKey::new(self.curve.ecdh, peer_point);
+        let agree = match self.agree.get() {
+            Some(k) => k,
+            None => {
+                let k = agreement::PrivateKey::from_private_key(self.curve.ecdh, &self.d)
+                    .map_err(|e| Error::invalid_data(format!("{:?} private key: {e}", self.alg)))?;
+                self.agree.get_or_init(|| k)
+            }
+        };
         agreement::agree(
-            &self.agree,
+            agree,
             peer,
             Error::invalid_data(format!("{:?} peer point is not on the curve", self.alg)),
             |z| Ok(Zeroizing::new(z.to_vec())),
@@ -215,13 +228,12 @@ impl AsymProvider for AwsLcEcdsa {
         let pair = EcdsaKeyPair::from_pkcs8(c.signing, pkcs8)
             .map_err(|e| Error::invalid_data(format!("{alg:?} private key: {e}")))?;
         let d = ec_scalar(pkcs8, c.field_len)?;
-        let agree = agreement::PrivateKey::from_private_key(c.ecdh, &d)
-            .map_err(|e| Error::invalid_data(format!("{alg:?} private key: {e}")))?;
         Ok(Box::new(EcdsaPrivate {
             alg,
             curve: c,
             pair,
-            agree,
+            d,
+            agree: OnceLock::new(),
         }))
     }
 

@@ -72,6 +72,44 @@ fn lc_pss(h: HashAlg) -> Option<&'static lc_sig::RsaSignatureEncoding> {
     }
 }
 
+/// DER DigestInfo prefixes (AlgorithmIdentifier with NULL parameters, RFC 8017 §9.2
+/// note 1) of the hashes aws-lc-rs signs a given digest with.
+const DIGEST_INFO_PREFIXES: [(HashAlg, [u8; 19]); 3] = [
+    (
+        HashAlg::Sha256,
+        [
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ],
+    ),
+    (
+        HashAlg::Sha384,
+        [
+            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x02, 0x05, 0x00, 0x04, 0x30,
+        ],
+    ),
+    (
+        HashAlg::Sha512,
+        [
+            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x03, 0x05, 0x00, 0x04, 0x40,
+        ],
+    ),
+];
+
+/// A CKM_RSA_PKCS input that is exactly a SHA-256/384/512 DigestInfo, as aws-lc-rs's
+/// PKCS#1 v1.5 encoding and the imported digest.
+fn lc_digest_info(
+    data: &[u8],
+) -> Option<(&'static lc_sig::RsaSignatureEncoding, lc_digest::Digest)> {
+    let (h, prefix) = DIGEST_INFO_PREFIXES
+        .iter()
+        .find(|(h, p)| data.len() == p.len() + h.output_len() && data.starts_with(p))?;
+    let d = lc_digest::Digest::import_less_safe(&data[prefix.len()..], lc_digest_alg(*h)?).ok()?;
+    Some((lc_pkcs1(*h)?, d))
+}
+
 fn lc_digest_alg(h: HashAlg) -> Option<&'static lc_digest::Algorithm> {
     match h {
         HashAlg::Sha256 => Some(&lc_digest::SHA256),
@@ -229,6 +267,13 @@ impl PrivateKeyOps for RsaPrivate {
                         "CKM_RSA_PKCS input of {} bytes exceeds the modulus length minus 11",
                         data.len()
                     )));
+                }
+                // A DigestInfo of SHA-256/384/512 (the usual CKM_RSA_PKCS input): aws-lc-rs
+                // pads the same DigestInfo and signs, giving the identical signature.
+                if let Some((enc, d)) = lc_digest_info(data)
+                    && let Some(sig) = self.lc_sign(enc, None, Some(d))?
+                {
+                    return Ok(sig);
                 }
                 self.rc
                     .sign_with_rng(&mut rng, Pkcs1v15Sign::new_unprefixed(), data)

@@ -13,7 +13,7 @@ use cipher::{
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::crypto::provider::{MacOps, SymCipherOps, SymProvider};
+use crate::crypto::provider::{MacOps, SymCipherOps, SymProvider, finish_via_vec};
 use crate::crypto::sym::{Direction, SymAlg, SymMode};
 use crate::error::{Error, Result};
 
@@ -189,6 +189,58 @@ where
         self.pending.extend_from_slice(&input[take..]);
         self.blocks(&mut out[start..]);
         Ok(())
+    }
+
+    fn single_part_len(&self, input_len: usize) -> Option<usize> {
+        let total = self.pending.len().checked_add(input_len)?;
+        if !self.is_block_mode() {
+            return Some(total);
+        }
+        match (self.pad, self.dir) {
+            (true, Direction::Encrypt) => (total / BS + 1).checked_mul(BS),
+            (true, Direction::Decrypt) => None,
+            (false, _) => total.is_multiple_of(BS).then_some(total),
+        }
+    }
+
+    fn finish_into(mut self: Box<Self>, input: &[u8], out: &mut [u8]) -> Result<usize> {
+        let Some(n) = self.single_part_len(input.len()) else {
+            return finish_via_vec(self, input, out);
+        };
+        let Some(dst) = out.get_mut(..n) else {
+            return Err(Error::invalid_arg("output buffer too small"));
+        };
+        // The data goes to the output once and is transformed there in place.
+        let p = self.pending.len();
+        let total = p + input.len();
+        dst[..p].copy_from_slice(&self.pending);
+        dst[p..total].copy_from_slice(input);
+        self.pending.zeroize();
+        let r = match &mut self.engine {
+            Engine::Stream(s) => s
+                .try_apply_keystream(dst)
+                .map_err(|_| Error::invalid_arg("CTR counter space exhausted")),
+            Engine::CfbEnc(c) => {
+                c.encrypt(dst);
+                Ok(())
+            }
+            Engine::CfbDec(c) => {
+                c.decrypt(dst);
+                Ok(())
+            }
+            _ => {
+                // Block modes: whole blocks only (checked by `single_part_len`); a padded
+                // encryption fills the last block with the PKCS#7 pad byte.
+                let pad = u8::try_from(n - total).map_err(|_| Error::internal("padding"))?;
+                dst[total..].fill(pad);
+                self.blocks(dst);
+                Ok(())
+            }
+        };
+        if r.is_err() {
+            dst.zeroize();
+        }
+        r.map(|()| n)
     }
 
     fn finalize(mut self: Box<Self>, out: &mut Vec<u8>) -> Result<()> {
