@@ -75,6 +75,33 @@ pub struct Pkcs11Config {
     pub vendor_values: Option<String>,
 }
 
+/// The `[pin_cache]` table: whether `ukey` reuses a verified user PIN through the per-user
+/// agent (`ukey agent`), and for how long. The libraries never read it.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PinCacheConfig {
+    /// Off unless `true`.
+    pub enabled: Option<bool>,
+    /// Minutes a PIN is reused: 1, 5, 10, 30 or 60 (default 30).
+    pub minutes: Option<u32>,
+}
+
+/// The minutes a cached PIN may be kept for, as CA clients offer them.
+pub const PIN_CACHE_MINUTES: [u32; 5] = [1, 5, 10, 30, 60];
+/// Default minutes of the PIN cache.
+pub const DEFAULT_PIN_CACHE_MINUTES: u32 = 30;
+
+impl PinCacheConfig {
+    /// Whether the cache is switched on.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled == Some(true)
+    }
+    /// The minutes a PIN is kept.
+    pub fn minutes(&self) -> u32 {
+        self.minutes.unwrap_or(DEFAULT_PIN_CACHE_MINUTES)
+    }
+}
+
 /// The TOML file as written.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +113,8 @@ struct ConfigFile {
     soft: SoftConfig,
     #[serde(default)]
     pkcs11: Pkcs11Config,
+    #[serde(default)]
+    pin_cache: PinCacheConfig,
 }
 
 /// The resolved configuration.
@@ -103,6 +132,8 @@ pub struct Config {
     pub soft: SoftConfig,
     /// PKCS#11 settings.
     pub pkcs11: Pkcs11Config,
+    /// The CLI's PIN cache.
+    pub pin_cache: PinCacheConfig,
     /// `XDG_STATE_HOME`-based directory for the log file.
     pub state_dir: PathBuf,
 }
@@ -192,6 +223,7 @@ impl Config {
             log: parsed.log,
             soft: parsed.soft,
             pkcs11: parsed.pkcs11,
+            pin_cache: parsed.pin_cache,
             state_dir: xdg("XDG_STATE_HOME", ".local/state").join("ukey"),
         })
     }
@@ -239,6 +271,14 @@ fn read_config(path: &Path) -> Result<ConfigFile> {
         return Err(Error::Config {
             path: path.to_path_buf(),
             detail: "soft.pin_retries must be 1..=255".into(),
+        });
+    }
+    if let Some(m) = cfg.pin_cache.minutes
+        && !PIN_CACHE_MINUTES.contains(&m)
+    {
+        return Err(Error::Config {
+            path: path.to_path_buf(),
+            detail: format!("pin_cache.minutes must be one of 1, 5, 10, 30 or 60, not {m}"),
         });
     }
     Ok(cfg)
