@@ -17,7 +17,8 @@ fn info_json(s: &SealInfo) -> Value {
         "mime": s.image_type.mime(),
         "size": s.size,
         "sm3": s.sm3,
-        "written_at": s.written_at,
+        "written_at": s.written_at_rfc3339(),
+        "written_at_unix": s.written_at,
         "parts": s.parts,
     })
 }
@@ -65,13 +66,13 @@ pub fn seal(ctx: &Ctx, cmd: &SealCmd) -> Res<()> {
                             s.name.clone(),
                             s.image_type.as_str().to_owned(),
                             s.size.to_string(),
-                            s.written_at.to_string(),
+                            s.written_at_rfc3339(),
                             s.sm3.clone(),
                         ]
                     })
                     .collect();
                 out::table(
-                    &["NAME", "TYPE", "SIZE", "WRITTEN (UNIX)", "SM3"],
+                    &["NAME", "TYPE", "SIZE", "WRITTEN", "SM3"],
                     &rows,
                     &format!("no seals in '{}'", t.label()),
                 );

@@ -106,6 +106,15 @@ pub struct SealInfo {
     pub parts: u32,
 }
 
+impl SealInfo {
+    /// The time written, RFC 3339 UTC (`2026-12-06T15:55:04Z`).
+    pub fn written_at_rfc3339(&self) -> String {
+        der::DateTime::from_unix_duration(std::time::Duration::from_secs(self.written_at))
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| self.written_at.to_string())
+    }
+}
+
 /// The metadata file as written.
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -395,5 +404,15 @@ mod tests {
         assert_eq!(slot_of("seal."), None);
         assert_eq!(slot_of("seal.100"), None);
         assert_eq!(slot_of("other"), None);
+        let info = SealInfo {
+            slot: 0,
+            name: "x".into(),
+            image_type: ImageType::Png,
+            size: 1,
+            sm3: String::new(),
+            written_at: 1_796_572_510,
+            parts: 1,
+        };
+        assert_eq!(info.written_at_rfc3339(), "2026-12-06T15:55:10Z");
     }
 }
