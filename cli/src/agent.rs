@@ -3,7 +3,7 @@
 //! command takes ([`login`]). The protocol, the cache state and the client are
 //! token_hal::tender::pincache.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,6 @@ use token_hal::PinType;
 use token_hal::config::{Config, PIN_CACHE_MINUTES};
 use token_hal::registry::Registry;
 use token_hal::tender::pincache::{self, After, Cache, Client};
-use zeroize::Zeroizing;
 
 use crate::args::{AgentArgs, PinCacheCmd};
 use crate::ctx::{CliError, Ctx, Res, Token};
@@ -390,19 +389,18 @@ pub fn agent(ctx: &Ctx, a: &AgentArgs) -> Res<()> {
 
 /// Reads one request line (bounded), answers it, zeroizes both.
 fn serve(stream: &UnixStream, cache: &Mutex<Cache>, pid: u32) -> After {
-    let mut line = Zeroizing::new(String::new());
-    let mut reader = BufReader::new(stream.take(pincache::MAX_LINE as u64));
-    if reader.read_line(&mut line).is_err() || !line.ends_with('\n') {
+    let Ok(Some(line)) = pincache::read_line_zeroizing(stream, pincache::MAX_LINE) else {
         let _ = (&*stream).write_all(b"ERR bad request\n");
         return After::Continue;
-    }
-    line.pop();
-    let (mut answer, after) =
+    };
+    let (answer, after) =
         cache
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .handle(&line, Instant::now(), pid);
-    answer.push('\n');
-    let _ = (&*stream).write_all(answer.as_bytes());
+    // Two writes rather than a push that could leave a copy of a PIN in freed memory.
+    let _ = (&*stream)
+        .write_all(answer.as_bytes())
+        .and_then(|()| (&*stream).write_all(b"\n"));
     after
 }

@@ -164,6 +164,31 @@ fn csr_of_sm2_and_ec_keys_verifies_with_openssl() {
         ],
     );
     assert!(v.contains("OK"), "{v}");
+    // RSA: plain OpenSSL verification too.
+    e.ok(&[
+        "--pin",
+        PIN,
+        "key",
+        "gen",
+        "--alg",
+        "rsa-2048",
+        "--container",
+        "rsa",
+        "--no-cert",
+    ]);
+    e.ok(&[
+        "--pin",
+        PIN,
+        "--container",
+        "rsa",
+        "csr",
+        "--subject",
+        "CN=RSA Bidder,O=Example",
+        "-o",
+        "rsa.pem",
+    ]);
+    let v = openssl(&dir, &["req", "-in", "rsa.pem", "-verify", "-noout"]);
+    assert!(v.contains("OK"), "{v}");
 
     // Bad input: a clear error and no file.
     let err = e.fail(&[

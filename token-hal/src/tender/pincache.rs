@@ -29,7 +29,7 @@
 //! (see [`Cache::retain_present`]).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -54,6 +54,40 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> Error {
         path: path.to_path_buf(),
         detail: e.to_string(),
     }
+}
+
+/// Reads one line (up to and without its `\n`) of at most `max` bytes from a stream into
+/// memory that is zeroized when dropped; no buffer holding a PIN is left behind. `None` when
+/// the stream ends first or the line is too long.
+pub fn read_line_zeroizing(
+    mut r: impl Read,
+    max: usize,
+) -> std::io::Result<Option<Zeroizing<String>>> {
+    let mut line = Zeroizing::new(Vec::with_capacity(max));
+    let mut buf = Zeroizing::new([0u8; 256]);
+    loop {
+        let n = r.read(&mut buf[..])?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if let Some(i) = buf[..n].iter().position(|&b| b == b'\n') {
+            if line.len() + i > max {
+                return Ok(None);
+            }
+            line.extend_from_slice(&buf[..i]);
+            break;
+        }
+        if line.len() + n > max {
+            return Ok(None);
+        }
+        line.extend_from_slice(&buf[..n]);
+    }
+    let text = std::str::from_utf8(&line).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidData, "request is not UTF-8")
+    })?;
+    let mut out = Zeroizing::new(String::with_capacity(text.len()));
+    out.push_str(text);
+    Ok(Some(out))
 }
 
 /// The real user id of this process.
@@ -360,15 +394,9 @@ impl Client {
         (&stream)
             .write_all(msg.as_bytes())
             .map_err(|e| io_err(&self.path, e))?;
-        let mut reader = BufReader::new(&stream);
-        let mut answer = Zeroizing::new(String::new());
-        reader
-            .read_line(&mut answer)
-            .map_err(|e| io_err(&self.path, e))?;
-        if !answer.ends_with('\n') {
-            return Err(io_err(&self.path, "the agent closed the connection"));
-        }
-        answer.pop();
+        let answer = read_line_zeroizing(&stream, MAX_LINE)
+            .map_err(|e| io_err(&self.path, e))?
+            .ok_or_else(|| io_err(&self.path, "the agent closed the connection"))?;
         if let Some(msg) = answer.strip_prefix("ERR ") {
             return Err(Error::Device(format!("PIN agent: {msg}")));
         }
@@ -409,7 +437,10 @@ impl Client {
     /// Stores a PIN that was just verified.
     pub fn put(&self, key: &str, pin: &Pin, ttl: Duration) -> Result<()> {
         let hex_pin = Zeroizing::new(hex::encode(pin.as_bytes()));
-        let line = Zeroizing::new(format!("PUT {} {key} {}", ttl.as_secs(), &*hex_pin));
+        let head = format!("PUT {} {key} ", ttl.as_secs());
+        let mut line = Zeroizing::new(String::with_capacity(head.len() + hex_pin.len()));
+        line.push_str(&head);
+        line.push_str(&hex_pin);
         self.request(&line).map(|_| ())
     }
 
@@ -484,6 +515,30 @@ mod tests {
             assert!(a.starts_with("ERR"), "{bad}: {}", &*a);
             assert_eq!(after, After::Continue);
         }
+    }
+
+    #[test]
+    fn lines_are_read_bounded() {
+        let r = read_line_zeroizing(&b"GET 5 ab\nrest"[..], 100)
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.as_str(), "GET 5 ab");
+        assert!(
+            read_line_zeroizing(&b"no newline"[..], 100)
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            read_line_zeroizing(&[b'a'; 300][..], 100)
+                .unwrap()
+                .is_none()
+        );
+        let long: Vec<u8> = [vec![b'x'; 1000], vec![b'\n']].concat();
+        assert_eq!(
+            read_line_zeroizing(&long[..], 1000).unwrap().unwrap().len(),
+            1000
+        );
+        assert!(read_line_zeroizing(&long[..], 999).unwrap().is_none());
     }
 
     #[test]
