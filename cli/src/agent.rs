@@ -4,6 +4,7 @@
 //! token_hal::tender::pincache.
 
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -315,6 +316,9 @@ pub fn agent(ctx: &Ctx, a: &AgentArgs) -> Res<()> {
     let listener =
         UnixListener::bind(&path).map_err(|e| CliError(format!("{}: {e}", path.display())))?;
     pincache::restrict_socket(&path)?;
+    let inode = std::fs::symlink_metadata(&path)
+        .map_err(|e| CliError(format!("{}: {e}", path.display())))?
+        .ino();
     let me = pincache::own_uid();
     let pid = std::process::id();
     let cache = Arc::new(Mutex::new(Cache::new()));
@@ -354,8 +358,9 @@ pub fn agent(ctx: &Ctx, a: &AgentArgs) -> Res<()> {
                     c.clear();
                     exit_agent(&path);
                 }
-                // A removed socket means another agent took over or the user cleaned up.
-                if !path.exists() {
+                // A removed or replaced socket means the user cleaned up or another agent
+                // took over: this one is no longer reachable.
+                if std::fs::symlink_metadata(&path).map(|m| m.ino()).ok() != Some(inode) {
                     c.clear();
                     std::process::exit(0);
                 }

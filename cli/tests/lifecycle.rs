@@ -487,6 +487,10 @@ fn pin_cache_reuses_expires_clears_and_forgets_removed_tokens() {
     l.ok(&["device", "delete", &serial, "--yes"]);
     wait_until("the removed token's PIN to go", || entries(&l) == Some(0));
 
+    // One agent per user.
+    let err = l.fail(&["agent"]);
+    assert!(err.contains("already runs"), "{err}");
+
     // Disable stops the agent.
     let st = l.json(&["pin", "cache", "disable"]);
     assert_eq!(st["agent_stopped"], true);
