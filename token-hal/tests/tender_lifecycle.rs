@@ -187,3 +187,35 @@ fn seal_round_trip_split_and_refusals() {
     assert_eq!(one.parts, 1);
     let _ = (ADMIN, dev.info());
 }
+
+#[test]
+fn pin_cache_config_is_validated() {
+    use token_hal::config::Config;
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = tmp.path().join("ukey.toml");
+    let load = |text: &str| {
+        std::fs::write(&conf, text).unwrap();
+        Config::load_from(&conf)
+    };
+    let c = load("").unwrap();
+    assert!(!c.pin_cache.is_enabled());
+    assert_eq!(c.pin_cache.minutes(), 30);
+    assert_eq!(token_hal::tender::pincache::ttl(&c), None);
+    let c = load("[pin_cache]\nenabled = true\nminutes = 5\n").unwrap();
+    assert!(c.pin_cache.is_enabled());
+    if std::env::var_os(token_hal::tender::pincache::TTL_OVERRIDE_VAR).is_none() {
+        assert_eq!(
+            token_hal::tender::pincache::ttl(&c),
+            Some(std::time::Duration::from_secs(300))
+        );
+    }
+    for bad in [
+        "[pin_cache]\nminutes = 7\n",
+        "[pin_cache]\nminutes = 0\n",
+        "[pin_cache]\nenabled = \"yes\"\n",
+        "[pin_cache]\nseconds = 5\n",
+    ] {
+        let e = load(bad).unwrap_err();
+        assert!(e.to_string().contains("ukey.toml"), "{bad}: {e}");
+    }
+}
