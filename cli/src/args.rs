@@ -54,7 +54,7 @@ pub enum Command {
     /// Applications (= PKCS#11 tokens) on a device.
     #[command(subcommand)]
     App(AppCmd),
-    /// PIN state, change and unblock.
+    /// PIN state, change, unblock, logout and the PIN cache.
     #[command(subcommand)]
     Pin(PinCmd),
     /// Containers: a signing and an encryption key pair with their certificates.
