@@ -51,7 +51,7 @@ pub fn login(ctx: &Ctx, token: &Token, use_cache: bool) -> Res<()> {
     let pin = ctx.user_pin(token.label())?;
     token.app.verify_pin(PinType::User, &pin)?;
     if let Some(ttl) = ttl
-        && let Err(e) = store(&client, &key, &pin, ttl)
+        && let Err(e) = store(&ctx.config, &client, &key, &pin, ttl)
     {
         eprintln!("ukey: warning: the PIN cache is on but the PIN was not cached: {e}");
     }
@@ -59,9 +59,15 @@ pub fn login(ctx: &Ctx, token: &Token, use_cache: bool) -> Res<()> {
 }
 
 /// Stores a PIN with the agent, starting one when none answers.
-fn store(client: &Client, key: &str, pin: &token_hal::Pin, ttl: Duration) -> Res<()> {
+fn store(
+    config: &Config,
+    client: &Client,
+    key: &str,
+    pin: &token_hal::Pin,
+    ttl: Duration,
+) -> Res<()> {
     if client.status().is_err() {
-        spawn_agent()?;
+        spawn_agent(config)?;
         let deadline = Instant::now() + Duration::from_secs(3);
         while client.status().is_err() {
             if Instant::now() > deadline {
@@ -74,13 +80,25 @@ fn store(client: &Client, key: &str, pin: &token_hal::Pin, ttl: Duration) -> Res
     Ok(())
 }
 
-/// Starts `ukey agent` in the background, in its own process group, with no terminal.
-fn spawn_agent() -> Res<()> {
+/// Starts `ukey agent` in the background, in its own process group, with no terminal, in
+/// `/`, and with this process's data directory and config file as absolute paths (the agent
+/// watches the same devices).
+fn spawn_agent(config: &Config) -> Res<()> {
     let exe = std::env::current_exe().map_err(|e| CliError(format!("own executable: {e}")))?;
-    std::process::Command::new(exe)
-        .args(["agent", "--idle-exit", &SPAWNED_IDLE_EXIT.to_string()])
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut cmd = std::process::Command::new(exe);
+    cmd.env("UKEY_DATA_DIR", abs(&config.data_dir));
+    if let Some(f) = &config.file {
+        cmd.env("UKEY_CONF", abs(f));
+    }
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        cmd.env("XDG_RUNTIME_DIR", abs(Path::new(&d)));
+    }
+    cmd.args(["agent", "--idle-exit", &SPAWNED_IDLE_EXIT.to_string()])
         .env_remove("UKEY_PIN")
         .env_remove("UKEY_NEW_PIN")
+        // Keep no directory busy (a mounted stick, a temporary directory).
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -233,7 +251,8 @@ pub fn pin_cache(ctx: &Ctx, cmd: &PinCacheCmd) -> Res<()> {
                     (
                         "PIN cache",
                         if pc.is_enabled() {
-                            format!("on, {} minutes", pc.minutes())
+                            let m = pc.minutes();
+                            format!("on, {m} minute{}", if m == 1 { "" } else { "s" })
                         } else {
                             "off".into()
                         },
