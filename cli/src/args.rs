@@ -54,7 +54,7 @@ pub enum Command {
     /// Applications (= PKCS#11 tokens) on a device.
     #[command(subcommand)]
     App(AppCmd),
-    /// PIN state, change and unblock.
+    /// PIN state, change, unblock, logout and the PIN cache.
     #[command(subcommand)]
     Pin(PinCmd),
     /// Containers: a signing and an encryption key pair with their certificates.
@@ -89,6 +89,86 @@ pub enum Command {
     Sim(crate::sim::SimArgs),
     /// Show where data and configuration come from.
     Config,
+    /// Make a PKCS#10 certificate request signed by a container's key inside the token.
+    Csr(CsrArgs),
+    /// Electronic seals: seal images stored in the token.
+    #[command(subcommand)]
+    Seal(SealCmd),
+    /// The per-user PIN-cache agent (started by `ukey` when the cache is on).
+    Agent(AgentArgs),
+}
+
+#[derive(Args)]
+pub struct CsrArgs {
+    /// Subject as an RFC 4514 name, most specific first: "CN=Name,O=Org,C=CN".
+    #[arg(long)]
+    pub subject: String,
+    /// Request for the encryption key pair (default: the signing pair).
+    #[arg(long)]
+    pub enc: bool,
+    /// DER instead of PEM.
+    #[arg(long)]
+    pub der: bool,
+    /// Where to write the request (default: stdout).
+    #[arg(short = 'o', long = "out", value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum SealCmd {
+    /// Store a seal image (PNG, JPEG, GIF or BMP) with its metadata.
+    Write {
+        /// The image file.
+        #[arg(long, value_name = "FILE")]
+        image: PathBuf,
+        /// The seal's name (default: the file name without extension).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List the seals with their metadata (no PIN needed).
+    List,
+    /// Read a seal image back.
+    Read {
+        /// The seal's name.
+        name: String,
+        /// Where to write the image (default: stdout).
+        #[arg(short = 'o', long = "out", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Delete a seal.
+    Delete {
+        /// The seal's name.
+        name: String,
+    },
+}
+
+#[derive(Args)]
+pub struct AgentArgs {
+    /// Exit after the cache has been empty this many seconds (0: never).
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub idle_exit: u64,
+    /// Seconds between checks that the tokens whose PINs are held are still present.
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    pub poll: u64,
+    /// Stop the running agent (it forgets every PIN) instead of starting one.
+    #[arg(long)]
+    pub stop: bool,
+}
+
+#[derive(Subcommand)]
+pub enum PinCacheCmd {
+    /// Switch the cache on (in the config file), optionally setting the time.
+    Enable {
+        /// Minutes a PIN is reused: 1, 5, 10, 30 or 60 (default: as configured, else 30).
+        #[arg(long, value_parser = ["1", "5", "10", "30", "60"])]
+        minutes: Option<String>,
+    },
+    /// Switch the cache off and stop the agent (every PIN is forgotten).
+    Disable,
+    /// Whether the cache is on, its time, and whether the agent runs.
+    Status,
+    /// Forget every cached PIN.
+    Clear,
 }
 
 #[derive(Subcommand)]
@@ -177,6 +257,11 @@ pub enum PinCmd {
         #[arg(long, value_name = "PIN", env = "UKEY_NEW_PIN", hide_env_values = true)]
         new_pin: Option<Secret>,
     },
+    /// The PIN cache: `enable [--minutes N]`, `disable`, `status`, `clear`.
+    #[command(subcommand)]
+    Cache(PinCacheCmd),
+    /// Log out of the token: its cached PIN is forgotten.
+    Logout,
 }
 
 #[derive(Subcommand)]
@@ -263,6 +348,13 @@ pub enum KeyCmd {
         /// The key file.
         keyfile: PathBuf,
     },
+    /// Install a KMC encryption key pair from a GM/T 0016 ENVELOPEDKEYBLOB (binary or
+    /// Base64), unwrapped by the container's SM2 signing key; an existing encryption pair is
+    /// retired (it still decrypts).
+    ImportEnveloped {
+        /// The blob file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -287,8 +379,13 @@ pub enum CertCmd {
         #[arg(long, value_name = "ID")]
         id: Option<u64>,
     },
-    /// List every certificate: current, historical, and those of retired keys.
-    List,
+    /// List the current certificates; with `--all` also renewed ones (history) and those
+    /// of retired keys.
+    List {
+        /// Include history and retired keys.
+        #[arg(long)]
+        all: bool,
+    },
     /// Show a certificate the way CA clients do.
     Show {
         /// The encryption key's certificate.

@@ -230,11 +230,16 @@ impl Ctx {
         }
     }
 
-    /// Logs in as user with [`Ctx::user_pin`].
+    /// Logs in as user: with the PIN cache on and no `--pin`, a cached PIN first; else
+    /// [`Ctx::user_pin`]. A PIN that verifies is cached when the cache is on.
     pub fn login(&self, token: &Token) -> Res<()> {
-        let pin = self.user_pin(token.label())?;
-        token.app.verify_pin(token_hal::PinType::User, &pin)?;
-        Ok(())
+        crate::agent::login(self, token, true)
+    }
+
+    /// Logs in as user with a PIN entered now, never the cached one (deleting certificates
+    /// asks for the PIN, as CA clients do).
+    pub fn login_fresh(&self, token: &Token) -> Res<()> {
+        crate::agent::login(self, token, false)
     }
 }
 

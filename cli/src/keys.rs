@@ -122,6 +122,7 @@ pub fn key(ctx: &Ctx, cmd: &KeyCmd) -> Res<()> {
             let pk = t.app.public_key(&container, usage_of(*enc))?;
             write_out(path.as_deref(), pk.to_pem().as_bytes())?;
         }
+        KeyCmd::ImportEnveloped { file } => crate::csr::import_enveloped(ctx, &t, file)?,
         KeyCmd::Import {
             enc,
             password,
@@ -335,7 +336,7 @@ pub fn cert_cmd(ctx: &Ctx, cmd: &CertCmd) -> Res<()> {
             };
             write_out(path.as_deref(), cert::to_pem(&der)?.as_bytes())?;
         }
-        CertCmd::List => {
+        CertCmd::List { all: everything } => {
             let all = t.app.list_containers()?;
             let only = ctx.g.container.as_deref();
             let mut rows = Vec::new();
@@ -343,6 +344,9 @@ pub fn cert_cmd(ctx: &Ctx, cmd: &CertCmd) -> Res<()> {
             for c in all.iter().filter(|c| only.is_none_or(|n| n == c.name)) {
                 for k in c.all_keys() {
                     for r in &k.certs {
+                        if !everything && (k.state == KeyState::Retired || !r.current) {
+                            continue;
+                        }
                         let s = cert::summarize(&r.der)?;
                         let state = if r.current { "current" } else { "history" };
                         rows.push(vec![
@@ -460,7 +464,7 @@ pub fn cert_cmd(ctx: &Ctx, cmd: &CertCmd) -> Res<()> {
             if find_cert(&all, target).is_none() {
                 fail!("certificate {} not found", target.0);
             }
-            ctx.login(&t)?;
+            ctx.login_fresh(&t)?;
             t.app.delete_cert(target)?;
             if ctx.json() {
                 out::json(&json!({ "deleted": target.0 }));

@@ -5,13 +5,16 @@
 
 #![forbid(unsafe_code)]
 
+mod agent;
 mod args;
+mod csr;
 mod ctx;
 mod demo;
 mod keys;
 mod mgmt;
 mod ops;
 mod out;
+mod seal;
 mod sim;
 mod softhsm;
 
@@ -95,6 +98,9 @@ fn run(cli: Cli) -> Res<()> {
         Command::Demo(a) => demo::demo(&ctx, a),
         Command::Sim(a) => sim::sim(&ctx, a),
         Command::Config => mgmt::config(&ctx),
+        Command::Csr(a) => csr::csr(&ctx, a),
+        Command::Seal(c) => seal::seal(&ctx, c),
+        Command::Agent(a) => agent::agent(&ctx, a),
         Command::Softhsm { .. } => Ok(()),
     }
 }

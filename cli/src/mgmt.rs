@@ -231,6 +231,9 @@ pub fn app(ctx: &Ctx, cmd: &AppCmd) -> Res<()> {
 
 /// `ukey pin ...`
 pub fn pin(ctx: &Ctx, cmd: &PinCmd) -> Res<()> {
+    if let PinCmd::Cache(c) = cmd {
+        return crate::agent::pin_cache(ctx, c);
+    }
     let t = ctx.token()?;
     match cmd {
         PinCmd::Info => {
@@ -266,6 +269,7 @@ pub fn pin(ctx: &Ctx, cmd: &PinCmd) -> Res<()> {
                 "--new-pin or UKEY_NEW_PIN",
             )?;
             t.app.change_pin(ty, &old, &new)?;
+            crate::agent::forget(ctx, &t);
             if ctx.json() {
                 out::json(&json!({ "changed": what }));
             } else {
@@ -286,6 +290,7 @@ pub fn pin(ctx: &Ctx, cmd: &PinCmd) -> Res<()> {
                 "--new-pin or UKEY_NEW_PIN",
             )?;
             t.app.unblock_pin(&admin, &new)?;
+            crate::agent::forget(ctx, &t);
             if ctx.json() {
                 out::json(&json!({ "unblocked": t.label() }));
             } else {
@@ -295,6 +300,8 @@ pub fn pin(ctx: &Ctx, cmd: &PinCmd) -> Res<()> {
                 );
             }
         }
+        PinCmd::Cache(c) => crate::agent::pin_cache(ctx, c)?,
+        PinCmd::Logout => crate::agent::logout(ctx, &t)?,
     }
     Ok(())
 }

@@ -260,11 +260,11 @@ fn key_gen_enc_twice_fails_and_rekey_retires_the_old_pair() {
     ]);
     assert_eq!(e.read("old.out"), b"for the old key");
     // The retired key's certificate is still listed.
-    let certs = e.json(&["cert", "list"]);
+    let certs = e.json(&["cert", "list", "--all"]);
     let certs = certs.as_array().unwrap();
     assert_eq!(certs.len(), 2);
     assert!(certs.iter().any(|c| c["key_state"] == "retired"));
-    assert!(e.ok(&["cert", "list"]).contains("enc (retired)"));
+    assert!(e.ok(&["cert", "list", "--all"]).contains("enc (retired)"));
 }
 
 #[test]
@@ -338,7 +338,7 @@ fn key_import_gm_interop_and_cert_renewal_history() {
         gm("enc.cert.v2-renewed.pem").to_str().unwrap(),
     ]);
     assert!(out.contains("encryption"), "{out}");
-    let list = e.json(&["cert", "list"]);
+    let list = e.json(&["cert", "list", "--all"]);
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 2, "{list:?}");
     let v1 = list
@@ -351,7 +351,7 @@ fn key_import_gm_interop_and_cert_renewal_history() {
         .unwrap();
     assert_eq!(v1["current"], false);
     assert_eq!(v2["current"], true);
-    let human = e.ok(&["cert", "list"]);
+    let human = e.ok(&["cert", "list", "--all"]);
     assert!(
         human.contains("history") && human.contains("current"),
         "{human}"
@@ -656,7 +656,10 @@ fn cert_import_export_delete() {
         bad.to_str().unwrap(),
     ]);
     assert!(err.contains("bad.pem"), "{err}");
-    assert_eq!(e.json(&["cert", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        e.json(&["cert", "list", "--all"]).as_array().unwrap().len(),
+        1
+    );
 
     // Two certificates of one key: delete the current one, then the historical one by id.
     e.ok(&[
@@ -692,14 +695,14 @@ fn cert_import_export_delete() {
         gm("enc.cert.v2-renewed.pem").to_str().unwrap(),
     ]);
     e.ok(&["--pin", PIN, "cert", "delete", "--container", "e", "--enc"]);
-    let list = e.json(&["--container", "e", "cert", "list"]);
+    let list = e.json(&["--container", "e", "cert", "list", "--all"]);
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 1);
     assert_eq!(list[0]["serial"], "6DD4179A3CFDE572B6312E03");
     let id = list[0]["cert_id"].as_u64().unwrap().to_string();
     e.ok(&["--pin", PIN, "cert", "delete", "--id", &id]);
     assert!(
-        e.ok(&["--container", "e", "cert", "list"])
+        e.ok(&["--container", "e", "cert", "list", "--all"])
             .contains("no certificates")
     );
     let err = e.fail(&["--pin", PIN, "cert", "delete", "--id", &id]);
@@ -707,5 +710,8 @@ fn cert_import_export_delete() {
     let err = e.fail(&["--pin", PIN, "cert", "delete", "--container", "s", "--enc"]);
     assert!(err.contains("no certificate"), "{err}");
     // The signing certificate is untouched.
-    assert_eq!(e.json(&["cert", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(
+        e.json(&["cert", "list", "--all"]).as_array().unwrap().len(),
+        1
+    );
 }

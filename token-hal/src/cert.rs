@@ -307,7 +307,7 @@ struct CertOut {
 
 /// The signature mechanism, the AlgorithmIdentifier, and whether the token's raw r‖s must be
 /// DER-encoded, for a key algorithm.
-fn signature_scheme(alg: KeyAlg) -> Result<(SignMech, AlgorithmIdentifierOwned, bool)> {
+pub(crate) fn signature_scheme(alg: KeyAlg) -> Result<(SignMech, AlgorithmIdentifierOwned, bool)> {
     let none = |oid| AlgorithmIdentifierOwned {
         oid,
         parameters: None,

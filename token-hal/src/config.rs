@@ -128,6 +128,33 @@ impl ApduConfig {
     }
 }
 
+/// The `[pin_cache]` table: whether `ukey` reuses a verified user PIN through the per-user
+/// agent (`ukey agent`), and for how long. The libraries never read it.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct PinCacheConfig {
+    /// Off unless `true`.
+    pub enabled: Option<bool>,
+    /// Minutes a PIN is reused: 1, 5, 10, 30 or 60 (default 30).
+    pub minutes: Option<u32>,
+}
+
+/// The minutes a cached PIN may be kept for, as CA clients offer them.
+pub const PIN_CACHE_MINUTES: [u32; 5] = [1, 5, 10, 30, 60];
+/// Default minutes of the PIN cache.
+pub const DEFAULT_PIN_CACHE_MINUTES: u32 = 30;
+
+impl PinCacheConfig {
+    /// Whether the cache is switched on.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled == Some(true)
+    }
+    /// The minutes a PIN is kept.
+    pub fn minutes(&self) -> u32 {
+        self.minutes.unwrap_or(DEFAULT_PIN_CACHE_MINUTES)
+    }
+}
+
 /// The TOML file as written.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +170,8 @@ struct ConfigFile {
     hid: HidConfig,
     #[serde(default)]
     apdu: ApduConfig,
+    #[serde(default)]
+    pin_cache: PinCacheConfig,
 }
 
 /// The resolved configuration.
@@ -164,6 +193,8 @@ pub struct Config {
     pub hid: HidConfig,
     /// Cards speaking the ukey command set.
     pub apdu: ApduConfig,
+    /// The CLI's PIN cache.
+    pub pin_cache: PinCacheConfig,
     /// `XDG_STATE_HOME`-based directory for the log file.
     pub state_dir: PathBuf,
 }
@@ -255,6 +286,7 @@ impl Config {
             pkcs11: parsed.pkcs11,
             hid: parsed.hid,
             apdu: parsed.apdu,
+            pin_cache: parsed.pin_cache,
             state_dir: xdg("XDG_STATE_HOME", ".local/state").join("ukey"),
         })
     }
@@ -308,6 +340,14 @@ fn read_config(path: &Path) -> Result<ConfigFile> {
         return Err(Error::Config {
             path: path.to_path_buf(),
             detail: "soft.pin_retries must be 1..=255".into(),
+        });
+    }
+    if let Some(m) = cfg.pin_cache.minutes
+        && !PIN_CACHE_MINUTES.contains(&m)
+    {
+        return Err(Error::Config {
+            path: path.to_path_buf(),
+            detail: format!("pin_cache.minutes must be one of 1, 5, 10, 30 or 60, not {m}"),
         });
     }
     Ok(cfg)

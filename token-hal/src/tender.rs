@@ -3,3 +3,9 @@
 //! EnvelopedData, SM2 key transport, SM4-CBC content, streamed), certificate lifecycle,
 //! account binding, the PIN cache and electronic seals. Each workflow is one submodule;
 //! docs/workflows.md walks a user through each with the exact commands.
+
+pub mod csr;
+pub mod keyblob;
+#[cfg(target_os = "linux")]
+pub mod pincache;
+pub mod seal;

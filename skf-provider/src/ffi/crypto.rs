@@ -9,6 +9,7 @@ use token_hal::crypto::sm2::{ExchangeRole, generate_ephemeral};
 use token_hal::crypto::sym::{self, Direction, SymAlg, SymMode};
 use token_hal::crypto::{DecMech, EncMech, KeyAlg, PrivateKey, SignMech};
 use token_hal::model::{KeyRef, KeyUsage};
+use token_hal::tender::keyblob::EnvelopedKeyBlob;
 use zeroize::Zeroizing;
 
 use super::entry::{
@@ -465,7 +466,8 @@ pub unsafe extern "system" fn SKF_GenECCKeyPair(
 /// `SKF_ImportECCKeyPair` (§7.6.12): the encryption key pair from an ENVELOPEDKEYBLOB:
 /// the symmetric key is SM2-encrypted to the container's signing key; the 64-byte
 /// private-key field is ECB-encrypted under it; d is its last 32 bytes. An existing
-/// encryption pair is retired (kept for decryption).
+/// encryption pair is retired (kept for decryption). The blob is decoded and unwrapped by
+/// `token_hal::tender::keyblob`, which `ukey key import-enveloped` shares.
 ///
 /// # Safety
 /// `pEnvelopedKeyBlob` valid: 208 bytes plus the ECCCIPHERBLOB with its C2.
@@ -480,19 +482,16 @@ pub unsafe extern "system" fn SKF_ImportECCKeyPair(
             return Err(Error::INVALID_PARAM);
         }
         let p = pEnvelopedKeyBlob.cast::<u8>();
-        let mut head = [0u8; ENVELOPEDKEYBLOB_CIPHER_OFFSET];
-        // SAFETY: the blob has its fixed 208-byte part.
-        unsafe { std::ptr::copy_nonoverlapping(p, head.as_mut_ptr(), head.len()) };
+        let fixed = ENVELOPEDKEYBLOB_CIPHER_OFFSET + ECCCIPHERBLOB_HEADER_LEN;
+        // SAFETY: the blob has its fixed part: 208 bytes and the ECCCIPHERBLOB header.
+        let head = unsafe { bytes(p, fixed as ULONG) }?;
         let u32_at =
             |o: usize| ULONG::from_ne_bytes([head[o], head[o + 1], head[o + 2], head[o + 3]]);
         let (version, alg, bits) = (u32_at(0), u32_at(4), u32_at(8));
-        // SAFETY: the ECCCIPHERBLOB follows at offset 208.
-        let wrapped = unsafe {
-            cipher_blob(
-                p.add(ENVELOPEDKEYBLOB_CIPHER_OFFSET)
-                    .cast::<ECCCIPHERBLOB>(),
-            )
-        }?;
+        let cipher_len = u32_at(ENVELOPEDKEYBLOB_CIPHER_OFFSET + 160);
+        if cipher_len as usize > crate::api::device::MAX_BUFFER {
+            return Err(Error::DATA_LEN);
+        }
         if version != 1 || bits != 256 {
             return Err(Error::DATA);
         }
@@ -500,31 +499,24 @@ pub unsafe extern "system" fn SKF_ImportECCKeyPair(
         if alg != SGD_SM4_ECB {
             return Err(Error::INVALID_PARAM);
         }
-        // SAFETY: the PubKey field lies within `head` (76 + 132 = 208).
-        let pub_blob = unsafe { read(head.as_ptr().add(76).cast::<ECCPUBLICKEYBLOB>()) }?;
+        // SAFETY: the ECCCIPHERBLOB carries `CipherLen` bytes after its header.
+        let whole = unsafe { bytes(p, fixed as ULONG + cipher_len) }?;
+        let blob = EnvelopedKeyBlob::parse(whole)?;
         if sign_key_alg(&c)? != KeyAlg::Sm2 {
             return Err(Error::KEY_NOT_FOUND);
         }
-        let k = c
-            .app
-            .app
-            .decrypt(
+        let key = blob.unwrap_with(|wrapped| {
+            c.app.app.decrypt(
                 &KeyRef::active(&c.name, KeyUsage::Sign),
                 &DecMech::Sm2,
-                &wrapped,
+                wrapped,
             )
-            .map_err(Error::key)?;
-        if k.len() != SM4_KEY {
-            return Err(Error::DATA);
-        }
-        let field = sym::decrypt(SymAlg::Sm4, SymMode::Ecb, &k, &[], &head[12..76])?;
-        if field[..32].iter().any(|&b| b != 0) {
-            return Err(Error::DATA);
-        }
-        let key = PrivateKey::from_sm2_scalar(&field[32..]).map_err(|_| Error::DATA)?;
-        if key.public_key()? != blobs::ecc_pub_key(&pub_blob)? {
-            return Err(Error::DATA);
-        }
+        });
+        let key = match key {
+            Ok(k) => k,
+            Err(token_hal::Error::InvalidData(_)) => return Err(Error::DATA),
+            Err(e) => return Err(Error::key(e)),
+        };
         c.app
             .app
             .import_key(&c.name, KeyUsage::Encrypt, &key, true)
