@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod cms;
 mod ctx;
 mod demo;
 mod keys;

@@ -58,6 +58,9 @@ pub const OID_SM2_1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.156.10
 /// input).
 pub const OID_SM2: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.156.10197.1.301");
 
+/// Dates as `--at` takes them (RFC 3339), re-exported for the front ends.
+pub use der::DateTime;
+
 /// Longest certificate chain [`verify`] follows.
 const MAX_CHAIN: usize = 8;
 
@@ -299,7 +302,7 @@ pub struct Signer {
     pub signing_time: Option<String>,
     /// Signature algorithm, e.g. `SM2-with-SM3`.
     pub algorithm: String,
-    /// Which signing profile verified: `GM/T 0010`, `GmSSL 3 (no Z)` or `RFC 5652`.
+    /// Which signing profile verified: `GM/T 0010`, `GmSSL 3, no Z` or `RFC 5652`.
     pub profile: &'static str,
     /// Whether the chain to a trusted CA was checked (the subject of that CA).
     pub chain_to: Option<String>,
@@ -538,7 +541,7 @@ pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Result<Verified> {
                 } else if pk.alg() == KeyAlg::Sm2
                     && gmssl_verifies(&pk, eci, &content, Some(attrs), sig_bytes)?
                 {
-                    "GmSSL 3 (no Z)"
+                    "GmSSL 3, no Z"
                 } else {
                     return Err(Error::SignatureInvalid);
                 }
@@ -553,7 +556,7 @@ pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Result<Verified> {
                 } else if pk.alg() == KeyAlg::Sm2
                     && gmssl_verifies(&pk, eci, &content, None, sig_bytes)?
                 {
-                    "GmSSL 3 (no Z)"
+                    "GmSSL 3, no Z"
                 } else {
                     return Err(Error::SignatureInvalid);
                 }
@@ -780,7 +783,7 @@ mod tests {
         let s = &v.signers[0];
         assert_eq!(s.cert.serial, "0F961F7CA606D8DC59648CE1");
         assert_eq!(s.cert.subject, "CN=Bidder One,O=Bidder One Co,C=CN");
-        assert_eq!(s.profile, "GmSSL 3 (no Z)");
+        assert_eq!(s.profile, "GmSSL 3, no Z");
         assert_eq!(
             s.chain_to.as_deref(),
             Some("CN=Example Tendering CA,O=Example CA,C=CN")
