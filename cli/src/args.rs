@@ -77,6 +77,9 @@ pub enum Command {
     Encrypt(EncryptArgs),
     /// Decrypt with a container's encryption (or signing) key.
     Decrypt(DecryptArgs),
+    /// Bind a token's signing key to a platform account: challenge, respond, verify.
+    #[command(subcommand)]
+    Bind(crate::bind::BindCmd),
     /// SoftHSM2 drop-in: `ukey softhsm <softhsm2-util flags>` (must come first).
     Softhsm {
         /// softhsm2-util's flags, e.g. `--init-token --free --label L --so-pin P --pin P`.

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod bind;
 mod cms;
 mod ctx;
 mod demo;
@@ -92,6 +93,7 @@ fn run(cli: Cli) -> Res<()> {
         Command::Verify(a) => ops::verify(&ctx, a),
         Command::Encrypt(a) => ops::encrypt(&ctx, a),
         Command::Decrypt(a) => ops::decrypt(&ctx, a),
+        Command::Bind(c) => bind::bind(&ctx, c),
         Command::Demo(a) => demo::demo(&ctx, a),
         Command::Config => mgmt::config(&ctx),
         Command::Softhsm { .. } => Ok(()),

@@ -4,4 +4,5 @@
 //! account binding, the PIN cache and electronic seals. Each workflow is one submodule;
 //! docs/workflows.md walks a user through each with the exact commands.
 
+pub mod bind;
 pub mod cms;
