@@ -557,3 +557,220 @@ fn openssl_3_0_cms_has_no_gm_signed_data() {
         "OpenSSL now reads GM/T 0010 SignedData; turn this into a cross-check: {stderr}"
     );
 }
+
+/// Root CA -> intermediate CA -> signer: the chain is followed through the intermediate
+/// carried in the message (`openssl cms -sign -certfile`) or given in the CA file, and is
+/// refused when the intermediate is nowhere.
+#[test]
+fn chain_through_an_intermediate_ca() {
+    let e = Env::new();
+    let d = w(&e);
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut root = vec!["req", "-x509"];
+    root.extend_from_slice(&ec);
+    root.extend_from_slice(&[
+        "-keyout",
+        "root.key",
+        "-out",
+        "root.pem",
+        "-subj",
+        "/CN=Root CA",
+        "-days",
+        "30",
+    ]);
+    openssl(&d, &root);
+    let mut inter = vec!["req", "-new"];
+    inter.extend_from_slice(&ec);
+    inter.extend_from_slice(&[
+        "-keyout",
+        "inter.key",
+        "-out",
+        "inter.csr",
+        "-subj",
+        "/CN=Sub CA",
+    ]);
+    openssl(&d, &inter);
+    e.write(
+        "ca.cnf",
+        b"basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    );
+    openssl(
+        &d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "inter.csr",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            "ca.cnf",
+            "-out",
+            "inter.pem",
+        ],
+    );
+    let mut leaf = vec!["req", "-new"];
+    leaf.extend_from_slice(&ec);
+    leaf.extend_from_slice(&[
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=Signer",
+    ]);
+    openssl(&d, &leaf);
+    e.write("leaf.cnf", b"keyUsage=critical,digitalSignature\n");
+    openssl(
+        &d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "inter.pem",
+            "-CAkey",
+            "inter.key",
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            "leaf.cnf",
+            "-out",
+            "leaf.pem",
+        ],
+    );
+    e.write("bid.txt", BID);
+    for (out, extra) in [("with.p7s", true), ("without.p7s", false)] {
+        let mut args = vec![
+            "cms",
+            "-sign",
+            "-in",
+            "bid.txt",
+            "-signer",
+            "leaf.pem",
+            "-inkey",
+            "leaf.key",
+            "-binary",
+            "-nodetach",
+            "-outform",
+            "DER",
+            "-out",
+            out,
+        ];
+        if extra {
+            args.extend_from_slice(&["-certfile", "inter.pem"]);
+        }
+        openssl(&d, &args);
+    }
+    let j = e.json(&["verify", "--cms", "--ca", "root.pem", "with.p7s"]);
+    assert_eq!(j["signers"][0]["chain_to"], "CN=Root CA");
+    let err = e.fail(&["verify", "--cms", "--ca", "root.pem", "without.p7s"]);
+    assert!(err.contains("does not chain"), "{err}");
+    let bundle = [e.read("root.pem"), e.read("inter.pem")].concat();
+    e.write("bundle.pem", &bundle);
+    let j = e.json(&["verify", "--cms", "--ca", "bundle.pem", "without.p7s"]);
+    assert_eq!(j["signers"][0]["chain_to"], "CN=Sub CA");
+}
+
+/// A signer certificate "issued" by another end-entity certificate (not a CA) is refused,
+/// even though that certificate chains to the trusted root and is carried in the message.
+#[test]
+fn end_entity_certificates_cannot_issue() {
+    let e = Env::new();
+    openssl_issued(
+        &e,
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        "30",
+    );
+    let d = w(&e);
+    openssl(
+        &d,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "evil.key",
+            "-out",
+            "evil.csr",
+            "-subj",
+            "/CN=Bidder Two",
+        ],
+    );
+    openssl(
+        &d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "evil.csr",
+            "-CA",
+            "user.pem",
+            "-CAkey",
+            "user.key",
+            "-CAcreateserial",
+            "-days",
+            "30",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "evil.pem",
+        ],
+    );
+    e.write("bid.txt", BID);
+    openssl(
+        &d,
+        &[
+            "cms",
+            "-sign",
+            "-in",
+            "bid.txt",
+            "-signer",
+            "evil.pem",
+            "-inkey",
+            "evil.key",
+            "-certfile",
+            "user.pem",
+            "-binary",
+            "-nodetach",
+            "-outform",
+            "DER",
+            "-out",
+            "evil.p7s",
+        ],
+    );
+    // The signature itself is fine; the chain is not.
+    e.ok(&["verify", "--cms", "evil.p7s"]);
+    let err = e.fail(&["verify", "--cms", "--ca", "ca.pem", "evil.p7s"]);
+    assert!(err.contains("does not chain to a trusted CA"), "{err}");
+    // The genuine signer still verifies.
+    e.ok(&[
+        "--pin",
+        PIN,
+        "sign",
+        "--cms",
+        "--container",
+        "c",
+        "bid.txt",
+        "-o",
+        "good.p7s",
+    ]);
+    e.ok(&["verify", "--cms", "--ca", "ca.pem", "good.p7s"]);
+}

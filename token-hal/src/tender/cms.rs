@@ -34,7 +34,7 @@ use serde::Serialize;
 use spki::AlgorithmIdentifierOwned;
 use x509_cert::Certificate;
 use x509_cert::attr::Attribute;
-use x509_cert::ext::pkix::{KeyUsage as KeyUsageExt, SubjectKeyIdentifier};
+use x509_cert::ext::pkix::{BasicConstraints, KeyUsage as KeyUsageExt, SubjectKeyIdentifier};
 use x509_cert::time::Time;
 
 use crate::cert::{self, CertSummary, OID_SM2_WITH_SM3};
@@ -503,7 +503,7 @@ pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Result<Verified> {
     };
     let at = opts.at.unwrap_or_else(SystemTime::now);
 
-    let mut signers = Vec::new();
+    let mut signers: Vec<Signer> = Vec::new();
     for si in sd.signer_infos.0.iter() {
         let cert = find_signer_cert(&si.sid, &certs)?;
         let cert_der = cert.to_der()?;
@@ -567,8 +567,13 @@ pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Result<Verified> {
             None => None,
         };
         let summary = cert::summarize(&cert_der)?;
+        let algorithm = match pk.alg() {
+            KeyAlg::Sm2 => "SM2-with-SM3",
+            KeyAlg::Rsa(_) => "RSA PKCS#1 v1.5",
+            _ => "ECDSA",
+        };
         signers.push(Signer {
-            algorithm: summary.public_key_alg.clone(),
+            algorithm: algorithm.into(),
             cert: summary,
             signing_time,
             profile,
@@ -576,13 +581,6 @@ pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Result<Verified> {
             public_key_sm3: cert::fingerprint(HashAlg::Sm3, pk.spki_der()),
             cert_der,
         });
-    }
-    for s in &mut signers {
-        s.algorithm = match s.cert.public_key {
-            Some(KeyAlg::Sm2) => "SM2-with-SM3".into(),
-            Some(KeyAlg::Rsa(_)) => "RSA PKCS#1 v1.5".into(),
-            _ => "ECDSA".into(),
-        };
     }
     Ok(Verified {
         content,
@@ -666,7 +664,9 @@ pub fn check_validity(c: &Certificate, at: SystemTime) -> Result<()> {
 
 /// Checks a signer certificate at `at`: valid, keyUsage allowing signatures (when the
 /// extension is present), and issued, directly or through `intermediates`, by one of
-/// `anchors`, each link's signature and validity checked. Returns the subject of the anchor.
+/// `anchors`, each link's signature and validity checked and each issuer a CA
+/// (basicConstraints cA, keyCertSign). A leaf that is itself one of `anchors` passes.
+/// Returns the subject of the anchor.
 pub fn check_chain(
     leaf: &Certificate,
     intermediates: &[Certificate],
@@ -693,6 +693,7 @@ pub fn check_chain(
         let issuer = current.tbs_certificate().issuer().clone();
         let signed_by = |c: &Certificate| -> bool {
             c.tbs_certificate().subject() == &issuer
+                && is_ca(c)
                 && c.to_der()
                     .ok()
                     .and_then(|d| cert::public_key(&d).ok())
@@ -716,6 +717,19 @@ pub fn check_chain(
         subject_of(leaf),
         leaf.tbs_certificate().issuer()
     )))
+}
+
+/// Whether a certificate may issue others: basicConstraints cA, and keyCertSign when it
+/// has a keyUsage extension.
+fn is_ca(c: &Certificate) -> bool {
+    let tbs = c.tbs_certificate();
+    let bc = matches!(tbs.get_extension::<BasicConstraints>(), Ok(Some((_, bc))) if bc.ca);
+    let ku = match tbs.get_extension::<KeyUsageExt>() {
+        Ok(Some((_, ku))) => ku.key_cert_sign(),
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    bc && ku
 }
 
 /// Every certificate of a CA file: PEM with one or more `CERTIFICATE` blocks, or one DER
