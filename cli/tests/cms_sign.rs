@@ -468,6 +468,40 @@ fn cross_check(genpkey: &[&str], want_alg: &str) {
         ],
     );
     e.ok(&["verify", "--cms", "--ca", "ca.pem", "on.p7s"]);
+    // BER indefinite length (-stream) is refused with the way out, which then works.
+    openssl(
+        &d,
+        &[
+            "cms",
+            "-sign",
+            "-in",
+            "bid.txt",
+            "-signer",
+            "user.pem",
+            "-inkey",
+            "user.key",
+            "-binary",
+            "-nodetach",
+            "-stream",
+            "-outform",
+            "DER",
+            "-out",
+            "os.p7s",
+        ],
+    );
+    let err = e.fail(&["verify", "--cms", "--ca", "ca.pem", "os.p7s"]);
+    assert!(
+        err.contains("indefinite-length") && err.contains("-cmsout"),
+        "{err}"
+    );
+    openssl(
+        &d,
+        &[
+            "cms", "-cmsout", "-inform", "DER", "-in", "os.p7s", "-outform", "DER", "-out",
+            "os.der",
+        ],
+    );
+    e.ok(&["verify", "--cms", "--ca", "ca.pem", "os.der"]);
     // A tampered OpenSSL message fails in ukey.
     let mut bad = e.read("o.p7s");
     let pos = bad.windows(6).position(|x| x == b"Tender").unwrap();

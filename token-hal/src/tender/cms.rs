@@ -439,6 +439,12 @@ fn single_attr(attrs: &SignedAttributes, oid: ObjectIdentifier) -> Result<Option
 /// issued by a trusted CA.
 pub fn verify(input: &[u8], opts: &VerifyOptions<'_>) -> Result<Verified> {
     let der = decode_input(input)?;
+    if der.len() > 2 && der[0] == 0x30 && der[1] == 0x80 {
+        return Err(Error::invalid_data(
+            "BER indefinite-length encoding (as `openssl cms -sign -stream` writes) is not \
+             supported; convert it with `openssl cms -cmsout -inform DER -outform DER`",
+        ));
+    }
     let ci = ContentInfo::from_der(&der)
         .map_err(|e| Error::invalid_data(format!("not a CMS ContentInfo: {e}")))?;
     let gm_oids = match ci.content_type {
