@@ -645,6 +645,90 @@ impl FromDerChecked for Certificate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cert::{SelfSignedSpec, self_signed};
+    use crate::crypto::PrivateKey;
+
+    fn signer() -> (PrivateKey, Vec<u8>) {
+        let key = PrivateKey::generate(KeyAlg::Sm2).unwrap();
+        let public = key.public_key().unwrap();
+        let spec = SelfSignedSpec::new("bind test", KeyUsage::Sign);
+        let der = self_signed(&public, &spec, |m, t| key.sign(m, t)).unwrap();
+        (key, der)
+    }
+
+    fn json_response(key: &PrivateKey, cert_der: &[u8], challenge: &[u8]) -> Vec<u8> {
+        let (mech, name) = json_scheme(KeyAlg::Sm2).unwrap();
+        let raw = key.sign(&mech, challenge).unwrap();
+        serde_json::to_vec(&JsonResponse {
+            kind: RESPONSE_TYPE.into(),
+            challenge: String::from_utf8(challenge.to_vec()).unwrap(),
+            certificate: cert::to_pem(cert_der).unwrap(),
+            algorithm: name.into(),
+            signature: hex::encode(sig::raw_to_der(&raw).unwrap()),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn nonce_is_single_use_expires_and_belongs_to_its_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(dir.path()).unwrap();
+        let (key, cert_der) = signer();
+        let trust = vec![cert_der.clone()];
+        let t0 = SystemTime::now();
+        let secs = |s| t0 + Duration::from_secs(s);
+
+        let c = store.issue("p", Duration::from_secs(60), t0).unwrap();
+        let resp = json_response(&key, &cert_der, &c.to_bytes().unwrap());
+        // Expired: refused, and the refusal uses nothing up.
+        let e = store.verify(&resp, &trust, secs(61), None).unwrap_err();
+        assert!(e.to_string().contains("expired"), "{e}");
+        let v = store
+            .verify(&resp, &trust, secs(30), Some("alice"))
+            .unwrap();
+        assert_eq!(v.format, "JSON");
+        assert_eq!(v.binding, Some(BindOutcome::New));
+        let pk = cert::public_key(&cert_der).unwrap();
+        assert_eq!(
+            v.identity.key_sm3,
+            cert::fingerprint(HashAlg::Sm3, pk.spki_der())
+        );
+        let e = store.verify(&resp, &trust, secs(31), None).unwrap_err();
+        assert!(e.to_string().contains("replay"), "{e}");
+
+        // CMS, made as `respond` makes it.
+        let c = store.issue("p", Duration::from_secs(60), t0).unwrap();
+        let cms_resp = cms::sign(
+            &cert_der,
+            &c.to_bytes().unwrap(),
+            &SignOptions::default(),
+            |m, d| key.sign(m, d),
+        )
+        .unwrap();
+        let v = store
+            .verify(&cms_resp, &trust, secs(1), Some("alice"))
+            .unwrap();
+        assert_eq!(v.format, "CMS");
+        assert_eq!(v.binding, Some(BindOutcome::Existing));
+        assert_eq!(store.bindings(Some("alice")).unwrap().len(), 1);
+
+        // A challenge of another store is unknown here.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = Store::open(other_dir.path()).unwrap();
+        let c = other.issue("p", Duration::from_secs(60), t0).unwrap();
+        let resp = json_response(&key, &cert_der, &c.to_bytes().unwrap());
+        let e = store.verify(&resp, &trust, secs(1), None).unwrap_err();
+        assert!(e.to_string().contains("unknown challenge"), "{e}");
+
+        // A signature by another key over a genuine challenge is refused.
+        let c = store.issue("p", Duration::from_secs(60), t0).unwrap();
+        let (other_key, _) = signer();
+        let forged = json_response(&other_key, &cert_der, &c.to_bytes().unwrap());
+        assert!(matches!(
+            store.verify(&forged, &trust, secs(1), None),
+            Err(Error::SignatureInvalid)
+        ));
+    }
 
     #[test]
     fn challenge_round_trip_and_checks() {
