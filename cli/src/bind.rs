@@ -117,7 +117,7 @@ pub fn bind(ctx: &Ctx, cmd: &BindCmd) -> Res<()> {
         } => {
             let text = read_file(challenge)?;
             // Check the challenge before asking for the PIN.
-            in_file(challenge, bind::Challenge::parse(&text))?;
+            let parsed = in_file(challenge, bind::Challenge::parse(&text))?;
             let t = ctx.token()?;
             let container = ctx.container(t.app.as_ref(), None)?;
             ctx.login(&t)?;
@@ -133,10 +133,16 @@ pub fn bind(ctx: &Ctx, cmd: &BindCmd) -> Res<()> {
             };
             write_atomic(path, &resp)?;
             if ctx.json() {
-                out::json(&json!({ "response": path, "container": container }));
+                out::json(&json!({
+                    "response": path,
+                    "container": container,
+                    "platform": parsed.platform,
+                }));
             } else {
                 eprintln!(
-                    "Signed the challenge with the signing key of '{container}' -> {}",
+                    "Signed the binding challenge of platform {:?} with the signing key of \
+                     '{container}' -> {}",
+                    parsed.platform,
                     path.display()
                 );
             }

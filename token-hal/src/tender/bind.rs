@@ -26,7 +26,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use serde::{Deserialize, Serialize};
 use x509_cert::Certificate;
 
@@ -402,10 +402,15 @@ impl Store {
         };
         let t = unix(now);
 
-        let tx = self.conn.transaction().map_err(|e| Error::Io {
-            path: self.path.clone(),
-            detail: e.to_string(),
-        })?;
+        // IMMEDIATE: take the write lock first, so two verifications of one response
+        // cannot both read the nonce as unused.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| Error::Io {
+                path: self.path.clone(),
+                detail: e.to_string(),
+            })?;
         let sql = |e: rusqlite::Error| Error::Io {
             path: self.path.clone(),
             detail: e.to_string(),
