@@ -25,6 +25,10 @@ pub struct CmsSignFlags {
     /// With --cms: write PEM (label CMS) instead of DER.
     #[arg(long, requires = "cms")]
     pub pem: bool,
+    /// With --cms, SM2 keys: write the profile GmSSL 3 verifies (no signed attributes, no
+    /// Z) for platforms built on GmSSL, instead of standard GM/T 0010.
+    #[arg(long, requires = "cms", conflicts_with = "detached")]
+    pub gmssl: bool,
 }
 
 /// `verify` flags for CMS input.
@@ -83,6 +87,7 @@ pub fn sign(ctx: &Ctx, a: &SignArgs) -> Res<()> {
     let opts = SignOptions {
         detached: a.cms.detached,
         signing_time: None,
+        gmssl_compat: a.cms.gmssl,
     };
     let der = cms::sign_in_container(t.app.as_ref(), &container, &content, &opts)?;
     let bytes = if a.cms.pem {

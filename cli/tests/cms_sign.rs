@@ -808,3 +808,68 @@ fn end_entity_certificates_cannot_issue() {
     ]);
     e.ok(&["verify", "--cms", "--ca", "ca.pem", "good.p7s"]);
 }
+
+/// `--gmssl` writes GmSSL 3's profile (no signed attributes, e = SM3(DER(encapContentInfo)),
+/// no Z). OpenSSL checks that signature independently as a raw SM2 signature over e.
+#[test]
+fn gmssl_profile_checked_by_openssl_pkeyutl() {
+    let e = sm2_env();
+    e.ok(&[
+        "--pin",
+        PIN,
+        "sign",
+        "--cms",
+        "--gmssl",
+        "--container",
+        "c",
+        "bid.txt",
+        "-o",
+        "g.p7s",
+    ]);
+    let j = e.json(&["verify", "--cms", "--ca", "c.pem", "g.p7s"]);
+    assert_eq!(j["signers"][0]["profile"], "GmSSL 3, no Z");
+    let der = e.read("g.p7s");
+    // encapContentInfo: SEQUENCE { OID 1.2.156.10197.6.1.4.2.1, [0] { OCTET STRING bid } }.
+    let data_oid = [
+        0x06, 0x0A, 0x2A, 0x81, 0x1C, 0xCF, 0x55, 0x06, 0x01, 0x04, 0x02, 0x01,
+    ];
+    let oid_at = der
+        .windows(data_oid.len())
+        .position(|x| x == data_oid)
+        .unwrap();
+    let eci_at = oid_at - 2;
+    assert_eq!(der[eci_at], 0x30);
+    let eci = &der[eci_at..eci_at + 2 + usize::from(der[eci_at + 1])];
+    assert!(eci.ends_with(BID));
+    e.write("eci.der", eci);
+    // The signature is the last OCTET STRING of the message.
+    let sig_len = (68..=72)
+        .find(|&n| der[der.len() - n - 2] == 0x04 && usize::from(der[der.len() - n - 1]) == n)
+        .unwrap();
+    e.write("sig.der", &der[der.len() - sig_len..]);
+    e.ok(&["key", "pub", "--container", "c", "-o", "pub.pem"]);
+    let d = w(&e);
+    openssl(&d, &["dgst", "-sm3", "-binary", "-out", "e.bin", "eci.der"]);
+    let out = openssl(
+        &d,
+        &[
+            "pkeyutl", "-verify", "-pubin", "-inkey", "pub.pem", "-in", "e.bin", "-sigfile",
+            "sig.der",
+        ],
+    );
+    assert!(out.contains("Signature Verified Successfully"), "{out}");
+    let err = e.fail(&[
+        "--pin",
+        PIN,
+        "sign",
+        "--cms",
+        "--gmssl",
+        "--detached",
+        "--container",
+        "c",
+        "bid.txt",
+        "-o",
+        "x.p7s",
+    ]);
+    assert!(err.contains("cannot be used with"), "{err}");
+}

@@ -71,6 +71,10 @@ pub struct SignOptions {
     pub detached: bool,
     /// The signingTime attribute; `None` means now.
     pub signing_time: Option<SystemTime>,
+    /// SM2 only, attached only: write the profile GmSSL 3 writes and verifies (no signed
+    /// attributes; the token signs e = SM3(DER(EncapsulatedContentInfo)) without Z), for
+    /// platforms built on GmSSL. Not GM/T 0010 as other implementations read it.
+    pub gmssl_compat: bool,
 }
 
 /// The algorithms used for one key type.
@@ -174,23 +178,38 @@ pub fn sign(
         (rfc5911::ID_SIGNED_DATA, rfc5911::ID_DATA)
     };
 
-    let when = opts.signing_time.unwrap_or_else(SystemTime::now);
-    let time = Time::try_from(when)
-        .map_err(|e| Error::invalid_arg(format!("signing time out of range: {e}")))?;
-    let md = digest(s.hash, content);
-    let attrs: SignedAttributes = SetOfVec::try_from(vec![
-        attribute(rfc5911::ID_CONTENT_TYPE, Any::encode_from(&data_oid)?)?,
-        attribute(
-            rfc5911::ID_MESSAGE_DIGEST,
-            Any::encode_from(&OctetString::new(md)?)?,
-        )?,
-        attribute(rfc5911::ID_SIGNING_TIME, Any::encode_from(&time)?)?,
-    ])?;
-    let attrs_der = attrs.to_der()?;
+    let (signed_attrs, mech, tbs_bytes) = if opts.gmssl_compat {
+        if !s.gm || opts.detached {
+            return Err(Error::invalid_arg(
+                "the GmSSL profile is for attached signatures by SM2 keys",
+            ));
+        }
+        let eci = EncapsulatedContentInfo {
+            econtent_type: data_oid,
+            econtent: Some(Any::encode_from(&OctetString::new(content)?)?),
+        };
+        let e = digest(HashAlg::Sm3, &eci.to_der()?);
+        (None, SignMech::Sm2Prehashed, e)
+    } else {
+        let when = opts.signing_time.unwrap_or_else(SystemTime::now);
+        let time = Time::try_from(when)
+            .map_err(|e| Error::invalid_arg(format!("signing time out of range: {e}")))?;
+        let md = digest(s.hash, content);
+        let attrs: SignedAttributes = SetOfVec::try_from(vec![
+            attribute(rfc5911::ID_CONTENT_TYPE, Any::encode_from(&data_oid)?)?,
+            attribute(
+                rfc5911::ID_MESSAGE_DIGEST,
+                Any::encode_from(&OctetString::new(md)?)?,
+            )?,
+            attribute(rfc5911::ID_SIGNING_TIME, Any::encode_from(&time)?)?,
+        ])?;
+        let attrs_der = attrs.to_der()?;
+        (Some(attrs), s.mech.clone(), attrs_der)
+    };
 
-    let raw = signer(&s.mech, &attrs_der)?;
+    let raw = signer(&mech, &tbs_bytes)?;
     let signature = if s.ec { sig::raw_to_der(&raw)? } else { raw };
-    if verify_signature(&public, &s.mech, &attrs_der, &signature).is_err() {
+    if verify_signature(&public, &mech, &tbs_bytes, &signature).is_err() {
         return Err(Error::KeyType(
             "the token's signature does not verify with the certificate: the certificate \
              is not the signing key's"
@@ -206,7 +225,7 @@ pub fn sign(
             serial_number: tbs.serial_number().clone(),
         }),
         digest_alg: alg_id(s.digest_oid, false),
-        signed_attrs: Some(attrs),
+        signed_attrs,
         signature_algorithm: s.sig_alg.clone(),
         signature: OctetString::new(signature)?,
         unsigned_attrs: None,
@@ -866,7 +885,7 @@ mod tests {
         for detached in [false, true] {
             let opts = SignOptions {
                 detached,
-                signing_time: None,
+                ..Default::default()
             };
             let der = sign(&cert_der, content, &opts, |m, d| key.sign(m, d)).unwrap();
             let vopts = VerifyOptions {
@@ -967,6 +986,53 @@ mod tests {
         .unwrap();
         let e = digest(HashAlg::Sm3, &attrs);
         assert!(pk.verify(&SignMech::Sm2Prehashed, &e, &raw).is_err());
+    }
+
+    #[test]
+    fn gmssl_profile_is_written_like_the_vector() {
+        let (key, cert_der) = self_signed_cert(KeyAlg::Sm2);
+        let opts = SignOptions {
+            gmssl_compat: true,
+            ..Default::default()
+        };
+        let mut seen = None;
+        let der = sign(&cert_der, b"bid", &opts, |m, d| {
+            seen = Some((m.clone(), d.to_vec()));
+            key.sign(m, d)
+        })
+        .unwrap();
+        let (mech, e) = seen.unwrap();
+        assert_eq!(mech, SignMech::Sm2Prehashed);
+        assert_eq!(e.len(), 32);
+        let trust = vec![cert_der.clone()];
+        let v = verify(
+            &der,
+            &VerifyOptions {
+                trust: Some(&trust),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(v.signers[0].profile, "GmSSL 3, no Z");
+        assert_eq!(v.content, b"bid");
+        // Same shape as the GmSSL vector: no signed attributes, SM3 without parameters.
+        let sd: SignedData = ContentInfo::from_der(&der)
+            .unwrap()
+            .content
+            .decode_as()
+            .unwrap();
+        let si = sd.signer_infos.0.get(0).unwrap();
+        assert!(si.signed_attrs.is_none());
+        assert!(si.digest_alg.parameters.is_none());
+        // Not for detached signatures or non-SM2 keys.
+        let detached = SignOptions {
+            detached: true,
+            gmssl_compat: true,
+            ..Default::default()
+        };
+        assert!(sign(&cert_der, b"x", &detached, |m, d| key.sign(m, d)).is_err());
+        let (ec_key, ec_cert) = self_signed_cert(KeyAlg::EcP256);
+        assert!(sign(&ec_cert, b"x", &opts, |m, d| ec_key.sign(m, d)).is_err());
     }
 
     #[test]
