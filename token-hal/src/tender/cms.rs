@@ -1,9 +1,10 @@
 //! Bid signing: CMS SignedData, GM/T 0010 for SM2 keys and RFC 5652 for EC and RSA keys.
 //!
 //! - [`sign`] builds a SignedData around a certificate and a signing closure, so the private
-//!   key stays in the token ([`sign_in_container`] passes [`Application::sign`]). It always
-//!   writes signed attributes (contentType, messageDigest, signingTime): the token signs
-//!   their DER, a few hundred bytes, whatever the size of the bid.
+//!   key stays in the token ([`sign_in_container`] passes [`Application::sign`]). It writes
+//!   signed attributes (contentType, messageDigest, signingTime): the token signs their DER,
+//!   a few hundred bytes, whatever the size of the bid. [`SignOptions::gmssl_compat`]
+//!   instead writes GmSSL 3's profile (below), the token signing a 32-byte SM3 value.
 //! - [`verify`] checks every SignerInfo and, given CA certificates, the signer
 //!   certificate's validity, key usage and chain. It returns the content and the signers.
 //!
