@@ -717,6 +717,22 @@ fn chain_through_an_intermediate_ca() {
     e.write("bundle.pem", &bundle);
     let j = e.json(&["verify", "--cms", "--ca", "bundle.pem", "without.p7s"]);
     assert_eq!(j["signers"][0]["chain_to"], "CN=Sub CA");
+
+    // A root limited to pathlen 0 may not have the intermediate under it.
+    let mut strict = vec!["req", "-x509", "-key", "root.key"];
+    strict.extend_from_slice(&[
+        "-out",
+        "strict.pem",
+        "-subj",
+        "/CN=Root CA",
+        "-days",
+        "30",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE,pathlen:0",
+    ]);
+    openssl(&d, &strict);
+    let err = e.fail(&["verify", "--cms", "--ca", "strict.pem", "with.p7s"]);
+    assert!(err.contains("does not chain"), "{err}");
 }
 
 /// A signer certificate "issued" by another end-entity certificate (not a CA) is refused,

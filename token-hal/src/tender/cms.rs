@@ -691,7 +691,7 @@ pub fn check_validity(c: &Certificate, at: SystemTime) -> Result<()> {
 /// Checks a signer certificate at `at`: valid, keyUsage allowing signatures (when the
 /// extension is present), and issued, directly or through `intermediates`, by one of
 /// `anchors`, each link's signature and validity checked and each issuer a CA
-/// (basicConstraints cA, keyCertSign). A leaf that is itself one of `anchors` passes.
+/// (basicConstraints cA within its pathLenConstraint, keyCertSign). A leaf that is itself one of `anchors` passes.
 /// Returns the subject of the anchor.
 pub fn check_chain(
     leaf: &Certificate,
@@ -715,11 +715,12 @@ pub fn check_chain(
         return Ok(subject_of(leaf));
     }
     let mut current = leaf.clone();
-    for _ in 0..MAX_CHAIN {
+    // `below`: how many intermediate CAs sit between the issuer looked for and the leaf.
+    for below in 0..MAX_CHAIN {
         let issuer = current.tbs_certificate().issuer().clone();
         let signed_by = |c: &Certificate| -> bool {
             c.tbs_certificate().subject() == &issuer
-                && is_ca(c)
+                && can_issue(c, below)
                 && c.to_der()
                     .ok()
                     .and_then(|d| cert::public_key(&d).ok())
@@ -745,11 +746,13 @@ pub fn check_chain(
     )))
 }
 
-/// Whether a certificate may issue others: basicConstraints cA, and keyCertSign when it
-/// has a keyUsage extension.
-fn is_ca(c: &Certificate) -> bool {
+/// Whether a certificate may issue a certificate with `below` intermediate CAs under it:
+/// basicConstraints cA with a pathLenConstraint (if any) of at least `below`, and
+/// keyCertSign when it has a keyUsage extension.
+fn can_issue(c: &Certificate, below: usize) -> bool {
     let tbs = c.tbs_certificate();
-    let bc = matches!(tbs.get_extension::<BasicConstraints>(), Ok(Some((_, bc))) if bc.ca);
+    let bc = matches!(tbs.get_extension::<BasicConstraints>(), Ok(Some((_, bc)))
+        if bc.ca && bc.path_len_constraint.is_none_or(|n| below <= usize::from(n)));
     let ku = match tbs.get_extension::<KeyUsageExt>() {
         Ok(Some((_, ku))) => ku.key_cert_sign(),
         Ok(None) => true,
