@@ -77,6 +77,9 @@ pub enum Command {
     Encrypt(EncryptArgs),
     /// Decrypt with a container's encryption (or signing) key.
     Decrypt(DecryptArgs),
+    /// Bind a token's signing key to a platform account: challenge, respond, verify.
+    #[command(subcommand)]
+    Bind(crate::bind::BindCmd),
     /// SoftHSM2 drop-in: `ukey softhsm <softhsm2-util flags>` (must come first).
     Softhsm {
         /// softhsm2-util's flags, e.g. `--init-token --free --label L --so-pin P --pin P`.
@@ -482,6 +485,8 @@ pub struct SignArgs {
     /// Where to write the signature.
     #[arg(short = 'o', long = "out", value_name = "SIG")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub cms: crate::cms::CmsSignFlags,
 }
 
 #[derive(Args)]
@@ -495,20 +500,45 @@ pub struct PeerKey {
     pub cert: Option<PathBuf>,
 }
 
+/// The key of `verify`: required unless `--cms` (the SignedData carries the certificate).
+#[derive(Args)]
+#[group(id = "verify_key", required = false, multiple = false, args = ["public", "cert"])]
+pub struct VerifyKey {
+    /// Public key (PEM SubjectPublicKeyInfo).
+    #[arg(long = "pub", value_name = "PEM", required_unless_present_any = ["cert", "cms"])]
+    pub public: Option<PathBuf>,
+    /// Certificate (PEM or DER).
+    #[arg(long, value_name = "CERT")]
+    pub cert: Option<PathBuf>,
+}
+
+impl VerifyKey {
+    /// The same choice as a [`PeerKey`].
+    pub fn to_peer(&self) -> PeerKey {
+        PeerKey {
+            public: self.public.clone(),
+            cert: self.cert.clone(),
+        }
+    }
+}
+
 #[derive(Args)]
 pub struct VerifyArgs {
     #[command(flatten)]
-    pub key: PeerKey,
+    pub key: VerifyKey,
     /// SM2 signer ID (default 1234567812345678).
     #[arg(long)]
     pub id: Option<String>,
     /// Hash for ECDSA and RSA keys.
     #[arg(long, value_enum, default_value = "sha256")]
     pub hash: HashArg,
-    /// The signed file.
+    /// The signed file (with --cms: the SignedData).
     pub file: PathBuf,
     /// The signature (DER or raw r‖s).
-    pub sig: PathBuf,
+    #[arg(required_unless_present = "cms")]
+    pub sig: Option<PathBuf>,
+    #[command(flatten)]
+    pub cms: crate::cms::CmsVerifyFlags,
 }
 
 #[derive(Args)]

@@ -7,6 +7,8 @@
 
 mod agent;
 mod args;
+mod bind;
+mod cms;
 mod csr;
 mod ctx;
 mod demo;
@@ -95,6 +97,7 @@ fn run(cli: Cli) -> Res<()> {
         Command::Verify(a) => ops::verify(&ctx, a),
         Command::Encrypt(a) => ops::encrypt(&ctx, a),
         Command::Decrypt(a) => ops::decrypt(&ctx, a),
+        Command::Bind(c) => bind::bind(&ctx, c),
         Command::Demo(a) => demo::demo(&ctx, a),
         Command::Sim(a) => sim::sim(&ctx, a),
         Command::Config => mgmt::config(&ctx),

@@ -166,6 +166,9 @@ fn sign_mech(alg: KeyAlg, id: Option<&str>, h: HashArg) -> (SignMech, usize) {
 
 /// `ukey sign`
 pub fn sign(ctx: &Ctx, a: &SignArgs) -> Res<()> {
+    if a.cms.cms {
+        return crate::cms::sign(ctx, a);
+    }
     let t = ctx.token()?;
     let container = ctx.container(t.app.as_ref(), None)?;
     let pk = t.app.public_key(&container, KeyUsage::Sign)?;
@@ -218,9 +221,15 @@ fn peer_key(k: &PeerKey) -> Res<PublicKey> {
 
 /// `ukey verify`
 pub fn verify(ctx: &Ctx, a: &VerifyArgs) -> Res<()> {
-    let pk = peer_key(&a.key)?;
+    if a.cms.cms {
+        return crate::cms::verify(ctx, a);
+    }
+    let Some(sig_path) = &a.sig else {
+        fail!("give the signed file and the signature");
+    };
+    let pk = peer_key(&a.key.to_peer())?;
     let data = read_file(&a.file)?;
-    let sigbytes = read_file(&a.sig)?;
+    let sigbytes = read_file(sig_path)?;
     let (mech, field) = sign_mech(pk.alg(), a.id.as_deref(), a.hash);
     let is_raw = sigbytes.len() == 2 * field && sigbytes.first() != Some(&0x30);
     let raw = if field == 0 || is_raw {
@@ -229,7 +238,7 @@ pub fn verify(ctx: &Ctx, a: &VerifyArgs) -> Res<()> {
         match sig::der_to_raw(&sigbytes, field) {
             Ok(r) => r,
             Err(_) if sigbytes.len() == 2 * field => sigbytes,
-            Err(e) => fail!("{}: {e}", a.sig.display()),
+            Err(e) => fail!("{}: {e}", sig_path.display()),
         }
     };
     match pk.verify(&mech, &data, &raw) {
@@ -242,9 +251,9 @@ pub fn verify(ctx: &Ctx, a: &VerifyArgs) -> Res<()> {
             Ok(())
         }
         Err(Error::SignatureInvalid) => {
-            fail!("{}: signature does not verify", a.sig.display())
+            fail!("{}: signature does not verify", sig_path.display())
         }
-        Err(e) => fail!("{}: {e}", a.sig.display()),
+        Err(e) => fail!("{}: {e}", sig_path.display()),
     }
 }
 

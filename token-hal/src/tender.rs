@@ -4,6 +4,8 @@
 //! account binding, the PIN cache and electronic seals. Each workflow is one submodule;
 //! docs/workflows.md walks a user through each with the exact commands.
 
+pub mod bind;
+pub mod cms;
 pub mod csr;
 pub mod keyblob;
 #[cfg(target_os = "linux")]
