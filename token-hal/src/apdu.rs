@@ -9,6 +9,7 @@
 //! - [`link`]: what every transport shares (APDU size bounds, the per-thread hold);
 //! - [`loopback`]: an in-process card, for tests and fuzzing;
 //! - [`hid`]: APDUs in 64-byte HID reports (codec, host and card sides, hidapi link);
+//! - [`pcsc`]: cards in PC/SC readers through pcscd, and the reader/card watcher;
 //! - [`vicc`]: the card side of vsmartcard's vpcd reader, to put a card handler in pcscd.
 //!
 //! The command set itself is documented in `docs/apdu.md`.
@@ -18,6 +19,7 @@ pub mod exchange;
 pub mod hid;
 pub mod link;
 pub mod loopback;
+pub mod pcsc;
 pub mod status;
 pub mod transport;
 pub mod vicc;

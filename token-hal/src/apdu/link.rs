@@ -86,16 +86,16 @@ impl Hold {
         let me = thread::current().id();
         let deadline = Instant::now() + self.wait;
         let mut owner = self.lock();
-        loop {
+        let outermost = loop {
             match owner.thread {
                 None => {
                     owner.thread = Some(me);
                     owner.depth = 1;
-                    break;
+                    break true;
                 }
                 Some(t) if t == me => {
                     owner.depth += 1;
-                    break;
+                    break false;
                 }
                 Some(_) => {
                     let now = Instant::now();
@@ -109,8 +109,11 @@ impl Hold {
                         .0;
                 }
             }
-        }
-        Ok(HoldGuard { hold: self })
+        };
+        Ok(HoldGuard {
+            hold: self,
+            outermost,
+        })
     }
 
     fn release(&self) {
@@ -127,6 +130,14 @@ impl Hold {
 /// The hold of one thread; released (one level) on drop.
 pub struct HoldGuard<'a> {
     hold: &'a Hold,
+    outermost: bool,
+}
+
+impl HoldGuard<'_> {
+    /// Whether this guard took the hold (rather than nesting in the thread's own).
+    pub fn outermost(&self) -> bool {
+        self.outermost
+    }
 }
 
 impl Drop for HoldGuard<'_> {
@@ -150,6 +161,7 @@ mod tests {
         let hold = Arc::new(Hold::new(Duration::from_millis(100)));
         let g1 = hold.acquire().unwrap();
         let g2 = hold.acquire().unwrap();
+        assert!(g1.outermost() && !g2.outermost());
         let h = hold.clone();
         // Another thread times out while the hold is taken.
         let r = std::thread::spawn(move || h.acquire().map(|_| ()))
