@@ -6,6 +6,7 @@
 //! - [`status`]: status words ↔ token-hal errors, in one table;
 //! - [`transport`]: how command APDUs reach a card ([`transport::Transport`]) and how a
 //!   card (real, or the virtual key `ukey sim`) answers them ([`transport::CardHandler`]);
+//! - [`discover`]: the PC/SC and HID links present now, as `UKEY_BACKENDS` allows;
 //! - [`link`]: what every transport shares (APDU size bounds, the per-thread hold);
 //! - [`loopback`]: an in-process card, for tests and fuzzing;
 //! - [`hid`]: APDUs in 64-byte HID reports (codec, host and card sides, hidapi link);
@@ -15,6 +16,7 @@
 //! The command set itself is documented in `docs/apdu.md`.
 
 pub mod command;
+pub mod discover;
 pub mod exchange;
 pub mod hid;
 pub mod link;

@@ -11,7 +11,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use super::transport::Transaction;
+use super::transport::{CardHandler, Transaction};
 use crate::error::{Error, Result};
 
 /// The longest command APDU any transport carries: an extended case 4 command with 65 535
@@ -42,6 +42,23 @@ pub fn check_response(rapdu: &[u8]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A boxed card handler is a card handler, so the links generic over one (the vicc
+/// client) also take a card chosen at run time (`ukey sim`).
+impl CardHandler for Box<dyn CardHandler> {
+    fn power_on(&mut self) -> Vec<u8> {
+        (**self).power_on()
+    }
+    fn power_off(&mut self) {
+        (**self).power_off()
+    }
+    fn reset(&mut self) -> Vec<u8> {
+        (**self).reset()
+    }
+    fn process(&mut self, apdu: &[u8]) -> Vec<u8> {
+        (**self).process(apdu)
+    }
 }
 
 /// How long a thread waits for another thread's transaction before giving up.

@@ -347,7 +347,9 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let client = std::thread::spawn(move || {
-            let mut v = Vicc::connect(&addr, EchoCard::new(), stop2).unwrap();
+            // A card chosen at run time, as `ukey sim` has it.
+            let card: Box<dyn CardHandler> = Box::new(EchoCard::new());
+            let mut v = Vicc::connect(&addr, card, stop2).unwrap();
             v.run()
         });
         let (mut s, _) = l.accept().unwrap();
