@@ -412,7 +412,12 @@ impl Transport for PcscTransport {
             return Err(Error::DeviceRemoved);
         }
         let end = if hold.outermost() {
-            self.ask(Req::Begin)?;
+            if let Err(e) = self.ask(Req::Begin) {
+                // Should the worker begin after all (a late answer), end it at once; a
+                // worker that refused takes the End as a no-op.
+                let _ = self.requests.send(Req::End);
+                return Err(e);
+            }
             Some(self.requests.clone())
         } else {
             None
