@@ -258,7 +258,7 @@ fn pcscd_vpcd_end_to_end() {
         println!("SKIPPED: pcscd or vsmartcard-vpcd is not installed (scripts/setup.sh)");
         return;
     }
-    let _pcscd = start_pcscd();
+    let pcscd = start_pcscd();
     let reader = pcsc::readers()
         .unwrap()
         .into_iter()
@@ -360,14 +360,48 @@ fn pcscd_vpcd_end_to_end() {
             .unwrap();
     });
 
+    // The transaction holds the card against other handles (other processes): a second
+    // connection's APDU is refused (busy) or waits until the transaction ends.
+    let other = PcscTransport::connect(&reader)
+        .unwrap()
+        .with_timeout(Duration::from_secs(10));
+    let other_link = Counting {
+        inner: &other,
+        sent: AtomicUsize::new(0),
+    };
+    let ended = AtomicBool::new(false);
+    let other_result = thread::scope(|s| {
+        let tx = t.begin().unwrap();
+        let waiter = s.spawn(|| {
+            let r = other_link.transmit(&[0x80, 0x01, 0, 0]);
+            (r, ended.load(Ordering::SeqCst))
+        });
+        exchange(&link, LinkCaps::SHORT, &echo).unwrap();
+        thread::sleep(Duration::from_millis(300));
+        exchange(&link, LinkCaps::SHORT, &echo).unwrap();
+        ended.store(true, Ordering::SeqCst);
+        drop(tx);
+        waiter.join().unwrap()
+    });
+    println!("another handle during a transaction: {other_result:?} (true: after it ended)");
+    let other_sent = usize::from(other_result.0.is_ok());
+    match other_result {
+        (Ok(r), after) => {
+            assert_eq!(r, [0x90, 0x00]);
+            assert!(after, "the other handle got in during the transaction");
+        }
+        (Err(e), _) => assert!(matches!(e, Error::Busy), "{e:?}"),
+    }
+    drop(other);
+
     // Every APDU the host sent reached the card, and nothing else did.
     let sent = link.sent.load(Ordering::SeqCst);
-    assert_eq!(count.load(Ordering::SeqCst), sent);
+    assert_eq!(count.load(Ordering::SeqCst), sent + other_sent);
     assert!(sent >= rounds as usize + 1 + 3 + 6 + 3, "{sent}");
 
     // Pull the card: the watcher reports it, transmit says removed.
     let stats = inserted.pull();
-    assert_eq!(stats.apdus as usize, sent);
+    assert_eq!(stats.apdus as usize, sent + other_sent);
     wait_for(
         &mut watcher,
         |e| matches!(e, PcscEvent::CardRemoved { reader: r } if *r == reader),
@@ -428,4 +462,14 @@ fn pcscd_vpcd_end_to_end() {
         );
     });
     assert!(t0.elapsed() < Duration::from_secs(5));
+
+    // pcscd going away takes its readers with it.
+    let mut watcher = Watcher::new().unwrap();
+    drop(pcscd);
+    wait_for(
+        &mut watcher,
+        |e| matches!(e, PcscEvent::ReaderRemoved(r) if *r == reader),
+    );
+    assert!(pcsc::readers().unwrap().is_empty());
+    assert!(pcsc::transports().unwrap().is_empty());
 }
