@@ -13,9 +13,11 @@
 //! - [`wire`]: instruction bytes, tags and the encoding of model types and mechanisms;
 //! - [`transport`]: how command APDUs reach a card ([`transport::Transport`]) and how a
 //!   card (real, or the virtual key `ukey sim`) answers them ([`transport::CardHandler`]);
+//! - [`discover`]: the PC/SC and HID links present now, as `UKEY_BACKENDS` allows;
 //! - [`link`]: what every transport shares (APDU size bounds, the per-thread hold);
 //! - [`loopback`]: an in-process card, for tests and fuzzing;
 //! - [`hid`]: APDUs in 64-byte HID reports (codec, host and card sides, hidapi link);
+//! - [`pcsc`]: cards in PC/SC readers through pcscd, and the reader/card watcher;
 //! - [`vicc`]: the card side of vsmartcard's vpcd reader, to put a card handler in pcscd.
 //!
 //! The command set itself is documented in `docs/apdu.md`.
@@ -23,11 +25,13 @@
 pub mod applet;
 pub mod backend;
 pub mod command;
+pub mod discover;
 pub mod driver;
 pub mod exchange;
 pub mod hid;
 pub mod link;
 pub mod loopback;
+pub mod pcsc;
 pub mod sm;
 pub mod status;
 pub mod tlv;

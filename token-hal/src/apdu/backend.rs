@@ -24,7 +24,9 @@ pub struct ApduBackend {
     caps: LinkCaps,
     list: Lister,
     pinned: HashMap<String, PublicKey>,
-    cards: Mutex<HashMap<String, Arc<ApduDevice>>>,
+    /// One driver per link object: a new link (a card swapped in the same reader, a
+    /// re-plugged key) gets a new driver.
+    cards: Mutex<Vec<(Arc<dyn Transport>, Arc<ApduDevice>)>>,
 }
 
 impl ApduBackend {
@@ -41,7 +43,7 @@ impl ApduBackend {
             caps,
             list,
             pinned,
-            cards: Mutex::new(HashMap::new()),
+            cards: Mutex::new(Vec::new()),
         }
     }
 }
@@ -54,23 +56,23 @@ impl Backend for ApduBackend {
     fn devices(&self) -> Result<Vec<Arc<dyn Device>>> {
         let transports = (self.list)()?;
         let mut cards = self.cards.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut seen = HashSet::new();
+        let mut kept = Vec::new();
         let mut out: Vec<Arc<dyn Device>> = Vec::new();
         for t in transports {
             if !t.is_present() {
                 continue;
             }
-            let id = t.id();
-            seen.insert(id.clone());
-            let dev = cards
-                .entry(id.clone())
-                .or_insert_with(|| {
-                    Arc::new(ApduDevice::new(t, self.caps, self.pinned.get(&id).cloned()))
-                })
-                .clone();
+            let dev = match cards.iter().find(|(link, _)| Arc::ptr_eq(link, &t)) {
+                Some((_, d)) => d.clone(),
+                None => {
+                    let pinned = self.pinned.get(&t.id()).cloned();
+                    Arc::new(ApduDevice::new(t.clone(), self.caps, pinned))
+                }
+            };
+            kept.push((t, dev.clone()));
             out.push(dev);
         }
-        cards.retain(|id, _| seen.contains(id));
+        *cards = kept;
         Ok(out)
     }
 }
@@ -125,21 +127,57 @@ pub fn register_builtin(config: &crate::config::Config) {
             HashMap::new(),
         )));
     }
-    let hid = config.hid.clone();
+    let hid_config = config.clone();
     let dirs = config.apdu.hid_loopback.clone();
     crate::registry::register_backend(Arc::new(ApduBackend::new(
-        "hid",
+        super::discover::HID_BACKEND,
         LinkCaps::EXTENDED,
         Box::new(move || {
             let mut out: Vec<Arc<dyn Transport>> = Vec::new();
             for d in &dirs {
                 out.push(in_process_card(d, true, &opts)?);
             }
-            if !hid.devices.is_empty() {
-                for t in super::hid::transports(&hid)? {
-                    out.push(Arc::new(t));
+            out.extend(super::discover::hid_transports(&hid_config)?);
+            Ok(out)
+        }),
+        HashMap::new(),
+    )));
+    // PC/SC: connect once per (reader, card); a card that stays keeps its link.
+    let links: Mutex<HashMap<(String, Vec<u8>), Arc<dyn Transport>>> = Mutex::new(HashMap::new());
+    crate::registry::register_backend(Arc::new(ApduBackend::new(
+        super::discover::PCSC_BACKEND,
+        // Most CCID readers carry short APDUs only (docs/apdu-transport.md); chaining
+        // and GET RESPONSE work everywhere.
+        LinkCaps::SHORT,
+        Box::new(move || {
+            if !crate::registry::backend_enabled(super::discover::PCSC_BACKEND) {
+                return Ok(Vec::new());
+            }
+            let mut links = links.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut out: Vec<Arc<dyn Transport>> = Vec::new();
+            let mut seen = HashSet::new();
+            for r in super::pcsc::readers()? {
+                if !r.card_present {
+                    continue;
+                }
+                let key = (r.name.clone(), r.atr.clone().unwrap_or_default());
+                seen.insert(key.clone());
+                if let Some(t) = links.get(&key).filter(|t| t.is_present()) {
+                    out.push(t.clone());
+                    continue;
+                }
+                match super::pcsc::PcscTransport::connect(&r.name) {
+                    Ok(t) => {
+                        let t: Arc<dyn Transport> = Arc::new(t);
+                        links.insert(key, t.clone());
+                        out.push(t);
+                    }
+                    Err(e) => {
+                        tracing::warn!(reader = %r.name, error = %e, "skipping PC/SC reader");
+                    }
                 }
             }
+            links.retain(|k, _| seen.contains(k));
             Ok(out)
         }),
         HashMap::new(),

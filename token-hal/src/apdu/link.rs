@@ -11,7 +11,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use super::transport::Transaction;
+use super::transport::{CardHandler, Transaction};
 use crate::error::{Error, Result};
 
 /// The longest command APDU any transport carries: an extended case 4 command with 65 535
@@ -42,6 +42,23 @@ pub fn check_response(rapdu: &[u8]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A boxed card handler is a card handler, so the links generic over one (the vicc
+/// client) also take a card chosen at run time (`ukey sim`).
+impl CardHandler for Box<dyn CardHandler> {
+    fn power_on(&mut self) -> Vec<u8> {
+        (**self).power_on()
+    }
+    fn power_off(&mut self) {
+        (**self).power_off()
+    }
+    fn reset(&mut self) -> Vec<u8> {
+        (**self).reset()
+    }
+    fn process(&mut self, apdu: &[u8]) -> Vec<u8> {
+        (**self).process(apdu)
+    }
 }
 
 /// How long a thread waits for another thread's transaction before giving up.
@@ -86,16 +103,16 @@ impl Hold {
         let me = thread::current().id();
         let deadline = Instant::now() + self.wait;
         let mut owner = self.lock();
-        loop {
+        let outermost = loop {
             match owner.thread {
                 None => {
                     owner.thread = Some(me);
                     owner.depth = 1;
-                    break;
+                    break true;
                 }
                 Some(t) if t == me => {
                     owner.depth += 1;
-                    break;
+                    break false;
                 }
                 Some(_) => {
                     let now = Instant::now();
@@ -109,8 +126,11 @@ impl Hold {
                         .0;
                 }
             }
-        }
-        Ok(HoldGuard { hold: self })
+        };
+        Ok(HoldGuard {
+            hold: self,
+            outermost,
+        })
     }
 
     fn release(&self) {
@@ -127,6 +147,14 @@ impl Hold {
 /// The hold of one thread; released (one level) on drop.
 pub struct HoldGuard<'a> {
     hold: &'a Hold,
+    outermost: bool,
+}
+
+impl HoldGuard<'_> {
+    /// Whether this guard took the hold (rather than nesting in the thread's own).
+    pub fn outermost(&self) -> bool {
+        self.outermost
+    }
 }
 
 impl Drop for HoldGuard<'_> {
@@ -150,6 +178,7 @@ mod tests {
         let hold = Arc::new(Hold::new(Duration::from_millis(100)));
         let g1 = hold.acquire().unwrap();
         let g2 = hold.acquire().unwrap();
+        assert!(g1.outermost() && !g2.outermost());
         let h = hold.clone();
         // Another thread times out while the hold is taken.
         let r = std::thread::spawn(move || h.acquire().map(|_| ()))

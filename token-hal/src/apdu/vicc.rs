@@ -10,7 +10,9 @@
 //! - anything longer is a command APDU, answered with the response APDU.
 //!
 //! Closing the connection is pulling the card. The client stops when vpcd closes the
-//! connection or when its stop flag is set (checked at least every [`POLL`]).
+//! connection or when its stop flag is set (checked at least every [`POLL`], and after
+//! each command: a stop while the card works is a card pulled mid-command, which gets
+//! no answer).
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -57,6 +59,18 @@ pub struct Vicc<H: CardHandler> {
 fn io_err(what: &str, e: std::io::Error) -> Error {
     Error::Device(format!("vpcd {what}: {e}"))
 }
+
+/// vpcd sends a message's length and its payload in two writes; with Nagle on its side
+/// and delayed ACKs on ours, every command would wait ~40 ms for our ACK. Asking for
+/// immediate ACKs (Linux re-arms delayed ACK after each read, so before every read)
+/// takes the round trip through pcscd down to what the machine can do.
+#[cfg(target_os = "linux")]
+fn quick_ack(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn quick_ack(_: &TcpStream) {}
 
 /// A connection to vpcd at `addr`, with the polling read timeout set.
 fn open(addr: &str) -> Result<(TcpStream, String)> {
@@ -153,6 +167,7 @@ impl<H: CardHandler> Vicc<H> {
             if self.stop.load(Ordering::SeqCst) {
                 return Ok(false);
             }
+            quick_ack(&self.stream);
             match self.stream.read(&mut buf[filled..]) {
                 Ok(0) if filled == 0 => return Ok(false),
                 Ok(0) => {
@@ -243,6 +258,10 @@ impl<H: CardHandler> Vicc<H> {
                         self.power_on();
                     }
                     let mut response = self.handler.process(apdu);
+                    if self.stop.load(Ordering::SeqCst) {
+                        // Stopped while the card worked: pulled mid-command, no answer.
+                        return Ok(());
+                    }
                     tracing::trace!(
                         header = %hex::encode_upper(apdu.get(..4).unwrap_or(apdu)),
                         command_len = apdu.len(),
@@ -328,7 +347,9 @@ mod tests {
         let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         let client = std::thread::spawn(move || {
-            let mut v = Vicc::connect(&addr, EchoCard::new(), stop2).unwrap();
+            // A card chosen at run time, as `ukey sim` has it.
+            let card: Box<dyn CardHandler> = Box::new(EchoCard::new());
+            let mut v = Vicc::connect(&addr, card, stop2).unwrap();
             v.run()
         });
         let (mut s, _) = l.accept().unwrap();
