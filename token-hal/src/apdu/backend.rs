@@ -18,6 +18,11 @@ use crate::token::Device;
 /// Lists the transports of one link kind.
 pub type Lister = Box<dyn Fn() -> Result<Vec<Arc<dyn Transport>>> + Send + Sync>;
 
+/// A link and the driver serving it.
+type Served = (Arc<dyn Transport>, Arc<ApduDevice>);
+/// PC/SC links by (reader name, ATR).
+type PcscLinks = HashMap<(String, Vec<u8>), Arc<dyn Transport>>;
+
 /// A backend of cards over one link kind.
 pub struct ApduBackend {
     name: String,
@@ -26,7 +31,7 @@ pub struct ApduBackend {
     pinned: HashMap<String, PublicKey>,
     /// One driver per link object: a new link (a card swapped in the same reader, a
     /// re-plugged key) gets a new driver.
-    cards: Mutex<Vec<(Arc<dyn Transport>, Arc<ApduDevice>)>>,
+    cards: Mutex<Vec<Served>>,
 }
 
 impl ApduBackend {
@@ -143,7 +148,7 @@ pub fn register_builtin(config: &crate::config::Config) {
         HashMap::new(),
     )));
     // PC/SC: connect once per (reader, card); a card that stays keeps its link.
-    let links: Mutex<HashMap<(String, Vec<u8>), Arc<dyn Transport>>> = Mutex::new(HashMap::new());
+    let links: Mutex<PcscLinks> = Mutex::new(HashMap::new());
     crate::registry::register_backend(Arc::new(ApduBackend::new(
         super::discover::PCSC_BACKEND,
         // Most CCID readers carry short APDUs only (docs/apdu-transport.md); chaining
