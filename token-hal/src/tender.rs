@@ -3,3 +3,5 @@
 //! EnvelopedData, SM2 key transport, SM4-CBC content, streamed), certificate lifecycle,
 //! account binding, the PIN cache and electronic seals. Each workflow is one submodule;
 //! docs/workflows.md walks a user through each with the exact commands.
+
+pub mod envelope;
