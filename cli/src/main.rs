@@ -8,6 +8,7 @@
 mod args;
 mod ctx;
 mod demo;
+mod envelope;
 mod keys;
 mod mgmt;
 mod ops;
@@ -91,6 +92,8 @@ fn run(cli: Cli) -> Res<()> {
         Command::Verify(a) => ops::verify(&ctx, a),
         Command::Encrypt(a) => ops::encrypt(&ctx, a),
         Command::Decrypt(a) => ops::decrypt(&ctx, a),
+        Command::Envelope(c) => envelope::envelope(&ctx, c),
+        Command::Log(c) => envelope::log(&ctx, c),
         Command::Demo(a) => demo::demo(&ctx, a),
         Command::Config => mgmt::config(&ctx),
         Command::Softhsm { .. } => Ok(()),

@@ -434,3 +434,88 @@ fn streams_256_mib() {
         len as f64 / 1e6 / t_dec.as_secs_f64()
     );
 }
+
+/// OpenSSL 3 cross-check of what ukey writes, re-labelled with the RFC 5652 content-type
+/// OIDs OpenSSL knows (it does not know the GM/T 0010 ones): `openssl cms -cmsout -print`
+/// shows both recipients, and `openssl cms -decrypt` with the SM2 key (as PKCS#8, since
+/// OpenSSL 3.0 cannot read GmSSL's PBKDF2-SM3 key files) gives back the bid. (The other
+/// way does not work: OpenSSL 3.0's `cms -encrypt` to an SM2 certificate fails with
+/// "illegal zero content".)
+#[test]
+fn openssl_cross_check() {
+    use std::process::Command;
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("openssl not installed: cross-check skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let cert = pem_der("enc.cert.v2-renewed.pem");
+    let bid = b"a bid for OpenSSL\n".to_vec();
+    let env = seal(&[&cert, &pem_der("enc.cert.v1.pem")], &bid);
+    let ci = ContentInfo::from_der(&env).unwrap();
+    let mut ed: EnvelopedData = ci.content.decode_as().unwrap();
+    ed.encrypted_content.content_type = envelope::OID_DATA;
+    let rfc = ContentInfo {
+        content_type: envelope::OID_ENVELOPED_DATA,
+        content: Any::encode_from(&ed).unwrap(),
+    }
+    .to_der()
+    .unwrap();
+    fs::write(dir.join("rfc.p7m"), &rfc).unwrap();
+    let o = Command::new("openssl")
+        .args([
+            "cms", "-cmsout", "-print", "-inform", "DER", "-in", "rfc.p7m",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(printed.contains("pkcs7-envelopedData"), "{printed}");
+    assert!(printed.contains("1.2.156.10197.1.301.3"), "{printed}");
+    assert!(printed.contains("sm4-cbc"), "{printed}");
+    // Both recipients, by issuer and serial (OpenSSL prints serials in decimal).
+    for serial in ["D308E9F75934F44B1E58A524", "6DD4179A3CFDE572B6312E03"] {
+        let dec = u128::from_str_radix(serial, 16).unwrap().to_string();
+        assert!(printed.contains(&dec), "{serial}: {printed}");
+    }
+    assert_eq!(printed.matches("d.ktri:").count(), 2, "{printed}");
+    let key = PrivateKey::from_file_bytes(&gm("enc.key.pem"), Some(b"vectorpass")).unwrap();
+    let pem = pem_rfc7468::encode_string(
+        "PRIVATE KEY",
+        pem_rfc7468::LineEnding::LF,
+        &key.to_pkcs8_der(),
+    )
+    .unwrap();
+    fs::write(
+        dir.join("enc.key.pem"),
+        zeroize::Zeroizing::new(pem).as_bytes(),
+    )
+    .unwrap();
+    fs::write(dir.join("enc.cert.pem"), gm("enc.cert.v2-renewed.pem")).unwrap();
+    let o = Command::new("openssl")
+        .args([
+            "cms",
+            "-decrypt",
+            "-inform",
+            "DER",
+            "-in",
+            "rfc.p7m",
+            "-recip",
+            "enc.cert.pem",
+            "-inkey",
+            "enc.key.pem",
+            "-out",
+            "ossl.out",
+        ])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "openssl cms -decrypt: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(fs::read(dir.join("ossl.out")).unwrap(), bid);
+}

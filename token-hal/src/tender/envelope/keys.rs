@@ -351,11 +351,19 @@ impl KeyUnwrap for TokenKeyFinder<'_> {
                 // A matched key whose token refuses the PIN: stop, say so (trying the
                 // PIN on further tokens would only spend their retries).
                 Err(
-                    e @ (Error::PinIncorrect { .. } | Error::PinLocked | Error::PinNotInitialized),
+                    e @ (Error::PinIncorrect { .. }
+                    | Error::PinLocked
+                    | Error::PinNotInitialized
+                    | Error::NotLoggedIn
+                    | Error::AccessDenied(_)),
                 ) if how != MatchKind::Trial => {
                     let t = &self.tokens[c.token];
+                    let why = match e {
+                        Error::AccessDenied(m) => m,
+                        other => other.to_string(),
+                    };
                     return Err(Error::AccessDenied(format!(
-                        "token '{}' (device {}) holds the key for this envelope but the login failed: {e}",
+                        "token '{}' (device {}) holds the key for this envelope but the login failed: {why}",
                         t.app.name(),
                         t.device
                     )));
