@@ -104,6 +104,65 @@ fn gm_envelopes_decrypt_after_renewal_and_rekey() {
     e.ok(&["--pin", PIN, "envelope", "decrypt", &two, "-o", "bid5.txt"]);
     assert_eq!(e.read("bid5.txt"), bid);
 
+    // Signed, then enveloped (to the new key's certificate): decrypt says to verify.
+    common::openssl(
+        &work(&e),
+        &[
+            "asn1parse",
+            "-noout",
+            "-in",
+            &gm_str("bid.signed.p7.pem"),
+            "-out",
+            "bid.p7s",
+        ],
+    );
+    let signed = e.read("bid.p7s");
+    assert_eq!(signed[0], 0x30);
+    e.ok(&[
+        "cert",
+        "export",
+        "--container",
+        "bidder",
+        "--enc",
+        "-o",
+        "new.pem",
+    ]);
+    e.ok(&[
+        "envelope",
+        "encrypt",
+        "--to",
+        "new.pem",
+        "bid.p7s",
+        "-o",
+        "bid.p7s.p7m",
+    ]);
+    let o = e.run(&[
+        "--pin",
+        PIN,
+        "envelope",
+        "decrypt",
+        "bid.p7s.p7m",
+        "-o",
+        "bid.p7s.out",
+    ]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert!(
+        o.stderr.contains("SignedData: verify its signature"),
+        "{}",
+        o.stderr
+    );
+    assert_eq!(e.read("bid.p7s.out"), signed);
+    let j = e.json(&[
+        "--pin",
+        PIN,
+        "envelope",
+        "decrypt",
+        "bid.p7s.p7m",
+        "-o",
+        "bid.p7s.out2",
+    ]);
+    assert_eq!(j["signed_data"], true);
+
     // Without a PIN and without a terminal: a clear error, no output.
     let err = e.fail(&["envelope", "decrypt", &v1, "-o", "nopin.txt"]);
     assert!(err.contains("--pin or UKEY_PIN"), "{err}");

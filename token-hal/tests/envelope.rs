@@ -396,7 +396,9 @@ fn streams_256_mib() {
         &pem_der("enc.cert.v2-renewed.pem"),
     )
     .unwrap();
-    let r = Recipient::from_cert(&pem_der("enc.cert.v2-renewed.pem")).unwrap();
+    let v2 = pem_der("enc.cert.v2-renewed.pem");
+    let at = token_hal::cert::summarize(&v2).unwrap().not_before_unix + 60;
+    let r = Recipient::from_cert_at(&v2, at).unwrap();
 
     let env_path = tmp.path().join("big.p7m");
     let mut src = Pattern {
@@ -452,7 +454,14 @@ fn openssl_cross_check() {
     let dir = tmp.path();
     let cert = pem_der("enc.cert.v2-renewed.pem");
     let bid = b"a bid for OpenSSL\n".to_vec();
-    let env = seal(&[&cert, &pem_der("enc.cert.v1.pem")], &bid);
+    // At a time both certificates are valid (v1 expires in 2027).
+    let at = token_hal::cert::summarize(&cert).unwrap().not_before_unix + 60;
+    let rs = [
+        Recipient::from_cert_at(&cert, at).unwrap(),
+        Recipient::from_cert_at(&pem_der("enc.cert.v1.pem"), at).unwrap(),
+    ];
+    let mut env = Vec::new();
+    envelope::encrypt(&rs, &bid[..], bid.len() as u64, &mut env, &mut |_, _| {}).unwrap();
     let ci = ContentInfo::from_der(&env).unwrap();
     let mut ed: EnvelopedData = ci.content.decode_as().unwrap();
     ed.encrypted_content.content_type = envelope::OID_DATA;

@@ -405,13 +405,18 @@ pub struct Decrypted {
     pub opened_by: KeyMatch,
     /// Number of recipients of the envelope.
     pub recipients: usize,
+    /// The plaintext begins like a DER CMS SignedData (GM or RFC 5652 OID): a bid signed,
+    /// then enveloped.
+    pub plaintext_is_signed_data: bool,
 }
 
 impl Decrypted {
     /// Whether the plaintext is a SignedData (a signed-then-enveloped bid), which should
     /// be verified: only its signature protects the content against tampering.
     pub fn is_signed_data(&self) -> bool {
-        self.content_type == OID_GM_SIGNED_DATA || self.content_type == OID_SIGNED_DATA
+        self.content_type == OID_GM_SIGNED_DATA
+            || self.content_type == OID_SIGNED_DATA
+            || self.plaintext_is_signed_data
     }
 }
 
@@ -575,6 +580,7 @@ fn decrypt_ber<R: BufRead, W: Write>(
     drop(key);
 
     let mut st = Stream {
+        head: Zeroizing::new(Vec::with_capacity(HEAD)),
         buf: Zeroizing::new(vec![0u8; CHUNK]),
         plain: Zeroizing::new(Vec::with_capacity(CHUNK + 16)),
         done: 0,
@@ -598,11 +604,13 @@ fn decrypt_ber<R: BufRead, W: Write>(
         )));
     }
     st.plain.clear();
-    cipher.finalize(&mut st.plain).map_err(|_| {
+    let finished = cipher.finalize(&mut st.plain).map_err(|_| {
         Error::invalid_data(
             "the decrypted content ends with wrong padding: the envelope was truncated or altered",
         )
-    })?;
+    });
+    finished?;
+    st.keep_head();
     out.write_all(&st.plain).map_err(write_err)?;
     st.written += st.plain.len() as u64;
 
@@ -625,10 +633,39 @@ fn decrypt_ber<R: BufRead, W: Write>(
         bytes: st.written,
         opened_by,
         recipients: env.recipients.len() + env.other_recipients,
+        plaintext_is_signed_data: starts_like_signed_data(&st.head),
     })
 }
 
+/// Whether bytes begin with a DER ContentInfo whose content type is signedData.
+fn starts_like_signed_data(b: &[u8]) -> bool {
+    if b.first() != Some(&SEQUENCE) {
+        return false;
+    }
+    let skip = match b.get(1) {
+        Some(l) if *l < 0x80 => 2,
+        Some(l) if (0x81..=0x84).contains(l) => 2 + usize::from(l & 0x7F),
+        Some(0x80) => 2,
+        _ => return false,
+    };
+    let Some(rest) = b.get(skip..) else {
+        return false;
+    };
+    [OID_GM_SIGNED_DATA, OID_SIGNED_DATA].iter().any(|oid| {
+        let v = oid.as_bytes();
+        rest.len() >= 2 + v.len()
+            && rest[0] == ber::OID
+            && usize::from(rest[1]) == v.len()
+            && &rest[2..2 + v.len()] == v
+    })
+}
+
+/// Plaintext bytes kept to recognise a signed-then-enveloped bid.
+const HEAD: usize = 32;
+
 struct Stream {
+    /// The first plaintext bytes.
+    head: Zeroizing<Vec<u8>>,
     buf: Zeroizing<Vec<u8>>,
     plain: Zeroizing<Vec<u8>>,
     done: u64,
@@ -650,6 +687,7 @@ impl Stream {
             r.read_exact(&mut self.buf[..n])?;
             self.plain.clear();
             cipher.update(&self.buf[..n], &mut self.plain)?;
+            self.keep_head();
             out.write_all(&self.plain).map_err(write_err)?;
             self.written += self.plain.len() as u64;
             self.done += n as u64;
@@ -657,6 +695,11 @@ impl Stream {
             progress(self.done, self.total);
         }
         Ok(())
+    }
+
+    fn keep_head(&mut self) {
+        let want = HEAD.saturating_sub(self.head.len()).min(self.plain.len());
+        self.head.extend_from_slice(&self.plain[..want]);
     }
 
     fn segments<R: BufRead, W: Write>(

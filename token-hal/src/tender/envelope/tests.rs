@@ -330,3 +330,22 @@ fn atomic_write_leaves_nothing_on_failure() {
     }
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
+
+#[test]
+fn signed_then_enveloped_is_recognised() {
+    let (k, c) = sm2_recipient();
+    let r = [Recipient::from_cert(&c).unwrap()];
+    // The GmSSL SignedData over bid.txt, enveloped as data.
+    let signed = pem_rfc7468::decode_vec(&gm("bid.signed.p7.pem")).unwrap().1;
+    let (plain, d) = open(&seal(&r, &signed), vec![&k]).unwrap();
+    assert_eq!(plain, signed);
+    assert_eq!(d.content_type, OID_GM_DATA);
+    assert!(d.plaintext_is_signed_data && d.is_signed_data());
+    // A plain bid, and an envelope, are not SignedData.
+    let (_, d) = open(&seal(&r, &gm("bid.txt")), vec![&k]).unwrap();
+    assert!(!d.is_signed_data());
+    let env = gm("bid.enveloped-to-v1.p7m.pem");
+    let env_der = pem_rfc7468::decode_vec(&env).unwrap().1;
+    let (_, d) = open(&seal(&r, &env_der), vec![&k]).unwrap();
+    assert!(!d.is_signed_data());
+}
