@@ -47,9 +47,11 @@ run() {
     secs=$(awk -F': ' '/Elapsed \(wall clock\)/ {
         n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' time.txt)
     rss=$(awk -F': ' '/Maximum resident set size/ { print $2 }' time.txt)
-    awk -v n="$name" -v b="$BYTES" -v s="$secs" -v r="$rss" 'BEGIN {
-        printf "%-8s %6.0f MiB in %6.2f s  %7.1f MB/s  peak RSS %6.1f MiB\n",
-            n, b / 1048576, s, (s > 0 ? b / 1e6 / s : 0), r / 1024 }'
+    cpu=$(awk -F': ' '/User time|System time/ { c += $2 } END { print c }' time.txt)
+    # MB/s of wall time, and of CPU time (what the machine gives when not shared).
+    awk -v n="$name" -v b="$BYTES" -v s="$secs" -v c="$cpu" -v r="$rss" 'BEGIN {
+        printf "%-8s %6.0f MiB in %6.2f s  %7.1f MB/s  (CPU %6.2f s, %7.1f MB/s per CPU)  peak RSS %6.1f MiB\n",
+            n, b / 1048576, s, (s > 0 ? b / 1e6 / s : 0), c, (c > 0 ? b / 1e6 / c : 0), r / 1024 }'
 }
 
 run encrypt "$UKEY" envelope encrypt --to "$GM/enc.cert.v2-renewed.pem" bid.bin -o bid.p7m

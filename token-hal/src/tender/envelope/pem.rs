@@ -32,7 +32,13 @@ pub(crate) struct PemReader<R> {
     done: bool,
     padded: bool,
     line: Vec<u8>,
+    /// The next read starts a new line (long lines are read in pieces).
+    at_line_start: bool,
 }
+
+/// The most read at once from one line, so that a PEM file without line breaks is still
+/// decoded in constant memory.
+const MAX_PIECE: u64 = 64 * 1024;
 
 impl<R: BufRead> PemReader<R> {
     /// Reads up to and including the `-----BEGIN <label>-----` line and returns the
@@ -63,6 +69,7 @@ impl<R: BufRead> PemReader<R> {
                     done: false,
                     padded: false,
                     line: Vec::new(),
+                    at_line_start: true,
                 },
             ));
         }
@@ -93,18 +100,24 @@ impl<R: BufRead> PemReader<R> {
         Ok(())
     }
 
-    /// Decodes the next line into `out`. Returns false at the end of the block.
+    /// Decodes the next line (or the next [`MAX_PIECE`] bytes of a long one) into `out`.
+    /// Returns false at the end of the block.
     fn next_line(&mut self) -> io::Result<bool> {
         self.line.clear();
-        if self.r.read_until(b'\n', &mut self.line)? == 0 {
+        let n = (&mut self.r)
+            .take(MAX_PIECE)
+            .read_until(b'\n', &mut self.line)?;
+        if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
                 "PEM truncated: no END line",
             ));
         }
         let line = std::mem::take(&mut self.line);
+        let at_line_start = self.at_line_start;
+        self.at_line_start = line.last() == Some(&b'\n');
         let t = line.trim_ascii();
-        if t.starts_with(b"-----END ") {
+        if at_line_start && t.starts_with(b"-----END ") {
             if !self.carry.is_empty() {
                 return Err(bad("PEM: base64 length is not a multiple of 4"));
             }
@@ -271,5 +284,19 @@ mod tests {
             vec![0, 1]
         );
         assert!(read(b"hello").is_err());
+        // One long line (no line breaks) decodes in pieces.
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 256) as u8).collect();
+        let mut w = PemWriter::new(Vec::new(), "CMS").unwrap();
+        w.write_all(&data).unwrap();
+        let text = w.finish().unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let mut lines = text.lines();
+        let begin = lines.next().unwrap();
+        let body: Vec<&str> = lines
+            .clone()
+            .take_while(|l| !l.starts_with("-----"))
+            .collect();
+        let one = format!("{begin}\n{}\n-----END CMS-----\n", body.concat());
+        assert_eq!(read(one.as_bytes()).unwrap(), data);
     }
 }
