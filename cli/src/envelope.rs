@@ -73,12 +73,14 @@ pub struct LogExportArgs {
 }
 
 /// A progress bar on a terminal; nothing in scripts.
-struct Progress(Option<ProgressBar>);
+struct Progress(Option<ProgressBar>, u64);
 
 impl Progress {
-    fn new(what: &str) -> Self {
+    /// A bar; `fallback` is its length while the total is unknown (a segmented BER
+    /// content: the size of the input file is close enough).
+    fn new(what: &str, fallback: u64) -> Self {
         if !std::io::stderr().is_terminal() {
-            return Self(None);
+            return Self(None, fallback);
         }
         let bar = ProgressBar::new(0);
         if let Ok(style) = ProgressStyle::with_template(
@@ -87,14 +89,12 @@ impl Progress {
             bar.set_style(style.progress_chars("=> "));
         }
         bar.set_message(what.to_owned());
-        Self(Some(bar))
+        Self(Some(bar), fallback)
     }
 
     fn update(&mut self, done: u64, total: Option<u64>) {
         if let Some(b) = &self.0 {
-            if let Some(t) = total {
-                b.set_length(t);
-            }
+            b.set_length(total.unwrap_or(self.1).max(done));
             b.set_position(done);
         }
     }
@@ -123,7 +123,7 @@ pub fn envelope(ctx: &Ctx, cmd: &EnvelopeCmd) -> Res<()> {
 
 fn encrypt(ctx: &Ctx, a: &EncryptArgs) -> Res<()> {
     let rs = recipients(&a.to)?;
-    let mut bar = Progress::new("encrypting");
+    let mut bar = Progress::new("encrypting", 0);
     let r = envelope::encrypt_file(&rs, &a.input, &a.out, a.pem, &mut |d, t| bar.update(d, t));
     bar.finish();
     let n = r.map_err(|e| file_err(&a.input, e))?;
@@ -176,7 +176,8 @@ fn decrypt(ctx: &Ctx, a: &DecryptArgs) -> Res<()> {
         };
         t.app.verify_pin(PinType::User, &pin)
     });
-    let mut bar = Progress::new("decrypting");
+    let size = std::fs::metadata(&a.input).map_or(0, |m| m.len());
+    let mut bar = Progress::new("decrypting", size);
     let r = envelope::decrypt_file(&a.input, &a.out, &mut finder, &mut |d, t| bar.update(d, t));
     bar.finish();
     let d = r.map_err(|e| file_err(&a.input, e))?;
@@ -268,7 +269,7 @@ pub fn log(ctx: &Ctx, cmd: &LogCmd) -> Res<()> {
     for (_, f, len) in parts {
         reader = Box::new(reader.chain(BufReader::with_capacity(1 << 16, f).take(len)));
     }
-    let mut bar = Progress::new("encrypting the log");
+    let mut bar = Progress::new("encrypting the log", total);
     let r = envelope::encrypt_reader(&rs, reader, total, &a.out, a.pem, &mut |d, t| {
         bar.update(d, t)
     });

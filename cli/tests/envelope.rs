@@ -417,6 +417,36 @@ fn bad_input_is_refused_without_output() {
         "no.p7m",
     ]);
     assert!(err.contains("missing.bin"), "{err}");
+    // An expired certificate (valid for 0 days from a minute ago).
+    e.ok(&[
+        "--token",
+        "t0",
+        "--pin",
+        PIN,
+        "key",
+        "gen",
+        "--container",
+        "old",
+        "--enc",
+        "--days",
+        "0",
+    ]);
+    e.ok(&[
+        "--token",
+        "t0",
+        "cert",
+        "export",
+        "--container",
+        "old",
+        "--enc",
+        "-o",
+        "old.pem",
+    ]);
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let err = e.fail(&[
+        "envelope", "encrypt", "--to", "old.pem", "bid.bin", "-o", "no.p7m",
+    ]);
+    assert!(err.contains("old.pem") && err.contains("expired"), "{err}");
     assert!(!e.path("no.p7m").exists());
 }
 
