@@ -306,10 +306,19 @@ impl KeyUnwrap for TokenKeyFinder<'_> {
                 }
             }
         }
-        for &(ri, _) in &sm2_recipients {
-            for (ci, c) in cands.iter().enumerate() {
-                if c.key.usage == KeyUsage::Encrypt {
-                    plan.push((ci, ri, MatchKind::Trial));
+        // Trial decryption: tokens already logged in first, so that a PIN is asked for
+        // (or the one given is tried) only when they have no key that opens it.
+        let logged_in: Vec<bool> = self
+            .tokens
+            .iter()
+            .map(|t| t.app.login_state() == LoginState::User)
+            .collect();
+        for first in [true, false] {
+            for &(ri, _) in &sm2_recipients {
+                for (ci, c) in cands.iter().enumerate() {
+                    if c.key.usage == KeyUsage::Encrypt && logged_in[c.token] == first {
+                        plan.push((ci, ri, MatchKind::Trial));
+                    }
                 }
             }
         }
