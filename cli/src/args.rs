@@ -80,6 +80,13 @@ pub enum Command {
     /// Bind a token's signing key to a platform account: challenge, respond, verify.
     #[command(subcommand)]
     Bind(crate::bind::BindCmd),
+    /// Bid envelopes (GM/T 0010 EnvelopedData, SM2 + SM4): encrypt for recipients,
+    /// decrypt with a key on any token present.
+    #[command(subcommand)]
+    Envelope(crate::envelope::EnvelopeCmd),
+    /// Logs: export the log file encrypted for the support desk.
+    #[command(subcommand)]
+    Log(crate::envelope::LogCmd),
     /// SoftHSM2 drop-in: `ukey softhsm <softhsm2-util flags>` (must come first).
     Softhsm {
         /// softhsm2-util's flags, e.g. `--init-token --free --label L --so-pin P --pin P`.

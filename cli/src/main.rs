@@ -12,6 +12,7 @@ mod cms;
 mod csr;
 mod ctx;
 mod demo;
+mod envelope;
 mod keys;
 mod mgmt;
 mod ops;
@@ -98,6 +99,8 @@ fn run(cli: Cli) -> Res<()> {
         Command::Encrypt(a) => ops::encrypt(&ctx, a),
         Command::Decrypt(a) => ops::decrypt(&ctx, a),
         Command::Bind(c) => bind::bind(&ctx, c),
+        Command::Envelope(c) => envelope::envelope(&ctx, c),
+        Command::Log(c) => envelope::log(&ctx, c),
         Command::Demo(a) => demo::demo(&ctx, a),
         Command::Sim(a) => sim::sim(&ctx, a),
         Command::Config => mgmt::config(&ctx),

@@ -7,6 +7,7 @@
 pub mod bind;
 pub mod cms;
 pub mod csr;
+pub mod envelope;
 pub mod keyblob;
 #[cfg(target_os = "linux")]
 pub mod pincache;
