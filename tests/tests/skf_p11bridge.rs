@@ -116,27 +116,40 @@ fn skf_over_softhsm2_through_the_pkcs11_bridge() {
         ),
     )
     .unwrap();
-    let out = Command::new(std::env::current_exe().unwrap())
-        .env("UKEY_CONF", &conf)
-        .env("UKEY_BACKENDS", "pkcs11")
-        .env("SOFTHSM2_CONF", &sh_conf)
-        .env("P11BRIDGE_PUB", dir.join("bidder.pub"))
-        .env("UKEY_TEST_CHILD", "p11bridge_child")
-        .args([
-            "--exact",
-            "p11bridge_child",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "child: {text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for (child, backends) in [
+        ("p11bridge_child", "pkcs11"),
+        ("p11bridge_excluded_child", "soft"),
+    ] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .env("UKEY_CONF", &conf)
+            .env("UKEY_BACKENDS", backends)
+            .env("SOFTHSM2_CONF", &sh_conf)
+            .env("P11BRIDGE_PUB", dir.join("bidder.pub"))
+            .env("UKEY_TEST_CHILD", child)
+            .args(["--exact", child, "--nocapture", "--test-threads", "1"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "child {child}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// With `UKEY_BACKENDS` leaving `pkcs11` out, the bridged token is not listed.
+#[test]
+fn p11bridge_excluded_child() {
+    if !is_child("p11bridge_excluded_child") {
+        return;
+    }
+    let enum_dev = skf!(SKF_EnumDev: fn(i32, *mut u8, *mut u32));
+    let mut buf = vec![0u8; 1024];
+    let mut len = 1024u32;
+    // SAFETY: the buffer holds `len` bytes.
+    assert_eq!(unsafe { enum_dev(1, buf.as_mut_ptr(), &mut len) }, SAR_OK);
+    assert!(names(&buf[..len as usize]).is_empty());
 }
 
 fn names(buf: &[u8]) -> Vec<String> {

@@ -103,6 +103,13 @@ pub(crate) fn load_module(path: &Path) -> Result<Arc<Module>> {
     Ok(module)
 }
 
+/// Loads (once per process) and initialises the module at `path`, as the backend would,
+/// and returns its `C_GetInfo` manufacturer id. For diagnostics: the same refusals and
+/// errors apply (ukey's own module, a file that is not a PKCS#11 module).
+pub fn probe(path: &Path) -> Result<String> {
+    load_module(path).map(|m| m.manufacturer.clone())
+}
+
 /// The `pkcs11` backend: the tokens of the configured third-party modules.
 pub struct Pkcs11Backend {
     libraries: Vec<Pkcs11LibraryConfig>,

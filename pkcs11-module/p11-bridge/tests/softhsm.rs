@@ -60,6 +60,11 @@ fn softhsm_token(dir: &Path) -> PathBuf {
 /// In the parent: runs `test` in a child with its own token and returns `false`. In
 /// the child: returns `true` (run the body).
 fn in_child(test: &str) -> bool {
+    in_child_with(test, &[])
+}
+
+/// [`in_child`] with extra environment variables for the child.
+fn in_child_with(test: &str, env: &[(&str, &Path)]) -> bool {
     if std::env::var(CHILD).as_deref() == Ok(test) {
         return true;
     }
@@ -67,6 +72,7 @@ fn in_child(test: &str) -> bool {
     let conf = softhsm_token(dir.path());
     let out = Command::new(std::env::current_exe().unwrap())
         .env("SOFTHSM2_CONF", &conf)
+        .envs(env.iter().copied())
         .env(CHILD, test)
         .args(["--exact", test, "--nocapture", "--test-threads", "1"])
         .output()
@@ -129,6 +135,39 @@ fn device_and_application_come_from_the_token() {
         token_label: Some("nope".into()),
     }]);
     assert!(filtered.devices().unwrap().is_empty());
+}
+
+#[test]
+fn ukeys_own_module_is_refused_under_another_name() {
+    let built = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/libukey_pkcs11.so");
+    let tmp = tempfile::tempdir().unwrap();
+    let copy = tmp.path().join("libvendor-p11.so");
+    let data = tmp.path().join("data");
+    let conf = tmp.path().join("ukey.toml");
+    if std::env::var(CHILD).is_err() {
+        assert!(
+            built.exists(),
+            "{} is not built; run `cargo build -p pkcs11-module` first",
+            built.display()
+        );
+        std::fs::copy(&built, &copy).unwrap();
+        std::fs::write(&conf, format!("data_dir = {:?}\n", data.to_str().unwrap())).unwrap();
+    }
+    if !in_child_with(
+        "ukeys_own_module_is_refused_under_another_name",
+        &[("P11BRIDGE_COPY", &copy), ("UKEY_CONF", &conf)],
+    ) {
+        return;
+    }
+    // The copy has an innocent name, so only the C_GetInfo check can catch it.
+    let copy = PathBuf::from(std::env::var("P11BRIDGE_COPY").unwrap());
+    let e = ukey_p11_bridge::probe(&copy).unwrap_err();
+    assert!(e.to_string().contains("refusing"), "{e}");
+    // SoftHSM2 itself is accepted.
+    assert_eq!(
+        ukey_p11_bridge::probe(Path::new(SOFTHSM)).unwrap(),
+        "SoftHSM"
+    );
 }
 
 #[test]
