@@ -32,7 +32,12 @@ pub(crate) fn p11_error(e: CkError) -> Error {
         RvError::UserPinNotInitialized => Error::PinNotInitialized,
         RvError::UserNotLoggedIn => Error::NotLoggedIn,
         RvError::UserAnotherAlreadyLoggedIn => Error::UserAnotherAlreadyLoggedIn,
-        RvError::DeviceRemoved | RvError::TokenNotPresent => Error::DeviceRemoved,
+        // A session the module no longer knows: the token went away or someone closed
+        // every session; the caller's handle opens a new one at its next call.
+        RvError::DeviceRemoved
+        | RvError::TokenNotPresent
+        | RvError::SessionClosed
+        | RvError::SessionHandleInvalid => Error::DeviceRemoved,
         RvError::MechanismInvalid
         | RvError::MechanismParamInvalid
         | RvError::CurveNotSupported

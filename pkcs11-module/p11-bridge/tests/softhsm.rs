@@ -215,6 +215,39 @@ fn login_with_right_and_wrong_pins() {
 }
 
 #[test]
+fn admin_pin_init_user_pin_and_wipe() -> Result<()> {
+    if !in_child("admin_pin_init_user_pin_and_wipe") {
+        return Ok(());
+    }
+    let a = app();
+    assert!(a.pin_info(PinType::Admin)?.initialized);
+    assert!(matches!(
+        a.init_user_pin(&Pin::from("111111")),
+        Err(Error::NotLoggedIn)
+    ));
+    assert!(matches!(
+        a.verify_pin(PinType::Admin, &Pin::from("87654321")),
+        Err(Error::PinIncorrect { .. })
+    ));
+    a.verify_pin(PinType::Admin, &Pin::from("12345678"))?;
+    assert_eq!(a.login_state(), LoginState::Admin);
+    a.init_user_pin(&Pin::from("111111"))?;
+    a.logout();
+    a.verify_pin(PinType::User, &Pin::from("111111"))?;
+    a.create_container("gone", None)?;
+    a.generate_key("gone", KeyUsage::Sign, KeyAlg::EcP256, false)?;
+    a.logout();
+
+    // C_InitToken: the keys go and the user PIN is uninitialised.
+    assert!(a.wipe(&Pin::from("00000000")).is_err());
+    a.wipe(&Pin::from("12345678"))?;
+    assert!(a.list_containers()?.is_empty());
+    assert!(!a.pin_info(PinType::User)?.initialized);
+    assert!(a.verify_pin(PinType::User, &Pin::from("111111")).is_err());
+    Ok(())
+}
+
+#[test]
 fn rsa_and_ec_pairs_sign_and_verify() -> Result<()> {
     if !in_child("rsa_and_ec_pairs_sign_and_verify") {
         return Ok(());
