@@ -87,6 +87,14 @@ fn skf_over_softhsm2_through_the_pkcs11_bridge() {
     ]);
     std::fs::remove_file(&key_file).unwrap();
     std::fs::write(dir.join("bidder.pub"), key.public_key().unwrap().spki_der()).unwrap();
+    // Its certificate, as a CA would issue it (self-signed here), for SKF_ImportCertificate.
+    let cert = token_hal::cert::self_signed(
+        &key.public_key().unwrap(),
+        &token_hal::cert::SelfSignedSpec::new("bidder", token_hal::model::KeyUsage::Sign),
+        |mech, tbs| key.sign(mech, tbs),
+    )
+    .unwrap();
+    std::fs::write(dir.join("bidder.cer"), cert).unwrap();
     // An EC pair generated inside the token by pkcs11-tool.
     run(Command::new("pkcs11-tool")
         .env("SOFTHSM2_CONF", &sh_conf)
@@ -125,6 +133,7 @@ fn skf_over_softhsm2_through_the_pkcs11_bridge() {
             .env("UKEY_BACKENDS", backends)
             .env("SOFTHSM2_CONF", &sh_conf)
             .env("P11BRIDGE_PUB", dir.join("bidder.pub"))
+            .env("P11BRIDGE_CERT", dir.join("bidder.cer"))
             .env("UKEY_TEST_CHILD", child)
             .args(["--exact", child, "--nocapture", "--test-threads", "1"])
             .output()
@@ -182,6 +191,9 @@ fn p11bridge_child() {
     let open_con = skf!(SKF_OpenContainer: fn(H, *const u8, *mut H));
     let con_type = skf!(SKF_GetContainerType: fn(H, *mut u32));
     let export_pub = skf!(SKF_ExportPublicKey: fn(H, i32, *mut u8, *mut u32));
+    let import_cert = skf!(SKF_ImportCertificate: fn(H, i32, *const u8, u32));
+    let export_cert = skf!(SKF_ExportCertificate: fn(H, i32, *mut u8, *mut u32));
+    let cert = std::fs::read(std::env::var("P11BRIDGE_CERT").unwrap()).unwrap();
     let rsa_sign = skf!(SKF_RSASignData: fn(H, *const u8, u32, *mut u8, *mut u32));
 
     // SAFETY: every pointer passed is valid for what include/skf.h says.
@@ -261,6 +273,22 @@ fn p11bridge_child() {
                 .verify(&SignMech::RsaPkcs1(HashAlg::Sha256), b"other", &sig)
                 .is_err()
         );
+
+        // The certificate goes into the token as a CKO_CERTIFICATE and comes back.
+        let mut out = vec![0u8; 4096];
+        let mut out_len = 4096u32;
+        assert_ne!(
+            export_cert(con, 1, out.as_mut_ptr(), &mut out_len),
+            SAR_OK,
+            "no certificate yet"
+        );
+        assert_eq!(
+            import_cert(con, 1, cert.as_ptr(), cert.len() as u32),
+            SAR_OK
+        );
+        let mut out_len = 4096u32;
+        assert_eq!(export_cert(con, 1, out.as_mut_ptr(), &mut out_len), SAR_OK);
+        assert_eq!(&out[..out_len as usize], &cert[..]);
 
         let mut ec: H = null_mut();
         assert_ne!(open_con(app, cs("ecsig").as_ptr(), &mut ec), SAR_OK);
