@@ -155,6 +155,19 @@ impl PinCacheConfig {
     }
 }
 
+/// One `[[pkcs11_library]]` table: a third-party PKCS#11 module the PKCS#11 bridge
+/// (`ukey-p11-bridge`) presents as devices.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Pkcs11LibraryConfig {
+    /// The module file; a relative path is taken from the config file's directory.
+    pub path: PathBuf,
+    /// Only these slot ids; absent means every slot with an initialised token.
+    pub slots: Option<Vec<u64>>,
+    /// Only the token with this label.
+    pub token_label: Option<String>,
+}
+
 /// The TOML file as written.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -172,6 +185,8 @@ struct ConfigFile {
     apdu: ApduConfig,
     #[serde(default)]
     pin_cache: PinCacheConfig,
+    #[serde(default)]
+    pkcs11_library: Vec<Pkcs11LibraryConfig>,
 }
 
 /// The resolved configuration.
@@ -195,6 +210,8 @@ pub struct Config {
     pub apdu: ApduConfig,
     /// The CLI's PIN cache.
     pub pin_cache: PinCacheConfig,
+    /// Third-party PKCS#11 modules for the PKCS#11 bridge (`[[pkcs11_library]]`).
+    pub pkcs11_libraries: Vec<Pkcs11LibraryConfig>,
     /// `XDG_STATE_HOME`-based directory for the log file.
     pub state_dir: PathBuf,
 }
@@ -277,6 +294,14 @@ impl Config {
             )
         };
 
+        let pkcs11_libraries = (parsed.pkcs11_library.into_iter())
+            .map(|l| Pkcs11LibraryConfig {
+                path: file
+                    .as_ref()
+                    .map_or(l.path.clone(), |f| resolve_relative(&l.path, f)),
+                ..l
+            })
+            .collect();
         Ok(Self {
             file,
             data_dir,
@@ -287,6 +312,7 @@ impl Config {
             hid: parsed.hid,
             apdu: parsed.apdu,
             pin_cache: parsed.pin_cache,
+            pkcs11_libraries,
             state_dir: xdg("XDG_STATE_HOME", ".local/state").join("ukey"),
         })
     }
@@ -479,6 +505,25 @@ mod tests {
         assert!(load("[hid]\ndevices = [{ vid = 0x10000, pid = 1 }]\n").is_err());
         assert!(load("[hid]\ndevices = [{ vid = 1, pid = 1, usage = 2 }]\n").is_err());
         assert!(load("[hid]\ntimeout_ms = 0\n").is_err());
+    }
+
+    #[test]
+    fn pkcs11_libraries_are_read_relative_to_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = tmp.path().join("ukey.toml");
+        fs::write(
+            &conf,
+            "[[pkcs11_library]]\npath = \"/usr/lib/softhsm/libsofthsm2.so\"\n\
+             token_label = \"t\"\n[[pkcs11_library]]\npath = \"vendor.so\"\nslots = [1, 3]\n",
+        )
+        .unwrap();
+        let c = Config::resolve(&env(&[("UKEY_CONF", conf.to_str().unwrap())]), None).unwrap();
+        assert_eq!(c.pkcs11_libraries.len(), 2);
+        assert_eq!(c.pkcs11_libraries[0].token_label.as_deref(), Some("t"));
+        assert_eq!(c.pkcs11_libraries[1].path, tmp.path().join("vendor.so"));
+        assert_eq!(c.pkcs11_libraries[1].slots, Some(vec![1, 3]));
+        fs::write(&conf, "[[pkcs11_library]]\nslots = [1]\n").unwrap();
+        assert!(Config::resolve(&env(&[("UKEY_CONF", conf.to_str().unwrap())]), None).is_err());
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub(crate) fn registry() -> Result<&'static Registry> {
     let r = REGISTRY.get_or_init(|| {
         let config = Config::load().map_err(|e| e.to_string())?;
         token_hal::logging::init(&config);
+        ukey_p11_bridge::register(&config);
         Ok(Registry::new(config))
     });
     r.as_ref().map_err(|e| {
