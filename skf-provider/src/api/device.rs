@@ -19,7 +19,12 @@ static REGISTRY: OnceLock<std::result::Result<Registry, String>> = OnceLock::new
 /// The registry, built from the configuration on first use.
 pub(crate) fn registry() -> Result<&'static Registry> {
     let r = REGISTRY.get_or_init(|| {
-        let config = Config::load().map_err(|e| e.to_string())?;
+        let mut config = Config::load().map_err(|e| e.to_string())?;
+        // The vendor-SKF bridge's test mode (docs/bridges.md): a data directory of this
+        // library's own, so a process can bridge it without seeing its own devices twice.
+        if let Some(dir) = std::env::var_os("UKEY_SKF_DATA_DIR").filter(|d| !d.is_empty()) {
+            config.data_dir = dir.into();
+        }
         token_hal::logging::init(&config);
         Ok(Registry::new(config))
     });
