@@ -110,6 +110,7 @@ impl Ctx {
     pub fn new(g: Global) -> Res<Self> {
         let config = Config::load()?;
         token_hal::logging::init(&config);
+        ukey_skf_bridge::register(&config);
         Ok(Self {
             config,
             registry: std::cell::OnceCell::new(),

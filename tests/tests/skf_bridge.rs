@@ -401,3 +401,80 @@ fn key_material_never_needed_from_the_vendor() {
         Err(Error::Unsupported(_))
     ));
 }
+
+/// The PKCS#11 module and the CLI on top of the bridge (`UKEY_BACKENDS=skf`): ukey's own
+/// libukey_skf.so in the test mode is the "vendor" library of `[[skf_library]]`. The CLI
+/// makes a container, an SM2 key and a certificate through the bridge; pkcs11-tool lists
+/// them and signs with CKM_SM3_SM2 through libukey_pkcs11.so; token-hal verifies.
+#[test]
+fn pkcs11_module_and_cli_on_the_bridge() {
+    if Command::new("pkcs11-tool").arg("--help").output().is_err() {
+        eprintln!("pkcs11-tool (opensc) not installed; skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let b = tmp.path().join("b");
+    std::fs::create_dir(&b).unwrap();
+    with_app(&b, "bridged");
+    let host_conf = tmp.path().join("host.toml");
+    std::fs::write(
+        &host_conf,
+        format!(
+            "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n[[skf_library]]\npath = \"{}\"\n",
+            tmp.path().join("host-data").display(),
+            skf_lib().display()
+        ),
+    )
+    .unwrap();
+    let env = |c: &mut Command| -> String {
+        sh(c.env("UKEY_CONF", &host_conf)
+            .env_remove("UKEY_DATA_DIR")
+            .env(ukey_skf_bridge::SELF_TEST_ENV, b.join("data"))
+            .env("UKEY_BACKENDS", "skf")
+            .env("UKEY_PIN", "123456"))
+    };
+    let ukey = |args: &[&str]| env(Command::new(ukey_tests::ukey_bin()).args(args));
+    let list = ukey(&["device", "list"]);
+    assert!(
+        list.contains("vendor-skf") && list.contains("bridged"),
+        "{list}"
+    );
+    ukey(&["container", "create", "bidder"]);
+    ukey(&["key", "gen", "--container", "bidder"]);
+    let pem = ukey(&["key", "pub", "--container", "bidder"]);
+    let pk = token_hal::crypto::PublicKey::from_pem(&pem).unwrap();
+
+    let p11 = |args: &[&str]| {
+        env(Command::new("pkcs11-tool")
+            .arg("--module")
+            .arg(ukey_tests::pkcs11_lib())
+            .args(args))
+    };
+    let objects = p11(&["--list-objects", "--login", "--pin", "123456"]);
+    assert!(objects.contains("Private Key Object"), "{objects}");
+    assert!(objects.contains("Certificate Object"), "{objects}");
+    assert!(objects.contains("626964646572"), "{objects}"); // CKA_ID = "bidder"
+    let msg = tmp.path().join("msg");
+    let sig = tmp.path().join("sig");
+    std::fs::write(&msg, b"bid through the bridge").unwrap();
+    p11(&[
+        "--login",
+        "--pin",
+        "123456",
+        "--sign",
+        "-m",
+        "0x80008100",
+        "--label",
+        "bidder",
+        "-i",
+        msg.to_str().unwrap(),
+        "-o",
+        sig.to_str().unwrap(),
+    ]);
+    let mech = SignMech::Sm2Sm3 {
+        id: sm2::DEFAULT_ID.to_vec(),
+    };
+    let s = std::fs::read(&sig).unwrap();
+    pk.verify(&mech, b"bid through the bridge", &s).unwrap();
+    assert!(pk.verify(&mech, b"another bid", &s).is_err());
+}
