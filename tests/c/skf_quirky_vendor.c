@@ -1,6 +1,6 @@
 /*
  * skf_quirky_vendor.c - a canned "vendor" GM/T 0016 library with the variations the
- * vendor-SKF bridge must tolerate (docs/bridges.md), built by tests/tests/skf_bridge.rs
+ * vendor-SKF bridge must tolerate (docs/skf-bridge.md), built by tests/tests/skf_bridge.rs
  * with `cc -shared -fPIC` against include/skf.h:
  *
  *  - the legacy SM2 ID set: AlgAsymCap 0x00020700; SKF_GenECCKeyPair makes a signing key

@@ -76,7 +76,7 @@ pub struct Pkcs11Config {
 }
 
 /// One `[[skf_library]]` table: a vendor GM/T 0016 library the `skf` backend bridges
-/// (docs/bridges.md).
+/// (docs/skf-bridge.md).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct SkfLibraryConfig {

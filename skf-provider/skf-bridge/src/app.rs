@@ -1,6 +1,6 @@
 //! A vendor application as a token-hal [`Application`].
 //!
-//! Containers, keys and certificates map as docs/bridges.md says: a container's id is its
+//! Containers, keys and certificates map as docs/skf-bridge.md says: a container's id is its
 //! name's UTF-8 bytes; a key's id and a certificate's id are derived from the container
 //! name and the usage; there are no retired keys, no certificate history and no generic
 //! objects (the SKF model has none).
@@ -40,12 +40,12 @@ fn derived_id(kind: &str, container: &str, usage: KeyUsage) -> u64 {
     u64::from_be_bytes(w) & 0x7FFF_FFFF_FFFF_FFFF
 }
 
-/// The [`KeyId`] of a container's key of `usage` (docs/bridges.md).
+/// The [`KeyId`] of a container's key of `usage` (docs/skf-bridge.md).
 pub fn key_id(container: &str, usage: KeyUsage) -> KeyId {
     KeyId(derived_id("key", container, usage))
 }
 
-/// The [`CertId`] of a container's certificate of `usage` (docs/bridges.md).
+/// The [`CertId`] of a container's certificate of `usage` (docs/skf-bridge.md).
 pub fn cert_id(container: &str, usage: KeyUsage) -> CertId {
     CertId(derived_id("cert", container, usage))
 }

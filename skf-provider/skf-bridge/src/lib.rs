@@ -5,7 +5,7 @@
 //! `library.rs` loads and resolves (lazily, typed through `skf_sys::fns`); `device.rs` and
 //! `app.rs` implement the token-hal traits; `blob.rs` reads and writes the SKF blobs with
 //! every length checked; `error.rs` maps `SAR_*` codes. All `unsafe` of this crate is the
-//! FFI calls, each with a `// SAFETY:` comment. docs/bridges.md has the mapping and the
+//! FFI calls, each with a `// SAFETY:` comment. docs/skf-bridge.md has the mapping and the
 //! vendor variations tolerated.
 
 use std::collections::HashMap;

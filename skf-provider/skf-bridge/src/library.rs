@@ -23,7 +23,7 @@ pub const REQUIRED: &[&str] = &[
 /// The data symbol ukey's own `libukey_skf.so` exports to be recognised.
 const UKEY_MARKER: &str = "UKEY_SKF_PROVIDER";
 
-/// The test mode (docs/bridges.md): the data directory ukey's own `libukey_skf.so` uses
+/// The test mode (docs/skf-bridge.md): the data directory ukey's own `libukey_skf.so` uses
 /// instead of the configured one. Only when it is set, and differs from the data
 /// directory of the process loading the bridge, does the bridge load ukey's library.
 pub const SELF_TEST_ENV: &str = "UKEY_SKF_DATA_DIR";

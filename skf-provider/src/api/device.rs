@@ -20,7 +20,7 @@ static REGISTRY: OnceLock<std::result::Result<Registry, String>> = OnceLock::new
 pub(crate) fn registry() -> Result<&'static Registry> {
     let r = REGISTRY.get_or_init(|| {
         let mut config = Config::load().map_err(|e| e.to_string())?;
-        // The vendor-SKF bridge's test mode (docs/bridges.md): a data directory of this
+        // The vendor-SKF bridge's test mode (docs/skf-bridge.md): a data directory of this
         // library's own, so a process can bridge it without seeing its own devices twice.
         if let Some(dir) = std::env::var_os("UKEY_SKF_DATA_DIR").filter(|d| !d.is_empty()) {
             config.data_dir = dir.into();
@@ -35,7 +35,7 @@ pub(crate) fn registry() -> Result<&'static Registry> {
 }
 
 /// The devices this library serves. In the vendor-SKF bridge's test mode
-/// (`UKEY_SKF_DATA_DIR`, docs/bridges.md) they are the soft devices of that directory
+/// (`UKEY_SKF_DATA_DIR`, docs/skf-bridge.md) they are the soft devices of that directory
 /// whatever `UKEY_BACKENDS` says: that variable belongs to the bridging process, whose
 /// environment this library shares.
 fn devices() -> Result<Vec<std::sync::Arc<dyn Device>>> {
