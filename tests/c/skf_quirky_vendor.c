@@ -14,7 +14,8 @@
  * ECCSignData answers r = s = the 32-byte digest it was given, so the test sees exactly
  * what the bridge sent. RSASignData answers 256 bytes: 0xAB filler, then the input.
  * Built with -DOMIT_REQUIRED, SKF_VerifyPIN is missing too (a required symbol); with
- * -DCAPS_2012 the SM2 device advertises the 2012 ID set (0x00020F00) while still taking
+ * -DLYING_LENGTHS it reports more bytes than the buffer it was given and an ECC public key
+ * of 4096 bits; with -DCAPS_2012 the SM2 device advertises the 2012 ID set (0x00020F00) while still taking
  * only the legacy ID, so the bridge's fallback is exercised.
  */
 #include <string.h>
@@ -90,6 +91,14 @@ EXPORT ULONG DEVAPI SKF_GetDevInfo(DEVHANDLE hDev, DEVINFO *p) {
 
 EXPORT ULONG DEVAPI SKF_EnumApplication(DEVHANDLE hDev, LPSTR szAppName, ULONG *pulSize) {
     (void)hDev;
+#ifdef LYING_LENGTHS
+    /* Claims to have written more than the buffer holds. */
+    if (szAppName && pulSize && *pulSize >= 5) {
+        memcpy(szAppName, "APP\0", 5);
+        *pulSize += 1000;
+        return SAR_OK;
+    }
+#endif
     return put_list("APP\0", 5, szAppName, pulSize);
 }
 
@@ -185,7 +194,11 @@ EXPORT ULONG DEVAPI SKF_GenECCKeyPair(HCONTAINER h, ULONG alg, ECCPUBLICKEYBLOB 
     else return SAR_INVALIDPARAMERR;
 #endif
     memset(pBlob, 0, sizeof *pBlob);
+#ifdef LYING_LENGTHS
+    pBlob->BitLen = 4096; /* out of range for an ECC key */
+#else
     pBlob->BitLen = 256;
+#endif
     memcpy(pBlob->XCoordinate + 32, GX, 32);
     memcpy(pBlob->YCoordinate + 32, GY, 32);
     return SAR_OK;

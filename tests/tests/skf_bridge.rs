@@ -385,6 +385,24 @@ fn a_library_missing_a_required_symbol_does_not_load() {
 }
 
 #[test]
+fn out_of_range_vendor_lengths_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = quirky(tmp.path(), "libquirky_lying.so", &["-DLYING_LENGTHS"]);
+    let devs = devices(VendorLib::load(&path, None, tmp.path()).unwrap());
+    match devs[0].list_apps() {
+        Err(Error::InvalidData(m)) => assert!(m.contains("SKF_EnumApplication"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    let app = devs[0].open_app("APP").unwrap();
+    app.verify_pin(PinType::User, &Pin::from("123456")).unwrap();
+    app.create_container("c1", None).unwrap();
+    match app.generate_key("c1", KeyUsage::Sign, KeyAlg::Sm2, false) {
+        Err(Error::InvalidData(m)) => assert!(m.contains("4096 bits"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn key_material_never_needed_from_the_vendor() {
     // import_key of a signing key is refused before anything reaches the vendor.
     let tmp = tempfile::tempdir().unwrap();
