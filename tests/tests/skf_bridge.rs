@@ -227,6 +227,20 @@ fn own_library_through_the_bridge_child() {
         Err(Error::Unsupported(_))
     ));
 
+    // An RSA container: the bridge builds the DigestInfo, the token pads and signs.
+    app.create_container("rsa", None).unwrap();
+    let rsa_pk = app
+        .generate_key("rsa", KeyUsage::Sign, KeyAlg::Rsa(2048), false)
+        .unwrap();
+    assert_eq!(rsa_pk.alg(), KeyAlg::Rsa(2048));
+    let rmech = SignMech::RsaPkcs1(HashAlg::Sha256);
+    let rsig = app
+        .sign(&KeyRef::active("rsa", KeyUsage::Sign), &rmech, msg)
+        .unwrap();
+    rsa_pk.verify(&rmech, msg, &rsig).unwrap();
+    assert!(rsa_pk.verify(&rmech, b"other", &rsig).is_err());
+    app.delete_container("rsa").unwrap();
+
     // Logged out, the token refuses to sign.
     app.logout();
     assert_eq!(app.login_state(), LoginState::None);
