@@ -85,7 +85,7 @@ EXPORT ULONG DEVAPI SKF_GetDevInfo(DEVHANDLE hDev, DEVINFO *p) {
 #endif
     p->AlgHashCap = 1;
     p->AlgSymCap = 0x401;
-    p->DevAuthAlgId = 0x401;
+    p->DevAuthAlgId = d->rsa ? 0x101 : 0x401; /* the RSA device authenticates with SM1 */
     return SAR_OK;
 }
 

@@ -15,7 +15,9 @@ use token_hal::Error;
 use token_hal::cert::{SelfSignedSpec, self_signed};
 use token_hal::crypto::hash::{HashAlg, digest};
 use token_hal::crypto::{EncMech, KeyAlg, PrivateKey, SignMech, sm2};
-use token_hal::model::{BackendKind, KeyRef, KeyUsage, LoginState, Pin, PinType, Rights};
+use token_hal::model::{
+    AppParams, BackendKind, KeyRef, KeyUsage, LoginState, Pin, PinType, Rights,
+};
 use token_hal::token::Device;
 use ukey_skf_bridge::{BridgeDevice, SkfBackend, VendorLib, cert_id, key_id};
 use ukey_tests::{repo_root, skf_lib};
@@ -110,6 +112,28 @@ fn own_library_through_the_bridge_child() {
     assert!(!info.serial.is_empty());
     assert_eq!(dev.list_apps().unwrap(), vec!["bridged".to_string()]);
     let app = dev.open_app("bridged").unwrap();
+
+    // Device authentication with the default key, then an application made and deleted.
+    assert!(matches!(
+        dev.create_app(
+            "second",
+            &AppParams::new("12345678".into(), Some("654321".into()))
+        ),
+        Err(Error::NotLoggedIn | Error::DeviceAuthRequired)
+    ));
+    assert!(matches!(
+        dev.authenticate_with_key(&[0u8; 16]),
+        Err(Error::DeviceAuthFailed)
+    ));
+    dev.authenticate_with_key(b"1234567812345678").unwrap();
+    dev.create_app(
+        "second",
+        &AppParams::new("12345678".into(), Some("654321".into())),
+    )
+    .unwrap();
+    assert_eq!(dev.list_apps().unwrap().len(), 2);
+    dev.delete_app("second").unwrap();
+    assert_eq!(dev.list_apps().unwrap(), vec!["bridged".to_string()]);
 
     // PINs: wrong, then right.
     let before = app.pin_info(PinType::User).unwrap();
@@ -320,6 +344,17 @@ fn quirky_vendor_variations_are_tolerated() {
         &[4u8; 120],
     ) {
         Err(Error::Unsupported(m)) => assert!(m.contains("SKF_ECCDecrypt"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+
+    // Device authentication: no SKF_GenRandom on one device, SM1 on the other; neither
+    // sends a cryptogram.
+    assert!(matches!(
+        sm2_dev.authenticate_with_key(b"1234567812345678"),
+        Err(Error::Unsupported(_))
+    ));
+    match rsa_dev.authenticate_with_key(b"1234567812345678") {
+        Err(Error::Unsupported(m)) => assert!(m.contains("0x101"), "{m}"),
         other => panic!("{other:?}"),
     }
 

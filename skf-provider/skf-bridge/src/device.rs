@@ -243,6 +243,27 @@ impl Device for BridgeDevice {
         check("SKF_ChangeDevAuthKey", unsafe { f(h.0, k.as_mut_ptr(), n) })
     }
 
+    /// The default procedure (challenge, SM4-ECB, answer) when the device authenticates
+    /// with SM4-ECB; a device whose DevAuthAlgId is another algorithm (SM1, SSF33: not
+    /// computable on the host) is `Unsupported` before any attempt, so no wrong cryptogram
+    /// spends the device's authentication retries.
+    fn authenticate_with_key(&self, auth_key: &[u8]) -> Result<()> {
+        let alg = {
+            let h = self.inner.lock();
+            dev_info(&self.inner.lib, *h)?.DevAuthAlgId
+        };
+        if alg != SGD_SM4_ECB {
+            return Err(Error::unsupported(format!(
+                "device authentication with algorithm {alg:#x} (only SM4-ECB can be computed on the host)"
+            )));
+        }
+        let challenge = self.gen_random(16)?;
+        let mut block = Zeroizing::new([0u8; 16]);
+        block.copy_from_slice(&challenge);
+        let cryptogram = token_hal::crypto::sym::sm4_ecb_encrypt_block(auth_key, &block)?;
+        self.dev_auth(&cryptogram)
+    }
+
     fn list_apps(&self) -> Result<Vec<String>> {
         let f = sym!(self.inner.lib, SKF_EnumApplication)?;
         let h = self.inner.lock();
