@@ -111,6 +111,7 @@ impl Ctx {
         let config = Config::load()?;
         token_hal::logging::init(&config);
         ukey_p11_bridge::register(&config);
+        ukey_skf_bridge::register(&config);
         Ok(Self {
             config,
             registry: std::cell::OnceCell::new(),

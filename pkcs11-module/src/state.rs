@@ -158,6 +158,8 @@ pub(crate) fn install(config: Config, compat: Compat) -> Result<()> {
     if g.is_some() {
         return Err(Error(CKR_CRYPTOKI_ALREADY_INITIALIZED));
     }
+    // Vendor SKF libraries of `[[skf_library]]` (unless UKEY_BACKENDS excludes `skf`).
+    ukey_skf_bridge::register(&config);
     let registry = Registry::new(config.clone());
     let m = Arc::new(Module {
         config,

@@ -168,6 +168,18 @@ pub struct Pkcs11LibraryConfig {
     pub token_label: Option<String>,
 }
 
+/// One `[[skf_library]]` table: a vendor GM/T 0016 library the `skf` backend bridges
+/// (docs/skf-bridge.md).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SkfLibraryConfig {
+    /// The library file (relative paths are relative to the config file).
+    pub path: PathBuf,
+    /// Which SM2 algorithm-ID set the library speaks: `"2012"` (SGD_SM2_1 = 0x00020200)
+    /// or `"legacy"` (0x00020100). Absent: guessed from its DEVINFO, with a fallback.
+    pub sm2_ids: Option<String>,
+}
+
 /// The TOML file as written.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -187,6 +199,8 @@ struct ConfigFile {
     pin_cache: PinCacheConfig,
     #[serde(default)]
     pkcs11_library: Vec<Pkcs11LibraryConfig>,
+    #[serde(default)]
+    skf_library: Vec<SkfLibraryConfig>,
 }
 
 /// The resolved configuration.
@@ -212,6 +226,8 @@ pub struct Config {
     pub pin_cache: PinCacheConfig,
     /// Third-party PKCS#11 modules for the PKCS#11 bridge (`[[pkcs11_library]]`).
     pub pkcs11_libraries: Vec<Pkcs11LibraryConfig>,
+    /// Vendor SKF libraries to bridge (`[[skf_library]]`), paths resolved.
+    pub skf_libraries: Vec<SkfLibraryConfig>,
     /// `XDG_STATE_HOME`-based directory for the log file.
     pub state_dir: PathBuf,
 }
@@ -302,6 +318,16 @@ impl Config {
                 ..l
             })
             .collect();
+        let skf_libraries = parsed
+            .skf_library
+            .into_iter()
+            .map(|mut l| {
+                if let Some(f) = &file {
+                    l.path = resolve_relative(&l.path, f);
+                }
+                l
+            })
+            .collect();
         Ok(Self {
             file,
             data_dir,
@@ -313,6 +339,7 @@ impl Config {
             apdu: parsed.apdu,
             pin_cache: parsed.pin_cache,
             pkcs11_libraries,
+            skf_libraries,
             state_dir: xdg("XDG_STATE_HOME", ".local/state").join("ukey"),
         })
     }
@@ -361,6 +388,18 @@ fn read_config(path: &Path) -> Result<ConfigFile> {
             path: path.to_path_buf(),
             detail: "hid.timeout_ms must be at least 1".into(),
         });
+    }
+    for lib in &cfg.skf_library {
+        if lib
+            .sm2_ids
+            .as_deref()
+            .is_some_and(|v| v != "2012" && v != "legacy")
+        {
+            return Err(Error::Config {
+                path: path.to_path_buf(),
+                detail: "skf_library.sm2_ids must be \"2012\" or \"legacy\"".into(),
+            });
+        }
     }
     if cfg.soft.pin_retries.is_some_and(|r| r == 0 || r > 255) {
         return Err(Error::Config {
@@ -523,6 +562,28 @@ mod tests {
         assert_eq!(c.pkcs11_libraries[1].path, tmp.path().join("vendor.so"));
         assert_eq!(c.pkcs11_libraries[1].slots, Some(vec![1, 3]));
         fs::write(&conf, "[[pkcs11_library]]\nslots = [1]\n").unwrap();
+        assert!(Config::resolve(&env(&[("UKEY_CONF", conf.to_str().unwrap())]), None).is_err());
+    }
+
+    #[test]
+    fn skf_libraries_are_read_with_paths_resolved() {
+        let tmp = tempfile::tempdir().unwrap();
+        let conf = tmp.path().join("ukey.toml");
+        fs::write(
+            &conf,
+            "[[skf_library]]\npath = \"vendor/libv.so\"\n\n[[skf_library]]\npath = \"/opt/x.so\"\nsm2_ids = \"legacy\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(&env(&[("UKEY_CONF", conf.to_str().unwrap())]), None).unwrap();
+        assert_eq!(c.skf_libraries.len(), 2);
+        assert_eq!(c.skf_libraries[0].path, tmp.path().join("vendor/libv.so"));
+        assert_eq!(c.skf_libraries[1].path, PathBuf::from("/opt/x.so"));
+        assert_eq!(c.skf_libraries[1].sm2_ids.as_deref(), Some("legacy"));
+        fs::write(
+            &conf,
+            "[[skf_library]]\npath = \"x.so\"\nsm2_ids = \"2016\"\n",
+        )
+        .unwrap();
         assert!(Config::resolve(&env(&[("UKEY_CONF", conf.to_str().unwrap())]), None).is_err());
     }
 

@@ -7,6 +7,8 @@
 #![allow(non_camel_case_types, non_snake_case)]
 #![forbid(unsafe_code)]
 
+pub mod fns;
+
 /// 32-bit unsigned (GM/T 0016 ULONG).
 pub type ULONG = u32;
 /// 32-bit boolean (GM/T 0016 BOOL).

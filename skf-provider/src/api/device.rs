@@ -19,7 +19,12 @@ static REGISTRY: OnceLock<std::result::Result<Registry, String>> = OnceLock::new
 /// The registry, built from the configuration on first use.
 pub(crate) fn registry() -> Result<&'static Registry> {
     let r = REGISTRY.get_or_init(|| {
-        let config = Config::load().map_err(|e| e.to_string())?;
+        let mut config = Config::load().map_err(|e| e.to_string())?;
+        // The vendor-SKF bridge's test mode (docs/skf-bridge.md): a data directory of this
+        // library's own, so a process can bridge it without seeing its own devices twice.
+        if let Some(dir) = std::env::var_os("UKEY_SKF_DATA_DIR").filter(|d| !d.is_empty()) {
+            config.data_dir = dir.into();
+        }
         token_hal::logging::init(&config);
         ukey_p11_bridge::register(&config);
         Ok(Registry::new(config))
@@ -30,10 +35,23 @@ pub(crate) fn registry() -> Result<&'static Registry> {
     })
 }
 
+/// The devices this library serves. In the vendor-SKF bridge's test mode
+/// (`UKEY_SKF_DATA_DIR`, docs/skf-bridge.md) they are the soft devices of that directory
+/// whatever `UKEY_BACKENDS` says: that variable belongs to the bridging process, whose
+/// environment this library shares.
+fn devices() -> Result<Vec<std::sync::Arc<dyn Device>>> {
+    let r = registry()?;
+    if std::env::var_os("UKEY_SKF_DATA_DIR").is_some_and(|d| !d.is_empty()) {
+        Ok(r.soft_devices()?)
+    } else {
+        Ok(r.devices()?)
+    }
+}
+
 /// `SKF_EnumDev`: names of the devices. Every listed device is present.
 pub(crate) fn enum_dev(_present_only: bool) -> Result<Vec<String>> {
     let mut names = Vec::new();
-    for d in registry()?.devices()? {
+    for d in devices()? {
         names.push(d.info()?.name);
     }
     Ok(names)
@@ -55,7 +73,7 @@ pub(crate) fn name_list(names: &[String]) -> Vec<u8> {
 
 /// `SKF_ConnectDev`: the device called `name`.
 pub(crate) fn connect(name: &str) -> Result<DevObj> {
-    for d in registry()?.devices()? {
+    for d in devices()? {
         let info = d.info()?;
         if info.name == name {
             return Ok(DevObj {

@@ -12,6 +12,11 @@ use super::handles::{self, Obj};
 use crate::api::device as api;
 use crate::error::{Error, Result};
 
+/// Marks this library as ukey's own SKF provider: the vendor-SKF bridge refuses to load
+/// it unless its test mode gives it a data directory of its own (docs/skf-bridge.md).
+#[unsafe(no_mangle)]
+pub static UKEY_SKF_PROVIDER: [u8; 5] = *b"ukey\0";
+
 /// Longest device name accepted.
 const MAX_DEV_NAME: usize = 256;
 /// The label is shorter than 32 bytes.
