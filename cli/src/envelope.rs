@@ -51,6 +51,14 @@ pub struct DecryptArgs {
     /// Where to write the plaintext (created owner-only).
     #[arg(short = 'o', long = "out", value_name = "OUT")]
     pub out: PathBuf,
+    /// The bid was signed, then enveloped: verify the SignedData inside (the only check
+    /// that detects tampering with an SM4-CBC envelope's content) and write the signed
+    /// content itself. Nothing is written when the signature does not verify.
+    #[arg(long)]
+    pub verify: bool,
+    /// With --verify: trusted CA certificates (PEM or DER); the signer must chain to one.
+    #[arg(long, value_name = "FILE", requires = "verify")]
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -181,6 +189,11 @@ fn decrypt(ctx: &Ctx, a: &DecryptArgs) -> Res<()> {
     let r = envelope::decrypt_file(&a.input, &a.out, &mut finder, &mut |d, t| bar.update(d, t));
     bar.finish();
     let d = r.map_err(|e| file_err(&a.input, e))?;
+    let signers = if a.verify {
+        Some(verify_inner(a, d.is_signed_data())?)
+    } else {
+        None
+    };
     let m = &d.opened_by;
     if ctx.json() {
         out::json(&json!({
@@ -194,6 +207,13 @@ fn decrypt(ctx: &Ctx, a: &DecryptArgs) -> Res<()> {
             "container": m.container,
             "retired_key": m.retired,
             "matched_by": m.how.to_string(),
+            "signers": signers.as_ref().map(|v| v.iter().map(|s| json!({
+                "subject": s.cert.subject,
+                "issuer": s.cert.issuer,
+                "serial": s.cert.serial,
+                "profile": s.profile,
+                "chain_to": s.chain_to,
+            })).collect::<Vec<_>>()),
         }));
     } else {
         eprintln!(
@@ -207,13 +227,80 @@ fn decrypt(ctx: &Ctx, a: &DecryptArgs) -> Res<()> {
             m.device,
             m.how
         );
-        if d.is_signed_data() {
+        if let Some(v) = &signers {
+            for sg in v {
+                eprintln!(
+                    "Signature verified ({}): signed by {} (serial {}, issuer {}){}",
+                    sg.profile,
+                    sg.cert.subject,
+                    sg.cert.serial,
+                    sg.cert.issuer,
+                    sg.chain_to
+                        .as_ref()
+                        .map(|c| format!(", chain to {c}"))
+                        .unwrap_or_default()
+                );
+            }
+        } else if d.is_signed_data() {
             eprintln!(
                 "The plaintext is a SignedData: verify its signature, which is what protects the bid against tampering."
             );
         }
     }
     Ok(())
+}
+
+/// `--verify`: checks the SignedData just decrypted into `a.out` and replaces it with the
+/// signed content. On any failure the output is removed: nothing unverified is left.
+fn verify_inner(a: &DecryptArgs, signed: bool) -> Res<Vec<token_hal::tender::cms::Signer>> {
+    use token_hal::tender::cms;
+    let r = (|| -> Res<Vec<cms::Signer>> {
+        if !signed {
+            fail!("the decrypted bid is not a SignedData, so --verify cannot check it");
+        }
+        let trust = match &a.ca {
+            Some(p) => Some(cms::read_ca_file(&read_file(p)?).map_err(|e| file_err(p, e))?),
+            None => None,
+        };
+        let bytes = read_file(&a.out)?;
+        let v = cms::verify(
+            &bytes,
+            &cms::VerifyOptions {
+                trust: trust.as_deref(),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| {
+            CliError(format!(
+                "the signature inside the envelope does not verify: {e}"
+            ))
+        })?;
+        let tmp = a.out.with_extension("ukey-verify.tmp");
+        {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(|e| CliError(format!("{}: {e}", tmp.display())))?;
+            let w = f.write_all(&v.content).and_then(|()| f.sync_all());
+            if let Err(e) = w {
+                let _ = std::fs::remove_file(&tmp);
+                fail!("{}: {e}", tmp.display());
+            }
+        }
+        std::fs::rename(&tmp, &a.out).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            CliError(format!("{}: {e}", a.out.display()))
+        })?;
+        Ok(v.signers)
+    })();
+    if r.is_err() {
+        let _ = std::fs::remove_file(&a.out);
+    }
+    r.map_err(|e| CliError(format!("{}: {}; no output written", a.input.display(), e.0)))
 }
 
 /// The log file as configured (docs/config.md): `UKEY_LOG_OUTPUT`, else `[log] output`;

@@ -517,3 +517,137 @@ fn log_export_is_an_envelope_for_support() {
     ]);
     assert!(err.contains("CN=Opener 2"), "{err}");
 }
+
+/// Signed, then enveloped: `decrypt --verify` checks the SignedData inside and writes the
+/// bid itself; a tampered ciphertext (which SM4-CBC alone cannot detect) is caught by the
+/// signature and leaves no output.
+#[test]
+fn signed_then_enveloped_is_verified_and_tampering_caught() {
+    let e = Env::new();
+    e.token("t");
+    for args in [
+        &[
+            "--pin",
+            PIN,
+            "key",
+            "gen",
+            "--container",
+            "c",
+            "--subject",
+            "Bidder",
+        ][..],
+        &[
+            "--pin",
+            PIN,
+            "key",
+            "gen",
+            "--container",
+            "c",
+            "--enc",
+            "--subject",
+            "Opener",
+        ],
+        &["cert", "export", "--container", "c", "-o", "sign.pem"],
+        &[
+            "cert",
+            "export",
+            "--container",
+            "c",
+            "--enc",
+            "-o",
+            "enc.pem",
+        ],
+    ] {
+        e.ok(args);
+    }
+    let bid: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+    e.write("bid.bin", &bid);
+    e.ok(&[
+        "--pin",
+        PIN,
+        "sign",
+        "--cms",
+        "--container",
+        "c",
+        "bid.bin",
+        "-o",
+        "bid.p7s",
+    ]);
+    e.ok(&[
+        "envelope", "encrypt", "--to", "enc.pem", "bid.p7s", "-o", "bid.p7m",
+    ]);
+    let j = e.json(&[
+        "--pin",
+        PIN,
+        "envelope",
+        "decrypt",
+        "--verify",
+        "--ca",
+        "sign.pem",
+        "bid.p7m",
+        "-o",
+        "opened.bin",
+    ]);
+    assert_eq!(
+        e.read("opened.bin"),
+        bid,
+        "the bid itself, not the SignedData"
+    );
+    assert_eq!(j["signers"][0]["profile"], "GM/T 0010");
+    // Without --verify the plaintext is the SignedData, with a notice.
+    e.ok(&[
+        "--pin",
+        PIN,
+        "envelope",
+        "decrypt",
+        "bid.p7m",
+        "-o",
+        "signed.p7s",
+    ]);
+    assert_eq!(e.read("signed.p7s"), e.read("bid.p7s"));
+    // Flip one bit in the middle of the ciphertext: the padding still checks out, the
+    // signature does not.
+    let mut env = e.read("bid.p7m");
+    let mid = env.len() / 2;
+    env[mid] ^= 0x01;
+    e.write("tampered.p7m", &env);
+    let err = e.fail(&[
+        "--pin",
+        PIN,
+        "envelope",
+        "decrypt",
+        "--verify",
+        "tampered.p7m",
+        "-o",
+        "bad.bin",
+    ]);
+    assert!(err.contains("no output written"), "{err}");
+    assert!(!work(&e).join("bad.bin").exists());
+    assert!(
+        !listing(&e).iter().any(|n| n.contains("tmp")),
+        "{:?}",
+        listing(&e)
+    );
+    // An envelope of plain data is not something --verify can check.
+    e.ok(&[
+        "envelope",
+        "encrypt",
+        "--to",
+        "enc.pem",
+        "bid.bin",
+        "-o",
+        "plain.p7m",
+    ]);
+    let err = e.fail(&[
+        "--pin",
+        PIN,
+        "envelope",
+        "decrypt",
+        "--verify",
+        "plain.p7m",
+        "-o",
+        "p.bin",
+    ]);
+    assert!(err.contains("not a SignedData"), "{err}");
+    assert!(!work(&e).join("p.bin").exists());
+}
