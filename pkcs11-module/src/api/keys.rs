@@ -185,6 +185,31 @@ pub(crate) fn generate_key_pair(
     if (pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN)) && !s.rw {
         return Err(Error(CKR_SESSION_READ_ONLY));
     }
+    if crate::landing::on_device(&s) && (pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN)) {
+        // A card or a bridged library makes its token keys itself: the private key never
+        // exists on the host (docs/mapping.md).
+        object::complete(&mut pa, true, Some(mech.ty))?;
+        object::complete(&mut sa, true, Some(mech.ty))?;
+        if !matches!(alg, KeyAlg::Sm2 | KeyAlg::EcP256 | KeyAlg::Rsa(1024..=2048)) {
+            return Err(Error(CKR_MECHANISM_INVALID));
+        }
+        if !pa.flag(CKA_TOKEN) || !sa.flag(CKA_TOKEN) || !sa.flag(CKA_SENSITIVE) {
+            return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+        }
+        let landed = crate::landing::land(
+            &m,
+            &s,
+            crate::landing::KeySource::Generate(alg),
+            usage,
+            Some(&pa),
+            &sa,
+        )?;
+        return match landed {
+            Some((Some(ph), sh)) => Ok((ph, sh)),
+            // The CKA_ID names a container whose slot is taken.
+            _ => Err(Error(CKR_ATTRIBUTE_VALUE_INVALID)),
+        };
+    }
     let sk = PrivateKey::generate(alg)?;
     let pk = sk.public_key()?;
     keys::fill_public(&pk, &mut pa)?;
@@ -194,7 +219,14 @@ pub(crate) fn generate_key_pair(
     object::complete(&mut pa, true, Some(mech.ty))?;
     object::complete(&mut sa, true, Some(mech.ty))?;
     // SM2 and RSA ≤ 2048 token pairs go into a container (docs/mapping.md).
-    if let Some((Some(ph), sh)) = crate::landing::land(&m, &s, &sk, usage, Some(&pa), &sa)? {
+    if let Some((Some(ph), sh)) = crate::landing::land(
+        &m,
+        &s,
+        crate::landing::KeySource::Import(&sk),
+        usage,
+        Some(&pa),
+        &sa,
+    )? {
         return Ok((ph, sh));
     }
     let ph = store_new(&m, &s, pa)?;
@@ -292,7 +324,14 @@ pub(crate) fn unwrap(
             }
             keys::fill_private(&sk, &mut a)?;
             object::complete(&mut a, false, None)?;
-            if let Some((_, h)) = crate::landing::land(&m, &s, &sk, usage, None, &a)? {
+            if let Some((_, h)) = crate::landing::land(
+                &m,
+                &s,
+                crate::landing::KeySource::Import(&sk),
+                usage,
+                None,
+                &a,
+            )? {
                 return Ok(h);
             }
             store_new(&m, &s, a)

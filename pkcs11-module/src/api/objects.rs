@@ -382,7 +382,9 @@ pub(crate) fn create(h: CK_SESSION_HANDLE, tmpl: &Template) -> Result<CK_OBJECT_
     derive_content(&mut a)?;
     if a.class() == Some(CKO_PRIVATE_KEY) {
         let sk = keys::private_from_attrs(&a)?;
-        if let Some((_, h)) = landing::land(&m, &s, &sk, usage, None, &a)? {
+        if let Some((_, h)) =
+            landing::land(&m, &s, landing::KeySource::Import(&sk), usage, None, &a)?
+        {
             return Ok(h);
         }
     }
