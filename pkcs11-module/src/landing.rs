@@ -269,8 +269,7 @@ pub(crate) fn land(
             };
             // A taken slot, or a container of the other key family: the pair stays a
             // generic object (PKCS#11 allows any number of keys with one CKA_ID).
-            if c.key(usage).is_some() || c.key(other).is_some_and(|k| !same_family(k.alg, alg))
-            {
+            if c.key(usage).is_some() || c.key(other).is_some_and(|k| !same_family(k.alg, alg)) {
                 return Ok(None);
             }
             (c.name.clone(), false)
@@ -297,16 +296,14 @@ pub(crate) fn land(
         KeySource::Import(sk) => app
             .import_key(&name, usage, sk, false)
             .and_then(|id| Ok((id, sk.public_key()?))),
-        KeySource::Generate(alg) => app
-            .generate_key(&name, usage, alg, false)
-            .and_then(|pk| {
-                let c = app.container(&name)?;
-                let id = c
-                    .key(usage)
-                    .map(|k| k.id)
-                    .ok_or_else(|| token_hal::Error::Internal("generated key not listed".into()))?;
-                Ok((id, pk))
-            }),
+        KeySource::Generate(alg) => app.generate_key(&name, usage, alg, false).and_then(|pk| {
+            let c = app.container(&name)?;
+            let id = c
+                .key(usage)
+                .map(|k| k.id)
+                .ok_or_else(|| token_hal::Error::Internal("generated key not listed".into()))?;
+            Ok((id, pk))
+        }),
     };
     let (key_id, pk) = match stored {
         Ok(k) => k,

@@ -42,3 +42,106 @@ pub fn ukey_bin() -> PathBuf {
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
+
+/// The virtual USB key (`ukey sim`) inside a pcscd of its own, started with
+/// `scripts/pcscd-vpcd.sh run` (which queues on a machine-wide lock, so concurrent runs
+/// take turns). Both are stopped when this is dropped.
+pub struct VirtualKeyInPcscd {
+    pcscd: std::process::Child,
+    sim: std::process::Child,
+    log: PathBuf,
+}
+
+fn vpcd_listening() -> bool {
+    // vpcd's port 35963 = 0x8C7B in LISTEN state (0A), without connecting to it (a
+    // connection would be taken for a card).
+    std::fs::read_to_string("/proc/net/tcp")
+        .map(|t| {
+            t.lines().any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| a.ends_with(":8C7B"))
+                    && l.split_whitespace().nth(3) == Some("0A")
+            })
+        })
+        .unwrap_or(false)
+}
+
+impl VirtualKeyInPcscd {
+    /// Starts pcscd and the virtual key with its state in `state` and the configuration
+    /// `conf`, and waits until the key is seen through PC/SC. None, with the reason
+    /// printed, when pcscd or vsmartcard-vpcd is not installed.
+    pub fn start(conf: &std::path::Path, state: &std::path::Path) -> Option<Self> {
+        use std::process::{Command, Stdio};
+        use std::time::{Duration, Instant};
+        if !std::path::Path::new("/etc/reader.conf.d/vpcd").exists()
+            || Command::new("pcscd").arg("--version").output().is_err()
+        {
+            eprintln!("skipped: pcscd or vsmartcard-vpcd is not installed");
+            return None;
+        }
+        let pcscd = Command::new(repo_root().join("scripts/pcscd-vpcd.sh"))
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pcscd-vpcd.sh");
+        let deadline = Instant::now() + Duration::from_secs(600);
+        while !vpcd_listening() {
+            assert!(Instant::now() < deadline, "vpcd did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let log = state.with_extension("apdu.log");
+        let sim = Command::new(ukey_bin())
+            .env("UKEY_CONF", conf)
+            .arg("sim")
+            .arg("--state")
+            .arg(state)
+            .arg("--apdu-log")
+            .arg(&log)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ukey sim");
+        let me = Self { pcscd, sim, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let out = Command::new(ukey_bin())
+                .env("UKEY_CONF", conf)
+                .env("UKEY_BACKENDS", "pcsc")
+                .args(["--json", "device", "list"])
+                .output()
+                .expect("ukey device list");
+            if String::from_utf8_lossy(&out.stdout).contains("\"apdu\"") {
+                return Some(me);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the virtual key never appeared in pcscd"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// The virtual key's APDU log so far (JSON lines: headers, sizes, status words).
+    pub fn served(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Pulls the key: the simulator stops, as a key taken out of its port.
+    pub fn pull(&mut self) {
+        let _ = self.sim.kill();
+        let _ = self.sim.wait();
+    }
+}
+
+impl Drop for VirtualKeyInPcscd {
+    fn drop(&mut self) {
+        let _ = self.sim.kill();
+        let _ = self.sim.wait();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.pcscd.id().to_string()])
+            .status();
+        let _ = self.pcscd.wait();
+    }
+}

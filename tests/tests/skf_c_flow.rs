@@ -35,16 +35,46 @@ fn build(src: &str, out: &Path) {
 fn c_program_walks_the_tendering_flow_and_openssl_agrees() {
     let tmp = tempfile::tempdir().unwrap();
     let conf = device_only(tmp.path());
-    let work = tmp.path().join("work");
+    walk(tmp.path(), &conf, &[]);
+}
+
+/// The same flow on the virtual USB key, inside the real pcscd through vpcd: SKF over the
+/// APDU driver, the secure channel and PC/SC.
+#[test]
+fn c_program_walks_the_tendering_flow_on_the_virtual_key_through_pcscd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = conf(tmp.path());
+    let Some(sim) = ukey_tests::VirtualKeyInPcscd::start(&conf, &tmp.path().join("card")) else {
+        return;
+    };
+    walk(tmp.path(), &conf, &[("UKEY_BACKENDS", "pcsc")]);
+    let served = sim.served();
+    assert!(
+        served.contains(r#""header":"80500000""#),
+        "the card signed: {served}"
+    );
+    assert!(
+        served.contains(r#""header":"80510000""#),
+        "the card decrypted: {served}"
+    );
+}
+
+/// The tendering flow of tests/c/skf_tender.c with `env`; `dir` holds the work files.
+fn walk(dir: &Path, conf: &Path, env: &[(&str, &str)]) {
+    let work = dir.join("work");
     std::fs::create_dir(&work).unwrap();
-    let exe = tmp.path().join("skf_tender");
+    let exe = dir.join("skf_tender");
     build("skf_tender.c", &exe);
     let run = |stage: &str| {
-        sh(Command::new(&exe)
-            .env("UKEY_CONF", &conf)
+        let mut c = Command::new(&exe);
+        c.env("UKEY_CONF", conf)
             .arg(skf_lib())
             .arg(&work)
-            .arg(stage))
+            .arg(stage);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        sh(&mut c)
     };
     let msg = b"bid for lot 7: 1,000,000 CNY\n";
     std::fs::write(work.join("msg.txt"), msg).unwrap();

@@ -183,6 +183,10 @@ pub(crate) fn lock(dev: &DevObj, holder: usize, timeout_ms: ULONG) -> Result<()>
                     .0;
             }
             None => {
+                // A card-only setup may have no data directory yet.
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::create_dir_all(dir);
+                }
                 let file = File::options()
                     .create(true)
                     .truncate(false)
