@@ -34,9 +34,7 @@ use token_hal::{Error, Result};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::Module;
-use crate::convert::{
-    self, CKM_SANSEC_SM2_SIGN, CKM_SM2, digest_info_prefix, hash_mech, p11_error,
-};
+use crate::convert::{self, CKM_SANSEC_SM2_SIGN, CKM_SM2, hash_mech, p11_error};
 
 /// The retry limit reported for PINs: PKCS#11 does not expose the module's counters,
 /// only the COUNT_LOW / FINAL_TRY / LOCKED flags (docs/bridges.md).
@@ -1108,7 +1106,7 @@ impl Application for P11App {
                 Mechanism::Ecdsa
             }
             (KeyAlg::Rsa(_), SignMech::RsaPkcs1(hh)) => {
-                let mut di = digest_info_prefix(*hh).to_vec();
+                let mut di = token_hal::crypto::hash::digest_info_prefix(*hh).to_vec();
                 di.extend(hash::digest(*hh, data));
                 input = di;
                 Mechanism::RsaPkcs

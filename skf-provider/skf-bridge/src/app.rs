@@ -64,37 +64,6 @@ fn flag(usage: KeyUsage) -> BOOL {
     }
 }
 
-/// The PKCS#1 v1.5 DigestInfo prefix of a hash (RFC 8017 §9.2; GM/T 0010 for SM3).
-fn digest_info_prefix(h: HashAlg) -> Result<&'static [u8]> {
-    Ok(match h {
-        HashAlg::Sha1 => &[
-            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
-            0x14,
-        ],
-        HashAlg::Sha256 => &[
-            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x01, 0x05, 0x00, 0x04, 0x20,
-        ],
-        HashAlg::Sha384 => &[
-            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x02, 0x05, 0x00, 0x04, 0x30,
-        ],
-        HashAlg::Sha512 => &[
-            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x03, 0x05, 0x00, 0x04, 0x40,
-        ],
-        HashAlg::Sm3 => &[
-            0x30, 0x30, 0x30, 0x0c, 0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x83, 0x11,
-            0x05, 0x00, 0x04, 0x20,
-        ],
-        other => {
-            return Err(Error::unsupported(format!(
-                "RSA PKCS#1 with {other:?} on a vendor SKF token"
-            )));
-        }
-    })
-}
-
 /// An application of a vendor device.
 pub struct BridgeApp {
     dev: Arc<DevInner>,
@@ -684,7 +653,7 @@ impl Application for BridgeApp {
                 Zeroizing::new(data.to_vec())
             }
             (SignMech::RsaPkcs1(h), KeyAlg::Rsa(_)) => {
-                let mut di = digest_info_prefix(*h)?.to_vec();
+                let mut di = token_hal::crypto::hash::digest_info_prefix(*h).to_vec();
                 di.extend_from_slice(&hash::digest(*h, data));
                 Zeroizing::new(di)
             }

@@ -22,7 +22,7 @@ use super::status::check;
 use super::tlv::{Fields, Writer, uint};
 use super::transport::Transport;
 use super::wire::{self, ins, tag};
-use crate::crypto::hash::{self, HashAlg};
+use crate::crypto::hash;
 use crate::crypto::{
     DecMech, DeriveMech, DeriveOutput, KeyAlg, PrivateKey, PublicKey, SignMech, sm2,
 };
@@ -292,38 +292,6 @@ pub struct ApduApp {
 impl std::fmt::Debug for ApduApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "ApduApp({})", self.name)
-    }
-}
-
-/// The PKCS#1 v1.5 DigestInfo prefix of a hash (RFC 8017 §9.2, GM/T 0010 for SM3).
-fn digest_info_prefix(h: HashAlg) -> &'static [u8] {
-    match h {
-        HashAlg::Sha1 => &[
-            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
-            0x14,
-        ],
-        HashAlg::Sha224 => &[
-            0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x04, 0x05, 0x00, 0x04, 0x1c,
-        ],
-        HashAlg::Sha256 => &[
-            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x01, 0x05, 0x00, 0x04, 0x20,
-        ],
-        HashAlg::Sha384 => &[
-            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x02, 0x05, 0x00, 0x04, 0x30,
-        ],
-        HashAlg::Sha512 => &[
-            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x03, 0x05, 0x00, 0x04, 0x40,
-        ],
-        HashAlg::Sm3 => &[
-            0x30, 0x30, 0x30, 0x0c, 0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x83, 0x11,
-            0x05, 0x00, 0x04, 0x20,
-        ],
-        #[allow(unreachable_patterns)]
-        _ => &[],
     }
 }
 
@@ -604,7 +572,7 @@ impl Application for ApduApp {
                 Zeroizing::new(hash::digest(*h, data)),
             ),
             SignMech::RsaPkcs1(h) => {
-                let mut di = digest_info_prefix(*h).to_vec();
+                let mut di = hash::digest_info_prefix(*h).to_vec();
                 di.extend_from_slice(&hash::digest(*h, data));
                 (SignMech::RsaPkcs1Raw, Zeroizing::new(di))
             }
