@@ -8,7 +8,8 @@
 //! - the key's own APDU log proves the calls reached it: the card signed and decrypted,
 //!   every command after the handshake came inside the secure channel, and every
 //!   transaction ended with LOGOUT;
-//! - pulling the key (stopping the simulator) removes its token, and nothing hangs.
+//! - pulling the key (stopping the simulator) removes its token, and nothing hangs;
+//! - the same key set and `--test` run over the HID report framing (HID loopback).
 
 #![allow(clippy::unwrap_used)]
 
@@ -22,9 +23,13 @@ use ukey_tests::{VirtualKeyInPcscd, pkcs11_lib, ukey_bin};
 const PIN: &str = "123456";
 
 fn tool(conf: &std::path::Path, args: &[&str]) -> String {
+    tool_on(conf, "pcsc", args)
+}
+
+fn tool_on(conf: &std::path::Path, backend: &str, args: &[&str]) -> String {
     let out = Command::new("pkcs11-tool")
         .env("UKEY_CONF", conf)
-        .env("UKEY_BACKENDS", "pcsc")
+        .env("UKEY_BACKENDS", backend)
         .arg("--module")
         .arg(pkcs11_lib())
         .args(args)
@@ -149,4 +154,59 @@ fn pkcs11_tool_on_the_virtual_key_through_pcscd() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("token label        : bids"), "{text}");
     assert!(t0.elapsed().as_secs() < 20, "took {:?}", t0.elapsed());
+}
+
+/// The same key set and `--test --login` over the HID report framing: the virtual key
+/// served inside each process behind the HID loopback link (`[apdu] hid_loopback`), its
+/// state shared through its directory. (No USB here: docs/apdu-transport.md.)
+#[test]
+fn pkcs11_tool_on_the_virtual_key_over_hid_loopback() {
+    if Command::new("pkcs11-tool").arg("--help").output().is_err() {
+        eprintln!("skipped: pkcs11-tool (opensc) is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = conf(tmp.path());
+    let card = tmp.path().join("hidcard");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&format!(
+        "[apdu]\nhid_loopback = [\"{}\"]\n",
+        card.display()
+    ));
+    std::fs::write(&conf, text).unwrap();
+    let ukey = |args: &[&str]| {
+        let out = Command::new(ukey_bin())
+            .env("UKEY_CONF", &conf)
+            .env("UKEY_BACKENDS", "hid")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "ukey {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(ukey(&["--json", "device", "list"]).contains("\"apdu\""));
+    ukey(&[
+        "--pin", PIN, "app", "create", "bids", "--so-pin", "12345678",
+    ]);
+    let login = ["--login", "--pin", PIN];
+    for (make, id, label) in [
+        (&["--keypairgen", "--key-type", "rsa:2048"][..], "01", "rsa"),
+        (&["--keypairgen", "--key-type", "EC:prime256v1"], "02", "ec"),
+        (&["--keygen", "--key-type", "AES:32"], "03", "aes"),
+        (&["--keygen", "--key-type", "GENERIC:64"], "04", "generic"),
+    ] {
+        let mut a = login.to_vec();
+        a.extend_from_slice(make);
+        a.extend_from_slice(&["--id", id, "--label", label]);
+        tool_on(&conf, "hid", &a);
+    }
+    let mut a = login.to_vec();
+    a.push("--test");
+    let t = tool_on(&conf, "hid", &a);
+    assert!(t.contains("No errors"), "{t}");
+    let list = ukey(&["--json", "container", "list"]);
+    assert!(
+        list.contains("RSA 2048") && list.contains("EC P-256"),
+        "{list}"
+    );
 }
