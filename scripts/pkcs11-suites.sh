@@ -14,6 +14,12 @@
 # --softhsm: the same run against Debian's SoftHSM2, copied to a path without "softhsm"
 #   (its baseline without the shortcuts, for comparison; failures there are not ours).
 # --no-ukey: skip the ukey run (with --softhsm: the baseline only).
+# --card: the same suite against the virtual USB key (`ukey sim`) inside the real pcscd
+#   (vsmartcard vpcd), with only the `pcsc` backend active, so every token operation goes
+#   through docs/apdu.md over PC/SC. Needs root (pcscd). Failures allowed there, and only
+#   these: get_slot_info_test (it asserts a software slot; a card slot is truthfully a
+#   removable hardware slot) and the EdDSA tests (the card does not advertise Edwards
+#   keys: docs/apdu.md §1).
 #
 # Exit status: 0 when the ukey run has no failures, 1 otherwise. The pkcs11-tool runs, the
 # SOFTHSM2_CONF run and the registrations are Rust tests in tests/ (cargo test -p ukey-tests).
@@ -24,14 +30,17 @@ export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
 run_ukey=1
 run_softhsm=0
+run_card=0
 for a in "$@"; do
   case "$a" in
     cryptoki) ;;
     --softhsm) run_softhsm=1 ;;
     --no-ukey) run_ukey=0 ;;
-    *) echo "usage: $0 [cryptoki] [--softhsm] [--no-ukey]" >&2; exit 2 ;;
+    --card) run_card=1 ;;
+    *) echo "usage: $0 [cryptoki] [--softhsm] [--no-ukey] [--card]" >&2; exit 2 ;;
   esac
 done
+CARD_ALLOWED=(get_slot_info_test sign_verify_eddsa sign_verify_eddsa_with_ed25519_schemes sign_verify_eddsa_with_ed448_schemes)
 
 CRYPTOKI_VERSION=0.12.1
 SUITE_DIR="$ROOT/target/cryptoki-suite"
@@ -151,6 +160,43 @@ if [ $run_ukey -eq 1 ]; then
   printf 'data_dir = "%s"\n[soft]\nkdf_iterations = 1000\n' "$TMP/ukey/data" >"$TMP/ukey/ukey.toml"
   run_suite ukey "$MODULE" UKEY_CONF="$TMP/ukey/ukey.toml" UKEY_DATA_DIR="$TMP/ukey/data"
   [ "$SUITE_FAILED" -eq 0 ] || status=1
+fi
+
+if [ $run_card -eq 1 ]; then
+  echo "== cargo build (module and ukey binary for the virtual key)"
+  cargo build -p pkcs11-module -p ukey-cli --locked -q 2>"$LOGDIR/build-card.log" || { cat "$LOGDIR/build-card.log" >&2; exit 1; }
+  MODULE="$ROOT/target/debug/libukey_pkcs11.so"
+  mkdir -p "$TMP/card/data"
+  printf 'data_dir = "%s"\n[soft]\nkdf_iterations = 1000\n' "$TMP/card/data" >"$TMP/card/ukey.toml"
+  "$ROOT/scripts/pcscd-vpcd.sh" run >"$LOGDIR/card-pcscd.log" 2>&1 &
+  PCSCD_PID=$!
+  SIM_PID=
+  stop_card() {
+    [ -n "$SIM_PID" ] && kill "$SIM_PID" 2>/dev/null || true
+    kill -TERM "$PCSCD_PID" 2>/dev/null || true
+    wait "$PCSCD_PID" 2>/dev/null || true
+    rm -rf "$TMP"
+  }
+  trap stop_card EXIT
+  for _ in $(seq 6000); do grep -q ':8C7B .* 0A ' /proc/net/tcp 2>/dev/null && break; sleep 0.1; done
+  UKEY_CONF="$TMP/card/ukey.toml" "$ROOT/target/debug/ukey" sim --state "$TMP/card/state" \
+    --apdu-log "$LOGDIR/card-apdu.log" >"$LOGDIR/card-sim.log" 2>&1 &
+  SIM_PID=$!
+  ukey_card() { UKEY_CONF="$TMP/card/ukey.toml" UKEY_BACKENDS=pcsc "$ROOT/target/debug/ukey" "$@"; }
+  for _ in $(seq 300); do ukey_card --json device list 2>/dev/null | grep -q '"apdu"' && break; sleep 0.2; done
+  ukey_card --pin fedcba123456 app create "Test Token" --so-pin abcdef654321 >/dev/null
+  : >"$LOGDIR/card-apdu.log"
+  run_suite ukey-card "$MODULE" UKEY_CONF="$TMP/card/ukey.toml" UKEY_BACKENDS=pcsc
+  unexpected=$(grep -E '^test .* \.\.\. (FAILED|TIMEOUT|CRASHED)' "$LOGDIR/ukey-card.log" |
+    sed 's/^test \(.*\) \.\.\. .*/\1/' | grep -vxF -f <(printf '%s\n' "${CARD_ALLOWED[@]}") || true)
+  served=$(grep -c '"secure":true' "$LOGDIR/card-apdu.log" || true)
+  echo "ukey-card: the virtual key served $served commands inside the secure channel"
+  if [ -n "$unexpected" ]; then
+    echo "ukey-card: failures beyond the allowed ones (${CARD_ALLOWED[*]}):"; echo "$unexpected"
+    status=1
+  elif [ "${served:-0}" -lt 100 ]; then
+    echo "ukey-card: the virtual key's log shows too few commands ($served)"; status=1
+  fi
 fi
 
 if [ $run_softhsm -eq 1 ]; then

@@ -223,11 +223,27 @@ pub(crate) fn mechanism_list(slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>>
     if !m.slot_exists(slot)? {
         return Err(Error(CKR_SLOT_ID_INVALID));
     }
+    let card = on_card(&m, slot);
     Ok(mechanism::TABLE
         .iter()
         .map(|r| r.ty)
-        .filter(|t| m.compat.allows(*t))
+        .filter(|t| m.compat.allows(*t) && !(card && card_lacks(*t)))
         .collect())
+}
+
+/// Whether the slot's token keeps its keys on a device (a card or a bridged library).
+fn on_card(m: &state::Module, slot: CK_SLOT_ID) -> bool {
+    m.token(slot)
+        .is_ok_and(|t| t.dev_info.backend != token_hal::BackendKind::Soft)
+}
+
+/// Mechanisms a device token does not offer: its keys are SM2, ECDSA P-256 and RSA
+/// (docs/apdu.md §1), so no Edwards or Montgomery keys.
+pub(crate) fn card_lacks(ty: CK_MECHANISM_TYPE) -> bool {
+    matches!(
+        ty,
+        CKM_EDDSA | CKM_EC_EDWARDS_KEY_PAIR_GEN | CKM_EC_MONTGOMERY_KEY_PAIR_GEN
+    )
 }
 
 /// `C_GetMechanismInfo`.
@@ -237,7 +253,7 @@ pub(crate) fn mechanism_info(slot: CK_SLOT_ID, ty: CK_MECHANISM_TYPE) -> Result<
         return Err(Error(CKR_SLOT_ID_INVALID));
     }
     let r = mechanism::row(ty)
-        .filter(|_| m.compat.allows(ty))
+        .filter(|_| m.compat.allows(ty) && !(on_card(&m, slot) && card_lacks(ty)))
         .ok_or(Error(CKR_MECHANISM_INVALID))?;
     Ok(CK_MECHANISM_INFO {
         ulMinKeySize: r.min,

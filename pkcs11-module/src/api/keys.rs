@@ -120,7 +120,9 @@ pub(crate) fn generate_key_pair(
 ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
     let m = state::module()?;
     let s = m.session(h)?;
-    if !m.compat.allows(mech.ty) {
+    if !m.compat.allows(mech.ty)
+        || (crate::landing::on_device(&s) && crate::api::general::card_lacks(mech.ty))
+    {
         return Err(Error(CKR_MECHANISM_INVALID));
     }
     let login = s.token.login();
