@@ -47,9 +47,33 @@ pub fn repo_root() -> PathBuf {
 /// `scripts/pcscd-vpcd.sh run` (which queues on a machine-wide lock, so concurrent runs
 /// take turns). Both are stopped when this is dropped.
 pub struct VirtualKeyInPcscd {
+    /// One pcscd per machine: tests of one binary take turns here (other processes queue
+    /// on scripts/pcscd-vpcd.sh's lock).
+    _turn: std::sync::MutexGuard<'static, ()>,
     pcscd: std::process::Child,
     sim: std::process::Child,
     log: PathBuf,
+    conf: PathBuf,
+    state: PathBuf,
+}
+
+fn spawn_sim(
+    conf: &std::path::Path,
+    state: &std::path::Path,
+    log: &std::path::Path,
+) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    Command::new(ukey_bin())
+        .env("UKEY_CONF", conf)
+        .arg("sim")
+        .arg("--state")
+        .arg(state)
+        .arg("--apdu-log")
+        .arg(log)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ukey sim")
 }
 
 fn vpcd_listening() -> bool {
@@ -80,6 +104,8 @@ impl VirtualKeyInPcscd {
             eprintln!("skipped: pcscd or vsmartcard-vpcd is not installed");
             return None;
         }
+        static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let turn = TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let pcscd = Command::new(repo_root().join("scripts/pcscd-vpcd.sh"))
             .arg("run")
             .stdout(Stdio::null())
@@ -92,18 +118,15 @@ impl VirtualKeyInPcscd {
             std::thread::sleep(Duration::from_millis(100));
         }
         let log = state.with_extension("apdu.log");
-        let sim = Command::new(ukey_bin())
-            .env("UKEY_CONF", conf)
-            .arg("sim")
-            .arg("--state")
-            .arg(state)
-            .arg("--apdu-log")
-            .arg(&log)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("ukey sim");
-        let me = Self { pcscd, sim, log };
+        let sim = spawn_sim(conf, state, &log);
+        let me = Self {
+            _turn: turn,
+            pcscd,
+            sim,
+            log,
+            conf: conf.to_path_buf(),
+            state: state.to_path_buf(),
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let out = Command::new(ukey_bin())
@@ -132,6 +155,11 @@ impl VirtualKeyInPcscd {
     pub fn pull(&mut self) {
         let _ = self.sim.kill();
         let _ = self.sim.wait();
+    }
+
+    /// Plugs the same key (its state kept) back in.
+    pub fn insert(&mut self) {
+        self.sim = spawn_sim(&self.conf, &self.state, &self.log);
     }
 }
 

@@ -210,3 +210,140 @@ fn pkcs11_tool_on_the_virtual_key_over_hid_loopback() {
         "{list}"
     );
 }
+
+fn wait_file(path: &std::path::Path, secs: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !path.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never came",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Hot-plug: pulling the virtual key out of pcscd and plugging it back raises
+/// C_WaitForSlotEvent for its slot each time, in a client that was blocked waiting.
+#[test]
+fn hot_plug_raises_slot_events() {
+    hot_plug("hot_plug_child");
+}
+
+/// The same through SKF: SKF_WaitForDevEvent reports the key removed, then inserted.
+#[test]
+fn hot_plug_raises_skf_device_events() {
+    hot_plug("skf_hot_plug_child");
+}
+
+fn hot_plug(child_test: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = conf(tmp.path());
+    let Some(mut sim) = VirtualKeyInPcscd::start(&conf, &tmp.path().join("card")) else {
+        return;
+    };
+    let out = Command::new(ukey_bin())
+        .env("UKEY_CONF", &conf)
+        .env("UKEY_BACKENDS", "pcsc")
+        .args([
+            "--pin", PIN, "app", "create", "bids", "--so-pin", "12345678",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .env("UKEY_CONF", &conf)
+        .env("UKEY_BACKENDS", "pcsc")
+        .env("UKEY_TEST_CHILD", "hot_plug_child")
+        .env("HOTPLUG_DIR", tmp.path())
+        .args([
+            "--exact",
+            "hot_plug_child",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_file(&tmp.path().join("ready"), 60);
+    sim.pull();
+    wait_file(&tmp.path().join("removed"), 60);
+    sim.insert();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn hot_plug_child() {
+    if std::env::var("UKEY_TEST_CHILD").as_deref() != Ok("hot_plug_child") {
+        return;
+    }
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    let dir = std::path::PathBuf::from(std::env::var("HOTPLUG_DIR").unwrap());
+    let p11 = Pkcs11::new(pkcs11_lib()).unwrap();
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let label = |p11: &Pkcs11| {
+        p11.get_slots_with_token().unwrap().into_iter().find(|s| {
+            p11.get_token_info(*s)
+                .is_ok_and(|t| t.label().trim() == "bids")
+        })
+    };
+    let card = label(&p11).expect("the card's token");
+    std::fs::write(dir.join("ready"), b"").unwrap();
+    let t0 = std::time::Instant::now();
+    let ev = p11.wait_for_slot_event().unwrap();
+    assert_eq!(ev, card, "the removal event names the card's slot");
+    assert!(label(&p11).is_none(), "the token is gone");
+    std::fs::write(dir.join("removed"), b"").unwrap();
+    let ev = p11.wait_for_slot_event().unwrap();
+    assert_eq!(
+        label(&p11),
+        Some(ev),
+        "the insertion event names the slot back"
+    );
+    assert!(t0.elapsed().as_secs() < 60);
+    p11.finalize().unwrap();
+}
+
+#[test]
+fn skf_hot_plug_child() {
+    if std::env::var("UKEY_TEST_CHILD").as_deref() != Ok("skf_hot_plug_child") {
+        return;
+    }
+    use skf_sys::*;
+    let dir = std::path::PathBuf::from(std::env::var("HOTPLUG_DIR").unwrap());
+    let wait = || {
+        let f = skf!(SKF_WaitForDevEvent: fn(*mut u8, *mut u32, *mut u32));
+        let mut name = [0u8; 256];
+        let mut len = 256u32;
+        let mut ev = 0u32;
+        // SAFETY: buffers valid for their lengths.
+        let rv = unsafe { f(name.as_mut_ptr(), &mut len, &mut ev) };
+        let n = String::from_utf8_lossy(&name[..(len as usize).saturating_sub(1)]).into_owned();
+        (rv, n, ev)
+    };
+    let enum_dev = skf!(SKF_EnumDev: fn(i32, *mut u8, *mut u32));
+    let mut n = 0u32;
+    // SAFETY: size query.
+    assert_eq!(unsafe { enum_dev(1, std::ptr::null_mut(), &mut n) }, SAR_OK);
+    assert!(n > 2, "the card is listed");
+    let waiter = std::thread::spawn(wait);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    std::fs::write(dir.join("ready"), b"").unwrap();
+    let (rv, name, ev) = waiter.join().unwrap();
+    assert_eq!((rv, ev), (SAR_OK, DEV_EVENT_REMOVED), "{name}");
+    let waiter = std::thread::spawn(wait);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    std::fs::write(dir.join("removed"), b"").unwrap();
+    let (rv, name2, ev) = waiter.join().unwrap();
+    assert_eq!((rv, ev), (SAR_OK, DEV_EVENT_INSERTED), "{name2}");
+    assert_eq!(name, name2, "the same key came back");
+}
