@@ -105,7 +105,9 @@ impl VirtualKeyInPcscd {
             return None;
         }
         static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let turn = TURN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let turn = TURN
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let pcscd = Command::new(repo_root().join("scripts/pcscd-vpcd.sh"))
             .arg("run")
             .stdout(Stdio::null())

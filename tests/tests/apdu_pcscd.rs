@@ -251,18 +251,12 @@ fn hot_plug(child_test: &str) {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let child = Command::new(std::env::current_exe().unwrap())
         .env("UKEY_CONF", &conf)
         .env("UKEY_BACKENDS", "pcsc")
-        .env("UKEY_TEST_CHILD", "hot_plug_child")
+        .env("UKEY_TEST_CHILD", child_test)
         .env("HOTPLUG_DIR", tmp.path())
-        .args([
-            "--exact",
-            "hot_plug_child",
-            "--nocapture",
-            "--test-threads",
-            "1",
-        ])
+        .args(["--exact", child_test, "--nocapture", "--test-threads", "1"])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

@@ -48,11 +48,15 @@ fn devices() -> Result<Vec<std::sync::Arc<dyn Device>>> {
     }
 }
 
-/// `SKF_EnumDev`: names of the devices. Every listed device is present.
+/// `SKF_EnumDev`: names of the devices. Every listed device is present; one that does not
+/// answer (a key pulled out while it is listed) is skipped, not an error.
 pub(crate) fn enum_dev(_present_only: bool) -> Result<Vec<String>> {
     let mut names = Vec::new();
     for d in devices()? {
-        names.push(d.info()?.name);
+        match d.info() {
+            Ok(i) => names.push(i.name),
+            Err(e) => tracing::warn!(error = %e, "device skipped"),
+        }
     }
     Ok(names)
 }
