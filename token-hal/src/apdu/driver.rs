@@ -344,21 +344,30 @@ impl ApduApp {
     }
 
     fn public_of(&self, key: &KeyRef) -> Result<PublicKey> {
-        let all = self.list_containers()?;
-        let found = match key {
-            KeyRef::Id(id) => all
-                .iter()
-                .flat_map(|c| c.all_keys())
-                .find(|k| k.id == *id)
-                .map(|k| k.public_key.clone()),
-            KeyRef::Container { container, usage } => all
-                .iter()
-                .find(|c| c.name == *container)
-                .and_then(|c| c.key(*usage))
-                .map(|k| k.public_key.clone()),
-        };
-        found.ok_or_else(|| Error::not_found("key"))
+        find_public(&self.list_containers()?, key)
     }
+}
+
+/// The public key of `key` in a container listing.
+fn find_public(all: &[ContainerInfo], key: &KeyRef) -> Result<PublicKey> {
+    let found = match key {
+        KeyRef::Id(id) => all
+            .iter()
+            .flat_map(|c| c.all_keys())
+            .find(|k| k.id == *id)
+            .map(|k| k.public_key.clone()),
+        KeyRef::Container { container, usage } => all
+            .iter()
+            .find(|c| c.name == *container)
+            .and_then(|c| c.key(*usage))
+            .map(|k| k.public_key.clone()),
+    };
+    found.ok_or_else(|| Error::not_found("key"))
+}
+
+fn containers_of(data: &[u8]) -> Result<Vec<ContainerInfo>> {
+    let f = Fields::parse(data, &[tag::CONTAINER])?;
+    f.all(tag::CONTAINER).map(wire::container).collect()
 }
 
 fn single(data: &[u8], t: u8) -> Result<Vec<u8>> {
@@ -454,8 +463,7 @@ impl Application for ApduApp {
 
     fn list_containers(&self) -> Result<Vec<ContainerInfo>> {
         let d = self.call(ins::LIST_CONTAINERS, 0, Writer::new(), "list containers")?;
-        let f = Fields::parse(&d, &[tag::CONTAINER])?;
-        f.all(tag::CONTAINER).map(wire::container).collect()
+        containers_of(&d)
     }
 
     fn container(&self, name: &str) -> Result<ContainerInfo> {
@@ -560,12 +568,21 @@ impl Application for ApduApp {
         // The card signs digests: hash (and build the DigestInfo) here.
         let (card_mech, input): (SignMech, Zeroizing<Vec<u8>>) = match mech {
             SignMech::Sm2Sm3 { id } => {
-                let pk = self.public_of(key)?;
-                let point = pk
-                    .ec_point()
-                    .ok_or_else(|| Error::KeyType("not an SM2 key".into()))?;
-                let e = sm2::sign_digest(&point, id, data)?;
-                (SignMech::Sm2Prehashed, Zeroizing::new(e.to_vec()))
+                // Z needs the public key: read it in the same transaction as the signature.
+                let mech = wire::sign_mech_bytes(&SignMech::Sm2Prehashed)?;
+                let d = self.run(|tx| {
+                    let list = tx.call(ins::LIST_CONTAINERS, 0, Vec::new(), "list containers")?;
+                    let pk = find_public(&containers_of(&list)?, key)?;
+                    let point = pk
+                        .ec_point()
+                        .ok_or_else(|| Error::KeyType("not an SM2 key".into()))?;
+                    let e = sm2::sign_digest(&point, id, data)?;
+                    let mut w = Writer::new();
+                    wire::put_key_ref(&mut w, key);
+                    w.put(tag::MECH, &mech).put(tag::DATA, &e);
+                    tx.call(ins::SIGN, 0, w.finish(), "private-key operation")
+                })?;
+                return single(&d, tag::DATA);
             }
             SignMech::Ecdsa(h) => (
                 SignMech::EcdsaPrehashed,
