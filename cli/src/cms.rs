@@ -56,17 +56,13 @@ pub struct CmsVerifyFlags {
 /// Writes `data` to `path` through a temporary file in the same directory, so a failure
 /// leaves no partial file and an existing file is replaced whole.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Res<()> {
-    use std::io::Write;
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let err = |e: std::io::Error| CliError(format!("{}: {e}", path.display()));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(err)?;
-    tmp.write_all(data).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
-    tmp.persist(path).map_err(|e| err(e.error))?;
-    Ok(())
+    token_hal::tender::envelope::write_file_atomically(path, true, |w| {
+        w.write_all(data).map_err(|e| token_hal::Error::Io {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })
+    })
+    .map_err(|e| CliError(format!("{}: {e}", path.display())))
 }
 
 /// `ukey sign --cms`

@@ -275,26 +275,14 @@ fn verify_inner(a: &DecryptArgs, signed: bool) -> Res<Vec<token_hal::tender::cms
                 "the signature inside the envelope does not verify: {e}"
             ))
         })?;
-        let tmp = a.out.with_extension("ukey-verify.tmp");
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(|e| CliError(format!("{}: {e}", tmp.display())))?;
-            let w = f.write_all(&v.content).and_then(|()| f.sync_all());
-            if let Err(e) = w {
-                let _ = std::fs::remove_file(&tmp);
-                fail!("{}: {e}", tmp.display());
-            }
-        }
-        std::fs::rename(&tmp, &a.out).map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            CliError(format!("{}: {e}", a.out.display()))
-        })?;
+        // Replaces the SignedData just written with the content it signs, whole or not at all.
+        envelope::write_file_atomically(&a.out, true, |w| {
+            w.write_all(&v.content).map_err(|e| token_hal::Error::Io {
+                path: a.out.clone(),
+                detail: e.to_string(),
+            })
+        })
+        .map_err(|e| file_err(&a.out, e))?;
         Ok(v.signers)
     })();
     if r.is_err() {
