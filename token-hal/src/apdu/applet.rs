@@ -27,7 +27,7 @@ use super::transport::CardHandler;
 use super::wire::{self, ins, tag};
 use crate::crypto::{KeyAlg, PrivateKey};
 use crate::error::{Error, Result};
-use crate::model::{AppParams, Attr, KeyId, LoginState, ObjectId, Pin, Rights};
+use crate::model::{AppParams, KeyId, LoginState, ObjectId, Pin, Rights};
 use crate::soft::{self, DB_EXTENSION, SoftOptions};
 use crate::token::{Application, Device};
 
@@ -567,25 +567,25 @@ impl VirtualKey {
                 let f = Fields::parse(d, &[tag::FLAG, tag::ATTR])?;
                 let attrs = f
                     .all(tag::ATTR)
-                    .map(wire_attr)
+                    .map(wire::attr)
                     .collect::<Result<Vec<_>>>()?;
                 let id = app.create_object(f.flag(tag::FLAG)?, &attrs)?;
                 w.put_uint(tag::OBJECT_ID, id.0);
             }
             ins::LIST_OBJECTS => {
                 for o in app.list_objects()? {
-                    put_object(&mut w, &o);
+                    wire::put_object(&mut w, &o);
                 }
             }
             ins::GET_OBJECT => {
                 let f = Fields::parse(d, &[tag::OBJECT_ID])?;
-                put_object(&mut w, &app.get_object(ObjectId(f.uint(tag::OBJECT_ID)?))?);
+                wire::put_object(&mut w, &app.get_object(ObjectId(f.uint(tag::OBJECT_ID)?))?);
             }
             ins::UPDATE_OBJECT => {
                 let f = Fields::parse(d, &[tag::OBJECT_ID, tag::ATTR])?;
                 let attrs = f
                     .all(tag::ATTR)
-                    .map(wire_attr)
+                    .map(wire::attr)
                     .collect::<Result<Vec<_>>>()?;
                 app.update_object(ObjectId(f.uint(tag::OBJECT_ID)?), &attrs)?;
             }
@@ -597,35 +597,6 @@ impl VirtualKey {
         }
         Ok(w.finish())
     }
-}
-
-/// An attribute of the wire (docs/apdu.md tag `15`).
-pub(crate) fn wire_attr(v: &[u8]) -> Result<Attr> {
-    let f = Fields::parse(v, &[tag::ATTR_TYPE, tag::FLAG, tag::DATA])?;
-    Ok(Attr {
-        ty: f.uint(tag::ATTR_TYPE)?,
-        value: Zeroizing::new(f.get(tag::DATA)?.to_vec()),
-        sensitive: f.flag(tag::FLAG)?,
-    })
-}
-
-/// Writes an attribute.
-pub(crate) fn put_attr(w: &mut Writer, a: &Attr) {
-    w.nest(tag::ATTR, |w| {
-        w.put(tag::ATTR_TYPE, &a.ty.to_be_bytes())
-            .put_u8(tag::FLAG, u8::from(a.sensitive))
-            .put(tag::DATA, &a.value);
-    });
-}
-
-fn put_object(w: &mut Writer, o: &crate::model::ObjectRecord) {
-    w.nest(tag::OBJECT, |w| {
-        w.put_uint(tag::OBJECT_ID, o.id.0)
-            .put_u8(tag::FLAG, u8::from(o.private));
-        for a in &o.attrs {
-            put_attr(w, a);
-        }
-    });
 }
 
 impl CardHandler for VirtualKey {

@@ -701,7 +701,7 @@ impl Application for ApduApp {
         let mut w = Writer::new();
         w.put_u8(tag::FLAG, u8::from(private));
         for a in attrs {
-            super::applet::put_attr(&mut w, a);
+            wire::put_attr(&mut w, a);
         }
         let d = self.call(ins::CREATE_OBJECT, 0, w, "create an object")?;
         Ok(ObjectId(uint(&single(&d, tag::OBJECT_ID)?)?))
@@ -724,7 +724,7 @@ impl Application for ApduApp {
         let mut w = Writer::new();
         w.put_uint(tag::OBJECT_ID, id.0);
         for a in attrs {
-            super::applet::put_attr(&mut w, a);
+            wire::put_attr(&mut w, a);
         }
         self.call(ins::UPDATE_OBJECT, 0, w, "update an object")
             .map(drop)
@@ -745,7 +745,7 @@ fn object(v: &[u8]) -> Result<ObjectRecord> {
         private: f.flag(tag::FLAG)?,
         attrs: f
             .all(tag::ATTR)
-            .map(super::applet::wire_attr)
+            .map(wire::attr)
             .collect::<Result<Vec<_>>>()?,
     })
 }

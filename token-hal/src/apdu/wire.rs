@@ -7,8 +7,8 @@ use crate::crypto::sm2::ExchangeRole;
 use crate::crypto::{DecMech, DeriveMech, KeyAlg, PublicKey, SignMech};
 use crate::error::{Error, Result};
 use crate::model::{
-    CertId, CertRecord, ContainerInfo, DeviceInfo, FileInfo, KeyId, KeyInfo, KeyRef, KeyState,
-    KeyUsage, PinInfo, PinType, Rights,
+    Attr, CertId, CertRecord, ContainerInfo, DeviceInfo, FileInfo, KeyId, KeyInfo, KeyRef,
+    KeyState, KeyUsage, PinInfo, PinType, Rights,
 };
 
 /// Instruction bytes (docs/apdu.md §6).
@@ -552,6 +552,36 @@ pub fn file_info(v: &[u8]) -> Result<FileInfo> {
         read_rights: Rights(u32::from(*r)),
         write_rights: Rights(u32::from(*w)),
     })
+}
+
+/// An attribute of the wire (docs/apdu.md tag `15`).
+pub fn attr(v: &[u8]) -> Result<Attr> {
+    let f = Fields::parse(v, &[tag::ATTR_TYPE, tag::FLAG, tag::DATA])?;
+    Ok(Attr {
+        ty: f.uint(tag::ATTR_TYPE)?,
+        value: zeroize::Zeroizing::new(f.get(tag::DATA)?.to_vec()),
+        sensitive: f.flag(tag::FLAG)?,
+    })
+}
+
+/// Writes an attribute (tag `15`).
+pub fn put_attr(w: &mut Writer, a: &Attr) {
+    w.nest(tag::ATTR, |w| {
+        w.put(tag::ATTR_TYPE, &a.ty.to_be_bytes())
+            .put_u8(tag::FLAG, u8::from(a.sensitive))
+            .put(tag::DATA, &a.value);
+    });
+}
+
+/// Writes a generic object (tag `41`).
+pub fn put_object(w: &mut Writer, o: &crate::model::ObjectRecord) {
+    w.nest(tag::OBJECT, |w| {
+        w.put_uint(tag::OBJECT_ID, o.id.0)
+            .put_u8(tag::FLAG, u8::from(o.private));
+        for a in &o.attrs {
+            put_attr(w, a);
+        }
+    });
 }
 
 #[cfg(test)]
