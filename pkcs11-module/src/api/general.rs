@@ -262,6 +262,23 @@ pub(crate) fn mechanism_info(slot: CK_SLOT_ID, ty: CK_MECHANISM_TYPE) -> Result<
     })
 }
 
+/// The parameters of an application `C_InitToken` makes: the SO PIN as admin PIN, the
+/// user PIN left for `C_InitPIN`, the configured retry limit.
+fn new_token_params(m: &state::Module, so_pin: Pin) -> AppParams {
+    let mut params = AppParams::new(so_pin, None);
+    if let Some(r) = m.config.soft.pin_retries {
+        params.admin_retries = r;
+        params.user_retries = r;
+    }
+    params
+}
+
+/// The stable slot ID of application `name` on the device with serial `device_serial`.
+fn natural_slot(device_serial: &str, name: &str) -> CK_SLOT_ID {
+    let serial = token_hal::slot::token_serial(device_serial, name);
+    CK_SLOT_ID::from(token_hal::slot::slot_id(&serial))
+}
+
 fn label_of(label: &[u8]) -> Result<String> {
     let s = std::str::from_utf8(label).map_err(|_| Error(CKR_ARGUMENTS_BAD))?;
     let s = s.trim_end_matches([' ', '\0']);
@@ -284,13 +301,8 @@ pub(crate) fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8]) -> Resul
     if m.is_free(slot)? {
         let dev = m.registry.create_soft_device(&name)?;
         dev.authenticate_with_key(DEFAULT_DEV_AUTH_KEY)?;
-        let mut params = AppParams::new(pin, None);
-        if let Some(r) = m.config.soft.pin_retries {
-            params.admin_retries = r;
-            params.user_retries = r;
-        }
-        let serial = token_hal::slot::token_serial(&dev.info()?.serial, &name);
-        let natural = CK_SLOT_ID::from(token_hal::slot::slot_id(&serial));
+        let params = new_token_params(&m, pin);
+        let natural = natural_slot(&dev.info()?.serial, &name);
         {
             let mut inner = m.lock()?;
             let here = inner.free_slot;
@@ -321,16 +333,10 @@ pub(crate) fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8]) -> Resul
         t.device
             .authenticate_with_key(&m.config.apdu.dev_auth_key()?)?;
         t.device.delete_app(&t.app_name)?;
-        let mut params = AppParams::new(pin, None);
-        if let Some(r) = m.config.soft.pin_retries {
-            params.admin_retries = r;
-            params.user_retries = r;
-        }
-        t.device.create_app(&name, &params)?;
+        t.device.create_app(&name, &new_token_params(&m, pin))?;
         {
             // The token keeps its slot ID, whatever its new label.
-            let serial = token_hal::slot::token_serial(&t.dev_info.serial, &name);
-            let natural = CK_SLOT_ID::from(token_hal::slot::slot_id(&serial));
+            let natural = natural_slot(&t.dev_info.serial, &name);
             let mut inner = m.lock()?;
             inner.tokens.retain(|x| x.slot_id != slot);
             inner.assigned.insert(natural, slot);
