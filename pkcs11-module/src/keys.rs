@@ -124,16 +124,19 @@ fn strip(b: &[u8]) -> &[u8] {
 /// Fills the attributes of a private key (public parts, then secret parts, sealed).
 pub(crate) fn fill_private(sk: &PrivateKey, a: &mut Attrs) -> Result<()> {
     let pk = sk.public_key().map_err(Error::from)?;
+    fill_private_with(sk, &pk, a)
+}
+
+/// [`fill_private`] when the caller already holds the public key.
+pub(crate) fn fill_private_with(sk: &PrivateKey, pk: &PublicKey, a: &mut Attrs) -> Result<()> {
     let alg = sk.alg();
     a.set_ulong(CKA_KEY_TYPE, key_type_of(alg));
     a.set_bytes(CKA_PUBLIC_KEY_INFO, pk.spki_der());
     let p8 = sk.to_pkcs8_der();
-    a.set_bytes(CKA_UKEY_PKCS8, &p8);
-    let info = pkcs8::PrivateKeyInfoRef::from_der(&p8).map_err(|_| Error::GENERAL)?;
-    let inner = info.private_key.as_bytes();
     match alg {
         KeyAlg::Rsa(_) => {
-            let r = RsaPriv::from_der(inner).map_err(|_| Error::GENERAL)?;
+            let info = pkcs8::PrivateKeyInfoRef::from_der(&p8).map_err(|_| Error::GENERAL)?;
+            let r = RsaPriv::from_der(info.private_key.as_bytes()).map_err(|_| Error::GENERAL)?;
             a.set_bytes(CKA_MODULUS, r.n.as_bytes());
             a.set_bytes(CKA_PUBLIC_EXPONENT, r.e.as_bytes());
             a.set_bytes(CKA_PRIVATE_EXPONENT, r.d.as_bytes());
@@ -144,10 +147,9 @@ pub(crate) fn fill_private(sk: &PrivateKey, a: &mut Attrs) -> Result<()> {
             a.set_bytes(CKA_COEFFICIENT, r.qinv.as_bytes());
         }
         _ => {
-            let _ = inner;
             a.set_bytes(CKA_EC_PARAMS, &ec_params(alg)?);
             if let Some(v) = sk.raw_private_value() {
-                a.set_bytes(CKA_VALUE, &v);
+                a.insert(CKA_VALUE, v);
             }
             if let Some(p) = pk.ec_point() {
                 let der = OctetString::new(p)
@@ -157,6 +159,8 @@ pub(crate) fn fill_private(sk: &PrivateKey, a: &mut Attrs) -> Result<()> {
             }
         }
     }
+    // The PKCS#8 itself is moved in, not copied again.
+    a.insert(CKA_UKEY_PKCS8, p8);
     Ok(())
 }
 

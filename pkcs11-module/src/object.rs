@@ -374,11 +374,29 @@ pub(crate) fn complete(
     if class == CKO_PRIVATE_KEY {
         a.entry(CKA_SUBJECT).or_default();
     }
-    // A unique id for every object.
-    let mut id = [0u8; 16];
-    token_hal::crypto::rng::fill(&mut id).map_err(Error::from)?;
-    a.set_bytes(CKA_UNIQUE_ID, hex::encode(id).as_bytes());
+    a.set_bytes(CKA_UNIQUE_ID, &new_unique_id()?);
     Ok(())
+}
+
+/// A fresh `CKA_UNIQUE_ID`: 32 hex digits, a random 64-bit prefix drawn once per process
+/// followed by a 64-bit counter. Unique across processes (the prefix) and within one (the
+/// counter) without a trip to the OS random source per object; the value is an
+/// identifier, not a secret.
+pub(crate) fn new_unique_id() -> Result<Vec<u8>> {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = match PREFIX.get() {
+        Some(p) => *p,
+        None => {
+            let mut b = [0u8; 8];
+            token_hal::crypto::rng::fill(&mut b).map_err(Error::from)?;
+            *PREFIX.get_or_init(|| u64::from_ne_bytes(b))
+        }
+    };
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    Ok(format!("{prefix:016x}{n:016x}").into_bytes())
 }
 
 /// Checks a `C_SetAttributeValue` (or the template of `C_CopyObject`) against the object.

@@ -418,9 +418,7 @@ pub(crate) fn copy(
         let sk = s.token.app.export_key(kid)?;
         keys::fill_private(&sk, &mut a)?;
     }
-    let mut id = [0u8; 16];
-    token_hal::crypto::rng::fill(&mut id)?;
-    a.set_bytes(CKA_UNIQUE_ID, hex::encode(id).as_bytes());
+    a.set_bytes(CKA_UNIQUE_ID, &object::new_unique_id()?);
     store_new(&m, &s, a)
 }
 

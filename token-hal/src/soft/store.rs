@@ -172,9 +172,53 @@ pub(crate) struct Store {
     conn: Mutex<Connection>,
     /// Write transactions this connection committed (changed under the connection lock).
     writes: AtomicU64,
+    /// The last [`Store::version`] answered through SQLite, with the file's stat stamp
+    /// at that moment (the fast path of `version`).
+    seen: Mutex<Option<SeenVersion>>,
     opts: SoftOptions,
     serial: String,
 }
+
+/// What identifies one state of the database file for [`Store::version`]'s fast path:
+/// any commit rewrites pages of the file in place (rollback journal), which changes its
+/// mtime and ctime.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct StatStamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl StatStamp {
+    fn of(m: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct SeenVersion {
+    stamp: StatStamp,
+    writes: u64,
+    data_version: i64,
+    /// The file's mtime was older than the moment of the check by more than any
+    /// timestamp granularity, so a later commit is bound to change the stamp (the
+    /// "racily clean" rule of git's index).
+    settled: bool,
+}
+
+/// How far the file's mtime must lie in the past before an unchanged stat stamp proves
+/// an unchanged file. File systems stamp with a coarse clock (one tick, up to 10 ms);
+/// this is far beyond it.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Store {
     /// Opens and checks an existing database. Nothing is written.
@@ -197,6 +241,7 @@ impl Store {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
             writes: AtomicU64::new(0),
+            seen: Mutex::new(None),
             opts: opts.clone(),
             serial,
         })
@@ -252,14 +297,50 @@ impl Store {
     /// A version of the whole database: it changes whenever anyone, in this process or
     /// another, commits a change. (SQLite's `data_version` counts the commits of other
     /// connections; `writes` those of this one.)
+    ///
+    /// This runs before every use of a cached key, so it has a fast path: when the
+    /// file's stat stamp is the one seen at the last SQLite check, nothing was written
+    /// by this connection since, and the file's mtime had settled at that check, no one
+    /// can have committed since, and the last answer stands. That costs one `statx`
+    /// instead of SQLite's shared lock, journal probes and header read.
     pub(crate) fn version(&self) -> Result<(i64, u64)> {
+        let meta = match fs::metadata(&self.path) {
+            Ok(m) => m,
+            // A token whose database was deleted (ukey device delete) is gone for good.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::DeviceRemoved);
+            }
+            Err(e) => return Err(io_err(&self.path, &e)),
+        };
+        let stamp = StatStamp::of(&meta);
+        let seen = *self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(v) = seen {
+            let writes = self.writes.load(Ordering::SeqCst);
+            if v.settled && v.stamp == stamp && v.writes == writes {
+                return Ok((v.data_version, writes));
+            }
+        }
         let conn = self.lock()?;
-        // A cached statement: this runs before every use of a cached key.
+        // A cached statement.
         let dv: i64 = conn
             .prepare_cached("PRAGMA data_version")
             .and_then(|mut st| st.query_row([], |r| r.get(0)))
             .map_err(|e| map_sql(&self.path, &e))?;
-        Ok((dv, self.writes.load(Ordering::SeqCst)))
+        // Read under the connection lock: no commit of this connection is in flight.
+        let writes = self.writes.load(Ordering::SeqCst);
+        drop(conn);
+        let settled = meta
+            .modified()
+            .ok()
+            .and_then(|m| SystemTime::now().duration_since(m).ok())
+            .is_some_and(|age| age > SETTLE);
+        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(SeenVersion {
+            stamp,
+            writes,
+            data_version: dv,
+            settled,
+        });
+        Ok((dv, writes))
     }
 
     /// A read-only transaction (a consistent snapshot).
