@@ -617,3 +617,61 @@ pub(crate) fn delete_device_files(db_path: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    fn age(path: &Path, secs: u64) {
+        let f = fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .expect("open db");
+        f.set_modified(SystemTime::now() - std::time::Duration::from_secs(secs))
+            .expect("set mtime");
+    }
+
+    /// The fast path of `version` answers from the stat stamp only once the file has
+    /// settled, and still sees another connection's commit made after that.
+    #[test]
+    fn version_fast_path_still_sees_other_connections_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let opts = SoftOptions {
+            kdf_iterations: 1000,
+            ..SoftOptions::default()
+        };
+        let path = create_device(dir.path(), "v", &opts).expect("create");
+        let a = Store::open(&path, &opts).expect("open a");
+        let b = Store::open(&path, &opts).expect("open b");
+        // Freshly written: not settled, every call asks SQLite.
+        let v0 = a.version().expect("v0");
+        assert!(!a.seen.lock().expect("seen").expect("seen").settled);
+        age(&path, 60);
+        let v1 = a.version().expect("v1");
+        assert_eq!(v0, v1, "ageing the mtime is no commit");
+        assert!(a.seen.lock().expect("seen").expect("seen").settled);
+        // Settled and unchanged: answered from the stamp.
+        assert_eq!(a.version().expect("v2"), v1);
+        // Another connection commits: the stamp changes and SQLite is asked again.
+        b.write(|tx| {
+            tx.execute("UPDATE device SET label = 'w' WHERE id = 1", [])?;
+            Ok(())
+        })
+        .expect("write b");
+        let v3 = a.version().expect("v3");
+        assert_ne!(
+            v3.0, v1.0,
+            "a commit by another connection must change the version"
+        );
+        // Its own commit changes the other half.
+        a.write(|tx| {
+            tx.execute("UPDATE device SET label = 'x' WHERE id = 1", [])?;
+            Ok(())
+        })
+        .expect("write a");
+        assert_ne!(a.version().expect("v4").1, v3.1);
+        // A deleted database is a removed device.
+        fs::remove_file(&path).expect("rm");
+        assert!(matches!(a.version(), Err(Error::DeviceRemoved)));
+    }
+}
