@@ -129,9 +129,21 @@ pub(crate) fn fill_private(sk: &PrivateKey, a: &mut Attrs) -> Result<()> {
 
 /// [`fill_private`] when the caller already holds the public key.
 pub(crate) fn fill_private_with(sk: &PrivateKey, pk: &PublicKey, a: &mut Attrs) -> Result<()> {
+    let mut public = Attrs::new();
+    fill_public(pk, &mut public)?;
+    fill_private_from(sk, &public, a)
+}
+
+/// [`fill_private`] with the public parts copied from the attributes [`fill_public`]
+/// made for the matching public key (key-pair generation computes them once).
+pub(crate) fn fill_private_from(sk: &PrivateKey, public: &Attrs, a: &mut Attrs) -> Result<()> {
     let alg = sk.alg();
     a.set_ulong(CKA_KEY_TYPE, key_type_of(alg));
-    a.set_bytes(CKA_PUBLIC_KEY_INFO, pk.spki_der());
+    for ty in [CKA_PUBLIC_KEY_INFO, CKA_EC_PARAMS, CKA_EC_POINT] {
+        if let Some(v) = public.get(&ty) {
+            a.insert(ty, v.clone());
+        }
+    }
     let p8 = sk.to_pkcs8_der();
     match alg {
         KeyAlg::Rsa(_) => {
@@ -147,15 +159,8 @@ pub(crate) fn fill_private_with(sk: &PrivateKey, pk: &PublicKey, a: &mut Attrs) 
             a.set_bytes(CKA_COEFFICIENT, r.qinv.as_bytes());
         }
         _ => {
-            a.set_bytes(CKA_EC_PARAMS, &ec_params(alg)?);
             if let Some(v) = sk.raw_private_value() {
                 a.insert(CKA_VALUE, v);
-            }
-            if let Some(p) = pk.ec_point() {
-                let der = OctetString::new(p)
-                    .and_then(|o| o.to_der())
-                    .map_err(|_| Error::GENERAL)?;
-                a.set_bytes(CKA_EC_POINT, &der);
             }
         }
     }

@@ -117,9 +117,8 @@ impl AttrsExt for Attrs {
         self.insert(ty, Zeroizing::new(v.to_vec()));
     }
     fn default_bool(&mut self, ty: CK_ATTRIBUTE_TYPE, v: bool) {
-        if !self.contains_key(&ty) {
-            self.set_bool(ty, v);
-        }
+        self.entry(ty)
+            .or_insert_with(|| Zeroizing::new(vec![u8::from(v)]));
     }
     fn bytes(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
         self.get(&ty).map(|v| v.as_slice())
@@ -383,6 +382,7 @@ pub(crate) fn complete(
 /// counter) without a trip to the OS random source per object; the value is an
 /// identifier, not a secret.
 pub(crate) fn new_unique_id() -> Result<Vec<u8>> {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static PREFIX: OnceLock<u64> = OnceLock::new();
@@ -396,7 +396,12 @@ pub(crate) fn new_unique_id() -> Result<Vec<u8>> {
         }
     };
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    Ok(format!("{prefix:016x}{n:016x}").into_bytes())
+    let mut out = Vec::with_capacity(32);
+    for b in prefix.to_be_bytes().into_iter().chain(n.to_be_bytes()) {
+        out.push(HEX[usize::from(b >> 4)]);
+        out.push(HEX[usize::from(b & 15)]);
+    }
+    Ok(out)
 }
 
 /// Checks a `C_SetAttributeValue` (or the template of `C_CopyObject`) against the object.

@@ -215,7 +215,7 @@ pub(crate) fn generate_key_pair(
     let sk = PrivateKey::generate(alg)?;
     let pk = sk.public_key()?;
     keys::fill_public(&pk, &mut pa)?;
-    keys::fill_private_with(&sk, &pk, &mut sa)?;
+    keys::fill_private_from(&sk, &pa, &mut sa)?;
     pa.set_ulong(CKA_KEY_TYPE, kt);
     sa.set_ulong(CKA_KEY_TYPE, kt);
     object::complete(&mut pa, true, Some(mech.ty))?;
