@@ -52,6 +52,9 @@ pub(crate) fn initialize(init_string: Option<&str>) -> Result<()> {
         config.log.level = compat.log_level.clone();
     }
     token_hal::logging::init(&config);
+    // Power-on self-tests, before any crypto (once per process; a failure is logged and
+    // leaves the module in its error state, see ffi/entry.rs).
+    let _ = token_hal::crypto::selftest::run();
     let sansec = match config.pkcs11.vendor_values.as_deref() {
         None | Some("tass") => false,
         Some("sansec") => true,
