@@ -406,6 +406,18 @@ pub(crate) fn copy(
     }
     let changes = object::parse_template(tmpl, Purpose::Copy, s.token.login())?;
     object::check_set(&a, &changes, true)?;
+    // A key copied before its first use would give two unlatched keys of one value, one
+    // to wrap and one to decrypt with: the original and the copy are latched to the crypt
+    // role now (docs/security.md, rule 7).
+    if matches!(a.class(), Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY))
+        && a.ulong(crate::mechanism::vendor::CKA_UKEY_ROLE).is_none()
+    {
+        crate::api::crypto::latch_role(&s, &o, object::Role::Crypt)?;
+        a.set_ulong(
+            crate::mechanism::vendor::CKA_UKEY_ROLE,
+            object::Role::Crypt as CK_ULONG,
+        );
+    }
     for (ty, v) in changes {
         a.insert(ty, v);
     }
