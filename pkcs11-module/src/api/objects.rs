@@ -15,7 +15,31 @@ use crate::session::Session;
 use crate::state::{self, Module, Token};
 
 /// A caller's template: (type, value) pairs.
-pub(crate) type Template = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
+/// A caller's template. Its values may be key material (`CKA_VALUE` of an imported key),
+/// so they are wiped when it is dropped.
+#[derive(Default)]
+pub(crate) struct Template(pub Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>);
+
+impl std::ops::Deref for Template {
+    type Target = [(CK_ATTRIBUTE_TYPE, Vec<u8>)];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Drop for Template {
+    fn drop(&mut self) {
+        for (_, v) in &mut self.0 {
+            zeroize::Zeroize::zeroize(v);
+        }
+    }
+}
+
+impl FromIterator<(CK_ATTRIBUTE_TYPE, Vec<u8>)> for Template {
+    fn from_iter<I: IntoIterator<Item = (CK_ATTRIBUTE_TYPE, Vec<u8>)>>(it: I) -> Self {
+        Self(it.into_iter().collect())
+    }
+}
 
 /// token-hal attributes of an attribute map (secret ones sealed).
 fn to_hal(a: &Attrs) -> Vec<Attr> {
