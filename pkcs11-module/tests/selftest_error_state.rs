@@ -54,7 +54,9 @@ fn a_failed_self_test_leaves_the_module_in_its_error_state() {
         std::env::remove_var("UKEY_LOG");
         std::env::remove_var("UKEY_LOG_OUTPUT");
     }
-    assert!(token_hal::crypto::selftest::fail_before_first_use("SM2-sign"));
+    assert!(token_hal::crypto::selftest::fail_before_first_use(
+        "SM2-sign"
+    ));
 
     let f = functions();
     // SAFETY (all calls below): the function-list entries of the library, called with
@@ -111,19 +113,17 @@ fn a_failed_self_test_leaves_the_module_in_its_error_state() {
             pParameter: ptr::null_mut(),
             ulParameterLen: 0,
         };
-        assert_eq!(f.C_DigestInit.unwrap()(h, &mut m), CKR_GENERAL_ERROR, "digest");
+        assert_eq!(
+            f.C_DigestInit.unwrap()(h, &mut m),
+            CKR_GENERAL_ERROR,
+            "digest"
+        );
         refused += 1;
         let mut data = *b"abc";
         let mut out = [0u8; 32];
         let mut out_len = out.len() as CK_ULONG;
         assert_eq!(
-            f.C_Digest.unwrap()(
-                h,
-                data.as_mut_ptr(),
-                3,
-                out.as_mut_ptr(),
-                &mut out_len
-            ),
+            f.C_Digest.unwrap()(h, data.as_mut_ptr(), 3, out.as_mut_ptr(), &mut out_len),
             CKR_GENERAL_ERROR,
             "digest"
         );
@@ -168,7 +168,10 @@ fn a_failed_self_test_leaves_the_module_in_its_error_state() {
         assert_eq!(f.C_Finalize.unwrap()(ptr::null_mut()), CKR_OK);
 
         let text = std::fs::read_to_string(&log).unwrap();
-        let failures = text.lines().filter(|l| l.contains("self-test failed")).count();
+        let failures = text
+            .lines()
+            .filter(|l| l.contains("self-test failed"))
+            .count();
         assert_eq!(failures, 1, "one line for the failure:\n{text}");
         assert!(text.contains("SM2-sign"), "{text}");
         let lines = text

@@ -47,7 +47,9 @@ fn a_failed_self_test_leaves_the_library_in_its_error_state() {
         std::env::remove_var("UKEY_LOG_OUTPUT");
         std::env::remove_var("UKEY_SKF_DATA_DIR");
     }
-    assert!(token_hal::crypto::selftest::fail_before_first_use("SM4-CBC"));
+    assert!(token_hal::crypto::selftest::fail_before_first_use(
+        "SM4-CBC"
+    ));
 
     // SAFETY (all calls below): the library's exported functions, called with valid
     // pointers and lengths as GM/T 0016 requires.
@@ -80,7 +82,10 @@ fn a_failed_self_test_leaves_the_library_in_its_error_state() {
         assert_eq!(SKF_DisConnectDev(h), SAR_OK);
 
         let text = std::fs::read_to_string(&log).unwrap();
-        let failures = text.lines().filter(|l| l.contains("self-test failed")).count();
+        let failures = text
+            .lines()
+            .filter(|l| l.contains("self-test failed"))
+            .count();
         assert_eq!(failures, 1, "one line for the failure:\n{text}");
         assert!(text.contains("SM4-CBC"), "{text}");
         let lines = text

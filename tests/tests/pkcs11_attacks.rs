@@ -15,8 +15,8 @@ use std::sync::{Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error, RvError};
-use cryptoki::mechanism::ekdf::AesCbcDeriveParams;
 use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::ekdf::AesCbcDeriveParams;
 use cryptoki::mechanism::misc::{ExtractParams, KeyDerivationStringData};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
@@ -284,9 +284,7 @@ fn clulow_encrypt_then_unwrap_plants_a_known_key() {
     let s = session("enc-unwrap");
     let k = aes(&s, 32, &[Attribute::Encrypt(true), Attribute::Unwrap(true)]);
     let planted = [0x5au8; 32];
-    let blob = s
-        .encrypt(&Mechanism::AesCbcPad(IV), k, &planted)
-        .unwrap();
+    let blob = s.encrypt(&Mechanism::AesCbcPad(IV), k, &planted).unwrap();
     let r = s.unwrap_key(
         &Mechanism::AesCbcPad(IV),
         k,
@@ -534,7 +532,11 @@ fn tookan_a5_relaxing_attributes_through_copy_object() {
         vec![Attribute::Extractable(true)],
         vec![Attribute::Sensitive(false), Attribute::Extractable(true)],
     ] {
-        assert_eq!(rv(s.copy_object(k, &t)), RvError::AttributeReadOnly, "{t:?}");
+        assert_eq!(
+            rv(s.copy_object(k, &t)),
+            RvError::AttributeReadOnly,
+            "{t:?}"
+        );
     }
     // A plain copy keeps the protection.
     let c = s.copy_object(k, &[]).unwrap();
@@ -577,9 +579,7 @@ fn conflicting_attributes_are_latched_to_one_role() {
     let secret = aes(&s, 32, &[]);
     // unwrap + encrypt: encrypt first, then unwrap is refused.
     let k = aes(&s, 32, &[Attribute::Unwrap(true), Attribute::Encrypt(true)]);
-    let ct = s
-        .encrypt(&Mechanism::AesCbcPad(IV), k, &[9u8; 32])
-        .unwrap();
+    let ct = s.encrypt(&Mechanism::AesCbcPad(IV), k, &[9u8; 32]).unwrap();
     assert_eq!(
         rv(s.unwrap_key(
             &Mechanism::AesCbcPad(IV),

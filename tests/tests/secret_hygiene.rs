@@ -30,16 +30,15 @@ const PIN_MASKED: [u8; 14] = [
 ];
 /// The AES-256 key, masked with [`MASK`].
 const KEY_MASKED: [u8; 32] = [
-    0xe9, 0x1c, 0x73, 0x48, 0xa7, 0x0e, 0xd2, 0x65, 0x3b, 0xf0, 0x19, 0x8c, 0x44, 0x27, 0xbe,
-    0x01, 0x96, 0x5d, 0xca, 0x12, 0x6f, 0xe3, 0x38, 0xb4, 0x0d, 0x81, 0x57, 0xfa, 0x2e, 0x63,
-    0x99, 0xc5,
+    0xe9, 0x1c, 0x73, 0x48, 0xa7, 0x0e, 0xd2, 0x65, 0x3b, 0xf0, 0x19, 0x8c, 0x44, 0x27, 0xbe, 0x01,
+    0x96, 0x5d, 0xca, 0x12, 0x6f, 0xe3, 0x38, 0xb4, 0x0d, 0x81, 0x57, 0xfa, 0x2e, 0x63, 0x99, 0xc5,
 ];
 const SO_PIN: &str = "12345678";
 /// A canary the child keeps on its heap, masked: "ukey hygiene canary, kept on purpose".
 const CANARY_MASKED: &[u8] = &[
-    0x2f, 0x31, 0x3f, 0x23, 0x7a, 0x32, 0x23, 0x3d, 0x33, 0x3f, 0x34, 0x3f, 0x7a, 0x39, 0x3b,
-    0x34, 0x3b, 0x28, 0x23, 0x76, 0x7a, 0x31, 0x3f, 0x2a, 0x2e, 0x7a, 0x35, 0x34, 0x7a, 0x2a,
-    0x2f, 0x28, 0x2a, 0x35, 0x29, 0x3f,
+    0x2f, 0x31, 0x3f, 0x23, 0x7a, 0x32, 0x23, 0x3d, 0x33, 0x3f, 0x34, 0x3f, 0x7a, 0x39, 0x3b, 0x34,
+    0x3b, 0x28, 0x23, 0x76, 0x7a, 0x31, 0x3f, 0x2a, 0x2e, 0x7a, 0x35, 0x34, 0x7a, 0x2a, 0x2f, 0x28,
+    0x2a, 0x35, 0x29, 0x3f,
 ];
 
 fn unmask(v: &[u8]) -> Vec<u8> {
@@ -265,8 +264,16 @@ fn core_dump_after_logout_and_finalize_holds_no_pin_or_key() {
     assert_eq!(find(&bytes, &pin), None, "the PIN is in the core dump");
     assert_eq!(find(&bytes, &key), None, "the AES key is in the core dump");
     // Half the key is as bad as all of it.
-    assert_eq!(find(&bytes, &key[..16]), None, "half the key is in the core");
-    assert_eq!(find(&bytes, &key[16..]), None, "half the key is in the core");
+    assert_eq!(
+        find(&bytes, &key[..16]),
+        None,
+        "half the key is in the core"
+    );
+    assert_eq!(
+        find(&bytes, &key[16..]),
+        None,
+        "half the key is in the core"
+    );
 }
 
 #[test]
@@ -307,7 +314,15 @@ fn trace_log_of_a_full_run_holds_no_pin_or_key() {
 
 /// The words that name a secret comparand (snake_case parts of an operand).
 const SECRET_WORDS: &[&str] = &[
-    "pin", "mac", "hmac", "cmac", "cryptogram", "confirm", "confirmation", "kcv", "mk",
+    "pin",
+    "mac",
+    "hmac",
+    "cmac",
+    "cryptogram",
+    "confirm",
+    "confirmation",
+    "kcv",
+    "mk",
     "password",
 ];
 /// Parts that make the operand a length, a kind or a count rather than the secret.
@@ -354,7 +369,11 @@ fn secret_comparisons_are_constant_time() {
             }
         }
     }
-    assert!(files.len() > 50, "sources not found under {}", root.display());
+    assert!(
+        files.len() > 50,
+        "sources not found under {}",
+        root.display()
+    );
     let mut found = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();

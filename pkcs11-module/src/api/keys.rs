@@ -416,9 +416,7 @@ fn default_len(kt: Option<CK_KEY_TYPE>) -> Option<usize> {
 /// if one already decrypts, the wrap is refused. The pair is found by its public key.
 fn latch_private_halves(m: &state::Module, s: &crate::session::Session, wa: &Attrs) -> Result<()> {
     crate::api::objects::sync_store(m, &s.token)?;
-    let same = |a: &Attrs, ty: CK_ATTRIBUTE_TYPE| {
-        matches!((a.bytes(ty), wa.bytes(ty)), (Some(x), Some(y)) if !x.is_empty() && x == y)
-    };
+    let same = |a: &Attrs, ty: CK_ATTRIBUTE_TYPE| matches!((a.bytes(ty), wa.bytes(ty)), (Some(x), Some(y)) if !x.is_empty() && x == y);
     let halves: Vec<_> = m
         .lock()?
         .objects
