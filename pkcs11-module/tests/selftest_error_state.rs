@@ -59,7 +59,7 @@ fn a_failed_self_test_leaves_the_module_in_its_error_state() {
     ));
 
     let f = functions();
-    // SAFETY (all calls below): the function-list entries of the library, called with
+    // SAFETY: for all calls below, the function-list entries of the library, called with
     // valid pointers and lengths as PKCS#11 requires.
     unsafe {
         assert_eq!(f.C_Initialize.unwrap()(ptr::null_mut()), CKR_OK);

@@ -51,7 +51,7 @@ fn a_failed_self_test_leaves_the_library_in_its_error_state() {
         "SM4-CBC"
     ));
 
-    // SAFETY (all calls below): the library's exported functions, called with valid
+    // SAFETY: for all calls below, the library's exported functions, called with valid
     // pointers and lengths as GM/T 0016 requires.
     unsafe {
         let mut size: ULONG = 0;

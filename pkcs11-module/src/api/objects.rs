@@ -15,10 +15,14 @@ use crate::session::Session;
 use crate::state::{self, Module, Token};
 
 /// A caller's template: (type, value) pairs.
+/// The attributes of a template, as copied from the caller (the extra templates of a
+/// KBKDF derivation stay in this form).
+pub(crate) type RawTemplate = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
+
 /// A caller's template. Its values may be key material (`CKA_VALUE` of an imported key),
 /// so they are wiped when it is dropped.
 #[derive(Default)]
-pub(crate) struct Template(pub Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>);
+pub(crate) struct Template(pub RawTemplate);
 
 impl std::ops::Deref for Template {
     type Target = [(CK_ATTRIBUTE_TYPE, Vec<u8>)];
