@@ -13,6 +13,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod skf_common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -144,15 +146,75 @@ fn flow() {
     p11.finalize().unwrap();
 }
 
-/// The child side of both checks (run by the tests below, never on its own).
+/// The SKF flow: open the application, verify the PIN, import the key as an SM4 session
+/// key (`SKF_SetSymmKey`), encrypt with it, then close the key, clear the secure state,
+/// close the application and disconnect.
+fn skf_flow() {
+    use skf_sys::*;
+    type H = *mut std::ffi::c_void;
+    let enum_dev = skf!(SKF_EnumDev: fn(i32, *mut u8, *mut u32));
+    let connect = skf!(SKF_ConnectDev: fn(*const u8, *mut H));
+    let open_app = skf!(SKF_OpenApplication: fn(H, *const u8, *mut H));
+    let verify = skf!(SKF_VerifyPIN: fn(H, u32, *const u8, *mut u32));
+    let set_key = skf!(SKF_SetSymmKey: fn(H, *const u8, u32, *mut H));
+    let enc_init = skf!(SKF_EncryptInit: fn(H, BLOCKCIPHERPARAM));
+    let enc = skf!(SKF_Encrypt: fn(H, *const u8, u32, *mut u8, *mut u32));
+    let close = skf!(SKF_CloseHandle: fn(H));
+    let clear = skf!(SKF_ClearSecureState: fn(H));
+    let close_app = skf!(SKF_CloseApplication: fn(H));
+    let disconnect = skf!(SKF_DisConnectDev: fn(H));
+    let mut names = vec![0u8; 1024];
+    let mut len = 1024u32;
+    let mut dev: H = std::ptr::null_mut();
+    let mut app: H = std::ptr::null_mut();
+    let mut key: H = std::ptr::null_mut();
+    let mut pin = unmask(&PIN_MASKED);
+    pin.push(0);
+    let mut value = unmask(&KEY_MASKED[..16]);
+    let param = BLOCKCIPHERPARAM {
+        IV: [0; 32],
+        IVLen: 0,
+        PaddingType: 0,
+        FeedBitLen: 0,
+    };
+    let mut out = [0u8; 32];
+    let mut out_len = 32u32;
+    let mut retry = 0u32;
+    // SAFETY: every buffer holds the length given with it; names are NUL-terminated;
+    // handles come from the library.
+    unsafe {
+        assert_eq!(enum_dev(1, names.as_mut_ptr(), &mut len), 0);
+        assert_eq!(connect(names.as_ptr(), &mut dev), 0);
+        assert_eq!(open_app(dev, c"hygiene".as_ptr().cast(), &mut app), 0);
+        assert_eq!(verify(app, USER_TYPE, pin.as_ptr(), &mut retry), 0);
+        assert_eq!(set_key(dev, value.as_ptr(), SGD_SM4_ECB, &mut key), 0);
+        assert_eq!(enc_init(key, param), 0);
+        assert_eq!(
+            enc(key, [7u8; 16].as_ptr(), 16, out.as_mut_ptr(), &mut out_len),
+            0
+        );
+        assert_eq!(close(key), 0);
+        assert_eq!(clear(app), 0);
+        assert_eq!(close_app(app), 0);
+        assert_eq!(disconnect(dev), 0);
+    }
+    wipe(&mut pin);
+    wipe(&mut value);
+}
+
+/// The child side of the checks (run by the tests below, never on its own).
 #[test]
 #[ignore = "the child process of the secret-hygiene tests"]
 fn hygiene_child() {
     let Ok(mode) = std::env::var("UKEY_HYGIENE_CHILD") else {
         return;
     };
-    flow();
-    if mode == "gcore" {
+    if mode == "skf-gcore" {
+        skf_flow();
+    } else {
+        flow();
+    }
+    if mode.ends_with("gcore") {
         // A canary left on the heap on purpose: the parent must find it, or its search
         // proves nothing.
         let canary: &'static mut [u8] = Box::leak(unmask(CANARY_MASKED).into_boxed_slice());
@@ -215,11 +277,10 @@ fn text_forms(secret: &[u8]) -> Vec<Vec<u8>> {
     forms
 }
 
-#[test]
-fn core_dump_after_logout_and_finalize_holds_no_pin_or_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = write_conf(dir.path(), "");
-    let mut c = child("gcore", &conf)
+/// Runs the child in `mode`, takes its core with `gcore` once its flow is done, and checks
+/// that the core holds neither the PIN nor the key (nor half of it).
+fn core_of_child_holds_no_secret(mode: &str, conf: &Path, dir: &Path, key: &[u8]) {
+    let mut c = child(mode, conf)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -237,7 +298,7 @@ fn core_dump_after_logout_and_finalize_holds_no_pin_or_key() {
             break;
         }
     }
-    let core = dir.path().join("core");
+    let core = dir.join("core");
     let g = Command::new("gcore")
         .arg("-o")
         .arg(&core)
@@ -246,34 +307,74 @@ fn core_dump_after_logout_and_finalize_holds_no_pin_or_key() {
         .expect("gcore (gdb) is installed by scripts/setup.sh");
     let _ = c.kill();
     let _ = c.wait();
-    let path = dir.path().join(format!("core.{}", c.id()));
+    let path = dir.join(format!("core.{}", c.id()));
     assert!(
         g.status.success() && path.exists(),
         "gcore failed: {}",
         String::from_utf8_lossy(&g.stderr)
     );
     let bytes = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
     assert!(bytes.len() > 1 << 20, "a core of {} bytes", bytes.len());
-    let pin = unmask(&PIN_MASKED);
-    let key = unmask(&KEY_MASKED);
     // The search works: the canary the child left on its heap is found.
     assert!(
         find(&bytes, &unmask(CANARY_MASKED)).is_some(),
         "the canary is not in the core: the search proves nothing"
     );
-    assert_eq!(find(&bytes, &pin), None, "the PIN is in the core dump");
-    assert_eq!(find(&bytes, &key), None, "the AES key is in the core dump");
+    let pin = unmask(&PIN_MASKED);
+    assert_eq!(
+        find(&bytes, &pin),
+        None,
+        "{mode}: the PIN is in the core dump"
+    );
+    assert_eq!(
+        find(&bytes, key),
+        None,
+        "{mode}: the key is in the core dump"
+    );
     // Half the key is as bad as all of it.
+    let h = key.len() / 2;
     assert_eq!(
-        find(&bytes, &key[..16]),
+        find(&bytes, &key[..h]),
         None,
-        "half the key is in the core"
+        "{mode}: half the key is in the core"
     );
     assert_eq!(
-        find(&bytes, &key[16..]),
+        find(&bytes, &key[h..]),
         None,
-        "half the key is in the core"
+        "{mode}: half the key is in the core"
     );
+}
+
+#[test]
+fn core_dump_after_logout_and_finalize_holds_no_pin_or_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(dir.path(), "");
+    core_of_child_holds_no_secret("gcore", &conf, dir.path(), &unmask(&KEY_MASKED));
+}
+
+/// The same through libukey_skf.so: after `SKF_ClearSecureState`,
+/// `SKF_CloseApplication` and `SKF_DisConnectDev`.
+#[test]
+fn skf_core_dump_after_closing_holds_no_pin_or_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = write_conf(dir.path(), "");
+    let pin = String::from_utf8(unmask(&PIN_MASKED)).unwrap();
+    skf_common::ukey(
+        &conf,
+        &[
+            "softhsm",
+            "--init-token",
+            "--free",
+            "--label",
+            "hygiene",
+            "--so-pin",
+            SO_PIN,
+            "--pin",
+            &pin,
+        ],
+    );
+    core_of_child_holds_no_secret("skf-gcore", &conf, dir.path(), &unmask(&KEY_MASKED[..16]));
 }
 
 #[test]
