@@ -209,7 +209,7 @@ fn hygiene_child() {
     let Ok(mode) = std::env::var("UKEY_HYGIENE_CHILD") else {
         return;
     };
-    if mode == "skf-gcore" {
+    if mode.starts_with("skf") {
         skf_flow();
     } else {
         flow();
@@ -377,40 +377,73 @@ fn skf_core_dump_after_closing_holds_no_pin_or_key() {
     core_of_child_holds_no_secret("skf-gcore", &conf, dir.path(), &unmask(&KEY_MASKED[..16]));
 }
 
-#[test]
-fn trace_log_of_a_full_run_holds_no_pin_or_key() {
+/// Runs the child in `mode` with logging at trace level into a file and checks that the
+/// log holds neither PIN nor key in any text form; returns the log.
+fn trace_of_child_holds_no_secret(mode: &str, setup: impl FnOnce(&Path)) -> String {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("trace.log");
     let conf = write_conf(
         dir.path(),
         &format!("[log]\nlevel = \"trace\"\noutput = \"{}\"\n", log.display()),
     );
-    let o = child("trace", &conf).output().unwrap();
+    setup(&conf);
+    let o = child(mode, &conf).output().unwrap();
     assert!(
         o.status.success(),
         "child: {}",
         String::from_utf8_lossy(&o.stderr)
     );
     let text = std::fs::read(&log).unwrap();
-    // The log is really at trace level: every call is there.
-    let s = String::from_utf8_lossy(&text);
-    for f in ["C_InitToken", "C_Login"] {
-        assert!(s.contains(f), "{f} not in the trace log:\n{s}");
-    }
     for (what, secret) in [
         ("PIN", unmask(&PIN_MASKED)),
         ("key", unmask(&KEY_MASKED)),
+        ("half the key", unmask(&KEY_MASKED[..16])),
         ("SO PIN", SO_PIN.as_bytes().to_vec()),
     ] {
         for form in text_forms(&secret) {
             assert_eq!(
                 find(&text, &form),
                 None,
-                "the {what} is in the trace log as {}",
+                "{mode}: the {what} is in the trace log as {}",
                 String::from_utf8_lossy(&form)
             );
         }
     }
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+#[test]
+fn trace_log_of_a_full_run_holds_no_pin_or_key() {
+    let s = trace_of_child_holds_no_secret("trace", |_| {});
+    // The log is really at trace level: the calls are there.
+    for f in ["C_InitToken", "C_Login"] {
+        assert!(s.contains(f), "{f} not in the trace log:\n{s}");
+    }
+}
+
+#[test]
+fn skf_trace_log_holds_no_pin_or_key() {
+    let s = trace_of_child_holds_no_secret("skf-trace", |conf| {
+        let pin = String::from_utf8(unmask(&PIN_MASKED)).unwrap();
+        skf_common::ukey(
+            conf,
+            &[
+                "softhsm",
+                "--init-token",
+                "--free",
+                "--label",
+                "hygiene",
+                "--so-pin",
+                SO_PIN,
+                "--pin",
+                &pin,
+            ],
+        );
+    });
+    assert!(
+        s.contains("SKF_"),
+        "the SKF calls are not in the trace log:\n{s}"
+    );
 }
 
 /// The words that name a secret comparand (snake_case parts of an operand).

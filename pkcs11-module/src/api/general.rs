@@ -84,7 +84,7 @@ pub(crate) fn finalize() -> Result<()> {
 /// tests/secret_hygiene.rs in a core dump). Called by `C_Logout` and `C_Finalize`.
 #[inline(never)]
 pub(crate) fn scrub_stack() {
-    let mut area = [0u8; 64 * 1024];
+    let mut area = [0u8; 16 * 1024];
     zeroize::Zeroize::zeroize(&mut area[..]);
     std::hint::black_box(&area);
 }
