@@ -34,7 +34,7 @@ impl From<token_hal::Error> for Error {
             E::PinLocked => CKR_PIN_LOCKED,
             E::PinInvalid(_) => CKR_PIN_LEN_RANGE,
             E::PinNotInitialized => CKR_USER_PIN_NOT_INITIALIZED,
-            E::SelfTestFailed(_) => CKR_FUNCTION_FAILED,
+            E::SelfTestFailed(_) => CKR_GENERAL_ERROR,
             E::NotLoggedIn => CKR_USER_NOT_LOGGED_IN,
             E::UserAnotherAlreadyLoggedIn => CKR_USER_ANOTHER_ALREADY_LOGGED_IN,
             E::DeviceAuthRequired | E::DeviceAuthFailed | E::AccessDenied(_) => {

@@ -52,6 +52,9 @@ pub(crate) fn initialize(init_string: Option<&str>) -> Result<()> {
         config.log.level = compat.log_level.clone();
     }
     token_hal::logging::init(&config);
+    // Power-on self-tests, before any crypto (once per process; a failure is logged and
+    // leaves the module in its error state, see ffi/entry.rs).
+    let _ = token_hal::crypto::selftest::run();
     let sansec = match config.pkcs11.vendor_values.as_deref() {
         None | Some("tass") => false,
         Some("sansec") => true,
@@ -71,7 +74,19 @@ pub(crate) fn initialize(init_string: Option<&str>) -> Result<()> {
 
 /// `C_Finalize`.
 pub(crate) fn finalize() -> Result<()> {
-    state::remove()
+    let r = state::remove();
+    scrub_stack();
+    r
+}
+
+/// Overwrites the stack below the caller's frame: key schedules, PIN-derived keys and
+/// plaintext copies that crypto code left in dead stack frames of this thread (found by
+/// tests/secret_hygiene.rs in a core dump). Called by `C_Logout` and `C_Finalize`.
+#[inline(never)]
+pub(crate) fn scrub_stack() {
+    let mut area = [0u8; 16 * 1024];
+    zeroize::Zeroize::zeroize(&mut area[..]);
+    std::hint::black_box(&area);
 }
 
 /// `C_GetInfo`: cryptoki 3.0.
@@ -518,10 +533,13 @@ pub(crate) fn logout(h: CK_SESSION_HANDLE) -> Result<()> {
         return Err(Error(CKR_USER_NOT_LOGGED_IN));
     }
     s.token.app.logout();
-    let inner = m.lock()?;
-    for o in inner.objects.values().filter(|o| o.slot == s.slot_id) {
-        o.forget_key();
+    {
+        let inner = m.lock()?;
+        for o in inner.objects.values().filter(|o| o.slot == s.slot_id) {
+            o.forget_key();
+        }
     }
+    scrub_stack();
     Ok(())
 }
 

@@ -267,6 +267,7 @@ pub(crate) fn wrap(
     if ka.flag(CKA_WRAP_WITH_TRUSTED) && !wa.flag(CKA_TRUSTED) {
         return Err(Error(CKR_KEY_NOT_WRAPPABLE));
     }
+    check_wrap_strength(&wa, &ka)?;
     let plain: Zeroizing<Vec<u8>> = match ka.class() {
         Some(CKO_SECRET_KEY) => Zeroizing::new(
             ka.bytes(CKA_VALUE)
@@ -284,6 +285,9 @@ pub(crate) fn wrap(
     let wkm = key_material(&s, &wo)?;
     let op = cipher_op(mech, wa.key_type(), wkm, Direction::Encrypt)?;
     latch_role(&s, &wo, Role::Wrap)?;
+    if wa.class() == Some(CKO_PUBLIC_KEY) && ka.flag(CKA_SENSITIVE) {
+        latch_private_halves(&m, &s, &wa)?;
+    }
     let out = run_cipher(op, &plain, Direction::Encrypt).map_err(|e| match e.0 {
         CKR_DATA_LEN_RANGE => Error(CKR_KEY_SIZE_RANGE),
         _ => e,
@@ -307,6 +311,13 @@ pub(crate) fn unwrap(
         _ => e,
     })?;
     let mut a = object::parse_template(tmpl, Purpose::Create, s.token.login())?;
+    // The wrap format binds no attributes, so the blob does not say how the key was
+    // protected: an unwrapped key is sensitive whatever the template asks
+    // (docs/security.md, rule 12).
+    if a.bool_(CKA_SENSITIVE) == Some(false) {
+        return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+    }
+    a.set_bool(CKA_SENSITIVE, true);
     let usage = crate::landing::usage_of(&a);
     let ukm = key_material(&s, &uo)?;
     let op = cipher_op(mech, ua.key_type(), ukm, Direction::Decrypt)?;
@@ -400,6 +411,118 @@ fn default_len(kt: Option<CK_KEY_TYPE>) -> Option<usize> {
     }
 }
 
+/// Tookan a2 (docs/security.md, rule 7): a public key that wraps latches the private
+/// keys of its pair on the token to the wrap role, so none of them can decrypt the blob;
+/// if one already decrypts, the wrap is refused. The pair is found by its public key.
+fn latch_private_halves(m: &state::Module, s: &crate::session::Session, wa: &Attrs) -> Result<()> {
+    crate::api::objects::sync_store(m, &s.token)?;
+    let same = |a: &Attrs, ty: CK_ATTRIBUTE_TYPE| matches!((a.bytes(ty), wa.bytes(ty)), (Some(x), Some(y)) if !x.is_empty() && x == y);
+    let halves: Vec<_> = m
+        .lock()?
+        .objects
+        .values()
+        .filter(|o| o.slot == s.slot_id)
+        .filter(|o| {
+            o.attrs.read().is_ok_and(|a| {
+                a.class() == Some(CKO_PRIVATE_KEY)
+                    && (same(&a, CKA_PUBLIC_KEY_INFO)
+                        || same(&a, CKA_MODULUS)
+                        || same(&a, CKA_EC_POINT))
+            })
+        })
+        .cloned()
+        .collect();
+    for o in halves {
+        latch_role(s, &o, Role::Wrap)?;
+    }
+    Ok(())
+}
+
+/// Whether a key's value has never been known outside the token: generated here and
+/// never readable since (docs/security.md, "Trojan" wrapping keys).
+fn never_known(a: &Attrs) -> bool {
+    a.flag(CKA_LOCAL) && (a.flag(CKA_ALWAYS_SENSITIVE) || a.flag(CKA_NEVER_EXTRACTABLE))
+}
+
+/// The rules for wrapping a sensitive key (docs/security.md, rules 9 and 10): the
+/// wrapping key must be trusted or one whose value no caller can know (a secret key
+/// generated here and never readable, or a public key generated here), and a secret
+/// key is never wrapped under a shorter secret key.
+fn check_wrap_strength(wa: &Attrs, ka: &Attrs) -> Result<()> {
+    if !ka.flag(CKA_SENSITIVE) || wa.flag(CKA_TRUSTED) {
+        return Ok(());
+    }
+    let known = match wa.class() {
+        Some(CKO_PUBLIC_KEY) => !wa.flag(CKA_LOCAL),
+        _ => !never_known(wa),
+    };
+    if known {
+        return Err(Error(CKR_KEY_NOT_WRAPPABLE));
+    }
+    if wa.class() == Some(CKO_SECRET_KEY) && ka.class() == Some(CKO_SECRET_KEY) {
+        let len = |a: &Attrs| a.ulong(CKA_VALUE_LEN).unwrap_or(0).min(32);
+        if len(ka) > len(wa) {
+            return Err(Error(CKR_KEY_NOT_WRAPPABLE));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a key's value is protected from the caller: unextractable, or sensitive since
+/// it was made here (a key imported or once readable in clear is known to someone).
+fn protected(a: &Attrs) -> bool {
+    !a.bool_(CKA_EXTRACTABLE).unwrap_or(true)
+        || (a.flag(CKA_SENSITIVE) && a.flag(CKA_ALWAYS_SENSITIVE))
+}
+
+/// The rules for the derivations that copy key bits (concatenation, XOR with data,
+/// extraction; docs/security.md rule 11): a key derived from a protected key is
+/// sensitive (and unextractable if an input is), and carries at least 16 bytes (or all)
+/// of the protected input, so it cannot be read or brute-forced a byte at a time.
+/// `base_bytes` and `other_bytes`: how many bytes of the derived value come from the
+/// base key and from the second key.
+fn check_copying_derive(
+    a: &mut Attrs,
+    base: &Attrs,
+    other: Option<&Attrs>,
+    base_bytes: usize,
+    other_bytes: usize,
+) -> Result<()> {
+    let inputs = [Some(base), other];
+    let sensitive = inputs.iter().flatten().any(|k| protected(k));
+    let unextractable = inputs
+        .iter()
+        .flatten()
+        .any(|k| !k.bool_(CKA_EXTRACTABLE).unwrap_or(true));
+    if sensitive {
+        if a.bool_(CKA_SENSITIVE) == Some(false) {
+            return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+        }
+        a.set_bool(CKA_SENSITIVE, true);
+    }
+    if unextractable {
+        if a.bool_(CKA_EXTRACTABLE) == Some(true) {
+            return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+        }
+        a.set_bool(CKA_EXTRACTABLE, false);
+    }
+    let len = |k: &Attrs| k.ulong(CKA_VALUE_LEN).unwrap_or(0) as usize;
+    let mut held = 0;
+    let mut carried = 0;
+    if protected(base) {
+        held += len(base);
+        carried += base_bytes;
+    }
+    if let Some(o) = other.filter(|o| protected(o)) {
+        held += len(o);
+        carried += other_bytes;
+    }
+    if carried < held.min(16) {
+        return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+    }
+    Ok(())
+}
+
 /// `C_DeriveKey`.
 pub(crate) fn derive(
     h: CK_SESSION_HANDLE,
@@ -413,7 +536,7 @@ pub(crate) fn derive(
         return Err(Error(CKR_MECHANISM_INVALID));
     }
     let (bo, ba) = key_for(&m, &s, base, CKA_DERIVE, mech.ty)?;
-    let prep = |t: &Template| -> Result<Attrs> {
+    let prep = |t: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]| -> Result<Attrs> {
         let mut a = object::parse_template(t, Purpose::Derive, s.token.login())?;
         if a.key_type().is_none() {
             a.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
@@ -646,6 +769,26 @@ pub(crate) fn derive(
         v.truncate(n);
     } else if a.key_type() == Some(CKK_AES) && !matches!(v.len(), 16 | 24 | 32) {
         return Err(Error(CKR_TEMPLATE_INCOMPLETE));
+    }
+    let mut a = a;
+    let n = v.len();
+    let base_len = ba.ulong(CKA_VALUE_LEN).unwrap_or(0) as usize;
+    match (mech.ty, &mech.param) {
+        (CKM_CONCATENATE_BASE_AND_KEY, Param::Key(other)) => {
+            let oa = visible(&m, &s, *other, CKR_KEY_HANDLE_INVALID)?.attrs()?;
+            let from_base = n.min(base_len);
+            check_copying_derive(&mut a, &ba, Some(&oa), from_base, n - from_base)?;
+        }
+        (CKM_CONCATENATE_BASE_AND_DATA, _) => {
+            check_copying_derive(&mut a, &ba, None, n.min(base_len), 0)?;
+        }
+        (CKM_CONCATENATE_DATA_AND_BASE, Param::Bytes(d)) => {
+            check_copying_derive(&mut a, &ba, None, n.saturating_sub(d.len()), 0)?;
+        }
+        (CKM_XOR_BASE_AND_DATA | CKM_EXTRACT_KEY_FROM_KEY, _) => {
+            check_copying_derive(&mut a, &ba, None, n, 0)?;
+        }
+        _ => {}
     }
     let _ = hash_of;
     Ok((finish(a, &v)?, Vec::new()))

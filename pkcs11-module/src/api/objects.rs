@@ -15,7 +15,35 @@ use crate::session::Session;
 use crate::state::{self, Module, Token};
 
 /// A caller's template: (type, value) pairs.
-pub(crate) type Template = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
+/// The attributes of a template, as copied from the caller (the extra templates of a
+/// KBKDF derivation stay in this form).
+pub(crate) type RawTemplate = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
+
+/// A caller's template. Its values may be key material (`CKA_VALUE` of an imported key),
+/// so they are wiped when it is dropped.
+#[derive(Default)]
+pub(crate) struct Template(pub RawTemplate);
+
+impl std::ops::Deref for Template {
+    type Target = [(CK_ATTRIBUTE_TYPE, Vec<u8>)];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl Drop for Template {
+    fn drop(&mut self) {
+        for (_, v) in &mut self.0 {
+            zeroize::Zeroize::zeroize(v);
+        }
+    }
+}
+
+impl FromIterator<(CK_ATTRIBUTE_TYPE, Vec<u8>)> for Template {
+    fn from_iter<I: IntoIterator<Item = (CK_ATTRIBUTE_TYPE, Vec<u8>)>>(it: I) -> Self {
+        Self(it.into_iter().collect())
+    }
+}
 
 /// token-hal attributes of an attribute map (secret ones sealed).
 fn to_hal(a: &Attrs) -> Vec<Attr> {
@@ -406,6 +434,18 @@ pub(crate) fn copy(
     }
     let changes = object::parse_template(tmpl, Purpose::Copy, s.token.login())?;
     object::check_set(&a, &changes, true)?;
+    // A key copied before its first use would give two unlatched keys of one value, one
+    // to wrap and one to decrypt with: the original and the copy are latched to the crypt
+    // role now (docs/security.md, rule 7).
+    if matches!(a.class(), Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY))
+        && a.ulong(crate::mechanism::vendor::CKA_UKEY_ROLE).is_none()
+    {
+        crate::api::crypto::latch_role(&s, &o, object::Role::Crypt)?;
+        a.set_ulong(
+            crate::mechanism::vendor::CKA_UKEY_ROLE,
+            object::Role::Crypt as CK_ULONG,
+        );
+    }
     for (ty, v) in changes {
         a.insert(ty, v);
     }

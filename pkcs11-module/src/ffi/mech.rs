@@ -88,7 +88,7 @@ unsafe fn prf_data(p: *const CK_PRF_DATA_PARAM, n: CK_ULONG) -> Result<Vec<PrfDa
 unsafe fn derived_templates(
     p: *const CK_DERIVED_KEY,
     n: CK_ULONG,
-) -> Result<Vec<crate::api::objects::Template>> {
+) -> Result<Vec<crate::api::objects::RawTemplate>> {
     // SAFETY: forwarded contract.
     let ks = unsafe { super::args::slice(p, n) }?;
     let mut out = Vec::new();

@@ -35,6 +35,17 @@ pub(crate) fn registry() -> Result<&'static Registry> {
     })
 }
 
+/// The library's power-on, on the first call of the process: configuration and log, then
+/// the self-tests (token-hal `selftest`; a failure leaves the library in its error state,
+/// see ffi/entry.rs).
+pub(crate) fn power_on() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let _ = registry();
+        let _ = token_hal::crypto::selftest::run();
+    });
+}
+
 /// The devices this library serves. In the vendor-SKF bridge's test mode
 /// (`UKEY_SKF_DATA_DIR`, docs/skf-bridge.md) they are the soft devices of that directory
 /// whatever `UKEY_BACKENDS` says: that variable belongs to the bridging process, whose

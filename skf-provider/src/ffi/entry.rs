@@ -7,10 +7,36 @@ use skf_sys::*;
 
 use crate::error::{Error, Result, code};
 
-/// Runs the body of the C function `name`; a panic becomes `SAR_FAIL`.
+/// The functions still served in the self-test error state: listing, connecting,
+/// device state and closing; none of them computes with a key, a PIN or the random
+/// generator.
+const SERVED_IN_ERROR_STATE: &[&str] = &[
+    "SKF_EnumDev",
+    "SKF_ConnectDev",
+    "SKF_DisConnectDev",
+    "SKF_GetDevState",
+    "SKF_GetDevInfo",
+    "SKF_WaitForDevEvent",
+    "SKF_CancelWaitForDevEvent",
+    "SKF_LockDev",
+    "SKF_UnlockDev",
+    "SKF_EnumApplication",
+    "SKF_CloseApplication",
+    "SKF_CloseContainer",
+    "SKF_CloseHandle",
+];
+
+/// Runs the body of the C function `name`; a panic becomes `SAR_FAIL`. The first call
+/// of the process runs the power-on self-tests; after a failure, every function but
+/// those of [`SERVED_IN_ERROR_STATE`] answers `SAR_FAIL` with one error line in the log.
 pub(crate) fn run(name: &'static str, body: impl FnOnce() -> Result<()>) -> ULONG {
     let span = tracing::debug_span!("skf", func = name);
     let _g = span.enter();
+    crate::api::device::power_on();
+    if token_hal::crypto::selftest::failed() && !SERVED_IN_ERROR_STATE.contains(&name) {
+        tracing::error!("refused: the library is in the self-test error state");
+        return Error::FAIL.0;
+    }
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => {
             if let Err(e) = r {
