@@ -91,7 +91,9 @@ fn label(p: usize, t: usize, i: u64) -> String {
 
 fn value(p: usize, t: usize, i: u64) -> Vec<u8> {
     let n = 16 + (i as usize * 7 + t * 13 + p) % 600;
-    (0..n).map(|k| (k + i as usize + t + p * 101) as u8).collect()
+    (0..n)
+        .map(|k| (k + i as usize + t + p * 101) as u8)
+        .collect()
 }
 
 fn private(i: u64) -> bool {
@@ -101,12 +103,19 @@ fn private(i: u64) -> bool {
 /// Runs this binary again on `test` with `envs`, killed (and failed) after `secs`.
 fn spawn(test: &str, envs: &[(&str, &Path)], extra: &[(&str, String)]) -> std::process::Child {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["--exact", test, "--ignored", "--nocapture", "--test-threads", "1"])
-        .env("UKEY_SOAK_CHILD", test)
-        .env_remove("UKEY_DATA_DIR")
-        .env("UKEY_BACKENDS", "soft")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.args([
+        "--exact",
+        test,
+        "--ignored",
+        "--nocapture",
+        "--test-threads",
+        "1",
+    ])
+    .env("UKEY_SOAK_CHILD", test)
+    .env_remove("UKEY_DATA_DIR")
+    .env("UKEY_BACKENDS", "soft")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     for (k, v) in envs {
         c.env(k, v);
     }
@@ -178,7 +187,11 @@ fn soak_two_processes_sixteen_threads() {
     let envs: &[(&str, &Path)] = &[("UKEY_CONF", &conf), ("SOAK_DIR", tmp.path())];
     let t0 = Instant::now();
     let c = spawn("child_soak_setup", envs, &[]);
-    finish("child_soak_setup", c, Instant::now() + Duration::from_secs(60));
+    finish(
+        "child_soak_setup",
+        c,
+        Instant::now() + Duration::from_secs(60),
+    );
     let deadline = Instant::now() + Duration::from_secs(soak_secs() + 90);
     let workers: Vec<_> = (0..PROCESSES)
         .map(|p| spawn("child_soak_worker", envs, &[("SOAK_PROC", p.to_string())]))
@@ -190,7 +203,11 @@ fn soak_two_processes_sixteen_threads() {
         }
     }
     let c = spawn("child_soak_verify", envs, &[]);
-    let text = finish("child_soak_verify", c, Instant::now() + Duration::from_secs(120));
+    let text = finish(
+        "child_soak_verify",
+        c,
+        Instant::now() + Duration::from_secs(120),
+    );
     for l in text.lines().filter(|l| l.starts_with("soak:")) {
         eprintln!("{l}");
     }
@@ -352,9 +369,7 @@ fn worker(
                     ],
                 );
                 let msg = format!("{p}/{t}/{step}");
-                let sig = s
-                    .sign(&Mechanism::EcdsaSha256, sk, msg.as_bytes())
-                    .unwrap();
+                let sig = s.sign(&Mechanism::EcdsaSha256, sk, msg.as_bytes()).unwrap();
                 s.verify(&Mechanism::EcdsaSha256, signer_pub, msg.as_bytes(), &sig)
                     .unwrap();
                 counts.signs.fetch_add(1, Ordering::Relaxed);
@@ -425,12 +440,7 @@ fn worker(
     }
     kept.extend(live.iter().map(|(n, _)| *n));
     let dir = soak_dir();
-    let list = |v: &[u64]| {
-        v.iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let list = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>().join("\n");
     std::fs::write(dir.join(format!("p{p}-t{t}.kept")), list(&kept)).unwrap();
     std::fs::write(dir.join(format!("p{p}-t{t}.gone")), list(&gone)).unwrap();
     std::fs::write(dir.join(format!("p{p}-t{t}.made")), i.to_string()).unwrap();
@@ -521,7 +531,10 @@ fn child_soak_verify() {
         missing.is_empty() && extra.is_empty(),
         "missing {missing:?}, extra {extra:?}"
     );
-    assert!(found == expect, "every kept object has its value and privacy");
+    assert!(
+        found == expect,
+        "every kept object has its value and privacy"
+    );
     // The shared keys, once each, and nothing else.
     let keys = s
         .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
@@ -532,7 +545,11 @@ fn child_soak_verify() {
         .unwrap();
     assert_eq!(keys.len(), 1);
     let all = s.find_objects(&[]).unwrap();
-    assert_eq!(all.len(), found.len() + 3, "data objects and the three keys");
+    assert_eq!(
+        all.len(),
+        found.len() + 3,
+        "data objects and the three keys"
+    );
     println!(
         "soak: {made} objects made, {destroyed} destroyed, {} kept and found, none extra",
         found.len()

@@ -39,6 +39,10 @@ fn from_hal(attrs: &[Attr]) -> Attrs {
 /// Re-reads the token's object store into the handle table (new objects get handles,
 /// vanished ones lose theirs).
 pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
+    // The listing is a snapshot: objects other threads make (and logins they change)
+    // while it is taken may be missing from it, and must keep their handles.
+    let start = object::epoch();
+    let user_before = t.login() == LoginState::User;
     let (overlays, recs) = Overlays::split(t.app.list_objects()?);
     let mapped = mapped_objects(t, &overlays)?;
     let mut inner = m.lock()?;
@@ -85,11 +89,12 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
         }
     }
     let slot = t.slot_id;
-    let user = t.login() == LoginState::User;
+    let user = user_before && t.login() == LoginState::User;
     inner.objects.retain(|h, o| {
         o.slot != slot
             || matches!(o.loc, Loc::Session(_))
             || seen.contains(h)
+            || o.born > start
             || (!user && o.attrs.read().map(|a| a.flag(CKA_PRIVATE)).unwrap_or(false))
     });
     Ok(())
