@@ -288,10 +288,8 @@ impl Skf {
             let mut retry = 0u32;
             let p = cs(pin);
             // SAFETY: valid handle, NUL-terminated PIN, valid output pointer.
-            assert_eq!(
-                unsafe { verify(a, USER_TYPE, p.as_ptr(), &mut retry) },
-                SAR_OK
-            );
+            let r = unsafe { verify(a, USER_TYPE, p.as_ptr(), &mut retry) };
+            assert_eq!(r, SAR_OK);
             return Self { dev, app: a };
         }
         panic!("no device holds application {app}");
@@ -511,9 +509,17 @@ fn child_full_disk_pkcs11() {
     assert!(data_objects(&s, "during").is_empty());
     // No journal or temporary file left behind.
     assert_eq!(db_files(&data), db_before);
+    // C_Login persists the retry counter before it checks the PIN, so it fails closed.
+    s.logout().unwrap();
+    let e = s
+        .login(UserType::User, Some(&AuthPin::new(PIN.into())))
+        .unwrap_err();
+    assert_eq!(rv(e), RvError::DeviceMemory, "C_Login on a full disk");
 
-    // Space back: the same session writes again.
+    // Space back: the same session logs in and writes again.
     std::fs::remove_file(&filler).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new(PIN.into())))
+        .unwrap();
     s.create_object(&data_template("during", vec![8u8; 20_000]))
         .unwrap();
     gen_p256(&s, "k2").unwrap();
@@ -1475,7 +1481,7 @@ fn pcscd_killed(test: &str) {
     eprintln!(
         "{}",
         text.lines()
-            .filter(|l| l.starts_with("fault:"))
+            .filter_map(|l| l.find("fault: ").map(|i| &l[i..]))
             .collect::<Vec<_>>()
             .join("\n")
     );
@@ -1619,7 +1625,7 @@ fn key_pulled_mid_write_skf() {
     eprintln!(
         "{}",
         text.lines()
-            .filter(|l| l.starts_with("fault:"))
+            .filter_map(|l| l.find("fault: ").map(|i| &l[i..]))
             .collect::<Vec<_>>()
             .join("\n")
     );

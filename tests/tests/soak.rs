@@ -97,7 +97,7 @@ fn value(p: usize, t: usize, i: u64) -> Vec<u8> {
 }
 
 fn private(i: u64) -> bool {
-    i % 2 == 0
+    i.is_multiple_of(2)
 }
 
 /// Runs this binary again on `test` with `envs`, killed (and failed) after `secs`.
@@ -198,7 +198,10 @@ fn soak_two_processes_sixteen_threads() {
         .collect();
     for w in workers {
         let text = finish("child_soak_worker", w, deadline);
-        for l in text.lines().filter(|l| l.starts_with("soak:")) {
+        for l in text
+            .lines()
+            .filter_map(|l| l.find("soak: ").map(|i| &l[i..]))
+        {
             eprintln!("{l}");
         }
     }
@@ -208,7 +211,10 @@ fn soak_two_processes_sixteen_threads() {
         c,
         Instant::now() + Duration::from_secs(120),
     );
-    for l in text.lines().filter(|l| l.starts_with("soak:")) {
+    for l in text
+        .lines()
+        .filter_map(|l| l.find("soak: ").map(|i| &l[i..]))
+    {
         eprintln!("{l}");
     }
     eprintln!("soak: {:.1} s in all", t0.elapsed().as_secs_f64());
