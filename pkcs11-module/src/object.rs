@@ -68,6 +68,11 @@ pub(crate) fn epoch() -> u64 {
     EPOCH.load(Ordering::SeqCst)
 }
 
+/// Advances the handle-entry clock and returns the new reading.
+pub(crate) fn tick() -> u64 {
+    EPOCH.fetch_add(1, Ordering::SeqCst) + 1
+}
+
 impl Object {
     pub fn new(handle: CK_OBJECT_HANDLE, slot: CK_SLOT_ID, loc: Loc, attrs: Attrs) -> Self {
         Self {
@@ -76,7 +81,7 @@ impl Object {
             loc,
             attrs: RwLock::new(attrs),
             key: Mutex::new(None),
-            born: EPOCH.fetch_add(1, Ordering::SeqCst) + 1,
+            born: tick(),
         }
     }
     /// A copy of the attributes.

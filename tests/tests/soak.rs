@@ -1,6 +1,6 @@
 //! Load (issue 7): 16 threads in each of 2 processes on ONE soft token through
 //! libukey_pkcs11.so, signing, encrypting, logging in and out, and creating, reading and
-//! destroying token objects, for `UKEY_SOAK_SECS` seconds (default 30). At the end every
+//! destroying token objects, for `UKEY_SOAK_SECS` seconds (default 50). At the end every
 //! object is accounted for: each one a worker created and did not destroy exists exactly
 //! once with its value and privacy, the destroyed ones are gone, nothing else is there, and
 //! the store passes SQLite's integrity check.
@@ -38,7 +38,7 @@ fn soak_secs() -> u64 {
     std::env::var("UKEY_SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(30)
+        .unwrap_or(50)
 }
 
 fn is_child(test: &str) -> bool {
@@ -422,6 +422,13 @@ fn worker(
                     } else {
                         s.destroy_object(h).unwrap();
                     }
+                    // Gone for good: a listing another thread took before the
+                    // destroy must not bring it back.
+                    let _r = private(n).then(|| gate.read().unwrap());
+                    let again = s
+                        .find_objects(&[Attribute::Label(label(p, t, n).into_bytes())])
+                        .unwrap();
+                    assert!(again.is_empty(), "destroyed {} found again", label(p, t, n));
                     gone.push(n);
                     counts.destroys.fetch_add(1, Ordering::Relaxed);
                 }

@@ -48,6 +48,9 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
     let mut inner = m.lock()?;
     let mut seen = Vec::new();
     for (key, loc, attrs) in mapped {
+        if inner.destroyed_since(t.slot_id, &key, start) {
+            continue;
+        }
         let (h, new) = inner.token_handle(t.slot_id, key);
         seen.push(h);
         match inner.objects.get(&h) {
@@ -64,6 +67,9 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
         }
     }
     for r in recs {
+        if inner.destroyed_since(t.slot_id, &format!("o{}", r.id.0), start) {
+            continue;
+        }
         let (h, new) = inner.store_handle(t.slot_id, r.id);
         seen.push(h);
         let attrs = from_hal(&r.attrs);
@@ -466,7 +472,7 @@ pub(crate) fn destroy(h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<()> 
     let mut inner = m.lock()?;
     inner.objects.remove(&oh);
     if let Loc::Store(id) = o.loc {
-        inner.store_index.remove(&(o.slot, format!("o{}", id.0)));
+        inner.forget_destroyed(o.slot, format!("o{}", id.0));
     }
     Ok(())
 }
