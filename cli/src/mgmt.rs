@@ -52,6 +52,14 @@ pub fn device(ctx: &Ctx, cmd: &DeviceCmd) -> Res<()> {
                 ]);
                 js.push(device_json(&info, &apps));
             }
+            // Soft-device files that do not open are not devices, but say so (stderr).
+            if token_hal::registry::backend_enabled(token_hal::registry::SOFT_BACKEND) {
+                for e in ctx.registry()?.scan()? {
+                    if let Err(err) = e.device {
+                        eprintln!("ukey: warning: skipped {}: {err}", e.path.display());
+                    }
+                }
+            }
             if ctx.json() {
                 out::json(&Value::Array(js));
             } else {

@@ -52,7 +52,7 @@ impl From<token_hal::Error> for Error {
             E::DecryptFailed => CKR_ENCRYPTED_DATA_INVALID,
             E::WrongPassword => CKR_PIN_INCORRECT,
             E::DeviceRemoved => CKR_DEVICE_REMOVED,
-            E::NoSpace => CKR_DEVICE_MEMORY,
+            E::NoSpace | E::DiskFull { .. } => CKR_DEVICE_MEMORY,
             E::Unsupported(_) => CKR_FUNCTION_NOT_SUPPORTED,
             E::Busy => CKR_FUNCTION_FAILED,
             E::Corrupt { .. }
@@ -79,5 +79,12 @@ mod tests {
         assert_eq!(rv(token_hal::Error::PinLocked), CKR_PIN_LOCKED);
         assert_eq!(rv(token_hal::Error::DeviceRemoved), CKR_DEVICE_REMOVED);
         assert_eq!(rv(token_hal::Error::internal("x")), CKR_GENERAL_ERROR);
+        assert_eq!(
+            rv(token_hal::Error::DiskFull {
+                path: "/d/t.ukdb".into(),
+                detail: "database or disk is full".into()
+            }),
+            CKR_DEVICE_MEMORY
+        );
     }
 }

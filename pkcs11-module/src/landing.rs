@@ -384,7 +384,7 @@ pub(crate) fn destroy(m: &Module, s: &Session, o: &Object, a: &Attrs) -> Result<
             app.update_object(ov, &[Attr::public(CKA_UKEY_HIDDEN, vec![1])])?;
             let mut inner = m.lock()?;
             inner.objects.remove(&o.handle);
-            inner.store_index.remove(&(slot, Half::Public.index_key(k)));
+            inner.forget_destroyed(slot, Half::Public.index_key(k));
             return Ok(());
         }
         Loc::ContainerKey(k) => k,
@@ -465,9 +465,7 @@ pub(crate) fn destroy(m: &Module, s: &Session, o: &Object, a: &Attrs) -> Result<
     }
     let mut inner = m.lock()?;
     inner.objects.remove(&o.handle);
-    inner
-        .store_index
-        .remove(&(slot, Half::Private.index_key(key_id)));
+    inner.forget_destroyed(slot, Half::Private.index_key(key_id));
     for (key, obj, id, attrs) in made {
         inner.store_index.remove(&(slot, key));
         inner

@@ -3,6 +3,7 @@
 //! wrapping, the wrap/encrypt role latch).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use cryptoki_sys::*;
@@ -53,6 +54,23 @@ pub(crate) struct Object {
     pub loc: Loc,
     pub attrs: RwLock<Attrs>,
     pub key: Mutex<Option<Arc<KeyMaterial>>>,
+    /// When this handle entry was made, on the [`epoch`] clock.
+    pub born: u64,
+}
+
+/// A process-wide clock of handle entries: each [`Object::new`] ticks it.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The current value of the handle-entry clock. An entry made after a reading has
+/// `born` greater than it: a listing of the store that began at that reading may not
+/// show its object yet (`sync_store` keeps such entries).
+pub(crate) fn epoch() -> u64 {
+    EPOCH.load(Ordering::SeqCst)
+}
+
+/// Advances the handle-entry clock and returns the new reading.
+pub(crate) fn tick() -> u64 {
+    EPOCH.fetch_add(1, Ordering::SeqCst) + 1
 }
 
 impl Object {
@@ -63,6 +81,7 @@ impl Object {
             loc,
             attrs: RwLock::new(attrs),
             key: Mutex::new(None),
+            born: tick(),
         }
     }
     /// A copy of the attributes.

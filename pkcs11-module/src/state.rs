@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cryptoki_sys::*;
 use token_hal::config::Config;
@@ -77,6 +77,10 @@ pub(crate) struct Inner {
     /// Tokens made in this process keep the ID of the free slot they were made in:
     /// stable ID → ID used in this process.
     pub assigned: HashMap<CK_SLOT_ID, CK_SLOT_ID>,
+    /// Token objects destroyed in this process: (slot, where) → (the handle-entry clock
+    /// when destroyed, when). A listing of the store that began before the destruction
+    /// must not bring them back (`sync_store`); entries go after a minute.
+    pub destroyed: HashMap<(CK_SLOT_ID, String), (u64, Instant)>,
 }
 
 impl Inner {
@@ -97,6 +101,23 @@ impl Inner {
     /// The handle of a store object, made on first sight.
     pub fn store_handle(&mut self, slot: CK_SLOT_ID, id: ObjectId) -> (CK_OBJECT_HANDLE, bool) {
         self.token_handle(slot, format!("o{}", id.0))
+    }
+    /// Forgets the handle of a destroyed token object named by `key`, and remembers the
+    /// destruction for listings already under way.
+    pub fn forget_destroyed(&mut self, slot: CK_SLOT_ID, key: String) {
+        let now = Instant::now();
+        self.destroyed
+            .retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+        self.store_index.remove(&(slot, key.clone()));
+        self.destroyed
+            .insert((slot, key), (crate::object::tick(), now));
+    }
+    /// Whether the token object named by `key` was destroyed after the handle-entry clock
+    /// read `start`.
+    pub fn destroyed_since(&self, slot: CK_SLOT_ID, key: &str, start: u64) -> bool {
+        self.destroyed
+            .get(&(slot, key.to_owned()))
+            .is_some_and(|(t, _)| *t > start)
     }
     /// The handle of a token object named by `key`, made on first sight.
     pub fn token_handle(&mut self, slot: CK_SLOT_ID, key: String) -> (CK_OBJECT_HANDLE, bool) {
@@ -174,6 +195,7 @@ pub(crate) fn install(config: Config, compat: Compat) -> Result<()> {
             next_object: 0,
             free_slot: FIRST_FREE_SLOT,
             assigned: HashMap::new(),
+            destroyed: HashMap::new(),
         }),
         events: Events::default(),
         init_lock: Mutex::new(()),

@@ -126,7 +126,7 @@ impl From<token_hal::Error> for Error {
             E::SignatureInvalid => SAR_FAIL,
             E::DecryptFailed => SAR_FAIL,
             E::DeviceRemoved => SAR_DEVICE_REMOVED,
-            E::NoSpace => SAR_NO_ROOM,
+            E::NoSpace | E::DiskFull { .. } => SAR_NO_ROOM,
             E::Unsupported(_) => SAR_NOTSUPPORTYETERR,
             E::Busy => SAR_TIMEOUTERR,
             E::Corrupt { .. } | E::SchemaTooNew { .. } | E::Io { .. } => SAR_FILEERR,
@@ -156,6 +156,13 @@ mod tests {
         );
         assert_eq!(sar(token_hal::Error::PinLocked), SAR_PIN_LOCKED);
         assert_eq!(sar(token_hal::Error::DeviceRemoved), SAR_DEVICE_REMOVED);
+        assert_eq!(
+            sar(token_hal::Error::DiskFull {
+                path: "/d/t.ukdb".into(),
+                detail: "database or disk is full".into()
+            }),
+            SAR_NO_ROOM
+        );
         assert_eq!(
             Error::app(token_hal::Error::already_exists("a")).0,
             SAR_APPLICATION_EXISTS

@@ -163,6 +163,33 @@ impl VirtualKeyInPcscd {
     pub fn insert(&mut self) {
         self.sim = spawn_sim(&self.conf, &self.state, &self.log);
     }
+
+    /// Kills pcscd with SIGKILL, as a crash would (the key's connection to vpcd goes
+    /// with it, so the simulator stops too). Its lock is released with it.
+    pub fn kill_pcscd(&mut self) {
+        let _ = self.pcscd.kill();
+        let _ = self.pcscd.wait();
+        let _ = self.sim.wait();
+    }
+
+    /// Starts pcscd again through scripts/pcscd-vpcd.sh (the same lock) and plugs the
+    /// key back in once vpcd listens.
+    pub fn restart_pcscd(&mut self) {
+        use std::process::{Command, Stdio};
+        use std::time::{Duration, Instant};
+        self.pcscd = Command::new(repo_root().join("scripts/pcscd-vpcd.sh"))
+            .arg("run")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pcscd-vpcd.sh");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !vpcd_listening() {
+            assert!(Instant::now() < deadline, "vpcd did not start again");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.insert();
+    }
 }
 
 impl Drop for VirtualKeyInPcscd {

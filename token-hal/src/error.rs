@@ -88,6 +88,10 @@ pub enum Error {
     /// The token has no room left.
     #[error("no space left on token")]
     NoSpace,
+    /// The disk holding a soft token's file is full (or a file size limit was reached);
+    /// nothing was written, and the next write succeeds once space is freed.
+    #[error("{path}: no space left on the disk ({detail})")]
+    DiskFull { path: PathBuf, detail: String },
     /// The operation or algorithm is not supported by this token or build.
     #[error("not supported: {0}")]
     Unsupported(String),

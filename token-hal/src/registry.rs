@@ -241,7 +241,19 @@ impl Registry {
             }
         }
         match by_label.len() {
-            0 => Err(Error::not_found(format!("device {serial_or_label:?}"))),
+            0 => {
+                // A soft device whose file does not open is named by its file: say why.
+                if backend_enabled(SOFT_BACKEND) {
+                    for e in self.scan()? {
+                        if let Err(err) = e.device
+                            && e.path.file_stem().is_some_and(|s| s == serial_or_label)
+                        {
+                            return Err(err);
+                        }
+                    }
+                }
+                Err(Error::not_found(format!("device {serial_or_label:?}")))
+            }
             1 => Ok(by_label.remove(0).1),
             _ => Err(Error::invalid_arg(format!(
                 "several devices are labelled {serial_or_label:?}: {}; give a serial",

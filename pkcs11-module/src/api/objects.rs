@@ -67,11 +67,18 @@ fn from_hal(attrs: &[Attr]) -> Attrs {
 /// Re-reads the token's object store into the handle table (new objects get handles,
 /// vanished ones lose theirs).
 pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
+    // The listing is a snapshot: objects other threads make (and logins they change)
+    // while it is taken may be missing from it, and must keep their handles.
+    let start = object::epoch();
+    let user_before = t.login() == LoginState::User;
     let (overlays, recs) = Overlays::split(t.app.list_objects()?);
     let mapped = mapped_objects(t, &overlays)?;
     let mut inner = m.lock()?;
     let mut seen = Vec::new();
     for (key, loc, attrs) in mapped {
+        if inner.destroyed_since(t.slot_id, &key, start) {
+            continue;
+        }
         let (h, new) = inner.token_handle(t.slot_id, key);
         seen.push(h);
         match inner.objects.get(&h) {
@@ -88,6 +95,9 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
         }
     }
     for r in recs {
+        if inner.destroyed_since(t.slot_id, &format!("o{}", r.id.0), start) {
+            continue;
+        }
         let (h, new) = inner.store_handle(t.slot_id, r.id);
         seen.push(h);
         let attrs = from_hal(&r.attrs);
@@ -113,11 +123,12 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
         }
     }
     let slot = t.slot_id;
-    let user = t.login() == LoginState::User;
+    let user = user_before && t.login() == LoginState::User;
     inner.objects.retain(|h, o| {
         o.slot != slot
             || matches!(o.loc, Loc::Session(_))
             || seen.contains(h)
+            || o.born > start
             || (!user && o.attrs.read().map(|a| a.flag(CKA_PRIVATE)).unwrap_or(false))
     });
     Ok(())
@@ -499,7 +510,7 @@ pub(crate) fn destroy(h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<()> 
     let mut inner = m.lock()?;
     inner.objects.remove(&oh);
     if let Loc::Store(id) = o.loc {
-        inner.store_index.remove(&(o.slot, format!("o{}", id.0)));
+        inner.forget_destroyed(o.slot, format!("o{}", id.0));
     }
     Ok(())
 }

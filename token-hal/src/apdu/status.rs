@@ -114,7 +114,7 @@ pub fn for_error(e: &Error) -> Sw {
         Error::KeyUsage(_) | Error::KeyType(_) => sw::CONDITIONS,
         Error::NotFound(_) => sw::REF_NOT_FOUND,
         Error::AlreadyExists(_) => sw::NAME_EXISTS,
-        Error::NoSpace => sw::NO_SPACE,
+        Error::NoSpace | Error::DiskFull { .. } => sw::NO_SPACE,
         Error::InvalidArgument(_) | Error::PinInvalid(_) | Error::InvalidData(_) => sw::WRONG_DATA,
         Error::Unsupported(_) => sw::FUNC_NOT_SUPPORTED,
         Error::SignatureInvalid => sw::VERIFY_FAILED,

@@ -131,7 +131,10 @@ pub(crate) fn map_sql(path: &Path, e: &rusqlite::Error) -> Error {
             what: path.display().to_string(),
             detail: e.to_string(),
         },
-        Some(ErrorCode::DiskFull) => io(format!("disk full or file size limit reached ({e})")),
+        Some(ErrorCode::DiskFull) => Error::DiskFull {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
         Some(ErrorCode::ReadOnly) => io(format!("cannot write the token database ({e})")),
         Some(ErrorCode::SystemIoFailure) => io(format!(
             "I/O error on the token database; is the disk full or unwritable? ({e})"
