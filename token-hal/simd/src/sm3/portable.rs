@@ -27,22 +27,22 @@ pub(crate) fn p1(x: u32) -> u32 {
 }
 
 #[inline(always)]
-fn ff1(x: u32, y: u32, z: u32) -> u32 {
+pub(crate) fn ff1(x: u32, y: u32, z: u32) -> u32 {
     x ^ y ^ z
 }
 
 #[inline(always)]
-fn ff2(x: u32, y: u32, z: u32) -> u32 {
+pub(crate) fn ff2(x: u32, y: u32, z: u32) -> u32 {
     (x & y) | (z & (x | y))
 }
 
 #[inline(always)]
-fn gg1(x: u32, y: u32, z: u32) -> u32 {
+pub(crate) fn gg1(x: u32, y: u32, z: u32) -> u32 {
     x ^ y ^ z
 }
 
 #[inline(always)]
-fn gg2(x: u32, y: u32, z: u32) -> u32 {
+pub(crate) fn gg2(x: u32, y: u32, z: u32) -> u32 {
     ((y ^ z) & x) ^ z
 }
 
@@ -52,7 +52,15 @@ macro_rules! round {
     ($a:ident, $b:ident, $c:ident, $d:ident, $e:ident, $f:ident, $g:ident, $h:ident,
      $j:expr, $w:expr, $wp:expr, $ff:ident, $gg:ident) => {{
         let a12 = $a.rotate_left(12);
-        let ss1 = a12.wrapping_add(TJ[$j]).wrapping_add($e).rotate_left(7);
+        // In rounds 0..15 the E chain is the critical path: add the constant to A<<<12
+        // first (A is ready earlier), keeping E two steps from SS1. `black_box` stops
+        // LLVM from reassociating it into (A<<<12 + E) + T.
+        let t = if $j < 16 {
+            core::hint::black_box(TJ[$j])
+        } else {
+            TJ[$j]
+        };
+        let ss1 = a12.wrapping_add(t).wrapping_add($e).rotate_left(7);
         let ss2 = ss1 ^ a12;
         $d = $ff($a, $b, $c)
             .wrapping_add($d)
@@ -67,72 +75,85 @@ macro_rules! round {
         $h = p0($h);
     }};
 }
-/// The 64 rounds over one block, given closures that yield W_j and W'_j; returns the
-/// new chaining value (V ^ rounds(V)).
-#[inline(always)]
-pub(crate) fn rounds(
-    v: &[u32; 8],
-    w: impl Fn(usize) -> u32,
-    wp: impl Fn(usize) -> u32,
-) -> [u32; 8] {
-    let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = *v;
-    macro_rules! r4 {
-        ($j:expr, $ff:ident, $gg:ident) => {
-            round!(a, b, c, d, e, f, g, h, $j, w($j), wp($j), $ff, $gg);
-            round!(d, a, b, c, h, e, f, g, $j + 1, w($j + 1), wp($j + 1), $ff, $gg);
-            round!(c, d, a, b, g, h, e, f, $j + 2, w($j + 2), wp($j + 2), $ff, $gg);
-            round!(b, c, d, a, f, g, h, e, $j + 3, w($j + 3), wp($j + 3), $ff, $gg);
-        };
-    }
-    r4!(0, ff1, gg1);
-    r4!(4, ff1, gg1);
-    r4!(8, ff1, gg1);
-    r4!(12, ff1, gg1);
-    r4!(16, ff2, gg2);
-    r4!(20, ff2, gg2);
-    r4!(24, ff2, gg2);
-    r4!(28, ff2, gg2);
-    r4!(32, ff2, gg2);
-    r4!(36, ff2, gg2);
-    r4!(40, ff2, gg2);
-    r4!(44, ff2, gg2);
-    r4!(48, ff2, gg2);
-    r4!(52, ff2, gg2);
-    r4!(56, ff2, gg2);
-    r4!(60, ff2, gg2);
-    [
-        v[0] ^ a,
-        v[1] ^ b,
-        v[2] ^ c,
-        v[3] ^ d,
-        v[4] ^ e,
-        v[5] ^ f,
-        v[6] ^ g,
-        v[7] ^ h,
-    ]
-}
+pub(crate) use round;
 
-/// The message expansion of one block into W_0..W_67 (§5.3.2).
-#[inline(always)]
-pub(crate) fn expand(block: &[u8; 64]) -> [u32; 68] {
-    let mut w = [0u32; 68];
-    for (i, c) in block.chunks_exact(4).enumerate() {
-        w[i] = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
-    }
-    for j in 16..68 {
-        w[j] = p1(w[j - 16] ^ w[j - 9] ^ w[j - 3].rotate_left(15))
-            ^ w[j - 13].rotate_left(7)
-            ^ w[j - 6];
-    }
-    w
+/// The 64 rounds over one block, as a macro so each kernel supplies its own message
+/// schedule: `$prep!(j)` runs before rounds j..j+3 (a SIMD kernel expands the next four
+/// words there), `$w!(j)` and `$wp!(j)` yield W_j and W'_j. Evaluates to the new chaining
+/// value (V ^ rounds(V)).
+macro_rules! sm3_rounds {
+    ($v:expr, $prep:ident, $w:ident, $wp:ident) => {{
+        let v: [u32; 8] = $v;
+        let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = v;
+        macro_rules! r4 {
+            ($j:expr, $ff:ident, $gg:ident) => {
+                $prep!($j);
+                round!(a, b, c, d, e, f, g, h, $j, $w!($j), $wp!($j), $ff, $gg);
+                round!(d, a, b, c, h, e, f, g, $j + 1, $w!($j + 1), $wp!($j + 1), $ff, $gg);
+                round!(c, d, a, b, g, h, e, f, $j + 2, $w!($j + 2), $wp!($j + 2), $ff, $gg);
+                round!(b, c, d, a, f, g, h, e, $j + 3, $w!($j + 3), $wp!($j + 3), $ff, $gg);
+            };
+        }
+        r4!(0, ff1, gg1);
+        r4!(4, ff1, gg1);
+        r4!(8, ff1, gg1);
+        r4!(12, ff1, gg1);
+        r4!(16, ff2, gg2);
+        r4!(20, ff2, gg2);
+        r4!(24, ff2, gg2);
+        r4!(28, ff2, gg2);
+        r4!(32, ff2, gg2);
+        r4!(36, ff2, gg2);
+        r4!(40, ff2, gg2);
+        r4!(44, ff2, gg2);
+        r4!(48, ff2, gg2);
+        r4!(52, ff2, gg2);
+        r4!(56, ff2, gg2);
+        r4!(60, ff2, gg2);
+        [
+            v[0] ^ a,
+            v[1] ^ b,
+            v[2] ^ c,
+            v[3] ^ d,
+            v[4] ^ e,
+            v[5] ^ f,
+            v[6] ^ g,
+            v[7] ^ h,
+        ]
+    }};
 }
+pub(crate) use sm3_rounds;
 
-/// Compresses each block into `state`: scalar expansion, then the unrolled rounds.
+/// Compresses each block into `state`: the message schedule on the fly in a 16-word
+/// ring (W_{j+4} is computed in round j, as W'_j needs it), then the unrolled rounds.
 #[inline(always)]
 pub(crate) fn compress_body(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
     for block in blocks {
-        let w = expand(block);
-        *state = rounds(state, |j| w[j], |j| w[j] ^ w[j + 4]);
+        let mut x = [0u32; 16];
+        for (o, c) in x.iter_mut().zip(block.chunks_exact(4)) {
+            *o = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        macro_rules! prep {
+            ($j:expr) => {};
+        }
+        macro_rules! w {
+            ($j:expr) => {
+                x[($j) & 15]
+            };
+        }
+        macro_rules! wp {
+            ($j:expr) => {{
+                let j: usize = $j;
+                if j + 4 >= 16 {
+                    let i = j + 4;
+                    x[i & 15] = p1(x[(i - 16) & 15] ^ x[(i - 9) & 15] ^ x[(i - 3) & 15].rotate_left(15))
+                        ^ x[(i - 13) & 15].rotate_left(7)
+                        ^ x[(i - 6) & 15];
+                }
+                x[j & 15] ^ x[(j + 4) & 15]
+            }};
+        }
+        *state = sm3_rounds!(*state, prep, w, wp);
     }
 }
 

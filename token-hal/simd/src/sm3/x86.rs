@@ -11,7 +11,7 @@
 
 use core::arch::x86_64::*;
 
-use super::portable::{compress_body, rounds};
+use super::portable::{TJ, compress_body, ff1, ff2, gg1, gg2, p0, round, sm3_rounds};
 
 /// W_0..W_67 and W'_0..W'_63 of one block.
 #[repr(C, align(64))]
@@ -65,32 +65,53 @@ macro_rules! simd_kernel {
                     _mm_store_si128(wpptr.add(1), _mm_xor_si128(x1, x2));
                     _mm_store_si128(wpptr.add(2), _mm_xor_si128(x2, x3));
                 }
-                for g in 4..17 {
-                    // W[j-13..j-10], W[j-9..j-6], W[j-6..j-3], and W[j-3..j-1] with a
-                    // zero in the lane of W[j] (not known yet).
-                    let w13 = _mm_alignr_epi8::<12>(x1, x0);
-                    let w9 = _mm_alignr_epi8::<12>(x2, x1);
-                    let w6 = _mm_alignr_epi8::<8>(x3, x2);
-                    let w3 = _mm_srli_si128::<4>(x3);
-                    let t = _mm_xor_si128(_mm_xor_si128(x0, w9), $rol!(w3, 15));
-                    let p1 = _mm_xor_si128(_mm_xor_si128(t, $rol!(t, 15)), $rol!(t, 23));
-                    let r = _mm_xor_si128(_mm_xor_si128(p1, $rol!(w13, 7)), w6);
-                    // Lane 3 (W[j+3]) still lacks P1(W[j] <<< 15); P1 is linear.
-                    let u = $rol!(_mm_slli_si128::<12>(r), 15);
-                    let fix = _mm_xor_si128(_mm_xor_si128(u, $rol!(u, 15)), $rol!(u, 23));
-                    let r = _mm_xor_si128(r, fix);
-                    // SAFETY: g is 4..=16, so vector g of `x.w` (17 vectors) and vector
-                    // g-1 of `x.wp` (16 vectors) are in bounds.
-                    unsafe {
-                        _mm_store_si128(wptr.add(g), r);
-                        _mm_store_si128(wpptr.add(g - 1), _mm_xor_si128(x3, r));
-                    }
-                    x0 = x1;
-                    x1 = x2;
-                    x2 = x3;
-                    x3 = r;
+                core::hint::black_box(&mut x);
+                // Before rounds j..j+3 (j >= 12), expand W[j+4..j+7] and W'[j..j+3].
+                macro_rules! prep {
+                    ($j:expr) => {
+                        if $j >= 12 {
+                            let g: usize = ($j + 4) / 4;
+                            // W[j-13..j-10], W[j-9..j-6], W[j-6..j-3], and W[j-3..j-1]
+                            // with a zero in the lane of W[j] (not known yet).
+                            let w13 = _mm_alignr_epi8::<12>(x1, x0);
+                            let w9 = _mm_alignr_epi8::<12>(x2, x1);
+                            let w6 = _mm_alignr_epi8::<8>(x3, x2);
+                            let w3 = _mm_srli_si128::<4>(x3);
+                            let t = _mm_xor_si128(_mm_xor_si128(x0, w9), $rol!(w3, 15));
+                            let p1 = _mm_xor_si128(_mm_xor_si128(t, $rol!(t, 15)), $rol!(t, 23));
+                            let r = _mm_xor_si128(_mm_xor_si128(p1, $rol!(w13, 7)), w6);
+                            // Lane 3 (W[j+3]) still lacks P1(W[j] <<< 15); P1 is linear.
+                            let u = $rol!(_mm_slli_si128::<12>(r), 15);
+                            let fix = _mm_xor_si128(_mm_xor_si128(u, $rol!(u, 15)), $rol!(u, 23));
+                            let r = _mm_xor_si128(r, fix);
+                            // SAFETY: g is 4..=16, so vector g of `x.w` (17 vectors) and
+                            // vector g-1 of `x.wp` (16 vectors) are in bounds.
+                            unsafe {
+                                _mm_store_si128(wptr.add(g), r);
+                                _mm_store_si128(wpptr.add(g - 1), _mm_xor_si128(x3, r));
+                            }
+                            // Keep W in memory: the rounds read it as `add reg, [mem]`
+                            // operands instead of the `vpextrd` LLVM would otherwise
+                            // use (two uops each, on the ALU ports the rounds need).
+                            core::hint::black_box(&mut x);
+                            x0 = x1;
+                            x1 = x2;
+                            x2 = x3;
+                            x3 = r;
+                        }
+                    };
                 }
-                *state = rounds(state, |j| x.w[j], |j| x.wp[j]);
+                macro_rules! w {
+                    ($j:expr) => {
+                        x.w[$j]
+                    };
+                }
+                macro_rules! wp {
+                    ($j:expr) => {
+                        x.wp[$j]
+                    };
+                }
+                *state = sm3_rounds!(*state, prep, w, wp);
             }
         }
     };
