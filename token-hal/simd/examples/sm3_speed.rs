@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use sm3::Digest;
 use ukey_simd::Tier;
-use ukey_simd::sm3::{Sm3, compress_scalar_bmi2, compress_with_tier, sm3_many_with_tier};
+use ukey_simd::sm3::{Sm3, compress_with_tier, sm3_many_with_tier};
 
 /// Calls per second from the fastest of many short samples: on a shared, overloaded
 /// machine the minimum is the run that was not preempted.
@@ -33,8 +33,6 @@ fn main() {
     }));
     println!("  RustCrypto sm3        {rc:8.1}");
     let mut st = ukey_simd::sm3::IV;
-    let s = mb(rate(|| compress_scalar_bmi2(&mut st, black_box(blocks))));
-    println!("  scalar + BMI2         {s:8.1}  {:.3}x", s / rc);
     for t in Tier::available() {
         let r = mb(rate(|| compress_with_tier(t, &mut st, black_box(blocks))));
         let d = mb(rate(|| {

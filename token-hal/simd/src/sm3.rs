@@ -4,8 +4,8 @@
 //! | tier | single stream | [`sm3_many`] |
 //! |---|---|---|
 //! | `Portable` | unrolled scalar Rust | one message after another |
-//! | `AesniAvx2`, `GfniAvx2` | SSE message expansion, BMI2 `rorx` rounds | AVX2, 8 lanes |
-//! | `GfniAvx512` | the same with AVX-512VL `vprold` expansion | AVX-512, 16 lanes |
+//! | `AesniAvx2`, `GfniAvx2` | the same compiled with BMI2 (`rorx`) | AVX2, 8 lanes |
+//! | `GfniAvx512` | the same compiled with BMI2 (`rorx`) | AVX-512, 16 lanes |
 //!
 //! Every entry point has a `*_with_tier` twin for tests; a tier the CPU lacks is
 //! lowered to the best one it has ([`Tier::detected_up_to`]), never executed.
@@ -54,32 +54,14 @@ pub fn compress_with_tier(tier: Tier, state: &mut [u32; 8], blocks: &[[u8; 64]])
     match Tier::detected_up_to(tier) {
         Tier::Portable => portable::compress(state, blocks),
         #[cfg(target_arch = "x86_64")]
-        Tier::AesniAvx2 | Tier::GfniAvx2 => {
-            // SAFETY: `detected_up_to` returned an AVX2 tier, so this CPU has AVX2,
-            // SSSE3 and BMI2 (`Tier::supported`), everything the kernel enables.
-            unsafe { x86::compress_avx2(state, blocks) }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Tier::GfniAvx512 => {
-            // SAFETY: the AVX-512 tier was detected: AVX-512F/VL, AVX2, SSSE3, BMI2.
-            unsafe { x86::compress_avx512(state, blocks) }
+        Tier::AesniAvx2 | Tier::GfniAvx2 | Tier::GfniAvx512 => {
+            // SAFETY: `detected_up_to` returned an AVX2 tier or above, and every one of
+            // them requires BMI2 (`Tier::supported`), the only feature the kernel enables.
+            unsafe { x86::compress_bmi2(state, blocks) }
         }
         #[cfg(not(target_arch = "x86_64"))]
         _ => portable::compress(state, blocks),
     }
-}
-
-/// The scalar kernel compiled with BMI2 only (scalar expansion): kept for the
-/// benchmark that chose between it and the SIMD-expansion kernels.
-#[doc(hidden)]
-pub fn compress_scalar_bmi2(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("bmi2") {
-        // SAFETY: BMI2 was just detected.
-        unsafe { x86::compress_bmi2(state, blocks) };
-        return;
-    }
-    portable::compress(state, blocks);
 }
 
 fn state_to_bytes(state: &[u32; 8]) -> [u8; 32] {

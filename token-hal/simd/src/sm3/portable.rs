@@ -75,7 +75,6 @@ macro_rules! round {
         $h = p0($h);
     }};
 }
-pub(crate) use round;
 
 /// The 64 rounds over one block, as a macro so each kernel supplies its own message
 /// schedule: `$prep!(j)` runs before rounds j..j+3 (a SIMD kernel expands the next four
@@ -122,7 +121,6 @@ macro_rules! sm3_rounds {
         ]
     }};
 }
-pub(crate) use sm3_rounds;
 
 /// Compresses each block into `state`: the message schedule on the fly in a 16-word
 /// ring (W_{j+4} is computed in round j, as W'_j needs it), then the unrolled rounds.
