@@ -53,7 +53,11 @@ fn hasher_and_hmac_match_rustcrypto() {
         let mut r = <hmac::Hmac<sm3::Sm3> as KeyInit>::new_from_slice(&key).expect("key");
         r.update(&msg);
         let mac = r.finalize().into_bytes().to_vec();
-        assert_eq!(hash::hmac(HashAlg::Sm3, &key, &msg), mac, "hmac case {case}");
+        assert_eq!(
+            hash::hmac(HashAlg::Sm3, &key, &msg),
+            mac,
+            "hmac case {case}"
+        );
         assert!(hash::hmac_verify(HashAlg::Sm3, &key, &msg, &mac).is_ok());
     }
 }

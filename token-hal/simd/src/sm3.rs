@@ -17,9 +17,9 @@ use zeroize::Zeroize;
 
 use crate::Tier;
 
-mod portable;
 #[cfg(target_arch = "x86_64")]
 mod multi;
+mod portable;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -48,19 +48,52 @@ pub fn compress(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
 
 /// [`compress`] with an explicit tier (lowered to what the CPU supports).
 pub fn compress_with_tier(tier: Tier, state: &mut [u32; 8], blocks: &[[u8; 64]]) {
-    if blocks.is_empty() {
-        return;
+    Kernel::for_tier(tier).compress(state, blocks);
+}
+
+/// A single-stream kernel, resolved once from a tier (hashers keep it, so an update
+/// does not re-run feature detection).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    Portable,
+    /// Only built by [`Kernel::for_tier`] after BMI2 was detected.
+    #[cfg(target_arch = "x86_64")]
+    Bmi2,
+}
+
+/// Resolves `tier` to the best tier the CPU has (no detection for the current tier).
+fn resolve(tier: Tier) -> Tier {
+    let current = Tier::current();
+    if tier == current {
+        current
+    } else {
+        Tier::detected_up_to(tier)
     }
-    match Tier::detected_up_to(tier) {
-        Tier::Portable => portable::compress(state, blocks),
-        #[cfg(target_arch = "x86_64")]
-        Tier::AesniAvx2 | Tier::GfniAvx2 | Tier::GfniAvx512 => {
-            // SAFETY: `detected_up_to` returned an AVX2 tier or above, and every one of
-            // them requires BMI2 (`Tier::supported`), the only feature the kernel enables.
-            unsafe { x86::compress_bmi2(state, blocks) }
+}
+
+impl Kernel {
+    fn for_tier(tier: Tier) -> Self {
+        match resolve(tier) {
+            Tier::Portable => Kernel::Portable,
+            // Every tier above Portable requires BMI2 (`Tier::supported`).
+            #[cfg(target_arch = "x86_64")]
+            Tier::AesniAvx2 | Tier::GfniAvx2 | Tier::GfniAvx512 => Kernel::Bmi2,
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => Kernel::Portable,
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => portable::compress(state, blocks),
+    }
+
+    fn compress(self, state: &mut [u32; 8], blocks: &[[u8; 64]]) {
+        match self {
+            Kernel::Portable => portable::compress(state, blocks),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Bmi2 => {
+                // SAFETY: `Kernel::Bmi2` is only built by `for_tier` from a tier that
+                // `resolve` confirmed this CPU supports, and every such tier needs BMI2,
+                // the only feature the kernel enables.
+                unsafe { x86::compress_bmi2(state, blocks) }
+            }
+        }
     }
 }
 
@@ -82,6 +115,7 @@ pub struct Sm3 {
     /// Bytes absorbed so far (the length field is its bit count mod 2^64).
     total: u64,
     tier: Tier,
+    kernel: Kernel,
 }
 
 impl std::fmt::Debug for Sm3 {
@@ -106,12 +140,14 @@ impl Sm3 {
 
     /// A hasher on `tier` (lowered to what the CPU supports).
     pub fn with_tier(tier: Tier) -> Self {
+        let tier = resolve(tier);
         Self {
             state: IV,
             buf: [0; 64],
             buf_len: 0,
             total: 0,
-            tier: Tier::detected_up_to(tier),
+            tier,
+            kernel: Kernel::for_tier(tier),
         }
     }
 
@@ -132,40 +168,43 @@ impl Sm3 {
                 return;
             }
             let block = [self.buf];
-            compress_with_tier(self.tier, &mut self.state, &block);
+            self.kernel.compress(&mut self.state, &block);
             self.buf_len = 0;
         }
         let (blocks, rest) = data.as_chunks::<64>();
-        compress_with_tier(self.tier, &mut self.state, blocks);
+        self.kernel.compress(&mut self.state, blocks);
         self.buf[..rest.len()].copy_from_slice(rest);
         self.buf_len = rest.len();
     }
 
-    /// Pads, returns the digest and leaves the hasher reset to the empty message.
-    pub fn finalize_reset(&mut self) -> [u8; 32] {
+    /// Pads and returns the digest; the state is left spent (reset or drop it).
+    fn pad_and_output(&mut self) -> [u8; 32] {
         let bits = self.total.wrapping_mul(8);
         let n = self.buf_len;
         self.buf[n] = 0x80;
         self.buf[n + 1..].fill(0);
         if n >= 56 {
             let block = [self.buf];
-            compress_with_tier(self.tier, &mut self.state, &block);
+            self.kernel.compress(&mut self.state, &block);
             self.buf.fill(0);
         }
         self.buf[56..].copy_from_slice(&bits.to_be_bytes());
         let block = [self.buf];
-        compress_with_tier(self.tier, &mut self.state, &block);
-        let out = state_to_bytes(&self.state);
+        self.kernel.compress(&mut self.state, &block);
+        state_to_bytes(&self.state)
+    }
+
+    /// Pads, returns the digest and leaves the hasher reset to the empty message.
+    pub fn finalize_reset(&mut self) -> [u8; 32] {
+        let out = self.pad_and_output();
+        self.zeroize();
         self.state = IV;
-        self.buf.zeroize();
-        self.buf_len = 0;
-        self.total = 0;
         out
     }
 
-    /// Pads and returns the digest.
+    /// Pads and returns the digest (the state is zeroized when `self` drops).
     pub fn finalize(mut self) -> [u8; 32] {
-        self.finalize_reset()
+        self.pad_and_output()
     }
 
     /// One-shot digest on [`Tier::current`].
@@ -303,7 +342,7 @@ pub fn sm3_many_with_tier(
             outputs: out.len(),
         });
     }
-    let tier = Tier::detected_up_to(tier);
+    let tier = resolve(tier);
     // Fewer messages than lanes/4 would waste most of the vector: go single-stream.
     match tier {
         #[cfg(target_arch = "x86_64")]

@@ -155,7 +155,9 @@ fn differential_streaming_every_tier() {
         let mut h = Sm3::with_tier(t);
         let mut rest = msg;
         while !rest.is_empty() {
-            let n = rng.below(rest.len() + 1).max(usize::from(rng.below(4) == 0));
+            let n = rng
+                .below(rest.len() + 1)
+                .max(usize::from(rng.below(4) == 0));
             let n = n.min(rest.len());
             h.update(&rest[..n]);
             rest = &rest[n..];
@@ -225,7 +227,12 @@ fn padding_boundaries() {
         for (m, o) in msgs.iter().zip(&out) {
             let want = reference(m);
             assert_eq!(*o, want, "many {t:?} len {}", m.len());
-            assert_eq!(Sm3::digest_with_tier(t, m), want, "single {t:?} len {}", m.len());
+            assert_eq!(
+                Sm3::digest_with_tier(t, m),
+                want,
+                "single {t:?} len {}",
+                m.len()
+            );
         }
     }
 }

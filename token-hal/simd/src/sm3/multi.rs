@@ -78,7 +78,10 @@ pub(crate) mod x8 {
     }
     #[target_feature(enable = "avx2")]
     fn maj(a: V, b: V, c: V) -> V {
-        _mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(c, _mm256_or_si256(a, b)))
+        _mm256_or_si256(
+            _mm256_and_si256(a, b),
+            _mm256_and_si256(c, _mm256_or_si256(a, b)),
+        )
     }
     #[target_feature(enable = "avx2")]
     fn mux(x: V, y: V, z: V) -> V {
@@ -95,8 +98,8 @@ pub(crate) mod x8 {
     #[target_feature(enable = "avx2")]
     pub(crate) fn compress(state: &mut [[u32; 8]; 8], blocks: &[&[u8; 64]; 8]) {
         let bswap = _mm256_set_epi8(
-            12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11,
-            4, 5, 6, 7, 0, 1, 2, 3,
+            12, 13, 14, 15, 8, 9, 10, 11, 4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11, 4,
+            5, 6, 7, 0, 1, 2, 3,
         );
         let mut lo = [_mm256_setzero_si256(); 8];
         let mut hi = [_mm256_setzero_si256(); 8];

@@ -2,7 +2,7 @@
 //!
 //! It is plain safe Rust. The x86 module compiles the same body a second time with
 //! BMI2 enabled (so every rotate becomes a flag-free `rorx`), which is why the body is
-//! `#[inline(always)]` and generic over where the expanded message comes from.
+//! `#[inline(always)]`.
 
 /// The round constants T_j <<< (j mod 32), precomputed.
 pub(crate) const TJ: [u32; 64] = {
@@ -76,21 +76,61 @@ macro_rules! round {
     }};
 }
 
-/// The 64 rounds over one block, as a macro so each kernel supplies its own message
-/// schedule: `$prep!(j)` runs before rounds j..j+3 (a SIMD kernel expands the next four
-/// words there), `$w!(j)` and `$wp!(j)` yield W_j and W'_j. Evaluates to the new chaining
-/// value (V ^ rounds(V)).
+/// The 64 rounds over one block, unrolled; `$w!(j)` and `$wp!(j)` yield W_j and W'_j
+/// (a macro, so the schedule can update its ring in place). Evaluates to the new
+/// chaining value (V ^ rounds(V)).
 macro_rules! sm3_rounds {
-    ($v:expr, $prep:ident, $w:ident, $wp:ident) => {{
+    ($v:expr, $w:ident, $wp:ident) => {{
         let v: [u32; 8] = $v;
         let [mut a, mut b, mut c, mut d, mut e, mut f, mut g, mut h] = v;
         macro_rules! r4 {
             ($j:expr, $ff:ident, $gg:ident) => {
-                $prep!($j);
                 round!(a, b, c, d, e, f, g, h, $j, $w!($j), $wp!($j), $ff, $gg);
-                round!(d, a, b, c, h, e, f, g, $j + 1, $w!($j + 1), $wp!($j + 1), $ff, $gg);
-                round!(c, d, a, b, g, h, e, f, $j + 2, $w!($j + 2), $wp!($j + 2), $ff, $gg);
-                round!(b, c, d, a, f, g, h, e, $j + 3, $w!($j + 3), $wp!($j + 3), $ff, $gg);
+                round!(
+                    d,
+                    a,
+                    b,
+                    c,
+                    h,
+                    e,
+                    f,
+                    g,
+                    $j + 1,
+                    $w!($j + 1),
+                    $wp!($j + 1),
+                    $ff,
+                    $gg
+                );
+                round!(
+                    c,
+                    d,
+                    a,
+                    b,
+                    g,
+                    h,
+                    e,
+                    f,
+                    $j + 2,
+                    $w!($j + 2),
+                    $wp!($j + 2),
+                    $ff,
+                    $gg
+                );
+                round!(
+                    b,
+                    c,
+                    d,
+                    a,
+                    f,
+                    g,
+                    h,
+                    e,
+                    $j + 3,
+                    $w!($j + 3),
+                    $wp!($j + 3),
+                    $ff,
+                    $gg
+                );
             };
         }
         r4!(0, ff1, gg1);
@@ -131,9 +171,6 @@ pub(crate) fn compress_body(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
         for (o, c) in x.iter_mut().zip(block.chunks_exact(4)) {
             *o = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
         }
-        macro_rules! prep {
-            ($j:expr) => {};
-        }
         macro_rules! w {
             ($j:expr) => {
                 x[($j) & 15]
@@ -144,14 +181,15 @@ pub(crate) fn compress_body(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
                 let j: usize = $j;
                 if j + 4 >= 16 {
                     let i = j + 4;
-                    x[i & 15] = p1(x[(i - 16) & 15] ^ x[(i - 9) & 15] ^ x[(i - 3) & 15].rotate_left(15))
-                        ^ x[(i - 13) & 15].rotate_left(7)
-                        ^ x[(i - 6) & 15];
+                    x[i & 15] =
+                        p1(x[(i - 16) & 15] ^ x[(i - 9) & 15] ^ x[(i - 3) & 15].rotate_left(15))
+                            ^ x[(i - 13) & 15].rotate_left(7)
+                            ^ x[(i - 6) & 15];
                 }
                 x[j & 15] ^ x[(j + 4) & 15]
             }};
         }
-        *state = sm3_rounds!(*state, prep, w, wp);
+        *state = sm3_rounds!(*state, w, wp);
     }
 }
 
