@@ -55,6 +55,24 @@ impl HashAlg {
     }
 }
 
+/// The SM3 fast path: ukey-simd's streaming hasher (the same kernels the provider's SM3
+/// uses), with no allocation and no dynamic dispatch, for hot internal paths such as
+/// SM2's Z and e = SM3(Z ‖ M). `Clone` forks a midstate; its state is zeroized on drop.
+pub use ukey_simd::sm3::Sm3;
+
+/// One-shot SM3 into a fixed array (no allocation).
+pub fn sm3(data: &[u8]) -> [u8; 32] {
+    Sm3::digest(data)
+}
+
+/// Hashes many independent messages at once, `out[i] = SM3(msgs[i])`: 16 lanes with
+/// AVX-512, 8 with AVX2, one after another otherwise. For batches of small inputs (Z
+/// values, certificate fingerprints, many small files). `Error::InvalidArgument` (and
+/// nothing written) when `out` does not have one slot per message.
+pub fn sm3_many(msgs: &[&[u8]], out: &mut [[u8; 32]]) -> crate::Result<()> {
+    ukey_simd::sm3::sm3_many(msgs, out).map_err(|e| crate::Error::invalid_arg(e.to_string()))
+}
+
 /// One-shot HMAC.
 pub fn hmac(alg: HashAlg, key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut h = Hasher::new_hmac(alg, key);

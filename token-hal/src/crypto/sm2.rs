@@ -3,7 +3,9 @@
 use der::asn1::{OctetStringRef, UintRef};
 use der::{Decode, Encode, Sequence};
 
-use crate::crypto::hash::{HashAlg, Hasher};
+use std::sync::OnceLock;
+
+use crate::crypto::hash::Sm3;
 use crate::error::{Error, Result};
 
 mod exchange;
@@ -53,37 +55,50 @@ pub(crate) fn check_point_encoding(public_point: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// Z = SM3(ENTL ‖ ID ‖ a ‖ b ‖ xG ‖ yG ‖ xA ‖ yA) for an uncompressed public point.
-pub fn z_value(public_point: &[u8], id: &[u8]) -> Result<[u8; 32]> {
-    check_point_encoding(public_point)?;
-    let entl = u16::try_from(id.len() * 8)
-        .ok()
-        .filter(|_| id.len() < 8192)
-        .ok_or_else(|| Error::invalid_arg("SM2 ID longer than 8191 bytes"))?;
-    let mut h = Hasher::new(HashAlg::Sm3);
+/// The SM3 state after ENTL ‖ ID ‖ a ‖ b ‖ xG ‖ yG, the part of Z that does not depend on
+/// the key.
+fn z_prefix(id: &[u8], entl: u16) -> Sm3 {
+    let mut h = Sm3::new();
     h.update(&entl.to_be_bytes());
     h.update(id);
     h.update(&CURVE_A);
     h.update(&CURVE_B);
     h.update(&GX);
     h.update(&GY);
+    h
+}
+
+/// Z = SM3(ENTL ‖ ID ‖ a ‖ b ‖ xG ‖ yG ‖ xA ‖ yA) for an uncompressed public point.
+///
+/// With the default ID the first 146 bytes are the same for every key: their two
+/// compressed blocks are computed once per process and cloned, so Z costs two
+/// compressions instead of four.
+pub fn z_value(public_point: &[u8], id: &[u8]) -> Result<[u8; 32]> {
+    check_point_encoding(public_point)?;
+    let entl = u16::try_from(id.len() * 8)
+        .ok()
+        .filter(|_| id.len() < 8192)
+        .ok_or_else(|| Error::invalid_arg("SM2 ID longer than 8191 bytes"))?;
+    let mut h = if id == DEFAULT_ID {
+        // Only public constants are in this state.
+        static DEFAULT_PREFIX: OnceLock<Sm3> = OnceLock::new();
+        DEFAULT_PREFIX
+            .get_or_init(|| z_prefix(DEFAULT_ID, entl))
+            .clone()
+    } else {
+        z_prefix(id, entl)
+    };
     h.update(&public_point[1..]);
-    let z = h.finish();
-    z.as_slice()
-        .try_into()
-        .map_err(|_| Error::internal("SM3 output is not 32 bytes"))
+    Ok(h.finalize())
 }
 
 /// e = SM3(Z ‖ M): the value SM2 signs.
 pub fn sign_digest(public_point: &[u8], id: &[u8], msg: &[u8]) -> Result<[u8; 32]> {
     let z = z_value(public_point, id)?;
-    let mut h = Hasher::new(HashAlg::Sm3);
+    let mut h = Sm3::new();
     h.update(&z);
     h.update(msg);
-    let e = h.finish();
-    e.as_slice()
-        .try_into()
-        .map_err(|_| Error::internal("SM3 output is not 32 bytes"))
+    Ok(h.finalize())
 }
 
 #[derive(Sequence)]

@@ -1,14 +1,18 @@
-//! Digests and HMAC: SM3 through RustCrypto, SHA-1/2 through aws-lc-rs.
+//! Digests and HMAC: SM3 and HMAC-SM3 through ukey-simd's kernels (chosen per CPU tier;
+//! RustCrypto `sm3` stays the reference their differential tests compare against),
+//! SHA-1/2 through aws-lc-rs.
 
 use aws_lc_rs::{digest as lc_digest, hmac as lc_hmac};
 use hmac::{Hmac, KeyInit, Mac};
-use sm3::{Digest, Sm3};
+use sm3::Digest;
+use ukey_simd::sm3::{HmacSm3, Sm3};
+use zeroize::Zeroize;
 
 use crate::crypto::hash::HashAlg;
 use crate::crypto::provider::{HashContext, HashProvider};
 
-/// SM3 via RustCrypto; SHA via aws-lc-rs; PBKDF2 via RustCrypto `pbkdf2` (SM3) and
-/// aws-lc-rs (SHA).
+/// SM3 via ukey-simd; SHA via aws-lc-rs; PBKDF2 via ukey-simd's HMAC-SM3 (SM3), RustCrypto
+/// `pbkdf2` (MD5, SHA-224) and aws-lc-rs (SHA).
 #[derive(Debug)]
 pub struct DefaultHash;
 
@@ -37,7 +41,7 @@ fn lc_hmac_alg(alg: HashAlg) -> Option<lc_hmac::Algorithm> {
 struct Sm3Ctx(Sm3);
 impl HashContext for Sm3Ctx {
     fn update(&mut self, data: &[u8]) {
-        Digest::update(&mut self.0, data);
+        self.0.update(data);
     }
     fn finish(self: Box<Self>) -> Vec<u8> {
         self.0.finalize().to_vec()
@@ -64,13 +68,38 @@ impl HashContext for HmacMd5Ctx {
     }
 }
 
-struct HmacSm3Ctx(Hmac<Sm3>);
+struct HmacSm3Ctx(HmacSm3);
 impl HashContext for HmacSm3Ctx {
     fn update(&mut self, data: &[u8]) {
-        Mac::update(&mut self.0, data);
+        self.0.update(data);
     }
     fn finish(self: Box<Self>) -> Vec<u8> {
-        self.0.finalize().into_bytes().to_vec()
+        self.0.finalize().to_vec()
+    }
+}
+
+/// PBKDF2 (RFC 8018 §5.2) with HMAC-SM3: the keyed inner and outer states are computed
+/// once and cloned per iteration, so each iteration costs two compressions.
+fn pbkdf2_hmac_sm3(password: &[u8], salt: &[u8], iterations: u32, out: &mut [u8]) {
+    let keyed = HmacSm3::new(password);
+    for (i, chunk) in out.chunks_mut(32).enumerate() {
+        let mut mac = keyed.clone();
+        mac.update(salt);
+        // Blocks are numbered from 1; `out` would have to exceed 2^32 * 32 bytes to wrap.
+        mac.update(&(i as u32).wrapping_add(1).to_be_bytes());
+        let mut u = mac.finalize();
+        let mut t = u;
+        for _ in 1..iterations {
+            let mut mac = keyed.clone();
+            mac.update(&u);
+            u = mac.finalize();
+            for (a, b) in t.iter_mut().zip(&u) {
+                *a ^= b;
+            }
+        }
+        chunk.copy_from_slice(&t[..chunk.len()]);
+        u.zeroize();
+        t.zeroize();
     }
 }
 
@@ -112,11 +141,7 @@ impl HashProvider for DefaultHash {
                     &Default::default(),
                 ))),
             },
-            None => match <Hmac<Sm3> as KeyInit>::new_from_slice(key) {
-                Ok(m) => Box::new(HmacSm3Ctx(m)),
-                // HMAC accepts keys of any length; this arm cannot be reached.
-                Err(_) => Box::new(HmacSm3Ctx(<Hmac<Sm3> as KeyInit>::new(&Default::default()))),
-            },
+            None => Box::new(HmacSm3Ctx(HmacSm3::new(key))),
             Some(a) => Box::new(LcHmacCtx(lc_hmac::Context::with_key(&lc_hmac::Key::new(
                 a, key,
             )))),
@@ -129,7 +154,7 @@ impl HashProvider for DefaultHash {
             return;
         };
         match prf {
-            HashAlg::Sm3 => pbkdf2::pbkdf2_hmac::<Sm3>(password, salt, iterations, out),
+            HashAlg::Sm3 => pbkdf2_hmac_sm3(password, salt, iterations, out),
             HashAlg::Md5 => pbkdf2::pbkdf2_hmac::<md5::Md5>(password, salt, iterations, out),
             HashAlg::Sha1 => lc::derive(lc::PBKDF2_HMAC_SHA1, iters, salt, password, out),
             HashAlg::Sha224 => {
