@@ -219,9 +219,10 @@ struct SeenVersion {
 }
 
 /// How far the file's mtime must lie in the past before an unchanged stat stamp proves
-/// an unchanged file. File systems stamp with a coarse clock (one tick, up to 10 ms);
-/// this is far beyond it.
-const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+/// an unchanged file. Local file systems stamp with the kernel's coarse clock, one tick
+/// (1-10 ms) behind; 250 ms is 25 ticks at the coarsest, yet short enough that a key
+/// used right after it was made soon takes the fast path.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Store {
     /// Opens and checks an existing database. Nothing is written.
