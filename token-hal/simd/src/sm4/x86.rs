@@ -28,10 +28,34 @@ const C2: i32 = 0xd3;
 /// Byte-swap of each 32-bit word.
 const BSWAP32: [u8; 16] = [3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12];
 
+/// One round on word `$x` of every group in `$g`: `x ^= L(τ(y ^ z ^ w ^ k))`, with
+/// `w` the word the previous round wrote (so `y ^ z ^ k` is off the critical path).
+macro_rules! round {
+    ($g:ident, $k:expr; $x:literal, $y:literal, $z:literal, $w:literal) => {
+        let k = bcast($k);
+        for q in $g.iter_mut() {
+            let t = xor(xor3(q[$y], q[$z], k), q[$w]);
+            q[$x] = sbox_l(q[$x], t);
+        }
+    };
+}
+
+/// Calls `$f::<m>(…, the first m groups of $t, …)` for a run-time `m` in 1..=4.
+macro_rules! by_count {
+    ($m:expr, $t:ident, $f:ident($($a:expr),*)) => {
+        match $m {
+            1 => if let Some(g) = $t.first_chunk_mut::<1>() { $f::<1>($($a,)* g) },
+            2 => if let Some(g) = $t.first_chunk_mut::<2>() { $f::<2>($($a,)* g) },
+            3 => if let Some(g) = $t.first_chunk_mut::<3>() { $f::<3>($($a,)* g) },
+            _ => if let Some(g) = $t.first_chunk_mut::<4>() { $f::<4>($($a,)* g) },
+        }
+    };
+}
+
 /// Mode code shared by the tiers. The including module provides the vector type `V`,
-/// `VB` (bytes per vector), `G` (blocks per group), and the primitives `ld`, `st`,
-/// `xor`, `xor3`, `bcast`, `sbox_l`, `words`, `blocks`, `ctr_words`, `shift_prev`,
-/// `splat_block`.
+/// `VB` (bytes per vector), `G` (blocks per group), `NG` (groups in flight), and the
+/// primitives `ld`, `st`, `xor`, `xor3`, `bcast`, `sbox_l`, `words`, `blocks`,
+/// `ctr_words`, `shift_prev`, `splat_block`.
 macro_rules! sm4_modes {
     ($feat:literal) => {
         use zeroize::Zeroize;
@@ -40,8 +64,6 @@ macro_rules! sm4_modes {
 
         /// Bytes per group.
         const GB: usize = 4 * VB;
-        /// Bytes per batch of two groups.
-        const BB: usize = 2 * GB;
 
         #[inline]
         #[target_feature(enable = $feat)]
@@ -62,89 +84,77 @@ macro_rules! sm4_modes {
         #[inline]
         #[target_feature(enable = $feat)]
         fn xor_group(a: [V; 4], b: [V; 4]) -> [V; 4] {
-            [
-                xor(a[0], b[0]),
-                xor(a[1], b[1]),
-                xor(a[2], b[2]),
-                xor(a[3], b[3]),
-            ]
+            [xor(a[0], b[0]), xor(a[1], b[1]), xor(a[2], b[2]), xor(a[3], b[3])]
         }
 
-        /// The 32 rounds over one group in word form; the result is in block order.
+        /// The 32 rounds over `N` groups in word form, interleaved; the results are in
+        /// block order.
         #[inline]
         #[target_feature(enable = $feat)]
-        fn rounds1(rk: &[u32; 32], mut a: [V; 4]) -> [V; 4] {
+        fn rounds<const N: usize>(rk: &[u32; 32], mut g: [[V; 4]; N]) -> [[V; 4]; N] {
             for r in rk.as_chunks::<4>().0 {
-                for j in 0..4 {
-                    let k = bcast(r[j]);
-                    let t = xor(xor3(a[(j + 1) & 3], a[(j + 2) & 3], a[(j + 3) & 3]), k);
-                    a[j] = sbox_l(a[j], t);
-                }
+                round!(g, r[0]; 0, 1, 2, 3);
+                round!(g, r[1]; 1, 2, 3, 0);
+                round!(g, r[2]; 2, 3, 0, 1);
+                round!(g, r[3]; 3, 0, 1, 2);
             }
-            blocks(a)
+            for q in g.iter_mut() {
+                *q = blocks(*q);
+            }
+            g
         }
 
-        /// The 32 rounds over two groups, interleaved.
+        const _: () = assert!(NG == 4, "the tail dispatch below assumes four groups");
+
+        /// Runs `f` over the groups left after the full batches (`left`, fewer than
+        /// `NG`) and a partial group (`tail`); `f` gets the groups and their number.
+        /// Whole groups are processed where they are; a partial one goes through a
+        /// zeroed stack copy.
         #[inline]
         #[target_feature(enable = $feat)]
-        fn rounds2(rk: &[u32; 32], mut a: [V; 4], mut b: [V; 4]) -> ([V; 4], [V; 4]) {
-            for r in rk.as_chunks::<4>().0 {
-                for j in 0..4 {
-                    let k = bcast(r[j]);
-                    let ta = xor(xor3(a[(j + 1) & 3], a[(j + 2) & 3], a[(j + 3) & 3]), k);
-                    let tb = xor(xor3(b[(j + 1) & 3], b[(j + 2) & 3], b[(j + 3) & 3]), k);
-                    a[j] = sbox_l(a[j], ta);
-                    b[j] = sbox_l(b[j], tb);
+        fn with_tail(
+            left: &mut [[u8; GB]],
+            tail: &mut [u8],
+            f: impl FnOnce(&mut [[u8; GB]], usize),
+        ) {
+            if tail.is_empty() {
+                if !left.is_empty() {
+                    let m = left.len();
+                    f(left, m);
                 }
-            }
-            (blocks(a), blocks(b))
-        }
-
-        /// Splits a batch into its two groups.
-        #[inline]
-        fn halves(b: &mut [u8; BB]) -> (&mut [u8; GB], &mut [u8; GB]) {
-            let (g, _) = b.as_chunks_mut::<GB>();
-            let (x, y) = g.split_at_mut(1);
-            (&mut x[0], &mut y[0])
-        }
-
-        /// Runs `one` over a partial group through a zeroed stack copy.
-        #[inline]
-        #[target_feature(enable = $feat)]
-        fn via_tmp(rest: &mut [u8], one: impl FnOnce(&mut [u8; GB])) {
-            if rest.is_empty() {
                 return;
             }
-            let mut tmp = [0u8; GB];
-            tmp[..rest.len()].copy_from_slice(rest);
-            one(&mut tmp);
-            rest.copy_from_slice(&tmp[..rest.len()]);
+            let m = left.len() + 1;
+            let mut tmp = [[0u8; GB]; NG];
+            tmp[..left.len()].copy_from_slice(left);
+            tmp[left.len()][..tail.len()].copy_from_slice(tail);
+            f(&mut tmp[..m], m);
+            left.copy_from_slice(&tmp[..left.len()]);
+            tail.copy_from_slice(&tmp[left.len()][..tail.len()]);
             tmp.zeroize();
+        }
+
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn ecb_batch<const N: usize>(rk: &[u32; 32], g: &mut [[u8; GB]; N]) {
+            let o = rounds::<N>(rk, core::array::from_fn(|i| words(load_group(&g[i]))));
+            for (d, x) in g.iter_mut().zip(o) {
+                store_group(d, x);
+            }
         }
 
         /// ECB over whole blocks in place (`rk` decides encryption or decryption).
         #[target_feature(enable = $feat)]
         pub(crate) fn ecb(rk: &[u32; 32], data: &mut [u8]) {
-            let (batches, rest) = data.as_chunks_mut::<BB>();
+            let (groups, tail) = data.as_chunks_mut::<GB>();
+            let (batches, left) = groups.as_chunks_mut::<NG>();
             for b in batches {
-                let (x, y) = halves(b);
-                let (p, q) = rounds2(rk, words(load_group(x)), words(load_group(y)));
-                store_group(x, p);
-                store_group(y, q);
+                ecb_batch::<NG>(rk, b);
             }
-            let (groups, rest) = rest.as_chunks_mut::<GB>();
-            let one = |g: &mut [u8; GB]| {
-                let p = rounds1(rk, words(load_group(g)));
-                store_group(g, p);
-            };
-            for g in groups {
-                one(g);
-            }
-            via_tmp(rest, one);
+            with_tail(left, tail, |t, m| by_count!(m, t, ecb_batch(rk)));
         }
 
-        /// Counter words of one group starting `off` blocks after `ctr`, or `None`
-        /// when a 128-bit counter carries out of its last word inside the group.
+        /// Counter words of one group starting `off` blocks after `ctr`.
         #[inline]
         #[target_feature(enable = $feat)]
         fn counters(ctr: &[u8; 16], off: u32, wide: bool) -> [V; 4] {
@@ -152,7 +162,7 @@ macro_rules! sm4_modes {
             if !wide || w[3].checked_add(off + G as u32 - 1).is_some() {
                 return ctr_words(w, off);
             }
-            // Rare: the carry crosses words inside this group; build the blocks.
+            // Rare: a 128-bit counter carries out of its last word inside this group.
             let mut tmp = [0u8; GB];
             let base = u128::from_be_bytes(*ctr).wrapping_add(u128::from(off));
             for (i, b) in tmp.as_chunks_mut::<16>().0.iter_mut().enumerate() {
@@ -163,35 +173,36 @@ macro_rules! sm4_modes {
             x
         }
 
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn ctr_batch<const N: usize>(
+            rk: &[u32; 32],
+            ctr: &[u8; 16],
+            wide: bool,
+            g: &mut [[u8; GB]; N],
+        ) {
+            let ks = rounds::<N>(
+                rk,
+                core::array::from_fn(|i| counters(ctr, (i * G) as u32, wide)),
+            );
+            for (d, k) in g.iter_mut().zip(ks) {
+                let o = xor_group(k, load_group(d));
+                store_group(d, o);
+            }
+        }
+
         /// CTR over `data` (any length), advancing `ctr` by one per block or part.
         #[target_feature(enable = $feat)]
         pub(crate) fn ctr(rk: &[u32; 32], ctr: &mut [u8; 16], data: &mut [u8], wide: bool) {
-            let (batches, rest) = data.as_chunks_mut::<BB>();
+            let n = data.len().div_ceil(16) as u64;
+            let (groups, tail) = data.as_chunks_mut::<GB>();
+            let (batches, left) = groups.as_chunks_mut::<NG>();
+            let mut c = *ctr;
             for b in batches {
-                let (p, q) = rounds2(rk, counters(ctr, 0, wide), counters(ctr, G as u32, wide));
-                let (x, y) = halves(b);
-                let p = xor_group(p, load_group(x));
-                let q = xor_group(q, load_group(y));
-                store_group(x, p);
-                store_group(y, q);
-                portable::increment(ctr, 2 * G as u64, wide);
+                ctr_batch::<NG>(rk, &c, wide, b);
+                portable::increment(&mut c, (NG * G) as u64, wide);
             }
-            let (groups, rest) = rest.as_chunks_mut::<GB>();
-            let mut one = |g: &mut [u8; GB]| {
-                let p = rounds1(rk, counters(ctr, 0, wide));
-                let p = xor_group(p, load_group(g));
-                store_group(g, p);
-                portable::increment(ctr, G as u64, wide);
-            };
-            for g in groups {
-                one(g);
-            }
-            let n = rest.len().div_ceil(16) as u64;
-            via_tmp(rest, |g| {
-                let p = rounds1(rk, counters(ctr, 0, wide));
-                let p = xor_group(p, load_group(g));
-                store_group(g, p);
-            });
+            with_tail(left, tail, |t, m| by_count!(m, t, ctr_batch(rk, &c, wide)));
             portable::increment(ctr, n, wide);
         }
 
@@ -208,8 +219,28 @@ macro_rules! sm4_modes {
             ]
         }
 
-        /// CBC or CFB decryption of whole blocks in place. CBC: P = D(C) ⊕ C₋₁ (with
-        /// the decryption keys); CFB: P = C ⊕ E(C₋₁) (with the encryption keys).
+        /// CBC (P = D(C) ⊕ C₋₁, decryption keys) or CFB (P = C ⊕ E(C₋₁), encryption
+        /// keys) decryption of `N` groups; `carry` holds the block before them.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        fn chain_batch<const N: usize>(
+            rk: &[u32; 32],
+            cfb: bool,
+            carry: &mut V,
+            g: &mut [[u8; GB]; N],
+        ) {
+            let c: [[V; 4]; N] = core::array::from_fn(|i| load_group(&g[i]));
+            let p: [[V; 4]; N] = core::array::from_fn(|i| {
+                prev_group(if i == 0 { *carry } else { c[i - 1][3] }, c[i])
+            });
+            *carry = c[N - 1][3];
+            let (input, mask) = if cfb { (p, c) } else { (c, p) };
+            let o = rounds::<N>(rk, core::array::from_fn(|i| words(input[i])));
+            for ((d, o), m) in g.iter_mut().zip(o).zip(mask) {
+                store_group(d, xor_group(o, m));
+            }
+        }
+
         #[inline]
         #[target_feature(enable = $feat)]
         fn chain_dec(rk: &[u32; 32], iv: &mut [u8; 16], data: &mut [u8], cfb: bool) {
@@ -217,40 +248,12 @@ macro_rules! sm4_modes {
                 return;
             };
             let mut carry = splat_block(iv);
-            let (batches, rest) = data.as_chunks_mut::<BB>();
+            let (groups, tail) = data.as_chunks_mut::<GB>();
+            let (batches, left) = groups.as_chunks_mut::<NG>();
             for b in batches {
-                let (x, y) = halves(b);
-                let c0 = load_group(x);
-                let c1 = load_group(y);
-                let p0 = prev_group(carry, c0);
-                let p1 = prev_group(c0[3], c1);
-                carry = c1[3];
-                let (o0, o1) = if cfb {
-                    let (k0, k1) = rounds2(rk, words(p0), words(p1));
-                    (xor_group(k0, c0), xor_group(k1, c1))
-                } else {
-                    let (d0, d1) = rounds2(rk, words(c0), words(c1));
-                    (xor_group(d0, p0), xor_group(d1, p1))
-                };
-                store_group(x, o0);
-                store_group(y, o1);
+                chain_batch::<NG>(rk, cfb, &mut carry, b);
             }
-            let (groups, rest) = rest.as_chunks_mut::<GB>();
-            let mut one = |g: &mut [u8; GB]| {
-                let c = load_group(g);
-                let p = prev_group(carry, c);
-                carry = c[3];
-                let o = if cfb {
-                    xor_group(rounds1(rk, words(p)), c)
-                } else {
-                    xor_group(rounds1(rk, words(c)), p)
-                };
-                store_group(g, o);
-            };
-            for g in groups {
-                one(g);
-            }
-            via_tmp(rest, one);
+            with_tail(left, tail, |t, m| by_count!(m, t, chain_batch(rk, cfb, &mut carry)));
             *iv = last;
         }
 
@@ -277,6 +280,7 @@ pub(crate) mod gfni_avx512 {
     type V = __m512i;
     const VB: usize = 64;
     const G: usize = 16;
+    const NG: usize = 4;
 
     sm4_modes!("avx512f,avx512bw,gfni");
 
@@ -322,9 +326,9 @@ pub(crate) mod gfni_avx512 {
         let r10 = _mm512_rol_epi32::<10>(s);
         let r18 = _mm512_rol_epi32::<18>(s);
         let r24 = _mm512_rol_epi32::<24>(s);
-        let x = _mm512_ternarylogic_epi32::<0x96>(x, s, r2);
-        let x = _mm512_ternarylogic_epi32::<0x96>(x, r10, r18);
-        _mm512_xor_si512(x, r24)
+        let u = _mm512_ternarylogic_epi32::<0x96>(s, r2, r10);
+        let v = _mm512_ternarylogic_epi32::<0x96>(x, r18, r24);
+        _mm512_xor_si512(u, v)
     }
 
     #[inline]
@@ -404,6 +408,7 @@ macro_rules! avx2_tier {
         type V = __m256i;
         const VB: usize = 32;
         const G: usize = 8;
+        const NG: usize = 4;
 
         sm4_modes!($feat);
 
