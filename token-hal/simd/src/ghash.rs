@@ -231,13 +231,7 @@ mod x86 {
         if !sixteens.is_empty() {
             let rev = _mm512_broadcast_i32x4(ld(&REV));
             let (pw, _) = desc.as_chunks::<4>();
-            // SAFETY (all four): each `[[u8; 16]; 4]` is 64 readable bytes.
-            let p = [
-                unsafe { _mm512_loadu_si512(pw[0].as_ptr().cast()) },
-                unsafe { _mm512_loadu_si512(pw[1].as_ptr().cast()) },
-                unsafe { _mm512_loadu_si512(pw[2].as_ptr().cast()) },
-                unsafe { _mm512_loadu_si512(pw[3].as_ptr().cast()) },
-            ];
+            let p = [ld4(&pw[0]), ld4(&pw[1]), ld4(&pw[2]), ld4(&pw[3])];
             let mut acc_y = ld(y);
             for s in sixteens {
                 let (q, _) = s.as_chunks::<4>();
@@ -245,8 +239,7 @@ mod x86 {
                 let mut mid = _mm512_setzero_si512();
                 let mut hi = _mm512_setzero_si512();
                 for k in 0..4 {
-                    // SAFETY: `q[k]` is 64 readable bytes.
-                    let mut x = unsafe { _mm512_loadu_si512(q[k].as_ptr().cast()) };
+                    let mut x = ld4(&q[k]);
                     x = _mm512_shuffle_epi8(x, rev);
                     if k == 0 {
                         x = _mm512_xor_si512(x, _mm512_zextsi128_si512(acc_y));
@@ -264,6 +257,14 @@ mod x86 {
             st(y, acc_y);
         }
         update_clmul(desc, y, rest);
+    }
+
+    /// Four blocks into one 512-bit register.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
+    fn ld4(b: &[[u8; 16]; 4]) -> __m512i {
+        // SAFETY: `b` is 64 readable bytes; the load is unaligned.
+        unsafe { _mm512_loadu_si512(b.as_ptr().cast()) }
     }
 
     /// XOR of the four 128-bit lanes.

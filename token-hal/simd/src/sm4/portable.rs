@@ -105,11 +105,13 @@ fn t(x: u32) -> u32 {
 #[inline(always)]
 pub(crate) fn crypt_words(rk: &[u32; 32], w: [u32; 4]) -> [u32; 4] {
     let [mut x0, mut x1, mut x2, mut x3] = w;
+    // The word the previous round wrote is XORed last, so the rest of each round's
+    // input is ready before it (a shorter dependency chain for serial modes).
     for r in rk.chunks_exact(4) {
-        x0 ^= t(x1 ^ x2 ^ x3 ^ r[0]);
-        x1 ^= t(x2 ^ x3 ^ x0 ^ r[1]);
-        x2 ^= t(x3 ^ x0 ^ x1 ^ r[2]);
-        x3 ^= t(x0 ^ x1 ^ x2 ^ r[3]);
+        x0 ^= t((x1 ^ x2 ^ r[0]) ^ x3);
+        x1 ^= t((x2 ^ x3 ^ r[1]) ^ x0);
+        x2 ^= t((x3 ^ x0 ^ r[2]) ^ x1);
+        x3 ^= t((x0 ^ x1 ^ r[3]) ^ x2);
     }
     [x3, x2, x1, x0]
 }
