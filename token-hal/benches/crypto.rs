@@ -162,11 +162,11 @@ fn main() {
     let simd_key = Sm4Key::new(&key);
     let mut streams: Vec<([u8; 16], Vec<u8>)> = (0..64).map(|_| (iv, data.clone())).collect();
     let sm4_multi = rate(secs, || {
-        let mut s: Vec<(&mut [u8; 16], &mut [u8])> = streams
-            .iter_mut()
-            .map(|(i, d)| (i, &mut d[..]))
-            .collect();
-        simd_key.cbc_encrypt_multi(&mut s).expect("multi-stream CBC");
+        let mut s: Vec<(&mut [u8; 16], &mut [u8])> =
+            streams.iter_mut().map(|(i, d)| (i, &mut d[..])).collect();
+        simd_key
+            .cbc_encrypt_multi(&mut s)
+            .expect("multi-stream CBC");
     }) * (64 * BUF) as f64
         / 1e6;
 

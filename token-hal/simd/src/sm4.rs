@@ -254,7 +254,11 @@ impl Sm4Key {
         }
         let mut tmp = [[0u8; BLOCK]; 64];
         for group in streams.chunks_mut(lanes) {
-            let steps = group.iter().map(|(_, d)| d.len() / BLOCK).max().unwrap_or(0);
+            let steps = group
+                .iter()
+                .map(|(_, d)| d.len() / BLOCK)
+                .max()
+                .unwrap_or(0);
             for step in 0..steps {
                 let at = step * BLOCK;
                 let mut n = 0;

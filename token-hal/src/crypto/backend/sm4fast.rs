@@ -30,9 +30,8 @@ const GCM_SLICE: usize = 16 * 1024;
 pub struct FastSm4;
 
 fn key16(key: &[u8]) -> Result<&[u8; 16]> {
-    key.try_into().map_err(|_| {
-        Error::invalid_arg(format!("SM4 key of {} bytes (16 required)", key.len()))
-    })
+    key.try_into()
+        .map_err(|_| Error::invalid_arg(format!("SM4 key of {} bytes (16 required)", key.len())))
 }
 
 fn iv16(iv: &[u8]) -> Result<[u8; 16]> {
@@ -788,7 +787,11 @@ mod tests {
             let iv = match mode {
                 SymMode::Ecb | SymMode::EcbPad => Vec::new(),
                 SymMode::Gcm => {
-                    let n = if rng.below(2) == 0 { 12 } else { 1 + rng.below(40) };
+                    let n = if rng.below(2) == 0 {
+                        12
+                    } else {
+                        1 + rng.below(40)
+                    };
                     rng.bytes(n)
                 }
                 _ => rng.bytes(16),
@@ -808,11 +811,25 @@ mod tests {
             let data = rng.bytes(len);
             let seed = rng.next();
             let ours = run(
-                &FastSm4, mode, Direction::Encrypt, &key, &iv, &aad, tag_len, &data,
+                &FastSm4,
+                mode,
+                Direction::Encrypt,
+                &key,
+                &iv,
+                &aad,
+                tag_len,
+                &data,
                 &mut Rng(seed),
             );
             let theirs = run(
-                &RustCryptoSm4, mode, Direction::Encrypt, &key, &iv, &aad, tag_len, &data,
+                &RustCryptoSm4,
+                mode,
+                Direction::Encrypt,
+                &key,
+                &iv,
+                &aad,
+                tag_len,
+                &data,
                 &mut Rng(seed),
             );
             match (&ours, &theirs) {
@@ -827,11 +844,25 @@ mod tests {
             }
             let seed = rng.next();
             let ours = run(
-                &FastSm4, mode, Direction::Decrypt, &key, &iv, &aad, tag_len, &ct,
+                &FastSm4,
+                mode,
+                Direction::Decrypt,
+                &key,
+                &iv,
+                &aad,
+                tag_len,
+                &ct,
                 &mut Rng(seed),
             );
             let theirs = run(
-                &RustCryptoSm4, mode, Direction::Decrypt, &key, &iv, &aad, tag_len, &ct,
+                &RustCryptoSm4,
+                mode,
+                Direction::Decrypt,
+                &key,
+                &iv,
+                &aad,
+                tag_len,
+                &ct,
                 &mut Rng(seed),
             );
             match (&ours, &theirs) {
@@ -863,7 +894,9 @@ mod tests {
             let mut x = rng.bytes(16);
             let mut y = x.clone();
             FastSm4.encrypt_block(SymAlg::Sm4, &key, &mut x).unwrap();
-            RustCryptoSm4.encrypt_block(SymAlg::Sm4, &key, &mut y).unwrap();
+            RustCryptoSm4
+                .encrypt_block(SymAlg::Sm4, &key, &mut y)
+                .unwrap();
             assert_eq!(x, y);
         }
     }
@@ -872,17 +905,41 @@ mod tests {
     fn bad_arguments_are_refused() {
         let k = [1u8; 16];
         let e = Direction::Encrypt;
-        assert!(FastSm4.cipher(SymAlg::Sm4, SymMode::Cbc, e, &k[..15], &k, &[]).is_err());
-        assert!(FastSm4.cipher(SymAlg::Sm4, SymMode::Cbc, e, &k, &k[..8], &[]).is_err());
-        assert!(FastSm4.cipher(SymAlg::Sm4, SymMode::Ecb, e, &k, &k, &[]).is_err());
-        assert!(FastSm4.cipher(SymAlg::Aes, SymMode::Ecb, e, &k, &[], &[]).is_err());
+        assert!(
+            FastSm4
+                .cipher(SymAlg::Sm4, SymMode::Cbc, e, &k[..15], &k, &[])
+                .is_err()
+        );
+        assert!(
+            FastSm4
+                .cipher(SymAlg::Sm4, SymMode::Cbc, e, &k, &k[..8], &[])
+                .is_err()
+        );
+        assert!(
+            FastSm4
+                .cipher(SymAlg::Sm4, SymMode::Ecb, e, &k, &k, &[])
+                .is_err()
+        );
+        assert!(
+            FastSm4
+                .cipher(SymAlg::Aes, SymMode::Ecb, e, &k, &[], &[])
+                .is_err()
+        );
         assert!(FastSm4.gcm(SymAlg::Sm4, e, &k, &[], &[], 16).is_err());
         assert!(FastSm4.gcm(SymAlg::Sm4, e, &k, &k, &[], 3).is_err());
         assert!(FastSm4.gcm(SymAlg::Sm4, e, &k, &k, &[], 17).is_err());
-        assert!(FastSm4.encrypt_block(SymAlg::Sm4, &k, &mut [0u8; 15]).is_err());
-        let c = FastSm4.cipher(SymAlg::Sm4, SymMode::Cbc, e, &k, &k, &[]).unwrap();
+        assert!(
+            FastSm4
+                .encrypt_block(SymAlg::Sm4, &k, &mut [0u8; 15])
+                .is_err()
+        );
+        let c = FastSm4
+            .cipher(SymAlg::Sm4, SymMode::Cbc, e, &k, &k, &[])
+            .unwrap();
         assert!(c.finish_into(&[0u8; 17], &mut [0u8; 64]).is_err());
-        let c = FastSm4.cipher(SymAlg::Sm4, SymMode::Ctr, e, &k, &k, &[]).unwrap();
+        let c = FastSm4
+            .cipher(SymAlg::Sm4, SymMode::Ctr, e, &k, &k, &[])
+            .unwrap();
         assert!(c.finish_into(&[0u8; 17], &mut [0u8; 16]).is_err());
     }
 }
