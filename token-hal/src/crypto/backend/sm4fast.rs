@@ -743,6 +743,7 @@ mod tests {
     ];
 
     /// Runs a cipher over `data` in random pieces; the output or the error.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         p: &dyn SymProvider,
         mode: SymMode,
