@@ -10,6 +10,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod ghash;
 pub mod sm3;
 pub mod sm4;
 pub mod tier;

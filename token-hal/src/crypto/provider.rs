@@ -5,8 +5,9 @@
 //! default ([`DEFAULT_PROVIDER`]) unless another was installed with [`install_default`]
 //! before first use. A faster SM2/SM3/SM4 backend replaces one field and nothing else.
 //!
-//! The default provider uses RustCrypto for the national algorithms (the portable
-//! reference path) and aws-lc-rs for SHA, HMAC, AES-GCM, ECDSA and RSA.
+//! The default provider uses ukey-simd's kernels for SM4, RustCrypto for SM2 and SM3
+//! (RustCrypto SM4 stays as the portable reference, [`REFERENCE_SM4`]) and aws-lc-rs
+//! for SHA, HMAC, AES-GCM, ECDSA and RSA.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -222,19 +223,24 @@ impl CryptoProvider {
     }
 }
 
-/// The default provider: RustCrypto for SM2/SM3/SM4 and the AES modes (AES-NI where the
-/// CPU has it), aws-lc-rs for SHA, HMAC-SHA, AES-GCM at rest, ECDSA and RSA.
+/// The default provider: ukey-simd's SM4 kernels (GFNI/AVX-512, GFNI/AVX2, AES-NI/AVX2
+/// or portable, chosen at run time), RustCrypto for SM2/SM3 and the AES modes (AES-NI
+/// where the CPU has it), aws-lc-rs for SHA, HMAC-SHA, AES-GCM at rest, ECDSA and RSA.
 pub static DEFAULT_PROVIDER: CryptoProvider = CryptoProvider {
     hash: &super::backend::hash::DefaultHash,
     rng: &super::backend::OsRng,
     aead: &super::backend::awslc::AwsLcAead,
-    sm4: &super::backend::symmetric::RustCryptoSm4,
+    sm4: &super::backend::sm4fast::FastSm4,
     aes: &super::backend::symmetric::RustCryptoAes,
     sm2: &super::backend::sm2::RustCryptoSm2,
     ec: &super::backend::awslc::AwsLcEcdsa,
     edwards: &super::backend::edwards::EdwardsBackend,
     rsa: &super::backend::rsa::RsaBackend,
 };
+
+/// The portable SM4 reference (RustCrypto `sm4` with the `cbc`, `ctr`, `cfb-mode`, `ofb`,
+/// `aes-gcm` and `cmac` crates) that the default's SM4 is tested and benchmarked against.
+pub static REFERENCE_SM4: &dyn SymProvider = &super::backend::symmetric::RustCryptoSm4;
 
 static INSTALLED: OnceLock<&'static CryptoProvider> = OnceLock::new();
 
