@@ -34,6 +34,10 @@ pub struct SimArgs {
     /// header, sizes, status word, whether it came in the secure channel (never data).
     #[arg(long, value_name = "FILE")]
     pub apdu_log: Option<PathBuf>,
+    /// Say the key cannot be removed (an embedded secure element, not a USB key). It
+    /// always says it is software (DEVICE INFO's form byte, docs/apdu.md).
+    #[arg(long)]
+    pub fixed: bool,
     /// Seconds to wait for vpcd to listen (pcscd starting).
     #[arg(long, default_value_t = 10)]
     pub wait: u64,
@@ -96,7 +100,8 @@ pub fn sim(ctx: &Ctx, a: &SimArgs) -> Res<()> {
             tmp.path().to_path_buf()
         }
     };
-    let key = VirtualKey::open(&dir, &a.label, &opts)?;
+    let mut key = VirtualKey::open(&dir, &a.label, &opts)?;
+    key.set_fixed(a.fixed);
     let log = key.log();
     let out = match &a.apdu_log {
         Some(p) => Some(

@@ -92,7 +92,8 @@ fn the_whole_model_through_the_card() {
         let dev = ApduDevice::new(wire.clone(), caps, None);
         let info = dev.info().unwrap();
         assert_eq!(info.backend, token_hal::BackendKind::Apdu);
-        assert!(info.removable);
+        // The virtual key says what it is (DEVICE INFO's form byte): software, removable.
+        assert!(info.removable && !info.hardware);
         // Creating an application needs device authentication.
         let p = AppParams::new(Pin::from("12345678"), Some(Pin::from("123456")));
         assert!(matches!(

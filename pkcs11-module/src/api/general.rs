@@ -112,7 +112,10 @@ pub(crate) fn slot_info(id: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
     let t = m.token(id)?;
     let info = &t.dev_info;
     if info.removable {
-        flags |= CKF_REMOVABLE_DEVICE | CKF_HW_SLOT;
+        flags |= CKF_REMOVABLE_DEVICE;
+    }
+    if info.hardware {
+        flags |= CKF_HW_SLOT;
     }
     Ok(CK_SLOT_INFO {
         slotDescription: pad(&format!("{} {}", info.label, info.serial)),

@@ -172,7 +172,6 @@ impl Device for ApduDevice {
             .run(|tx| tx.call(ins::GET_DEVICE_INFO, 0, Vec::new(), "device information"))?;
         let f = Fields::parse(&data, &[tag::DEVICE_INFO])?;
         let mut info = wire::device_info(f.get(tag::DEVICE_INFO)?)?;
-        info.removable = true;
         info.backend = crate::model::BackendKind::Apdu;
         Ok(info)
     }
