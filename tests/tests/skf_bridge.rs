@@ -16,7 +16,7 @@ use token_hal::cert::{SelfSignedSpec, self_signed};
 use token_hal::crypto::hash::{HashAlg, digest};
 use token_hal::crypto::{EncMech, KeyAlg, PrivateKey, SignMech, sm2};
 use token_hal::model::{
-    AppParams, BackendKind, KeyRef, KeyUsage, LoginState, Pin, PinType, Rights,
+    AppParams, Attr, BackendKind, KeyRef, KeyUsage, LoginState, Pin, PinType, Rights,
 };
 use token_hal::token::Device;
 use ukey_skf_bridge::{BridgeDevice, SkfBackend, VendorLib, cert_id, key_id};
@@ -244,12 +244,38 @@ fn own_library_through_the_bridge_child() {
     app.delete_file("notes").unwrap();
     assert!(app.file_info("notes").is_err());
 
-    // No generic objects on an SKF token.
+    // Generic objects, each an SKF file: a public one with a sensitive attribute and a
+    // private one; updated (a longer value: the file is made again), read back, listed
+    // with their privacy, not listed as files, deleted.
     assert!(app.list_objects().unwrap().is_empty());
-    assert!(matches!(
-        app.create_object(false, &[]),
-        Err(Error::Unsupported(_))
-    ));
+    let public = app
+        .create_object(
+            false,
+            &[
+                Attr::public(0x0, vec![0, 0, 0, 0, 0, 0, 0, 1]),
+                Attr::public(0x3, b"cert label".to_vec()),
+                Attr::sensitive(0x11, vec![7; 16]),
+            ],
+        )
+        .unwrap();
+    let private = app
+        .create_object(true, &[Attr::public(0x3, b"secret data".to_vec())])
+        .unwrap();
+    assert_ne!(public, private);
+    app.update_object(public, &[Attr::public(0x3, b"a longer label than before".to_vec())])
+        .unwrap();
+    let rec = app.get_object(public).unwrap();
+    assert!(!rec.private);
+    assert_eq!(rec.get(0x3).unwrap().value.as_slice(), b"a longer label than before");
+    assert_eq!(rec.get(0x11).unwrap().value.as_slice(), [7; 16]);
+    assert!(rec.get(0x11).unwrap().sensitive);
+    let all = app.list_objects().unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().any(|o| o.id == private && o.private));
+    assert!(app.list_files().unwrap().is_empty(), "object files are not files");
+    app.delete_object(private).unwrap();
+    assert!(app.get_object(private).is_err());
+    assert_eq!(app.list_objects().unwrap().len(), 1);
 
     // An RSA container: the bridge builds the DigestInfo, the token pads and signs.
     app.create_container("rsa", None).unwrap();
@@ -273,7 +299,17 @@ fn own_library_through_the_bridge_child() {
         Err(Error::NotLoggedIn)
     ));
     app.delete_container("bid").unwrap_err(); // needs login
+    // Logged out: the public object only, its sensitive value blanked; no private object
+    // can be made.
+    let objs = app.list_objects().unwrap();
+    assert_eq!(objs.len(), 1);
+    assert!(objs[0].get(0x11).unwrap().value.is_empty());
+    assert!(matches!(
+        app.create_object(true, &[]),
+        Err(Error::NotLoggedIn)
+    ));
     app.verify_pin(PinType::User, &Pin::from("123456")).unwrap();
+    app.delete_object(objs[0].id).unwrap();
     app.delete_container("bid").unwrap();
     assert!(app.list_containers().unwrap().is_empty());
     println!("bridge walk done");

@@ -57,6 +57,47 @@ fn c_program_walks_the_tendering_flow_on_the_virtual_key_through_pcscd() {
         served.contains(r#""header":"80510000""#),
         "the card decrypted: {served}"
     );
+    sim.assert_pins_never_crossed(&["123456", "12345678"]);
+}
+
+/// The same flow over the HID report framing: the virtual key behind the HID loopback link
+/// (`[apdu] hid_loopback`), served inside the C program's own process, its state and its
+/// served log (token_hal::apdu::backend::SERVED_LOG_FILE) in its directory.
+#[test]
+fn c_program_walks_the_tendering_flow_on_the_virtual_key_over_hid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = conf(tmp.path());
+    let card = tmp.path().join("hidcard");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&format!(
+        "[apdu]\nhid_loopback = [\"{}\"]\n",
+        card.display()
+    ));
+    std::fs::write(&conf, text).unwrap();
+    walk(tmp.path(), &conf, &[("UKEY_BACKENDS", "hid")]);
+    let served = std::fs::read_to_string(card.join(token_hal::apdu::backend::SERVED_LOG_FILE))
+        .unwrap_or_default();
+    let lines: Vec<serde_json::Value> = served
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |ins: &str| {
+        lines
+            .iter()
+            .any(|l| l["secure"] == true && l["header"].as_str().unwrap()[2..4] == *ins)
+    };
+    // Application made, PIN verified, key generated, certificate imported, signed and
+    // decrypted (the encryption pair's import and the session key), all by the key.
+    for (ins, what) in [
+        ("31", "create application"),
+        ("20", "verify PIN"),
+        ("43", "generate"),
+        ("46", "import certificate"),
+        ("50", "sign"),
+        ("51", "decrypt"),
+    ] {
+        assert!(has(ins), "the key did not serve {what}: {served}");
+    }
 }
 
 /// The tendering flow of tests/c/skf_tender.c with `env`; `dir` holds the work files.

@@ -579,6 +579,29 @@ impl Application for BridgeApp {
         Ok(key_id(container, usage))
     }
 
+    fn import_enveloped_key(&self, container: &str, blob: &[u8]) -> Result<KeyId> {
+        let f = sym!(self.dev.lib, SKF_ImportECCKeyPair)?;
+        let fixed = ENVELOPEDKEYBLOB_CIPHER_OFFSET + ECCCIPHERBLOB_HEADER_LEN;
+        if blob.len() < fixed {
+            return Err(Error::invalid_data("ENVELOPEDKEYBLOB too short"));
+        }
+        let at = |o: usize| u32::from_ne_bytes([blob[o], blob[o + 1], blob[o + 2], blob[o + 3]]);
+        let cipher_len = at(ENVELOPEDKEYBLOB_CIPHER_OFFSET + 160) as usize;
+        if blob.len() != fixed + cipher_len {
+            return Err(Error::invalid_data("ENVELOPEDKEYBLOB length"));
+        }
+        // Padded: a vendor that reads a fixed-size C2 reads our zeroes.
+        let mut env = Zeroizing::new(blob.to_vec());
+        env.resize(blob.len() + SLACK, 0);
+        let _g = self.dev.lock();
+        let c = self.container_handle(container, false)?;
+        // SAFETY: live container handle; `env` holds a whole ENVELOPEDKEYBLOB (its fixed
+        // part and CipherLen bytes of C2, checked above), packed and byte-aligned.
+        let rv = unsafe { f(c.h.0, env.as_mut_ptr().cast::<ENVELOPEDKEYBLOB>()) };
+        check("SKF_ImportECCKeyPair", rv)?;
+        Ok(key_id(container, KeyUsage::Encrypt))
+    }
+
     fn delete_key(&self, _key: KeyId) -> Result<()> {
         Err(Error::unsupported(
             "deleting one key on a vendor SKF token (SKF deletes whole containers)",
@@ -723,7 +746,12 @@ impl Application for BridgeApp {
             })?;
             name_list(&buf)
         };
-        names.iter().map(|n| self.file_info(n)).collect()
+        // Object files are objects, not files (docs/skf-bridge.md).
+        names
+            .iter()
+            .filter(|n| object_file_id(n).is_none())
+            .map(|n| self.file_info(n))
+            .collect()
     }
 
     fn create_file(&self, name: &str, size: u32, read: Rights, write: Rights) -> Result<()> {
@@ -806,26 +834,164 @@ impl Application for BridgeApp {
         })
     }
 
-    fn create_object(&self, _private: bool, _attrs: &[Attr]) -> Result<ObjectId> {
-        Err(Error::unsupported(
-            "generic objects on a vendor SKF token (the SKF model has none)",
-        ))
+    fn create_object(&self, private: bool, attrs: &[Attr]) -> Result<ObjectId> {
+        if private && self.login_state() != LoginState::User {
+            return Err(Error::NotLoggedIn);
+        }
+        let taken: Vec<u64> = self.object_files()?.into_iter().map(|(_, id)| id).collect();
+        let id = loop {
+            let mut r = [0u8; 8];
+            token_hal::crypto::rng::fill(&mut r)?;
+            let id = u64::from_be_bytes(r) & 0x7FFF_FFFF_FFFF_FFFF;
+            if id != 0 && !taken.contains(&id) {
+                break ObjectId(id);
+            }
+        };
+        let rec = ObjectRecord {
+            id,
+            private,
+            attrs: attrs.to_vec(),
+        };
+        self.store_object(&rec, false)?;
+        Ok(id)
     }
 
     fn list_objects(&self) -> Result<Vec<ObjectRecord>> {
-        Ok(Vec::new())
+        let mut out = Vec::new();
+        for (name, id) in self.object_files()? {
+            match self.load_object(&name, id) {
+                Ok(Some(o)) => out.push(o),
+                Ok(None) => {}
+                Err(Error::DeviceRemoved) => return Err(Error::DeviceRemoved),
+                Err(e) => tracing::warn!(file = %name, error = %e, "object file skipped"),
+            }
+        }
+        Ok(out)
     }
 
     fn get_object(&self, id: ObjectId) -> Result<ObjectRecord> {
-        Err(Error::not_found(format!("object {}", id.0)))
+        self.load_object(&object_file(id), id.0)?
+            .ok_or_else(|| Error::not_found(format!("object {}", id.0)))
     }
 
-    fn update_object(&self, id: ObjectId, _attrs: &[Attr]) -> Result<()> {
-        Err(Error::not_found(format!("object {}", id.0)))
+    fn update_object(&self, id: ObjectId, attrs: &[Attr]) -> Result<()> {
+        let mut rec = self.get_object(id)?;
+        if self.login_state() != LoginState::User
+            && (rec.private || rec.attrs.iter().any(|a| a.sensitive))
+        {
+            // Without login the record read has blanked values: writing it back would
+            // lose them.
+            return Err(Error::NotLoggedIn);
+        }
+        for a in attrs {
+            match rec.attrs.iter_mut().find(|b| b.ty == a.ty) {
+                Some(b) => *b = a.clone(),
+                None => rec.attrs.push(a.clone()),
+            }
+        }
+        self.store_object(&rec, true)
     }
 
     fn delete_object(&self, id: ObjectId) -> Result<()> {
-        Err(Error::not_found(format!("object {}", id.0)))
+        let name = object_file(id);
+        match self.file_info(&name) {
+            Ok(_) => self.delete_file(&name),
+            Err(Error::DeviceRemoved) => Err(Error::DeviceRemoved),
+            Err(_) => Err(Error::not_found(format!("object {}", id.0))),
+        }
+    }
+}
+
+/// The SKF file holding a generic object (docs/skf-bridge.md): `ukey.obj.` and its id in
+/// 16 hex digits (25 bytes; GM/T 0016 file names are at most 32).
+const OBJECT_FILE_PREFIX: &str = "ukey.obj.";
+
+fn object_file(id: ObjectId) -> String {
+    format!("{OBJECT_FILE_PREFIX}{:016x}", id.0)
+}
+
+/// The id of an object file's name, if it is one.
+fn object_file_id(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix(OBJECT_FILE_PREFIX)?;
+    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+impl BridgeApp {
+    /// The object files of the application: (file name, object id).
+    fn object_files(&self) -> Result<Vec<(String, u64)>> {
+        let f = sym!(self.dev.lib, SKF_EnumFiles)?;
+        let _g = self.dev.lock();
+        let buf = sized("SKF_EnumFiles", 4096, MAX_OUT, |p, l| {
+            // SAFETY: live application handle; `sized` passes a buffer of `*l` bytes.
+            unsafe { f(self.handle.0, p, l) }
+        })?;
+        Ok(name_list(&buf)
+            .into_iter()
+            .filter_map(|n| object_file_id(&n).map(|id| (n, id)))
+            .collect())
+    }
+
+    /// Reads an object file. None for a private object without user login (its file is
+    /// readable only after login). Sensitive values are blanked without login.
+    fn load_object(&self, name: &str, id: u64) -> Result<Option<ObjectRecord>> {
+        let info = self.file_info(name)?;
+        let logged_in = self.login_state() == LoginState::User;
+        if info.read_rights == Rights::USER && !logged_in {
+            return Ok(None);
+        }
+        let data = Zeroizing::new(self.read_file(name, 0, info.size)?);
+        let f = token_hal::apdu::tlv::Fields::parse(&data, &[token_hal::apdu::wire::tag::OBJECT])?;
+        let mut rec = token_hal::apdu::wire::object(f.get(token_hal::apdu::wire::tag::OBJECT)?)?;
+        if rec.id.0 != id {
+            return Err(Error::invalid_data(format!(
+                "object file {name} holds object {}",
+                rec.id.0
+            )));
+        }
+        if rec.private && !logged_in {
+            return Ok(None);
+        }
+        if !logged_in {
+            for a in rec.attrs.iter_mut().filter(|a| a.sensitive) {
+                a.value = Zeroizing::new(Vec::new());
+            }
+        }
+        Ok(Some(rec))
+    }
+
+    /// Writes an object file: created with the object's size and rights (private: read
+    /// and write after user login; public: read by anyone, written after user login).
+    /// `replace`: the old file goes first (SKF files keep the size they were made with).
+    fn store_object(&self, rec: &ObjectRecord, replace: bool) -> Result<()> {
+        let mut w = token_hal::apdu::tlv::Writer::new();
+        token_hal::apdu::wire::put_object(&mut w, rec);
+        let data = Zeroizing::new(w.finish());
+        let size = u32::try_from(data.len()).map_err(|_| Error::invalid_arg("object too large"))?;
+        let name = object_file(rec.id);
+        let read = if rec.private {
+            Rights::USER
+        } else {
+            Rights::ANYONE
+        };
+        if replace {
+            match self.file_info(&name) {
+                Ok(i) if i.size == size && i.read_rights == read => {
+                    return self.write_file(&name, 0, &data);
+                }
+                Ok(_) => self.delete_file(&name)?,
+                Err(Error::DeviceRemoved) => return Err(Error::DeviceRemoved),
+                Err(_) => {}
+            }
+        }
+        self.create_file(&name, size, read, Rights::USER)?;
+        if let Err(e) = self.write_file(&name, 0, &data) {
+            let _ = self.delete_file(&name);
+            return Err(e);
+        }
+        Ok(())
     }
 }
 

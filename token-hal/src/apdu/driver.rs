@@ -738,13 +738,5 @@ impl Application for ApduApp {
 }
 
 fn object(v: &[u8]) -> Result<ObjectRecord> {
-    let f = Fields::parse(v, &[tag::OBJECT_ID, tag::FLAG, tag::ATTR])?;
-    Ok(ObjectRecord {
-        id: ObjectId(f.uint(tag::OBJECT_ID)?),
-        private: f.flag(tag::FLAG)?,
-        attrs: f
-            .all(tag::ATTR)
-            .map(wire::attr)
-            .collect::<Result<Vec<_>>>()?,
-    })
+    wire::object(v)
 }

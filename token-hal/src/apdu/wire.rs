@@ -600,6 +600,16 @@ pub fn put_attr(w: &mut Writer, a: &Attr) {
     });
 }
 
+/// Reads a generic object (the contents of tag `41`).
+pub fn object(v: &[u8]) -> Result<crate::model::ObjectRecord> {
+    let f = Fields::parse(v, &[tag::OBJECT_ID, tag::FLAG, tag::ATTR])?;
+    Ok(crate::model::ObjectRecord {
+        id: crate::model::ObjectId(f.uint(tag::OBJECT_ID)?),
+        private: f.flag(tag::FLAG)?,
+        attrs: f.all(tag::ATTR).map(attr).collect::<Result<Vec<_>>>()?,
+    })
+}
+
 /// Writes a generic object (tag `41`).
 pub fn put_object(w: &mut Writer, o: &crate::model::ObjectRecord) {
     w.nest(tag::OBJECT, |w| {
