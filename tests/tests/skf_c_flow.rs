@@ -100,6 +100,54 @@ fn c_program_walks_the_tendering_flow_on_the_virtual_key_over_hid() {
     }
 }
 
+/// The same flow through the vendor-SKF bridge: libukey_skf.so whose only backend is the
+/// bridge (`UKEY_BACKENDS=skf`), the "vendor" library of `[[skf_library]]` being a copy of
+/// libukey_skf.so in the bridge's test mode, serving the soft device of a data directory
+/// of its own. That device then holds what the C program made through the bridge.
+#[test]
+fn c_program_walks_the_tendering_flow_through_the_skf_bridge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor_dir = tmp.path().join("vendor");
+    std::fs::create_dir(&vendor_dir).unwrap();
+    let vendor_conf = device_only(&vendor_dir);
+    // A copy: the process's own libukey_skf.so cannot also be its vendor library.
+    let vendor_lib = vendor_dir.join("libukey_skf.so");
+    std::fs::copy(skf_lib(), &vendor_lib).unwrap();
+    let host = tmp.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    let host_conf = conf(&host);
+    let mut text = std::fs::read_to_string(&host_conf).unwrap();
+    text.push_str(&format!(
+        "[[skf_library]]\npath = \"{}\"\n",
+        vendor_lib.display()
+    ));
+    std::fs::write(&host_conf, text).unwrap();
+    let vendor_data = vendor_dir.join("data");
+    walk(
+        &host,
+        &host_conf,
+        &[
+            ("UKEY_BACKENDS", "skf"),
+            (
+                ukey_skf_bridge::SELF_TEST_ENV,
+                vendor_data.to_str().unwrap(),
+            ),
+        ],
+    );
+    // The vendor's own device holds the application, the container with both key pairs
+    // and the certificate.
+    let list = ukey(
+        &vendor_conf,
+        &["--json", "--pin", "123456", "container", "list", "--token", "tender"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let c = &v[0];
+    assert_eq!(c["name"], "bidder", "{list}");
+    assert_eq!(c["sign"]["alg"], "SM2", "{list}");
+    assert_eq!(c["sign"]["has_current_cert"], true, "{list}");
+    assert_eq!(c["enc"]["alg"], "SM2", "{list}");
+}
+
 /// The tendering flow of tests/c/skf_tender.c with `env`; `dir` holds the work files.
 fn walk(dir: &Path, conf: &Path, env: &[(&str, &str)]) {
     let work = dir.join("work");
