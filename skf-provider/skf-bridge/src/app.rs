@@ -216,11 +216,12 @@ impl BridgeApp {
     }
 
     fn container_info(&self, name: &str) -> Result<ContainerInfo> {
+        let id = self.container_id(name)?;
         let _g = self.dev.lock();
         let c = self.container_handle(name, false)?;
         Ok(ContainerInfo {
             name: name.to_owned(),
-            id: name.as_bytes().to_vec(),
+            id,
             sign: self.key_info(&c, name, KeyUsage::Sign)?,
             enc: self.key_info(&c, name, KeyUsage::Encrypt)?,
             retired: Vec::new(),
@@ -454,14 +455,29 @@ impl Application for BridgeApp {
         if name.is_empty() || name.len() > MAX_FILE_CONTAINER_NAME_SIZE {
             return Err(Error::invalid_arg("a container name is 1 to 64 bytes"));
         }
-        if id.is_some_and(|id| id != name.as_bytes()) {
-            return Err(Error::unsupported(
-                "a container id other than its name on a vendor SKF token (SKF stores no id)",
-            ));
+        let id = id.filter(|id| *id != name.as_bytes());
+        if id.is_some_and(|id| id.is_empty() || id.len() > 255) {
+            return Err(Error::invalid_arg("a container id is 1 to 255 bytes"));
         }
         {
             let _g = self.dev.lock();
             self.container_handle(name, true)?;
+        }
+        if let Some(id) = id {
+            // SKF stores no id: an id file beside the container (docs/skf-bridge.md).
+            let mut data = vec![u8::try_from(name.len()).unwrap_or(u8::MAX)];
+            data.extend_from_slice(name.as_bytes());
+            data.extend_from_slice(id);
+            let file = container_id_file(name);
+            let size = u32::try_from(data.len()).map_err(|_| Error::invalid_arg("id"))?;
+            let made = self
+                .create_file(&file, size, Rights::ANYONE, Rights::USER)
+                .and_then(|()| self.write_file(&file, 0, &data));
+            if let Err(e) = made {
+                let _ = self.delete_file(&file);
+                let _ = self.delete_container(name);
+                return Err(e);
+            }
         }
         self.container_info(name)
     }
@@ -469,11 +485,18 @@ impl Application for BridgeApp {
     fn delete_container(&self, name: &str) -> Result<()> {
         let f = sym!(self.dev.lib, SKF_DeleteContainer)?;
         let n = c_string(name.as_bytes(), "container name")?;
-        let _g = self.dev.lock();
-        // SAFETY: live application handle; NUL-terminated name.
-        check("SKF_DeleteContainer", unsafe {
-            f(self.handle.0, n.as_ptr().cast_mut())
-        })
+        {
+            let _g = self.dev.lock();
+            // SAFETY: live application handle; NUL-terminated name.
+            check("SKF_DeleteContainer", unsafe {
+                f(self.handle.0, n.as_ptr().cast_mut())
+            })?;
+        }
+        let file = container_id_file(name);
+        if self.file_info(&file).is_ok() {
+            self.delete_file(&file)?;
+        }
+        Ok(())
     }
 
     fn generate_key(
@@ -484,10 +507,18 @@ impl Application for BridgeApp {
         rekey: bool,
     ) -> Result<PublicKey> {
         if usage == KeyUsage::Encrypt {
-            return Err(Error::unsupported(
-                "generating an encryption key pair on a vendor SKF token (SKF generates the \
-                 signing pair; import the encryption pair)",
-            ));
+            // GM/T 0016 generates only signing pairs on the device; encryption pairs come
+            // from a KMC in an ENVELOPEDKEYBLOB. The bridge plays the KMC: the pair is made
+            // on the host, enveloped to the container's signing key and imported; the host
+            // copy is zeroized when dropped (docs/skf-bridge.md).
+            if alg != KeyAlg::Sm2 || !self.dev.has_sm2() {
+                return Err(Error::unsupported(format!(
+                    "an {alg:?} encryption key pair on a vendor SKF token (SM2 only, enveloped)"
+                )));
+            }
+            let key = PrivateKey::generate(KeyAlg::Sm2)?;
+            self.import_key(container, KeyUsage::Encrypt, &key, rekey)?;
+            return key.public_key();
         }
         let _g = self.dev.lock();
         let c = self.container_handle(container, false)?;
@@ -746,10 +777,11 @@ impl Application for BridgeApp {
             })?;
             name_list(&buf)
         };
-        // Object files are objects, not files (docs/skf-bridge.md).
+        // Object and container id files are the bridge's, not the caller's
+        // (docs/skf-bridge.md).
         names
             .iter()
-            .filter(|n| object_file_id(n).is_none())
+            .filter(|n| object_file_id(n).is_none() && !n.starts_with(CONTAINER_ID_PREFIX))
             .map(|n| self.file_info(n))
             .collect()
     }
@@ -919,7 +951,39 @@ fn object_file_id(name: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
+/// The file holding a container's id when it is not its name: `ukey.cid.` and 16 hex
+/// digits derived from the name (as key ids are).
+const CONTAINER_ID_PREFIX: &str = "ukey.cid.";
+
+fn container_id_file(name: &str) -> String {
+    format!(
+        "{CONTAINER_ID_PREFIX}{:016x}",
+        derived_id("cid", name, KeyUsage::Sign)
+    )
+}
+
 impl BridgeApp {
+    /// A container's id: its id file's (length-prefixed name, then the id), else its name.
+    fn container_id(&self, name: &str) -> Result<Vec<u8>> {
+        let file = container_id_file(name);
+        let info = match self.file_info(&file) {
+            Ok(i) => i,
+            Err(Error::DeviceRemoved) => return Err(Error::DeviceRemoved),
+            Err(_) => return Ok(name.as_bytes().to_vec()),
+        };
+        let data = self.read_file(&file, 0, info.size)?;
+        match data.split_first() {
+            Some((&n, rest))
+                if rest.len() > usize::from(n) && &rest[..usize::from(n)] == name.as_bytes() =>
+            {
+                Ok(rest[usize::from(n)..].to_vec())
+            }
+            _ => Err(Error::invalid_data(format!(
+                "container id file {file} does not name {name:?}"
+            ))),
+        }
+    }
+
     /// The object files of the application: (file name, object id).
     fn object_files(&self) -> Result<Vec<(String, u64)>> {
         let f = sym!(self.dev.lib, SKF_EnumFiles)?;
