@@ -138,7 +138,15 @@ fn c_program_walks_the_tendering_flow_through_the_skf_bridge() {
     // and the certificate.
     let list = ukey(
         &vendor_conf,
-        &["--json", "--pin", "123456", "container", "list", "--token", "tender"],
+        &[
+            "--json",
+            "--pin",
+            "123456",
+            "container",
+            "list",
+            "--token",
+            "tender",
+        ],
     );
     let v: serde_json::Value = serde_json::from_str(&list).unwrap();
     let c = &v[0];

@@ -244,7 +244,8 @@ pub(crate) fn mechanism_list(slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>>
 /// `CKR_MECHANISM_INVALID`, as the mechanism list says.
 pub(crate) fn vendor_skf_lacks(s: &Session, ty: CK_MECHANISM_TYPE, flag: CK_FLAGS) -> bool {
     s.token.dev_info.backend == token_hal::BackendKind::VendorSkf
-        && mechanism::row(ty).is_some_and(|r| vendor_skf_flags(ty, r.flags).is_none_or(|f| f & flag == 0))
+        && mechanism::row(ty)
+            .is_some_and(|r| vendor_skf_flags(ty, r.flags).is_none_or(|f| f & flag == 0))
 }
 
 /// Whether the slot's token is a vendor SKF library's device (the bridge).

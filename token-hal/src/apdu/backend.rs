@@ -114,7 +114,8 @@ impl super::transport::CardHandler for FileLogged {
     fn process(&mut self, apdu: &[u8]) -> Vec<u8> {
         use std::io::Write;
         let r = self.key.process(apdu);
-        let served: Vec<_> = std::mem::take(&mut *self.log.lock().unwrap_or_else(PoisonError::into_inner));
+        let served: Vec<_> =
+            std::mem::take(&mut *self.log.lock().unwrap_or_else(PoisonError::into_inner));
         let mut text = String::new();
         for s in served {
             let line = serde_json::json!({
