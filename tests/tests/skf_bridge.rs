@@ -591,6 +591,19 @@ fn pkcs11_module_and_cli_on_the_bridge() {
     assert!(pk.verify(&mech, b"another bid", &s).is_err());
 }
 
+/// `ukey` on the soft devices of `conf` only (not a virtual key another test put in pcscd).
+fn ukey_soft(conf: &Path, args: &[&str]) -> String {
+    let out = Command::new(ukey_tests::ukey_bin())
+        .env("UKEY_CONF", conf)
+        .env("UKEY_BACKENDS", "soft")
+        .env_remove("UKEY_DATA_DIR")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ukey {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 const P11_CHILD: &str = "pkcs11_sm2_rsa_sm4_on_the_bridge_child";
 
 /// A vendor data directory with the application "bridged" and a host configuration
@@ -673,7 +686,7 @@ fn pkcs11_tool_key_set_and_test_on_the_bridge() {
     assert!(t.contains("testing key 0 (rsa)"), "{t}");
     // On the vendor's own device: the RSA container (made by the device) and the AES key
     // as an object file.
-    let list = ukey(
+    let list = ukey_soft(
         &vendor_conf,
         &[
             "--json",
@@ -689,7 +702,7 @@ fn pkcs11_tool_key_set_and_test_on_the_bridge() {
         list.contains("\"RSA 2048\"") || list.contains("RSA"),
         "{list}"
     );
-    let files = ukey(
+    let files = ukey_soft(
         &vendor_conf,
         &["--pin", "123456", "file", "list", "--token", "bridged"],
     );
@@ -724,7 +737,7 @@ fn pkcs11_sm2_rsa_sm4_on_the_bridge() {
         );
     }
     // The vendor device itself holds the SM2 container with both pairs and the RSA one.
-    let list = ukey(
+    let list = ukey_soft(
         &vendor_conf,
         &[
             "--json",
@@ -956,4 +969,69 @@ fn pkcs11_sm2_rsa_sm4_on_the_bridge_child() {
     s.logout().unwrap();
     drop(s);
     p11.finalize().unwrap();
+}
+
+/// PKCS#11 on the quirky vendor (an RSA-only device with an 8-byte BOOL and missing
+/// optional symbols): its RSA key pair is listed, and SHA256-RSA-PKCS reaches the vendor's
+/// `SKF_RSASignData` with the DigestInfo built on the host (the shim's canned signature
+/// echoes it; it is not a real signature, so `--test` does not apply to the shim).
+#[test]
+fn pkcs11_tool_on_the_quirky_vendor() {
+    if Command::new("pkcs11-tool").arg("--help").output().is_err() {
+        eprintln!("pkcs11-tool (opensc) not installed; skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = quirky(tmp.path(), "libquirky.so", &[]);
+    let conf = tmp.path().join("ukey.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "data_dir = \"{}\"\n[[skf_library]]\npath = \"{}\"\n",
+            tmp.path().join("data").display(),
+            lib.display()
+        ),
+    )
+    .unwrap();
+    let p11 = |args: &[&str]| {
+        sh(Command::new("pkcs11-tool")
+            .env("UKEY_CONF", &conf)
+            .env_remove("UKEY_DATA_DIR")
+            .env("UKEY_BACKENDS", "skf")
+            .arg("--module")
+            .arg(ukey_tests::pkcs11_lib())
+            .args(args))
+    };
+    let slots = p11(&["-L"]);
+    assert!(
+        slots.contains("rsa key QR0001") && slots.contains("sm2 key QS0001"),
+        "{slots}"
+    );
+    let login = ["--slot-index", "0", "--login", "--pin", "123456"];
+    let mut a = login.to_vec();
+    a.push("-O");
+    let objects = p11(&a);
+    assert!(
+        objects.contains("Private Key Object; RSA") && objects.contains("RSA 2048 bits"),
+        "{objects}"
+    );
+    let msg = tmp.path().join("msg");
+    let sig = tmp.path().join("sig");
+    std::fs::write(&msg, b"bid").unwrap();
+    let mut a = login.to_vec();
+    a.extend_from_slice(&[
+        "--sign",
+        "-m",
+        "SHA256-RSA-PKCS",
+        "-i",
+        msg.to_str().unwrap(),
+        "-o",
+        sig.to_str().unwrap(),
+    ]);
+    p11(&a);
+    let s = std::fs::read(&sig).unwrap();
+    let mut di = hex::decode("3031300d060960864801650304020105000420").unwrap();
+    di.extend_from_slice(&digest(HashAlg::Sha256, b"bid"));
+    assert_eq!(s.len(), 256);
+    assert_eq!(&s[256 - di.len()..], &di[..]);
 }

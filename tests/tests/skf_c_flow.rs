@@ -35,7 +35,8 @@ fn build(src: &str, out: &Path) {
 fn c_program_walks_the_tendering_flow_and_openssl_agrees() {
     let tmp = tempfile::tempdir().unwrap();
     let conf = device_only(tmp.path());
-    walk(tmp.path(), &conf, &[]);
+    // Soft devices only: not a virtual key another test put in pcscd meanwhile.
+    walk(tmp.path(), &conf, &[("UKEY_BACKENDS", "soft")]);
 }
 
 /// The same flow on the virtual USB key, inside the real pcscd through vpcd: SKF over the
@@ -135,8 +136,9 @@ fn c_program_walks_the_tendering_flow_through_the_skf_bridge() {
         ],
     );
     // The vendor's own device holds the application, the container with both key pairs
-    // and the certificate.
-    let list = ukey(
+    // and the certificate. (Its soft devices only: a virtual key that another test put in
+    // pcscd meanwhile may hold an application of the same name.)
+    let list = ukey_soft(
         &vendor_conf,
         &[
             "--json",
@@ -154,6 +156,19 @@ fn c_program_walks_the_tendering_flow_through_the_skf_bridge() {
     assert_eq!(c["sign"]["alg"], "SM2", "{list}");
     assert_eq!(c["sign"]["has_current_cert"], true, "{list}");
     assert_eq!(c["enc"]["alg"], "SM2", "{list}");
+}
+
+/// `ukey` on the soft devices of `conf` only.
+fn ukey_soft(conf: &Path, args: &[&str]) -> String {
+    let out = Command::new(ukey_tests::ukey_bin())
+        .env("UKEY_CONF", conf)
+        .env("UKEY_BACKENDS", "soft")
+        .env_remove("UKEY_DATA_DIR")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ukey {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The tendering flow of tests/c/skf_tender.c with `env`; `dir` holds the work files.
