@@ -34,6 +34,15 @@ pub struct SimArgs {
     /// header, sizes, status word, whether it came in the secure channel (never data).
     #[arg(long, value_name = "FILE")]
     pub apdu_log: Option<PathBuf>,
+    /// Append the raw bytes that crossed the reader to this file, in hex, a line per
+    /// command ("> ") and per response ("< "): the transport's traffic, for tests that
+    /// check what an eavesdropper on PC/SC would see (the PIN never, docs/apdu.md §3).
+    #[arg(long, value_name = "FILE")]
+    pub traffic_log: Option<PathBuf>,
+    /// Say the key cannot be removed (an embedded secure element, not a USB key). It
+    /// always says it is software (DEVICE INFO's form byte, docs/apdu.md).
+    #[arg(long)]
+    pub fixed: bool,
     /// Seconds to wait for vpcd to listen (pcscd starting).
     #[arg(long, default_value_t = 10)]
     pub wait: u64,
@@ -45,6 +54,7 @@ struct Logged {
     log: ServedLog,
     written: usize,
     out: Option<File>,
+    traffic: Option<File>,
 }
 
 impl Logged {
@@ -81,6 +91,10 @@ impl CardHandler for Logged {
     fn process(&mut self, apdu: &[u8]) -> Vec<u8> {
         let r = self.key.process(apdu);
         self.flush_log();
+        if let Some(t) = self.traffic.as_mut() {
+            let _ = writeln!(t, "> {}\n< {}", hex::encode(apdu), hex::encode(&r));
+            let _ = t.flush();
+        }
         r
     }
 }
@@ -96,23 +110,29 @@ pub fn sim(ctx: &Ctx, a: &SimArgs) -> Res<()> {
             tmp.path().to_path_buf()
         }
     };
-    let key = VirtualKey::open(&dir, &a.label, &opts)?;
+    let mut key = VirtualKey::open(&dir, &a.label, &opts)?;
+    key.set_fixed(a.fixed);
     let log = key.log();
-    let out = match &a.apdu_log {
-        Some(p) => Some(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .map_err(|e| CliError(format!("{}: {e}", p.display())))?,
-        ),
-        None => None,
+    let append = |p: &Option<PathBuf>| -> Res<Option<File>> {
+        match p {
+            Some(p) => Ok(Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .map_err(|e| CliError(format!("{}: {e}", p.display())))?,
+            )),
+            None => Ok(None),
+        }
     };
+    let out = append(&a.apdu_log)?;
+    let traffic = append(&a.traffic_log)?;
     let handler = Logged {
         key,
         log,
         written: 0,
         out,
+        traffic,
     };
     let stop = Arc::new(AtomicBool::new(false));
     eprintln!(

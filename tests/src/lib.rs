@@ -70,6 +70,8 @@ fn spawn_sim(
         .arg(state)
         .arg("--apdu-log")
         .arg(log)
+        .arg("--traffic-log")
+        .arg(log.with_extension("traffic"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -151,6 +153,31 @@ impl VirtualKeyInPcscd {
     /// The virtual key's APDU log so far (JSON lines: headers, sizes, status words).
     pub fn served(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The raw bytes that crossed the reader so far (`ukey sim --traffic-log`): hex
+    /// lines, "> " command, "< " response.
+    pub fn traffic(&self) -> String {
+        std::fs::read_to_string(self.log.with_extension("traffic")).unwrap_or_default()
+    }
+
+    /// PIN capture: none of `pins` appears in the bytes that crossed the reader (both
+    /// ways), and commands did cross it. Panics otherwise.
+    pub fn assert_pins_never_crossed(&self, pins: &[&str]) {
+        let traffic = self.traffic();
+        let mut lines = 0;
+        for l in traffic.lines() {
+            let (_, h) = l.split_once(' ').expect("traffic line");
+            let bytes = hex::decode(h).expect("hex traffic");
+            for pin in pins {
+                assert!(
+                    !bytes.windows(pin.len()).any(|w| w == pin.as_bytes()),
+                    "PIN {pin} crossed the reader in clear: {l}"
+                );
+            }
+            lines += 1;
+        }
+        assert!(lines > 20, "too little traffic logged ({lines} lines)");
     }
 
     /// Pulls the key: the simulator stops, as a key taken out of its port.

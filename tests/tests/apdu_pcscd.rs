@@ -139,6 +139,8 @@ fn pkcs11_tool_on_the_virtual_key_through_pcscd() {
         }
     }
     assert!(!open, "the last transaction did not log out");
+    // PIN capture: what crossed the reader never holds the user or the SO PIN.
+    sim.assert_pins_never_crossed(&[PIN, "12345678"]);
 
     // Pulled: its token goes, and the next call answers at once.
     sim.pull();

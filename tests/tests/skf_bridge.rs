@@ -16,7 +16,7 @@ use token_hal::cert::{SelfSignedSpec, self_signed};
 use token_hal::crypto::hash::{HashAlg, digest};
 use token_hal::crypto::{EncMech, KeyAlg, PrivateKey, SignMech, sm2};
 use token_hal::model::{
-    AppParams, BackendKind, KeyRef, KeyUsage, LoginState, Pin, PinType, Rights,
+    AppParams, Attr, BackendKind, KeyRef, KeyUsage, LoginState, Pin, PinType, Rights,
 };
 use token_hal::token::Device;
 use ukey_skf_bridge::{BridgeDevice, SkfBackend, VendorLib, cert_id, key_id};
@@ -244,12 +244,47 @@ fn own_library_through_the_bridge_child() {
     app.delete_file("notes").unwrap();
     assert!(app.file_info("notes").is_err());
 
-    // No generic objects on an SKF token.
+    // Generic objects, each an SKF file: a public one with a sensitive attribute and a
+    // private one; updated (a longer value: the file is made again), read back, listed
+    // with their privacy, not listed as files, deleted.
     assert!(app.list_objects().unwrap().is_empty());
-    assert!(matches!(
-        app.create_object(false, &[]),
-        Err(Error::Unsupported(_))
-    ));
+    let public = app
+        .create_object(
+            false,
+            &[
+                Attr::public(0x0, vec![0, 0, 0, 0, 0, 0, 0, 1]),
+                Attr::public(0x3, b"cert label".to_vec()),
+                Attr::sensitive(0x11, vec![7; 16]),
+            ],
+        )
+        .unwrap();
+    let private = app
+        .create_object(true, &[Attr::public(0x3, b"secret data".to_vec())])
+        .unwrap();
+    assert_ne!(public, private);
+    app.update_object(
+        public,
+        &[Attr::public(0x3, b"a longer label than before".to_vec())],
+    )
+    .unwrap();
+    let rec = app.get_object(public).unwrap();
+    assert!(!rec.private);
+    assert_eq!(
+        rec.get(0x3).unwrap().value.as_slice(),
+        b"a longer label than before"
+    );
+    assert_eq!(rec.get(0x11).unwrap().value.as_slice(), [7; 16]);
+    assert!(rec.get(0x11).unwrap().sensitive);
+    let all = app.list_objects().unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all.iter().any(|o| o.id == private && o.private));
+    assert!(
+        app.list_files().unwrap().is_empty(),
+        "object files are not files"
+    );
+    app.delete_object(private).unwrap();
+    assert!(app.get_object(private).is_err());
+    assert_eq!(app.list_objects().unwrap().len(), 1);
 
     // An RSA container: the bridge builds the DigestInfo, the token pads and signs.
     app.create_container("rsa", None).unwrap();
@@ -273,7 +308,17 @@ fn own_library_through_the_bridge_child() {
         Err(Error::NotLoggedIn)
     ));
     app.delete_container("bid").unwrap_err(); // needs login
+    // Logged out: the public object only, its sensitive value blanked; no private object
+    // can be made.
+    let objs = app.list_objects().unwrap();
+    assert_eq!(objs.len(), 1);
+    assert!(objs[0].get(0x11).unwrap().value.is_empty());
+    assert!(matches!(
+        app.create_object(true, &[]),
+        Err(Error::NotLoggedIn)
+    ));
     app.verify_pin(PinType::User, &Pin::from("123456")).unwrap();
+    app.delete_object(objs[0].id).unwrap();
     app.delete_container("bid").unwrap();
     assert!(app.list_containers().unwrap().is_empty());
     println!("bridge walk done");
@@ -544,4 +589,449 @@ fn pkcs11_module_and_cli_on_the_bridge() {
     let s = std::fs::read(&sig).unwrap();
     pk.verify(&mech, b"bid through the bridge", &s).unwrap();
     assert!(pk.verify(&mech, b"another bid", &s).is_err());
+}
+
+/// `ukey` on the soft devices of `conf` only (not a virtual key another test put in pcscd).
+fn ukey_soft(conf: &Path, args: &[&str]) -> String {
+    let out = Command::new(ukey_tests::ukey_bin())
+        .env("UKEY_CONF", conf)
+        .env("UKEY_BACKENDS", "soft")
+        .env_remove("UKEY_DATA_DIR")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ukey {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const P11_CHILD: &str = "pkcs11_sm2_rsa_sm4_on_the_bridge_child";
+
+/// A vendor data directory with the application "bridged" and a host configuration
+/// bridging ukey's own libukey_skf.so (the test mode) with `UKEY_BACKENDS=skf`: returns
+/// (vendor config, host config, environment for the host's processes).
+fn bridged_host(tmp: &Path) -> (PathBuf, PathBuf, Vec<(String, String)>) {
+    let b = tmp.join("b");
+    std::fs::create_dir(&b).unwrap();
+    let vendor_conf = with_app(&b, "bridged");
+    let host_conf = tmp.join("host.toml");
+    std::fs::write(
+        &host_conf,
+        format!(
+            "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n[[skf_library]]\npath = \"{}\"\n",
+            tmp.join("host-data").display(),
+            skf_lib().display()
+        ),
+    )
+    .unwrap();
+    let env = vec![
+        ("UKEY_CONF".to_owned(), host_conf.display().to_string()),
+        (
+            ukey_skf_bridge::SELF_TEST_ENV.to_owned(),
+            b.join("data").display().to_string(),
+        ),
+        ("UKEY_BACKENDS".to_owned(), "skf".to_owned()),
+    ];
+    (vendor_conf, host_conf, env)
+}
+
+/// `pkcs11-tool` on the bridge: an RSA-2048 pair generated by the vendor device, an AES
+/// key (an object file), and `--test --login` with no errors (it skips RSA decryption,
+/// which the bridged slot does not advertise). The vendor's own device then holds the
+/// container and the object file.
+#[test]
+fn pkcs11_tool_key_set_and_test_on_the_bridge() {
+    if Command::new("pkcs11-tool").arg("--help").output().is_err() {
+        eprintln!("pkcs11-tool (opensc) not installed; skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (vendor_conf, _, env) = bridged_host(tmp.path());
+    let p11 = |args: &[&str]| {
+        let mut c = Command::new("pkcs11-tool");
+        c.env_remove("UKEY_DATA_DIR")
+            .arg("--module")
+            .arg(ukey_tests::pkcs11_lib())
+            .args(["--login", "--pin", "123456"])
+            .args(args);
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        let t = sh(&mut c);
+        assert!(
+            !t.contains("ERR:") && !t.contains("error:"),
+            "{args:?}: {t}"
+        );
+        t
+    };
+    p11(&[
+        "--keypairgen",
+        "--key-type",
+        "rsa:2048",
+        "--id",
+        "01",
+        "--label",
+        "rsa",
+    ]);
+    p11(&[
+        "--keygen",
+        "--key-type",
+        "AES:32",
+        "--id",
+        "03",
+        "--label",
+        "aes",
+    ]);
+    let t = p11(&["--test"]);
+    assert!(t.contains("No errors"), "{t}");
+    assert!(t.contains("testing key 0 (rsa)"), "{t}");
+    // On the vendor's own device: the RSA container (made by the device) and the AES key
+    // as an object file.
+    let list = ukey_soft(
+        &vendor_conf,
+        &[
+            "--json",
+            "--pin",
+            "123456",
+            "container",
+            "list",
+            "--token",
+            "bridged",
+        ],
+    );
+    assert!(
+        list.contains("\"RSA 2048\"") || list.contains("RSA"),
+        "{list}"
+    );
+    let files = ukey_soft(
+        &vendor_conf,
+        &["--pin", "123456", "file", "list", "--token", "bridged"],
+    );
+    assert!(files.contains("ukey.obj."), "{files}");
+    assert!(files.contains("ukey.cid."), "the container id 01: {files}");
+}
+
+/// The SM2/RSA/SM4 part of the PKCS#11 tests through libukey_pkcs11.so over the bridge:
+/// key pairs generated (SM2 signing and RSA by the vendor device, the SM2 encryption pair
+/// enveloped to it), SM2 sign/verify and encrypt/decrypt, RSA PKCS#1 v1.5 sign/verify
+/// (RSA decryption refused as not offered), an SM4 key with CBC encrypt/decrypt, a data
+/// object and a CA certificate object, all found again by a second process.
+#[test]
+fn pkcs11_sm2_rsa_sm4_on_the_bridge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (vendor_conf, _, env) = bridged_host(tmp.path());
+    for stage in ["make", "reopen"] {
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.env_remove("UKEY_DATA_DIR")
+            .env("UKEY_TEST_CHILD", P11_CHILD)
+            .env("P11_STAGE", stage)
+            .args(["--exact", P11_CHILD, "--nocapture", "--test-threads", "1"]);
+        for (k, v) in &env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{stage}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The vendor device itself holds the SM2 container with both pairs and the RSA one.
+    let list = ukey_soft(
+        &vendor_conf,
+        &[
+            "--json",
+            "--pin",
+            "123456",
+            "container",
+            "list",
+            "--token",
+            "bridged",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let by = |n: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("{n}: {list}"))
+            .clone()
+    };
+    let sm2 = by("sm2");
+    assert_eq!(
+        (&sm2["sign"]["alg"], &sm2["enc"]["alg"]),
+        (&"SM2".into(), &"SM2".into()),
+        "{list}"
+    );
+    assert!(
+        by("rsa")["sign"]["alg"]
+            .as_str()
+            .unwrap()
+            .starts_with("RSA"),
+        "{list}"
+    );
+}
+
+#[test]
+fn pkcs11_sm2_rsa_sm4_on_the_bridge_child() {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::mechanism::{Mechanism, MechanismType, vendor_defined::VendorDefinedMechanism};
+    use cryptoki::object::{Attribute, AttributeType, ObjectClass};
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    if !is_child(P11_CHILD) {
+        return;
+    }
+    const SM2_PARAMS: [u8; 10] = [0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d];
+    let vendor = |m: u64| {
+        Mechanism::VendorDefined(VendorDefinedMechanism::new::<()>(
+            MechanismType::new_vendor_defined(m).unwrap(),
+            None,
+        ))
+    };
+    let p11 = Pkcs11::new(ukey_tests::pkcs11_lib()).unwrap();
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = p11
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| p11.get_token_info(*s).unwrap().label() == "bridged")
+        .expect("the bridged token");
+    let s = p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new("123456".into())))
+        .unwrap();
+    let find = |label: &str, class: ObjectClass| {
+        let found = s
+            .find_objects(&[
+                Attribute::Label(label.as_bytes().to_vec()),
+                Attribute::Class(class),
+            ])
+            .unwrap();
+        assert_eq!(found.len(), 1, "{label} {class:?}");
+        found[0]
+    };
+    let msg = b"bid for lot 7 through PKCS#11 and the bridge";
+    if std::env::var("P11_STAGE").as_deref() == Ok("make") {
+        // SM2 signing pair, generated by the vendor device.
+        s.generate_key_pair(
+            &vendor(0x8000_8001),
+            &[
+                Attribute::Token(true),
+                Attribute::EcParams(SM2_PARAMS.to_vec()),
+                Attribute::Verify(true),
+                Attribute::Id(b"sm2".to_vec()),
+                Attribute::Label(b"sm2".to_vec()),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Sign(true),
+                Attribute::Id(b"sm2".to_vec()),
+                Attribute::Label(b"sm2".to_vec()),
+            ],
+        )
+        .unwrap();
+        // SM2 encryption pair into the same container (CKA_ID), enveloped to it.
+        s.generate_key_pair(
+            &vendor(0x8000_8001),
+            &[
+                Attribute::Token(true),
+                Attribute::EcParams(SM2_PARAMS.to_vec()),
+                Attribute::Encrypt(true),
+                Attribute::Id(b"sm2".to_vec()),
+                Attribute::Label(b"sm2-enc".to_vec()),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Decrypt(true),
+                Attribute::Id(b"sm2".to_vec()),
+                Attribute::Label(b"sm2-enc".to_vec()),
+            ],
+        )
+        .unwrap();
+        // RSA-2048 by the device; an SM4 key; a data object; a CA certificate object.
+        s.generate_key_pair(
+            &Mechanism::RsaPkcsKeyPairGen,
+            &[
+                Attribute::Token(true),
+                Attribute::ModulusBits(2048.into()),
+                Attribute::Verify(true),
+                Attribute::Encrypt(true),
+                Attribute::Label(b"rsa".to_vec()),
+                Attribute::Id(b"rsa".to_vec()),
+            ],
+            &[
+                Attribute::Token(true),
+                Attribute::Sign(true),
+                Attribute::Label(b"rsa".to_vec()),
+                Attribute::Id(b"rsa".to_vec()),
+            ],
+        )
+        .unwrap();
+        s.generate_key(
+            &vendor(0x8000_0107),
+            &[
+                Attribute::Token(true),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Label(b"sm4".to_vec()),
+            ],
+        )
+        .unwrap();
+        s.create_object(&[
+            Attribute::Class(ObjectClass::DATA),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Label(b"note".to_vec()),
+            Attribute::Application(b"bids".to_vec()),
+            Attribute::Value(b"lot 7 reserve price".to_vec()),
+        ])
+        .unwrap();
+        let (_, ca) = sm2_key();
+        let spec = SelfSignedSpec::new("bridge CA", KeyUsage::Sign);
+        let der = self_signed(&ca.public_key().unwrap(), &spec, |m, tbs| ca.sign(m, tbs)).unwrap();
+        s.create_object(&[
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::CertificateType(cryptoki::object::CertificateType::X_509),
+            Attribute::Token(true),
+            Attribute::Label(b"ca".to_vec()),
+            Attribute::Subject(b"\x30\x00".to_vec()),
+            Attribute::Value(der),
+        ])
+        .unwrap();
+    }
+    // Every object is found (in the second process: read back from the vendor device).
+    let spk = find("sm2", ObjectClass::PUBLIC_KEY);
+    let ssk = find("sm2", ObjectClass::PRIVATE_KEY);
+    let epk = find("sm2-enc", ObjectClass::PUBLIC_KEY);
+    let esk = find("sm2-enc", ObjectClass::PRIVATE_KEY);
+    let rpk = find("rsa", ObjectClass::PUBLIC_KEY);
+    let rsk = find("rsa", ObjectClass::PRIVATE_KEY);
+    let sm4 = find("sm4", ObjectClass::SECRET_KEY);
+    let note = find("note", ObjectClass::DATA);
+    let ca = find("ca", ObjectClass::CERTIFICATE);
+
+    // SM2: SM3-with-Z signature and verification; SM2 encryption and decryption.
+    let sig = s.sign(&vendor(0x8000_8100), ssk, msg).unwrap();
+    s.verify(&vendor(0x8000_8100), spk, msg, &sig).unwrap();
+    assert!(
+        s.verify(&vendor(0x8000_8100), spk, b"another bid", &sig)
+            .is_err()
+    );
+    let ct = s
+        .encrypt(&vendor(0x8000_8200), epk, b"sixteen byte key")
+        .unwrap();
+    assert_eq!(
+        s.decrypt(&vendor(0x8000_8200), esk, &ct).unwrap(),
+        b"sixteen byte key"
+    );
+    // RSA: PKCS#1 v1.5 with SHA-256; decryption is not offered on a vendor SKF token.
+    let rsig = s.sign(&Mechanism::Sha256RsaPkcs, rsk, msg).unwrap();
+    assert_eq!(rsig.len(), 256);
+    s.verify(&Mechanism::Sha256RsaPkcs, rpk, msg, &rsig)
+        .unwrap();
+    assert!(
+        s.verify(&Mechanism::Sha256RsaPkcs, rpk, b"x", &rsig)
+            .is_err()
+    );
+    let rct = s.encrypt(&Mechanism::RsaPkcs, rpk, b"k").unwrap();
+    match s.decrypt(&Mechanism::RsaPkcs, rsk, &rct) {
+        Err(cryptoki::error::Error::Pkcs11(rv, _)) => {
+            assert_eq!(rv, cryptoki::error::RvError::MechanismInvalid)
+        }
+        other => panic!("{other:?}"),
+    }
+    // SM4-CBC with the token's SM4 key.
+    let iv = [7u8; 16];
+    let cbc = Mechanism::VendorDefined(VendorDefinedMechanism::new(
+        MechanismType::new_vendor_defined(0x8000_0109).unwrap(),
+        Some(&iv),
+    ));
+    let plain = [0x42u8; 48];
+    let sct = s.encrypt(&cbc, sm4, &plain).unwrap();
+    assert_eq!(sct.len(), 48);
+    assert_ne!(&sct[..], &plain[..]);
+    assert_eq!(s.decrypt(&cbc, sm4, &sct).unwrap(), plain);
+    // The data object and the certificate read back.
+    let v = s.get_attributes(note, &[AttributeType::Value]).unwrap();
+    assert_eq!(v[0], Attribute::Value(b"lot 7 reserve price".to_vec()));
+    let v = s.get_attributes(ca, &[AttributeType::Value]).unwrap();
+    assert!(matches!(&v[0], Attribute::Value(d) if d.len() > 100));
+    if std::env::var("P11_STAGE").as_deref() == Ok("reopen") {
+        s.destroy_object(note).unwrap();
+        assert!(
+            s.find_objects(&[Attribute::Label(b"note".to_vec())])
+                .unwrap()
+                .is_empty()
+        );
+    }
+    s.logout().unwrap();
+    drop(s);
+    p11.finalize().unwrap();
+}
+
+/// PKCS#11 on the quirky vendor (an RSA-only device with an 8-byte BOOL and missing
+/// optional symbols): its RSA key pair is listed, and SHA256-RSA-PKCS reaches the vendor's
+/// `SKF_RSASignData` with the DigestInfo built on the host (the shim's canned signature
+/// echoes it; it is not a real signature, so `--test` does not apply to the shim).
+#[test]
+fn pkcs11_tool_on_the_quirky_vendor() {
+    if Command::new("pkcs11-tool").arg("--help").output().is_err() {
+        eprintln!("pkcs11-tool (opensc) not installed; skipped");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = quirky(tmp.path(), "libquirky.so", &[]);
+    let conf = tmp.path().join("ukey.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "data_dir = \"{}\"\n[[skf_library]]\npath = \"{}\"\n",
+            tmp.path().join("data").display(),
+            lib.display()
+        ),
+    )
+    .unwrap();
+    let p11 = |args: &[&str]| {
+        sh(Command::new("pkcs11-tool")
+            .env("UKEY_CONF", &conf)
+            .env_remove("UKEY_DATA_DIR")
+            .env("UKEY_BACKENDS", "skf")
+            .arg("--module")
+            .arg(ukey_tests::pkcs11_lib())
+            .args(args))
+    };
+    let slots = p11(&["-L"]);
+    assert!(
+        slots.contains("rsa key QR0001") && slots.contains("sm2 key QS0001"),
+        "{slots}"
+    );
+    let login = ["--slot-index", "0", "--login", "--pin", "123456"];
+    let mut a = login.to_vec();
+    a.push("-O");
+    let objects = p11(&a);
+    assert!(
+        objects.contains("Private Key Object; RSA") && objects.contains("RSA 2048 bits"),
+        "{objects}"
+    );
+    let msg = tmp.path().join("msg");
+    let sig = tmp.path().join("sig");
+    std::fs::write(&msg, b"bid").unwrap();
+    let mut a = login.to_vec();
+    a.extend_from_slice(&[
+        "--sign",
+        "-m",
+        "SHA256-RSA-PKCS",
+        "-i",
+        msg.to_str().unwrap(),
+        "-o",
+        sig.to_str().unwrap(),
+    ]);
+    p11(&a);
+    let s = std::fs::read(&sig).unwrap();
+    let mut di = hex::decode("3031300d060960864801650304020105000420").unwrap();
+    di.extend_from_slice(&digest(HashAlg::Sha256, b"bid"));
+    assert_eq!(s.len(), 256);
+    assert_eq!(&s[256 - di.len()..], &di[..]);
 }

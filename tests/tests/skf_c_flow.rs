@@ -35,7 +35,8 @@ fn build(src: &str, out: &Path) {
 fn c_program_walks_the_tendering_flow_and_openssl_agrees() {
     let tmp = tempfile::tempdir().unwrap();
     let conf = device_only(tmp.path());
-    walk(tmp.path(), &conf, &[]);
+    // Soft devices only: not a virtual key another test put in pcscd meanwhile.
+    walk(tmp.path(), &conf, &[("UKEY_BACKENDS", "soft")]);
 }
 
 /// The same flow on the virtual USB key, inside the real pcscd through vpcd: SKF over the
@@ -57,6 +58,117 @@ fn c_program_walks_the_tendering_flow_on_the_virtual_key_through_pcscd() {
         served.contains(r#""header":"80510000""#),
         "the card decrypted: {served}"
     );
+    sim.assert_pins_never_crossed(&["123456", "12345678"]);
+}
+
+/// The same flow over the HID report framing: the virtual key behind the HID loopback link
+/// (`[apdu] hid_loopback`), served inside the C program's own process, its state and its
+/// served log (token_hal::apdu::backend::SERVED_LOG_FILE) in its directory.
+#[test]
+fn c_program_walks_the_tendering_flow_on_the_virtual_key_over_hid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let conf = conf(tmp.path());
+    let card = tmp.path().join("hidcard");
+    let mut text = std::fs::read_to_string(&conf).unwrap();
+    text.push_str(&format!(
+        "[apdu]\nhid_loopback = [\"{}\"]\n",
+        card.display()
+    ));
+    std::fs::write(&conf, text).unwrap();
+    walk(tmp.path(), &conf, &[("UKEY_BACKENDS", "hid")]);
+    let served = std::fs::read_to_string(card.join(token_hal::apdu::backend::SERVED_LOG_FILE))
+        .unwrap_or_default();
+    let lines: Vec<serde_json::Value> = served
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |ins: &str| {
+        lines
+            .iter()
+            .any(|l| l["secure"] == true && l["header"].as_str().unwrap()[2..4] == *ins)
+    };
+    // Application made, PIN verified, key generated, certificate imported, signed and
+    // decrypted (the encryption pair's import and the session key), all by the key.
+    for (ins, what) in [
+        ("31", "create application"),
+        ("20", "verify PIN"),
+        ("43", "generate"),
+        ("46", "import certificate"),
+        ("50", "sign"),
+        ("51", "decrypt"),
+    ] {
+        assert!(has(ins), "the key did not serve {what}: {served}");
+    }
+}
+
+/// The same flow through the vendor-SKF bridge: libukey_skf.so whose only backend is the
+/// bridge (`UKEY_BACKENDS=skf`), the "vendor" library of `[[skf_library]]` being a copy of
+/// libukey_skf.so in the bridge's test mode, serving the soft device of a data directory
+/// of its own. That device then holds what the C program made through the bridge.
+#[test]
+fn c_program_walks_the_tendering_flow_through_the_skf_bridge() {
+    let tmp = tempfile::tempdir().unwrap();
+    let vendor_dir = tmp.path().join("vendor");
+    std::fs::create_dir(&vendor_dir).unwrap();
+    let vendor_conf = device_only(&vendor_dir);
+    // A copy: the process's own libukey_skf.so cannot also be its vendor library.
+    let vendor_lib = vendor_dir.join("libukey_skf.so");
+    std::fs::copy(skf_lib(), &vendor_lib).unwrap();
+    let host = tmp.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    let host_conf = conf(&host);
+    let mut text = std::fs::read_to_string(&host_conf).unwrap();
+    text.push_str(&format!(
+        "[[skf_library]]\npath = \"{}\"\n",
+        vendor_lib.display()
+    ));
+    std::fs::write(&host_conf, text).unwrap();
+    let vendor_data = vendor_dir.join("data");
+    walk(
+        &host,
+        &host_conf,
+        &[
+            ("UKEY_BACKENDS", "skf"),
+            (
+                ukey_skf_bridge::SELF_TEST_ENV,
+                vendor_data.to_str().unwrap(),
+            ),
+        ],
+    );
+    // The vendor's own device holds the application, the container with both key pairs
+    // and the certificate. (Its soft devices only: a virtual key that another test put in
+    // pcscd meanwhile may hold an application of the same name.)
+    let list = ukey_soft(
+        &vendor_conf,
+        &[
+            "--json",
+            "--pin",
+            "123456",
+            "container",
+            "list",
+            "--token",
+            "tender",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let c = &v[0];
+    assert_eq!(c["name"], "bidder", "{list}");
+    assert_eq!(c["sign"]["alg"], "SM2", "{list}");
+    assert_eq!(c["sign"]["has_current_cert"], true, "{list}");
+    assert_eq!(c["enc"]["alg"], "SM2", "{list}");
+}
+
+/// `ukey` on the soft devices of `conf` only.
+fn ukey_soft(conf: &Path, args: &[&str]) -> String {
+    let out = Command::new(ukey_tests::ukey_bin())
+        .env("UKEY_CONF", conf)
+        .env("UKEY_BACKENDS", "soft")
+        .env_remove("UKEY_DATA_DIR")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "ukey {args:?}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// The tendering flow of tests/c/skf_tender.c with `env`; `dir` holds the work files.

@@ -173,6 +173,10 @@ pub struct DeviceInfo {
     pub free_space: u64,
     /// Whether it can be pulled out (USB keys) or not (soft devices).
     pub removable: bool,
+    /// Whether it is a hardware device (a USB key, a card), as opposed to a token
+    /// implemented in software (the soft token, a virtual key that says it is one).
+    #[serde(default)]
+    pub hardware: bool,
     /// Backend kind.
     pub backend: BackendKind,
 }

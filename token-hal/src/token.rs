@@ -116,6 +116,18 @@ pub trait Application: Send + Sync {
         key: &PrivateKey,
         rekey: bool,
     ) -> Result<KeyId>;
+    /// Imports an SM2 encryption key pair delivered as a GM/T 0016 ENVELOPEDKEYBLOB (its
+    /// bytes, already checked by the caller), unwrapped by the device itself with the
+    /// container's signing key; an existing encryption pair is replaced. For devices that
+    /// cannot decrypt with a signing key on the host's behalf but take the blob whole (a
+    /// vendor SKF library). The default is `Unsupported`: the caller then unwraps on the
+    /// host with [`Application::decrypt`] and calls [`Application::import_key`].
+    fn import_enveloped_key(&self, container: &str, blob: &[u8]) -> Result<KeyId> {
+        let _ = (container, blob);
+        Err(crate::Error::unsupported(
+            "importing an enveloped key blob whole",
+        ))
+    }
     /// Deletes one key pair of a container (active or retired) with its certificates;
     /// the container stays. What PKCS#11 `C_DestroyObject` of a container key does.
     /// Needs user login.

@@ -92,7 +92,8 @@ fn the_whole_model_through_the_card() {
         let dev = ApduDevice::new(wire.clone(), caps, None);
         let info = dev.info().unwrap();
         assert_eq!(info.backend, token_hal::BackendKind::Apdu);
-        assert!(info.removable);
+        // The virtual key says what it is (DEVICE INFO's form byte): software, removable.
+        assert!(info.removable && !info.hardware);
         // Creating an application needs device authentication.
         let p = AppParams::new(Pin::from("12345678"), Some(Pin::from("123456")));
         assert!(matches!(
@@ -369,4 +370,85 @@ fn backend_tracks_present_cards() {
     assert_eq!(opens, 1, "one secure channel for both scans");
     wire.present.store(false, Ordering::SeqCst);
     assert!(backend.devices().unwrap().is_empty());
+}
+
+/// A [`HidLink`] that records every 64-byte report both ways: the traffic log of the HID
+/// transport.
+struct RecordingLink {
+    inner: token_hal::apdu::hid::LoopbackHidLink,
+    reports: Arc<Mutex<Vec<token_hal::apdu::hid::Report>>>,
+}
+
+impl token_hal::apdu::hid::HidLink for RecordingLink {
+    fn id(&self) -> String {
+        self.inner.id()
+    }
+    fn write_report(&mut self, report: &token_hal::apdu::hid::Report) -> token_hal::Result<()> {
+        self.reports.lock().unwrap().push(*report);
+        self.inner.write_report(report)
+    }
+    fn read_report(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> token_hal::Result<Option<token_hal::apdu::hid::Report>> {
+        let r = self.inner.read_report(timeout)?;
+        if let Some(r) = &r {
+            self.reports.lock().unwrap().push(*r);
+        }
+        Ok(r)
+    }
+}
+
+/// PIN capture over the HID framing: every report that crossed the link (both ways) is
+/// logged while the PINs are set, verified (wrong and right), changed and unblocked; no
+/// PIN's bytes appear in the log, though the PIN commands did cross it (encrypted).
+#[test]
+fn pins_never_cross_the_hid_reports_in_clear() {
+    use token_hal::apdu::hid::{HidTransport, LoopbackHidLink};
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = SoftOptions {
+        kdf_iterations: 1000,
+        ..SoftOptions::default()
+    };
+    let key = VirtualKey::open(tmp.path(), "hid key", &opts).unwrap();
+    let log = key.log();
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let link = RecordingLink {
+        inner: LoopbackHidLink::new("hid-recorded", Box::new(key)),
+        reports: reports.clone(),
+    };
+    let dev = ApduDevice::new(Arc::new(HidTransport::new(link)), LinkCaps::EXTENDED, None);
+    let (so, user, user2, user3) = ("86204517", "731946", "552093", "640871");
+    dev.authenticate_with_key(DEFAULT_DEV_AUTH_KEY).unwrap();
+    let p = AppParams::new(Pin::from(so), Some(Pin::from(user)));
+    dev.create_app("bids", &p).unwrap();
+    let app = dev.open_app("bids").unwrap();
+    assert!(matches!(
+        app.verify_pin(PinType::User, &Pin::from("000000")),
+        Err(Error::PinIncorrect { .. })
+    ));
+    app.verify_pin(PinType::User, &Pin::from(user)).unwrap();
+    app.change_pin(PinType::User, &Pin::from(user), &Pin::from(user2))
+        .unwrap();
+    app.unblock_pin(&Pin::from(so), &Pin::from(user3)).unwrap();
+    app.verify_pin(PinType::User, &Pin::from(user3)).unwrap();
+    app.verify_pin(PinType::Admin, &Pin::from(so)).unwrap();
+
+    let reports = reports.lock().unwrap();
+    assert!(reports.len() > 20, "{} reports", reports.len());
+    let bytes: Vec<u8> = reports.iter().flatten().copied().collect();
+    for pin in [so, user, user2, user3] {
+        assert!(
+            !bytes.windows(pin.len()).any(|w| w == pin.as_bytes()),
+            "PIN {pin} in clear in the HID reports"
+        );
+    }
+    // The PIN commands reached the key, inside the secure channel.
+    let served = log.lock().unwrap();
+    for i in [ins::VERIFY_PIN, ins::CHANGE_PIN, ins::UNBLOCK_PIN] {
+        assert!(
+            served.iter().any(|s| s.secure && s.header[1] == i),
+            "INS {i:02X} not served"
+        );
+    }
 }

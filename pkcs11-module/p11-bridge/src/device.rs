@@ -41,12 +41,12 @@ impl Device for P11Device {
             .ctx
             .get_token_info(self.slot)
             .map_err(p11_error)?;
-        let removable = self
+        let (removable, hardware) = self
             .module
             .ctx
             .get_slot_info(self.slot)
-            .map(|s| s.removable_device())
-            .unwrap_or(true);
+            .map(|s| (s.removable_device(), s.hardware_slot()))
+            .unwrap_or((true, true));
         let label = t.label().trim().to_owned();
         let serial = t.serial_number().trim().to_owned();
         let mem = |v: Option<usize>| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
@@ -63,6 +63,7 @@ impl Device for P11Device {
             total_space: mem(t.total_public_memory()).saturating_add(mem(t.total_private_memory())),
             free_space: mem(t.free_public_memory()).saturating_add(mem(t.free_private_memory())),
             removable,
+            hardware,
             backend: BackendKind::Pkcs11,
         })
     }

@@ -375,7 +375,15 @@ pub(crate) fn crypt_init(
             return Err(Error(CKR_OPERATION_ACTIVE));
         }
     }
-    if !m.compat.allows(mech.ty) || crate::mechanism::row(mech.ty).is_none() {
+    let flag = if dir == Direction::Encrypt {
+        CKF_ENCRYPT
+    } else {
+        CKF_DECRYPT
+    };
+    if !m.compat.allows(mech.ty)
+        || crate::mechanism::row(mech.ty).is_none()
+        || crate::api::general::vendor_skf_lacks(&s, mech.ty, flag)
+    {
         return Err(Error(CKR_MECHANISM_INVALID));
     }
     let usage = if dir == Direction::Encrypt {
@@ -887,7 +895,11 @@ pub(crate) fn sign_init(
             return Err(Error(CKR_OPERATION_ACTIVE));
         }
     }
-    if !m.compat.allows(mech.ty) || crate::mechanism::row(mech.ty).is_none() {
+    let flag = if verify { CKF_VERIFY } else { CKF_SIGN };
+    if !m.compat.allows(mech.ty)
+        || crate::mechanism::row(mech.ty).is_none()
+        || crate::api::general::vendor_skf_lacks(&s, mech.ty, flag)
+    {
         return Err(Error(CKR_MECHANISM_INVALID));
     }
     let usage = if verify { CKA_VERIFY } else { CKA_SIGN };

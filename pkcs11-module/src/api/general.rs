@@ -127,7 +127,10 @@ pub(crate) fn slot_info(id: CK_SLOT_ID) -> Result<CK_SLOT_INFO> {
     let t = m.token(id)?;
     let info = &t.dev_info;
     if info.removable {
-        flags |= CKF_REMOVABLE_DEVICE | CKF_HW_SLOT;
+        flags |= CKF_REMOVABLE_DEVICE;
+    }
+    if info.hardware {
+        flags |= CKF_HW_SLOT;
     }
     Ok(CK_SLOT_INFO {
         slotDescription: pad(&format!("{} {}", info.label, info.serial)),
@@ -239,11 +242,59 @@ pub(crate) fn mechanism_list(slot: CK_SLOT_ID) -> Result<Vec<CK_MECHANISM_TYPE>>
         return Err(Error(CKR_SLOT_ID_INVALID));
     }
     let card = on_card(&m, slot);
+    let vendor = on_vendor_skf(&m, slot);
     Ok(mechanism::TABLE
         .iter()
+        .filter(|r| {
+            m.compat.allows(r.ty)
+                && !(card && card_lacks(r.ty))
+                && !(vendor && vendor_skf_flags(r.ty, r.flags).is_none())
+        })
         .map(|r| r.ty)
-        .filter(|t| m.compat.allows(*t) && !(card && card_lacks(*t)))
         .collect())
+}
+
+/// Whether the session's token is a vendor SKF device that does not offer `ty` for the
+/// operation `flag` (`CKF_SIGN`, `CKF_DECRYPT`, ...): its `C_*Init` then answers
+/// `CKR_MECHANISM_INVALID`, as the mechanism list says.
+pub(crate) fn vendor_skf_lacks(s: &Session, ty: CK_MECHANISM_TYPE, flag: CK_FLAGS) -> bool {
+    s.token.dev_info.backend == token_hal::BackendKind::VendorSkf
+        && mechanism::row(ty)
+            .is_some_and(|r| vendor_skf_flags(ty, r.flags).is_none_or(|f| f & flag == 0))
+}
+
+/// Whether the slot's token is a vendor SKF library's device (the bridge).
+fn on_vendor_skf(m: &state::Module, slot: CK_SLOT_ID) -> bool {
+    m.token(slot)
+        .is_ok_and(|t| t.dev_info.backend == token_hal::BackendKind::VendorSkf)
+}
+
+/// What a vendor SKF device behind the bridge offers of a mechanism (docs/skf-bridge.md):
+/// its private keys are SM2 and RSA-1024/2048 in containers, and GM/T 0016 signs with
+/// them (SM2 over e, RSA PKCS#1 v1.5 over a DigestInfo) and decrypts SM2 only; no raw RSA,
+/// PSS or OAEP with the private key, no RSA decryption, no EC P-256 key, no key agreement.
+/// Operations with public keys and secret keys run on the host and stay. None: not offered.
+pub(crate) fn vendor_skf_flags(ty: CK_MECHANISM_TYPE, flags: CK_FLAGS) -> Option<CK_FLAGS> {
+    match ty {
+        CKM_RSA_X_509
+        | CKM_EC_KEY_PAIR_GEN
+        | CKM_ECDH1_DERIVE
+        | mechanism::vendor::CKM_UKEY_SM2_KEY_EXCHANGE => None,
+        CKM_RSA_PKCS | CKM_RSA_PKCS_OAEP => Some(flags & !(CKF_DECRYPT | CKF_UNWRAP)),
+        CKM_RSA_PKCS_PSS
+        | CKM_SHA1_RSA_PKCS_PSS
+        | CKM_SHA224_RSA_PKCS_PSS
+        | CKM_SHA256_RSA_PKCS_PSS
+        | CKM_SHA384_RSA_PKCS_PSS
+        | CKM_SHA512_RSA_PKCS_PSS
+        | CKM_ECDSA
+        | CKM_ECDSA_SHA1
+        | CKM_ECDSA_SHA224
+        | CKM_ECDSA_SHA256
+        | CKM_ECDSA_SHA384
+        | CKM_ECDSA_SHA512 => Some(flags & !CKF_SIGN),
+        _ => Some(flags),
+    }
 }
 
 /// Whether the slot's token keeps its keys on a device (a card or a bridged library).
@@ -270,10 +321,17 @@ pub(crate) fn mechanism_info(slot: CK_SLOT_ID, ty: CK_MECHANISM_TYPE) -> Result<
     let r = mechanism::row(ty)
         .filter(|_| m.compat.allows(ty) && !(on_card(&m, slot) && card_lacks(ty)))
         .ok_or(Error(CKR_MECHANISM_INVALID))?;
+    let (mut max, mut flags) = (r.max, r.flags);
+    if on_vendor_skf(&m, slot) {
+        flags = vendor_skf_flags(ty, flags).ok_or(Error(CKR_MECHANISM_INVALID))?;
+        if ty == CKM_RSA_PKCS_KEY_PAIR_GEN {
+            max = max.min(2048);
+        }
+    }
     Ok(CK_MECHANISM_INFO {
         ulMinKeySize: r.min,
-        ulMaxKeySize: r.max,
-        flags: r.flags,
+        ulMaxKeySize: max,
+        flags,
     })
 }
 

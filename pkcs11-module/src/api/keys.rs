@@ -122,6 +122,7 @@ pub(crate) fn generate_key_pair(
     let s = m.session(h)?;
     if !m.compat.allows(mech.ty)
         || (crate::landing::on_device(&s) && crate::api::general::card_lacks(mech.ty))
+        || crate::api::general::vendor_skf_lacks(&s, mech.ty, CKF_GENERATE_KEY_PAIR)
     {
         return Err(Error(CKR_MECHANISM_INVALID));
     }

@@ -216,11 +216,12 @@ impl BridgeApp {
     }
 
     fn container_info(&self, name: &str) -> Result<ContainerInfo> {
+        let id = self.container_id(name)?;
         let _g = self.dev.lock();
         let c = self.container_handle(name, false)?;
         Ok(ContainerInfo {
             name: name.to_owned(),
-            id: name.as_bytes().to_vec(),
+            id,
             sign: self.key_info(&c, name, KeyUsage::Sign)?,
             enc: self.key_info(&c, name, KeyUsage::Encrypt)?,
             retired: Vec::new(),
@@ -454,14 +455,29 @@ impl Application for BridgeApp {
         if name.is_empty() || name.len() > MAX_FILE_CONTAINER_NAME_SIZE {
             return Err(Error::invalid_arg("a container name is 1 to 64 bytes"));
         }
-        if id.is_some_and(|id| id != name.as_bytes()) {
-            return Err(Error::unsupported(
-                "a container id other than its name on a vendor SKF token (SKF stores no id)",
-            ));
+        let id = id.filter(|id| *id != name.as_bytes());
+        if id.is_some_and(|id| id.is_empty() || id.len() > 255) {
+            return Err(Error::invalid_arg("a container id is 1 to 255 bytes"));
         }
         {
             let _g = self.dev.lock();
             self.container_handle(name, true)?;
+        }
+        if let Some(id) = id {
+            // SKF stores no id: an id file beside the container (docs/skf-bridge.md).
+            let mut data = vec![u8::try_from(name.len()).unwrap_or(u8::MAX)];
+            data.extend_from_slice(name.as_bytes());
+            data.extend_from_slice(id);
+            let file = container_id_file(name);
+            let size = u32::try_from(data.len()).map_err(|_| Error::invalid_arg("id"))?;
+            let made = self
+                .create_file(&file, size, Rights::ANYONE, Rights::USER)
+                .and_then(|()| self.write_file(&file, 0, &data));
+            if let Err(e) = made {
+                let _ = self.delete_file(&file);
+                let _ = self.delete_container(name);
+                return Err(e);
+            }
         }
         self.container_info(name)
     }
@@ -469,11 +485,18 @@ impl Application for BridgeApp {
     fn delete_container(&self, name: &str) -> Result<()> {
         let f = sym!(self.dev.lib, SKF_DeleteContainer)?;
         let n = c_string(name.as_bytes(), "container name")?;
-        let _g = self.dev.lock();
-        // SAFETY: live application handle; NUL-terminated name.
-        check("SKF_DeleteContainer", unsafe {
-            f(self.handle.0, n.as_ptr().cast_mut())
-        })
+        {
+            let _g = self.dev.lock();
+            // SAFETY: live application handle; NUL-terminated name.
+            check("SKF_DeleteContainer", unsafe {
+                f(self.handle.0, n.as_ptr().cast_mut())
+            })?;
+        }
+        let file = container_id_file(name);
+        if self.file_info(&file).is_ok() {
+            self.delete_file(&file)?;
+        }
+        Ok(())
     }
 
     fn generate_key(
@@ -484,10 +507,18 @@ impl Application for BridgeApp {
         rekey: bool,
     ) -> Result<PublicKey> {
         if usage == KeyUsage::Encrypt {
-            return Err(Error::unsupported(
-                "generating an encryption key pair on a vendor SKF token (SKF generates the \
-                 signing pair; import the encryption pair)",
-            ));
+            // GM/T 0016 generates only signing pairs on the device; encryption pairs come
+            // from a KMC in an ENVELOPEDKEYBLOB. The bridge plays the KMC: the pair is made
+            // on the host, enveloped to the container's signing key and imported; the host
+            // copy is zeroized when dropped (docs/skf-bridge.md).
+            if alg != KeyAlg::Sm2 || !self.dev.has_sm2() {
+                return Err(Error::unsupported(format!(
+                    "an {alg:?} encryption key pair on a vendor SKF token (SM2 only, enveloped)"
+                )));
+            }
+            let key = PrivateKey::generate(KeyAlg::Sm2)?;
+            self.import_key(container, KeyUsage::Encrypt, &key, rekey)?;
+            return key.public_key();
         }
         let _g = self.dev.lock();
         let c = self.container_handle(container, false)?;
@@ -577,6 +608,29 @@ impl Application for BridgeApp {
         let rv = unsafe { f(c.h.0, env.as_mut_ptr().cast::<ENVELOPEDKEYBLOB>()) };
         check("SKF_ImportECCKeyPair", rv)?;
         Ok(key_id(container, usage))
+    }
+
+    fn import_enveloped_key(&self, container: &str, blob: &[u8]) -> Result<KeyId> {
+        let f = sym!(self.dev.lib, SKF_ImportECCKeyPair)?;
+        let fixed = ENVELOPEDKEYBLOB_CIPHER_OFFSET + ECCCIPHERBLOB_HEADER_LEN;
+        if blob.len() < fixed {
+            return Err(Error::invalid_data("ENVELOPEDKEYBLOB too short"));
+        }
+        let at = |o: usize| u32::from_ne_bytes([blob[o], blob[o + 1], blob[o + 2], blob[o + 3]]);
+        let cipher_len = at(ENVELOPEDKEYBLOB_CIPHER_OFFSET + 160) as usize;
+        if blob.len() != fixed + cipher_len {
+            return Err(Error::invalid_data("ENVELOPEDKEYBLOB length"));
+        }
+        // Padded: a vendor that reads a fixed-size C2 reads our zeroes.
+        let mut env = Zeroizing::new(blob.to_vec());
+        env.resize(blob.len() + SLACK, 0);
+        let _g = self.dev.lock();
+        let c = self.container_handle(container, false)?;
+        // SAFETY: live container handle; `env` holds a whole ENVELOPEDKEYBLOB (its fixed
+        // part and CipherLen bytes of C2, checked above), packed and byte-aligned.
+        let rv = unsafe { f(c.h.0, env.as_mut_ptr().cast::<ENVELOPEDKEYBLOB>()) };
+        check("SKF_ImportECCKeyPair", rv)?;
+        Ok(key_id(container, KeyUsage::Encrypt))
     }
 
     fn delete_key(&self, _key: KeyId) -> Result<()> {
@@ -723,7 +777,13 @@ impl Application for BridgeApp {
             })?;
             name_list(&buf)
         };
-        names.iter().map(|n| self.file_info(n)).collect()
+        // Object and container id files are the bridge's, not the caller's
+        // (docs/skf-bridge.md).
+        names
+            .iter()
+            .filter(|n| object_file_id(n).is_none() && !n.starts_with(CONTAINER_ID_PREFIX))
+            .map(|n| self.file_info(n))
+            .collect()
     }
 
     fn create_file(&self, name: &str, size: u32, read: Rights, write: Rights) -> Result<()> {
@@ -806,26 +866,196 @@ impl Application for BridgeApp {
         })
     }
 
-    fn create_object(&self, _private: bool, _attrs: &[Attr]) -> Result<ObjectId> {
-        Err(Error::unsupported(
-            "generic objects on a vendor SKF token (the SKF model has none)",
-        ))
+    fn create_object(&self, private: bool, attrs: &[Attr]) -> Result<ObjectId> {
+        if private && self.login_state() != LoginState::User {
+            return Err(Error::NotLoggedIn);
+        }
+        let taken: Vec<u64> = self.object_files()?.into_iter().map(|(_, id)| id).collect();
+        let id = loop {
+            let mut r = [0u8; 8];
+            token_hal::crypto::rng::fill(&mut r)?;
+            let id = u64::from_be_bytes(r) & 0x7FFF_FFFF_FFFF_FFFF;
+            if id != 0 && !taken.contains(&id) {
+                break ObjectId(id);
+            }
+        };
+        let rec = ObjectRecord {
+            id,
+            private,
+            attrs: attrs.to_vec(),
+        };
+        self.store_object(&rec, false)?;
+        Ok(id)
     }
 
     fn list_objects(&self) -> Result<Vec<ObjectRecord>> {
-        Ok(Vec::new())
+        let mut out = Vec::new();
+        for (name, id) in self.object_files()? {
+            match self.load_object(&name, id) {
+                Ok(Some(o)) => out.push(o),
+                Ok(None) => {}
+                Err(Error::DeviceRemoved) => return Err(Error::DeviceRemoved),
+                Err(e) => tracing::warn!(file = %name, error = %e, "object file skipped"),
+            }
+        }
+        Ok(out)
     }
 
     fn get_object(&self, id: ObjectId) -> Result<ObjectRecord> {
-        Err(Error::not_found(format!("object {}", id.0)))
+        self.load_object(&object_file(id), id.0)?
+            .ok_or_else(|| Error::not_found(format!("object {}", id.0)))
     }
 
-    fn update_object(&self, id: ObjectId, _attrs: &[Attr]) -> Result<()> {
-        Err(Error::not_found(format!("object {}", id.0)))
+    fn update_object(&self, id: ObjectId, attrs: &[Attr]) -> Result<()> {
+        let mut rec = self.get_object(id)?;
+        if self.login_state() != LoginState::User
+            && (rec.private || rec.attrs.iter().any(|a| a.sensitive))
+        {
+            // Without login the record read has blanked values: writing it back would
+            // lose them.
+            return Err(Error::NotLoggedIn);
+        }
+        for a in attrs {
+            match rec.attrs.iter_mut().find(|b| b.ty == a.ty) {
+                Some(b) => *b = a.clone(),
+                None => rec.attrs.push(a.clone()),
+            }
+        }
+        self.store_object(&rec, true)
     }
 
     fn delete_object(&self, id: ObjectId) -> Result<()> {
-        Err(Error::not_found(format!("object {}", id.0)))
+        let name = object_file(id);
+        match self.file_info(&name) {
+            Ok(_) => self.delete_file(&name),
+            Err(Error::DeviceRemoved) => Err(Error::DeviceRemoved),
+            Err(_) => Err(Error::not_found(format!("object {}", id.0))),
+        }
+    }
+}
+
+/// The SKF file holding a generic object (docs/skf-bridge.md): `ukey.obj.` and its id in
+/// 16 hex digits (25 bytes; GM/T 0016 file names are at most 32).
+const OBJECT_FILE_PREFIX: &str = "ukey.obj.";
+
+fn object_file(id: ObjectId) -> String {
+    format!("{OBJECT_FILE_PREFIX}{:016x}", id.0)
+}
+
+/// The id of an object file's name, if it is one.
+fn object_file_id(name: &str) -> Option<u64> {
+    let hex = name.strip_prefix(OBJECT_FILE_PREFIX)?;
+    if hex.len() != 16 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
+/// The file holding a container's id when it is not its name: `ukey.cid.` and 16 hex
+/// digits derived from the name (as key ids are).
+const CONTAINER_ID_PREFIX: &str = "ukey.cid.";
+
+fn container_id_file(name: &str) -> String {
+    format!(
+        "{CONTAINER_ID_PREFIX}{:016x}",
+        derived_id("cid", name, KeyUsage::Sign)
+    )
+}
+
+impl BridgeApp {
+    /// A container's id: its id file's (length-prefixed name, then the id), else its name.
+    fn container_id(&self, name: &str) -> Result<Vec<u8>> {
+        let file = container_id_file(name);
+        let info = match self.file_info(&file) {
+            Ok(i) => i,
+            Err(Error::DeviceRemoved) => return Err(Error::DeviceRemoved),
+            Err(_) => return Ok(name.as_bytes().to_vec()),
+        };
+        let data = self.read_file(&file, 0, info.size)?;
+        match data.split_first() {
+            Some((&n, rest))
+                if rest.len() > usize::from(n) && &rest[..usize::from(n)] == name.as_bytes() =>
+            {
+                Ok(rest[usize::from(n)..].to_vec())
+            }
+            _ => Err(Error::invalid_data(format!(
+                "container id file {file} does not name {name:?}"
+            ))),
+        }
+    }
+
+    /// The object files of the application: (file name, object id).
+    fn object_files(&self) -> Result<Vec<(String, u64)>> {
+        let f = sym!(self.dev.lib, SKF_EnumFiles)?;
+        let _g = self.dev.lock();
+        let buf = sized("SKF_EnumFiles", 4096, MAX_OUT, |p, l| {
+            // SAFETY: live application handle; `sized` passes a buffer of `*l` bytes.
+            unsafe { f(self.handle.0, p, l) }
+        })?;
+        Ok(name_list(&buf)
+            .into_iter()
+            .filter_map(|n| object_file_id(&n).map(|id| (n, id)))
+            .collect())
+    }
+
+    /// Reads an object file. None for a private object without user login (its file is
+    /// readable only after login). Sensitive values are blanked without login.
+    fn load_object(&self, name: &str, id: u64) -> Result<Option<ObjectRecord>> {
+        let info = self.file_info(name)?;
+        let logged_in = self.login_state() == LoginState::User;
+        if info.read_rights == Rights::USER && !logged_in {
+            return Ok(None);
+        }
+        let data = Zeroizing::new(self.read_file(name, 0, info.size)?);
+        let f = token_hal::apdu::tlv::Fields::parse(&data, &[token_hal::apdu::wire::tag::OBJECT])?;
+        let mut rec = token_hal::apdu::wire::object(f.get(token_hal::apdu::wire::tag::OBJECT)?)?;
+        if rec.id.0 != id {
+            return Err(Error::invalid_data(format!(
+                "object file {name} holds object {}",
+                rec.id.0
+            )));
+        }
+        if rec.private && !logged_in {
+            return Ok(None);
+        }
+        if !logged_in {
+            for a in rec.attrs.iter_mut().filter(|a| a.sensitive) {
+                a.value = Zeroizing::new(Vec::new());
+            }
+        }
+        Ok(Some(rec))
+    }
+
+    /// Writes an object file: created with the object's size and rights (private: read
+    /// and write after user login; public: read by anyone, written after user login).
+    /// `replace`: the old file goes first (SKF files keep the size they were made with).
+    fn store_object(&self, rec: &ObjectRecord, replace: bool) -> Result<()> {
+        let mut w = token_hal::apdu::tlv::Writer::new();
+        token_hal::apdu::wire::put_object(&mut w, rec);
+        let data = Zeroizing::new(w.finish());
+        let size = u32::try_from(data.len()).map_err(|_| Error::invalid_arg("object too large"))?;
+        let name = object_file(rec.id);
+        let read = if rec.private {
+            Rights::USER
+        } else {
+            Rights::ANYONE
+        };
+        if replace {
+            match self.file_info(&name) {
+                Ok(i) if i.size == size && i.read_rights == read => {
+                    return self.write_file(&name, 0, &data);
+                }
+                Ok(_) => self.delete_file(&name)?,
+                Err(Error::DeviceRemoved) => return Err(Error::DeviceRemoved),
+                Err(_) => {}
+            }
+        }
+        self.create_file(&name, size, read, Rights::USER)?;
+        if let Err(e) = self.write_file(&name, 0, &data) {
+            let _ = self.delete_file(&name);
+            return Err(e);
+        }
+        Ok(())
     }
 }
 

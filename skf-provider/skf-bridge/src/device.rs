@@ -187,6 +187,8 @@ impl Device for BridgeDevice {
             total_space: u64::from(i.TotalSpace),
             free_space: u64::from(i.FreeSpace),
             removable: true,
+            // SKF has no such flag; a vendor's SKF library drives its own hardware.
+            hardware: true,
             backend: BackendKind::VendorSkf,
         })
     }

@@ -110,7 +110,8 @@ impl VendorLib {
             learned: std::sync::Mutex::new(None),
         };
         if this.has(UKEY_MARKER) {
-            self_test_mode(own_data_dir).map_err(fail)?;
+            let dir = self_test_mode(own_data_dir).map_err(fail)?;
+            this.give_test_data_dir(&dir).map_err(fail)?;
         }
         let missing: Vec<&str> = REQUIRED.iter().copied().filter(|s| !this.has(s)).collect();
         if !missing.is_empty() {
@@ -171,9 +172,35 @@ impl VendorLib {
     }
 }
 
+impl VendorLib {
+    /// Gives ukey's own library (this copy of it) its data directory, before any SKF call.
+    fn give_test_data_dir(&self, dir: &Path) -> std::result::Result<(), String> {
+        use std::os::unix::ffi::OsStrExt;
+        type SetDir = unsafe extern "C" fn(*const std::ffi::c_char) -> u32;
+        let refused = || {
+            format!(
+                "this copy of libukey_skf.so is already serving this process (a process \
+                 bridging ukey's own library needs a copy of the file for the bridge: \
+                 {SELF_TEST_ENV})"
+            )
+        };
+        let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+            .map_err(|_| format!("{SELF_TEST_ENV} holds a NUL"))?;
+        // SAFETY: ukey's own library (its marker found) exports this function with this
+        // prototype (skf-provider/src/ffi/device.rs).
+        let f = unsafe { self.resolve::<SetDir>("UKEY_SKF_SetTestDataDir") }
+            .map_err(|e| e.to_string())?;
+        // SAFETY: a NUL-terminated path that outlives the call.
+        match unsafe { f(c.as_ptr()) } {
+            0 => Ok(()),
+            _ => Err(refused()),
+        }
+    }
+}
+
 /// Whether ukey's own library may be loaded: only in the test mode, with a data
-/// directory of its own.
-fn self_test_mode(own_data_dir: &Path) -> std::result::Result<(), String> {
+/// directory of its own (returned).
+fn self_test_mode(own_data_dir: &Path) -> std::result::Result<PathBuf, String> {
     let Some(dir) = std::env::var_os(SELF_TEST_ENV).filter(|v| !v.is_empty()) else {
         return Err(format!(
             "this is ukey's own libukey_skf.so; bridging it would list ukey's devices twice \
@@ -187,7 +214,7 @@ fn self_test_mode(own_data_dir: &Path) -> std::result::Result<(), String> {
             "{SELF_TEST_ENV} is this process's own data directory; give libukey_skf.so another"
         ));
     }
-    Ok(())
+    Ok(PathBuf::from(dir))
 }
 
 /// Resolves an SKF function of `lib` with its type from `skf_sys::fns`:

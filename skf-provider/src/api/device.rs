@@ -16,17 +16,41 @@ use crate::error::{Error, Result};
 
 static REGISTRY: OnceLock<std::result::Result<Registry, String>> = OnceLock::new();
 
+/// Set once this copy of the library starts serving (its registry is being built).
+static STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The data directory the vendor-SKF bridge gave this copy (`UKEY_SKF_SetTestDataDir`).
+static TEST_DATA_DIR: OnceLock<std::path::PathBuf> = OnceLock::new();
+
+/// The bridge's test mode: this copy serves the soft devices of `dir`, and bridges
+/// nothing. Refused once this copy has started serving.
+pub(crate) fn set_test_data_dir(dir: std::path::PathBuf) -> Result<()> {
+    if STARTED.load(std::sync::atomic::Ordering::SeqCst) {
+        tracing::warn!("test data directory refused: this library is already serving");
+        return Err(Error::FAIL);
+    }
+    let set = TEST_DATA_DIR.get_or_init(|| dir.clone());
+    if *set != dir {
+        return Err(Error::FAIL);
+    }
+    Ok(())
+}
+
 /// The registry, built from the configuration on first use.
 pub(crate) fn registry() -> Result<&'static Registry> {
     let r = REGISTRY.get_or_init(|| {
+        STARTED.store(true, std::sync::atomic::Ordering::SeqCst);
         let mut config = Config::load().map_err(|e| e.to_string())?;
         // The vendor-SKF bridge's test mode (docs/skf-bridge.md): a data directory of this
-        // library's own, so a process can bridge it without seeing its own devices twice.
-        if let Some(dir) = std::env::var_os("UKEY_SKF_DATA_DIR").filter(|d| !d.is_empty()) {
-            config.data_dir = dir.into();
+        // copy's own, so a process can bridge it without seeing its own devices twice.
+        if let Some(dir) = TEST_DATA_DIR.get() {
+            config.data_dir = dir.clone();
+            token_hal::logging::init(&config);
+        } else {
+            token_hal::logging::init(&config);
+            ukey_p11_bridge::register(&config);
+            ukey_skf_bridge::register(&config);
         }
-        token_hal::logging::init(&config);
-        ukey_p11_bridge::register(&config);
         Ok(Registry::new(config))
     });
     r.as_ref().map_err(|e| {
@@ -47,12 +71,12 @@ pub(crate) fn power_on() {
 }
 
 /// The devices this library serves. In the vendor-SKF bridge's test mode
-/// (`UKEY_SKF_DATA_DIR`, docs/skf-bridge.md) they are the soft devices of that directory
-/// whatever `UKEY_BACKENDS` says: that variable belongs to the bridging process, whose
-/// environment this library shares.
+/// (`UKEY_SKF_SetTestDataDir`, docs/skf-bridge.md) they are the soft devices of that
+/// directory whatever `UKEY_BACKENDS` says: that variable belongs to the bridging process,
+/// whose environment this copy shares.
 fn devices() -> Result<Vec<std::sync::Arc<dyn Device>>> {
     let r = registry()?;
-    if std::env::var_os("UKEY_SKF_DATA_DIR").is_some_and(|d| !d.is_empty()) {
+    if TEST_DATA_DIR.get().is_some() {
         Ok(r.soft_devices()?)
     } else {
         Ok(r.devices()?)

@@ -505,6 +505,13 @@ pub unsafe extern "system" fn SKF_ImportECCKeyPair(
         if sign_key_alg(&c)? != KeyAlg::Sm2 {
             return Err(Error::KEY_NOT_FOUND);
         }
+        // A device that unwraps the blob itself (a vendor SKF key behind the bridge).
+        match c.app.app.import_enveloped_key(&c.name, whole) {
+            Ok(_) => return Ok(()),
+            Err(token_hal::Error::Unsupported(_)) => {}
+            Err(token_hal::Error::InvalidData(_)) => return Err(Error::DATA),
+            Err(e) => return Err(Error::key(e)),
+        }
         let key = blob.unwrap_with(|wrapped| {
             c.app.app.decrypt(
                 &KeyRef::active(&c.name, KeyUsage::Sign),

@@ -17,6 +17,26 @@ use crate::error::{Error, Result};
 #[unsafe(no_mangle)]
 pub static UKEY_SKF_PROVIDER: [u8; 5] = *b"ukey\0";
 
+/// The vendor-SKF bridge's test mode (docs/skf-bridge.md): called by the bridge right
+/// after loading this library, before any SKF call, to make this copy serve the soft
+/// devices of `szDataDir` (and bridge nothing). `SAR_FAIL` once this copy has started
+/// serving (it is the bridging process's own library, not a copy of its own), or for
+/// another directory than a previous call's.
+///
+/// # Safety
+/// `szDataDir` is a NUL-terminated path.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn UKEY_SKF_SetTestDataDir(szDataDir: *const CHAR) -> ULONG {
+    run("UKEY_SKF_SetTestDataDir", || {
+        // SAFETY: the caller's contract.
+        let dir = unsafe { cstr(szDataDir, 4096) }?;
+        if dir.is_empty() {
+            return Err(Error::INVALID_PARAM);
+        }
+        api::set_test_data_dir(dir.into())
+    })
+}
+
 /// Longest device name accepted.
 const MAX_DEV_NAME: usize = 256;
 /// The label is shorter than 32 bytes.

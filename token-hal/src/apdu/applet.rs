@@ -66,6 +66,7 @@ pub struct VirtualKey {
     app: Option<Arc<dyn Application>>,
     pending: Vec<u8>,
     chain: Option<([u8; 4], Vec<u8>)>,
+    fixed: bool,
 }
 
 impl std::fmt::Debug for VirtualKey {
@@ -97,7 +98,14 @@ impl VirtualKey {
             app: None,
             pending: Vec::new(),
             chain: None,
+            fixed: false,
         })
+    }
+
+    /// Makes the key say it cannot be removed (an embedded secure element rather than a
+    /// USB key): DEVICE INFO's form byte, docs/apdu.md.
+    pub fn set_fixed(&mut self, fixed: bool) {
+        self.fixed = fixed;
     }
 
     /// The log of served commands (shared; it keeps growing).
@@ -314,7 +322,9 @@ impl VirtualKey {
         match c.ins {
             ins::GET_DEVICE_INFO => {
                 let mut info = self.device.info()?;
-                info.removable = true;
+                // What the virtual key is: software, and a USB key unless made fixed.
+                info.hardware = false;
+                info.removable = !self.fixed;
                 wire::put_device_info(&mut w, &info);
             }
             ins::SET_LABEL => {

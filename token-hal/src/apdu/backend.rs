@@ -91,6 +91,54 @@ fn in_process_cards() -> &'static Mutex<CardMap> {
     CARDS.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
+/// The file in a virtual key's state directory where an in-process key (`[apdu] loopback`,
+/// `hid_loopback`) appends what it served, one JSON line per command, as `ukey sim
+/// --apdu-log` does: header, sizes, status word, secure channel (never data). Tests read it
+/// to prove the calls reached the key, whichever process served them.
+pub const SERVED_LOG_FILE: &str = "served.log";
+
+/// A virtual key that appends its served log to [`SERVED_LOG_FILE`].
+struct FileLogged {
+    key: super::applet::VirtualKey,
+    log: super::applet::ServedLog,
+    path: std::path::PathBuf,
+}
+
+impl super::transport::CardHandler for FileLogged {
+    fn power_on(&mut self) -> Vec<u8> {
+        self.key.power_on()
+    }
+    fn power_off(&mut self) {
+        self.key.power_off();
+    }
+    fn process(&mut self, apdu: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let r = self.key.process(apdu);
+        let served: Vec<_> =
+            std::mem::take(&mut *self.log.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut text = String::new();
+        for s in served {
+            let line = serde_json::json!({
+                "header": hex::encode(s.header),
+                "in": s.data_in,
+                "out": s.data_out,
+                "sw": format!("{:04X}", s.sw),
+                "secure": s.secure,
+            });
+            text.push_str(&format!("{line}\n"));
+        }
+        // Best effort: a log that cannot be written never stops the key.
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+        {
+            let _ = f.write_all(text.as_bytes());
+        }
+        r
+    }
+}
+
 /// The in-process virtual key of `dir`, behind the loopback link or (with `hid`) the HID
 /// report framing.
 fn in_process_card(
@@ -105,6 +153,11 @@ fn in_process_card(
         return Ok(t.clone());
     }
     let key = super::applet::VirtualKey::open(dir, "ukey virtual key", opts)?;
+    let key = FileLogged {
+        log: key.log(),
+        key,
+        path: dir.join(SERVED_LOG_FILE),
+    };
     let name = format!("{}:{}", if hid { "hid" } else { "loopback" }, dir.display());
     let t: Arc<dyn Transport> = if hid {
         Arc::new(super::hid::HidTransport::new(

@@ -172,7 +172,6 @@ impl Device for ApduDevice {
             .run(|tx| tx.call(ins::GET_DEVICE_INFO, 0, Vec::new(), "device information"))?;
         let f = Fields::parse(&data, &[tag::DEVICE_INFO])?;
         let mut info = wire::device_info(f.get(tag::DEVICE_INFO)?)?;
-        info.removable = true;
         info.backend = crate::model::BackendKind::Apdu;
         Ok(info)
     }
@@ -739,13 +738,5 @@ impl Application for ApduApp {
 }
 
 fn object(v: &[u8]) -> Result<ObjectRecord> {
-    let f = Fields::parse(v, &[tag::OBJECT_ID, tag::FLAG, tag::ATTR])?;
-    Ok(ObjectRecord {
-        id: ObjectId(f.uint(tag::OBJECT_ID)?),
-        private: f.flag(tag::FLAG)?,
-        attrs: f
-            .all(tag::ATTR)
-            .map(wire::attr)
-            .collect::<Result<Vec<_>>>()?,
-    })
+    wire::object(v)
 }

@@ -99,6 +99,7 @@ pub mod tag {
     pub const TOTAL_SPACE: u8 = 0xCB;
     pub const FREE_SPACE: u8 = 0xCC;
     pub const DEV_NAME: u8 = 0xCD;
+    pub const FORM: u8 = 0xCE;
     pub const PIN_INFO: u8 = 0xD0;
     pub const REMAINING: u8 = 0xD1;
     pub const DEFAULT_PIN: u8 = 0xD2;
@@ -457,11 +458,30 @@ pub fn put_device_info(w: &mut Writer, d: &DeviceInfo) {
             .put(tag::HW_VERSION, &[d.hw_version.0, d.hw_version.1])
             .put(tag::FW_VERSION, &[d.fw_version.0, d.fw_version.1])
             .put(tag::TOTAL_SPACE, &d.total_space.to_be_bytes())
-            .put(tag::FREE_SPACE, &d.free_space.to_be_bytes());
+            .put(tag::FREE_SPACE, &d.free_space.to_be_bytes())
+            .put_u8(tag::FORM, device_form(d));
     });
 }
 
-/// Reads device information (as the card says it; the driver sets backend and removal).
+/// The form byte of DEVICE INFO: [`FORM_SOFTWARE`] and [`FORM_FIXED`] (0: a removable
+/// hardware key, which is also what its absence means).
+pub fn device_form(d: &DeviceInfo) -> u8 {
+    let mut form = 0;
+    if !d.hardware {
+        form |= FORM_SOFTWARE;
+    }
+    if !d.removable {
+        form |= FORM_FIXED;
+    }
+    form
+}
+
+/// Form bit: the key is implemented in software (a virtual key), not a chip.
+pub const FORM_SOFTWARE: u8 = 0x01;
+/// Form bit: the key cannot be removed (an embedded secure element), not a USB key or card.
+pub const FORM_FIXED: u8 = 0x02;
+
+/// Reads device information as the card says it (its form byte: removable, hardware).
 pub fn device_info(v: &[u8]) -> Result<DeviceInfo> {
     let f = Fields::parse(
         v,
@@ -476,6 +496,7 @@ pub fn device_info(v: &[u8]) -> Result<DeviceInfo> {
             tag::FW_VERSION,
             tag::TOTAL_SPACE,
             tag::FREE_SPACE,
+            tag::FORM,
         ],
     )?;
     let pair = |t: u8| -> Result<(u8, u8)> {
@@ -483,6 +504,11 @@ pub fn device_info(v: &[u8]) -> Result<DeviceInfo> {
             [a, b] => Ok((*a, *b)),
             _ => Err(bad("version")),
         }
+    };
+    let form = match f.opt(tag::FORM)? {
+        None => 0,
+        Some([b]) if b & !(FORM_SOFTWARE | FORM_FIXED) == 0 => *b,
+        Some(_) => return Err(bad("device form")),
     };
     Ok(DeviceInfo {
         name: f.str(tag::DEV_NAME)?.to_owned(),
@@ -495,7 +521,8 @@ pub fn device_info(v: &[u8]) -> Result<DeviceInfo> {
         fw_version: pair(tag::FW_VERSION)?,
         total_space: uint(f.get(tag::TOTAL_SPACE)?)?,
         free_space: uint(f.get(tag::FREE_SPACE)?)?,
-        removable: true,
+        removable: form & FORM_FIXED == 0,
+        hardware: form & FORM_SOFTWARE == 0,
         backend: crate::model::BackendKind::Apdu,
     })
 }
@@ -573,6 +600,16 @@ pub fn put_attr(w: &mut Writer, a: &Attr) {
     });
 }
 
+/// Reads a generic object (the contents of tag `41`).
+pub fn object(v: &[u8]) -> Result<crate::model::ObjectRecord> {
+    let f = Fields::parse(v, &[tag::OBJECT_ID, tag::FLAG, tag::ATTR])?;
+    Ok(crate::model::ObjectRecord {
+        id: crate::model::ObjectId(f.uint(tag::OBJECT_ID)?),
+        private: f.flag(tag::FLAG)?,
+        attrs: f.all(tag::ATTR).map(attr).collect::<Result<Vec<_>>>()?,
+    })
+}
+
 /// Writes a generic object (tag `41`).
 pub fn put_object(w: &mut Writer, o: &crate::model::ObjectRecord) {
     w.nest(tag::OBJECT, |w| {
@@ -644,6 +681,54 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn device_form_round_trips_and_strange_bits_are_refused() {
+        let mut d = DeviceInfo {
+            name: "k".into(),
+            serial: "1".into(),
+            label: "l".into(),
+            manufacturer: "m".into(),
+            issuer: "i".into(),
+            model: "x".into(),
+            hw_version: (1, 0),
+            fw_version: (2, 0),
+            total_space: 9,
+            free_space: 8,
+            removable: true,
+            hardware: true,
+            backend: crate::model::BackendKind::Apdu,
+        };
+        for (removable, hardware) in [(true, true), (true, false), (false, false), (false, true)] {
+            (d.removable, d.hardware) = (removable, hardware);
+            let mut w = Writer::new();
+            put_device_info(&mut w, &d);
+            let b = w.finish();
+            let f = Fields::parse(&b, &[tag::DEVICE_INFO]).unwrap();
+            assert_eq!(device_info(f.get(tag::DEVICE_INFO).unwrap()).unwrap(), d);
+        }
+        // Without the byte: a removable hardware key; an unknown bit: refused.
+        let mut w = Writer::new();
+        w.put_str(tag::DEV_NAME, "k")
+            .put_str(tag::SERIAL, "1")
+            .put_str(tag::LABEL, "l")
+            .put_str(tag::MANUFACTURER, "m")
+            .put_str(tag::ISSUER, "i")
+            .put_str(tag::MODEL, "x")
+            .put(tag::HW_VERSION, &[1, 0])
+            .put(tag::FW_VERSION, &[2, 0])
+            .put(tag::TOTAL_SPACE, &9u64.to_be_bytes())
+            .put(tag::FREE_SPACE, &8u64.to_be_bytes());
+        let plain = w.finish();
+        let i = device_info(&plain).unwrap();
+        assert!(i.removable && i.hardware);
+        let mut odd = plain.clone();
+        odd.extend_from_slice(&[tag::FORM, 1, 0x04]);
+        assert!(device_info(&odd).is_err());
+        let mut long = plain;
+        long.extend_from_slice(&[tag::FORM, 2, 0, 0]);
+        assert!(device_info(&long).is_err());
     }
 
     #[test]

@@ -117,6 +117,7 @@ impl Device for SoftDevice {
             total_space: TOTAL_SPACE,
             free_space: TOTAL_SPACE.saturating_sub(used),
             removable: false,
+            hardware: false,
             backend: BackendKind::Soft,
         })
     }
