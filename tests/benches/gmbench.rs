@@ -92,6 +92,10 @@ fn parent() -> i32 {
     };
     let p11 = lib("GMBENCH_PKCS11", "libukey_pkcs11.so");
     let skf = lib("GMBENCH_SKF", "libukey_skf.so");
+    let (p11, skf) = (
+        std::fs::canonicalize(&p11).unwrap_or(p11),
+        std::fs::canonicalize(&skf).unwrap_or(skf),
+    );
     for l in [&p11, &skf] {
         if !l.exists() {
             eprintln!(
@@ -215,6 +219,23 @@ fn measure(secs: f64, what: &str, cells: &mut [Cell<'_>; 4]) -> [Option<f64>; 4]
             }
         }
     }
+    // The spread of each column's samples, for judging the noise of the run.
+    let spread: Vec<String> = samples
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.len() == 3)
+        .map(|(c, v)| {
+            let (lo, hi) = v
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
+            format!(
+                "{} {:.0}%",
+                COLS[c],
+                100.0 * (hi - lo) / hi.max(f64::MIN_POSITIVE)
+            )
+        })
+        .collect();
+    eprintln!("  spread (max-min)/max: {}", spread.join(", "));
     samples.map(|mut v| {
         (v.len() == 3).then(|| {
             v.sort_by(|a, b| a.total_cmp(b));
