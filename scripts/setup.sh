@@ -8,7 +8,7 @@ PKGS=(
   build-essential pkg-config git curl ca-certificates
   libpcsclite-dev pcscd vsmartcard-vpcd
   libhidapi-dev libudev-dev
-  opensc softhsm2 openssl pcsc-tools
+  opensc softhsm2 openssl libssl-dev pcsc-tools
   util-linux libcap2-bin gdb
   p11-kit libnss3-tools gnutls-bin libengine-pkcs11-openssl openjdk-17-jdk-headless
 )
