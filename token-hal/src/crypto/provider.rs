@@ -222,7 +222,9 @@ impl CryptoProvider {
     }
 }
 
-/// The default provider: RustCrypto for SM2/SM3/SM4 and the AES modes (AES-NI where the
+/// The default provider: SM2 on the specialised curve arithmetic of
+/// [`super::backend::sm2fast`] (RustCrypto's `sm2` stays as the portable reference in
+/// [`super::backend::sm2`]), RustCrypto for SM3/SM4 and the AES modes (AES-NI where the
 /// CPU has it), aws-lc-rs for SHA, HMAC-SHA, AES-GCM at rest, ECDSA and RSA.
 pub static DEFAULT_PROVIDER: CryptoProvider = CryptoProvider {
     hash: &super::backend::hash::DefaultHash,
@@ -230,11 +232,15 @@ pub static DEFAULT_PROVIDER: CryptoProvider = CryptoProvider {
     aead: &super::backend::awslc::AwsLcAead,
     sm4: &super::backend::symmetric::RustCryptoSm4,
     aes: &super::backend::symmetric::RustCryptoAes,
-    sm2: &super::backend::sm2::RustCryptoSm2,
+    sm2: &super::backend::sm2fast::FastSm2,
     ec: &super::backend::awslc::AwsLcEcdsa,
     edwards: &super::backend::edwards::EdwardsBackend,
     rsa: &super::backend::rsa::RsaBackend,
 };
+
+/// The portable reference SM2 implementation (RustCrypto `sm2` arithmetic), for
+/// differential tests and benchmarks; [`DEFAULT_PROVIDER`] uses the fast one.
+pub static REFERENCE_SM2: &dyn AsymProvider = &super::backend::sm2::RustCryptoSm2;
 
 static INSTALLED: OnceLock<&'static CryptoProvider> = OnceLock::new();
 
