@@ -21,6 +21,7 @@ mod table;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use subtle::{Choice, ConstantTimeEq};
@@ -338,8 +339,9 @@ fn sig_scalars(sig: &[u8]) -> Option<(Sc, Sc)> {
     Some((r, s))
 }
 
-/// GB/T 32918.2 §7.1 B1, B2, B5–B7 over e (variable-time: everything is public).
-fn verify_e(table: &PubTable, e: &[u8; 32], sig: &[u8]) -> Result<()> {
+/// GB/T 32918.2 §7.1 B1, B2, B5–B7 over e (variable-time: everything is public),
+/// with P's fixed-base table when there is one, else its wNAF table.
+fn verify_e(table: &PubTable, comb: Option<&table::KeyComb>, e: &[u8; 32], sig: &[u8]) -> Result<()> {
     // B1, B2.
     let (r, s) = sig_scalars(sig).ok_or(Error::SignatureInvalid)?;
     let e = Sc::reduce_be_bytes(e);
@@ -349,7 +351,10 @@ fn verify_e(table: &PubTable, e: &[u8; 32], sig: &[u8]) -> Result<()> {
         return Err(Error::SignatureInvalid);
     }
     // B6: (x1', y1') = [s]G + [t]P.
-    let p = table::double_mul_vartime(&s.to_canonical(), &t.to_canonical(), table);
+    let p = match comb {
+        Some(c) => table::double_mul_comb_vartime(&s.to_canonical(), &t.to_canonical(), c),
+        None => table::double_mul_vartime(&s.to_canonical(), &t.to_canonical(), table),
+    };
     let Some(p) = p.to_affine() else {
         return Err(Error::SignatureInvalid);
     };
@@ -362,15 +367,36 @@ fn verify_e(table: &PubTable, e: &[u8; 32], sig: &[u8]) -> Result<()> {
     }
 }
 
-/// A verification key: the point, its wNAF table and its default-ID Z.
+/// A public key in the cache: the point, its small wNAF table, its default-ID Z and,
+/// once the key has been used `COMB_AFTER` times, its fixed-base table.
 struct PubEntry {
     affine: Affine,
     table: PubTable,
     z_default: OnceLock<Result<[u8; 32]>>,
+    uses: AtomicU32,
+    comb: OnceLock<table::KeyComb>,
 }
 
-/// How many public keys the verification cache keeps before it starts over.
-const PUB_CACHE_MAX: usize = 256;
+/// Uses of one public key after which its 53 KiB fixed-base table is built (the build
+/// costs about as much as ten verifications and then makes each one about twice as fast).
+const COMB_AFTER: u32 = 16;
+
+impl PubEntry {
+    /// The fixed-base table, when the key is used often enough to deserve one.
+    fn comb(&self) -> Option<&table::KeyComb> {
+        if let Some(c) = self.comb.get() {
+            return Some(c);
+        }
+        if self.uses.fetch_add(1, Ordering::Relaxed) + 1 >= COMB_AFTER {
+            return Some(self.comb.get_or_init(|| table::key_comb(&self.affine)));
+        }
+        None
+    }
+}
+
+/// How many public keys the cache keeps before it starts over (at most about 3.5 MiB
+/// with every key's fixed-base table built).
+const PUB_CACHE_MAX: usize = 64;
 
 fn pub_entry(point: &[u8]) -> Result<Arc<PubEntry>> {
     static CACHE: OnceLock<Mutex<HashMap<[u8; 65], Arc<PubEntry>>>> = OnceLock::new();
@@ -387,6 +413,8 @@ fn pub_entry(point: &[u8]) -> Result<Arc<PubEntry>> {
         affine,
         table: PubTable::new(&affine),
         z_default: OnceLock::new(),
+        uses: AtomicU32::new(0),
+        comb: OnceLock::new(),
     });
     if let Ok(mut m) = cache.lock() {
         if m.len() >= PUB_CACHE_MAX {
@@ -429,9 +457,11 @@ fn sm3_parts(parts: &[&[u8]]) -> [u8; 32] {
     out
 }
 
-/// GB/T 32918.4 §6.1 A1–A8, C1‖C3‖C2, drawing nonces from `next`.
+/// GB/T 32918.4 §6.1 A1–A8, C1‖C3‖C2, drawing nonces from `next`; k·P from P's
+/// fixed-base table when there is one.
 fn encrypt_to(
     p: &Affine,
+    comb: Option<&table::KeyComb>,
     msg: &[u8],
     mut next: impl FnMut() -> Result<Nonce>,
 ) -> Result<Vec<u8>> {
@@ -442,7 +472,18 @@ fn encrypt_to(
         let n = next()?;
         // A2: C1 = [k]G. A4: (x2, y2) = [k]P.
         let kc = Zeroizing::new(n.k.to_canonical());
-        let Some(kp) = mul_point(p, &kc)? else {
+        let kp = match comb {
+            Some(c) => {
+                let (j, exc) = table::mul_comb_ct(c, &kc);
+                if bool::from(exc) {
+                    reference_mul(Some(p), &kc)?
+                } else {
+                    j.to_affine()
+                }
+            }
+            None => mul_point(p, &kc)?,
+        };
+        let Some(kp) = kp else {
             continue;
         };
         let x2 = Zeroizing::new(kp.x.to_be_bytes());
@@ -592,7 +633,7 @@ impl AsymProvider for FastSm2 {
                 )));
             }
         };
-        verify_e(&entry.table, &e, sig)
+        verify_e(&entry.table, entry.comb(), &e, sig)
     }
 
     fn encrypt(&self, key: &PublicKey, mech: &EncMech, data: &[u8]) -> Result<Vec<u8>> {
@@ -605,7 +646,7 @@ impl AsymProvider for FastSm2 {
             .ec_point()
             .ok_or_else(|| Error::invalid_data("SM2 public key without a point"))?;
         let entry = pub_entry(&point)?;
-        encrypt_to(&entry.affine, data, next_nonce)
+        encrypt_to(&entry.affine, entry.comb(), data, next_nonce)
     }
 }
 
@@ -638,7 +679,7 @@ pub(crate) mod seams {
         front::check_point_encoding(point)?;
         let p = Affine::from_uncompressed(point)
             .ok_or_else(|| Error::invalid_data("SM2 point is not on the curve"))?;
-        encrypt_to(&p, msg, fixed(k))
+        encrypt_to(&p, None, msg, fixed(k))
     }
 }
 

@@ -1,10 +1,15 @@
 //! Arithmetic modulo the SM2 prime p = 2^256 − 2^224 − 2^96 + 2^64 − 1, on four
 //! 64-bit limbs in the Montgomery domain (R = 2^256).
 //!
-//! Multiplication, squaring, addition and the rest are fiat-crypto's formally verified
-//! word-by-word Montgomery code for this prime (the `fiat-crypto` crate, which RustCrypto
-//! `sm2` also builds on); everything is branch-free. Inversion is Fermat's
-//! x^(p−2) over a fixed addition chain, so it is constant-time too.
+//! Multiplication and squaring are written here for this prime: a schoolbook product
+//! on u128, then four Montgomery reduction steps that need no multiplication, because
+//! −p^−1 ≡ 1 (mod 2^64) makes each step's factor m the lowest limb, and m·p is
+//! m·2^256 − m·2^224 − m·2^96 + m·2^64 − m, a few shifts and subtractions. Addition,
+//! subtraction, negation, conversions and selection are fiat-crypto's formally
+//! verified code for the same prime (the `fiat-crypto` crate, which RustCrypto `sm2`
+//! also builds on); the differential tests check the hand-written multiplication
+//! against crypto-bigint. Everything is branch-free. Inversion is Fermat's x^(p−2)
+//! over a fixed addition chain, so it is constant-time too.
 
 use fiat_crypto::sm2_64 as f;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
@@ -88,22 +93,58 @@ impl Fe {
         limbs_to_be(&self.to_canonical())
     }
 
-    #[inline(always)]
+    /// Montgomery product self·rhs·2^−256 mod p.
+    #[inline]
     pub(crate) fn mul(&self, rhs: &Self) -> Self {
-        let mut out = f::fiat_sm2_montgomery_domain_field_element([0; 4]);
-        f::fiat_sm2_mul(
-            &mut out,
-            &f::fiat_sm2_montgomery_domain_field_element(self.0),
-            &f::fiat_sm2_montgomery_domain_field_element(rhs.0),
-        );
-        Self(out.0)
+        let a = &self.0;
+        let b = &rhs.0;
+        let mut t = [0u64; 9];
+        for i in 0..4 {
+            let mut carry = 0u64;
+            for j in 0..4 {
+                let (lo, hi) = mac(t[i + j], a[i], b[j], carry);
+                t[i + j] = lo;
+                carry = hi;
+            }
+            t[i + 4] = carry;
+        }
+        Self(montgomery_reduce(t))
     }
 
-    #[inline(always)]
+    /// Montgomery square (the cross products once, doubled).
+    #[inline]
     pub(crate) fn square(&self) -> Self {
-        let mut out = f::fiat_sm2_montgomery_domain_field_element([0; 4]);
-        f::fiat_sm2_square(&mut out, &f::fiat_sm2_montgomery_domain_field_element(self.0));
-        Self(out.0)
+        let a = &self.0;
+        let mut t = [0u64; 9];
+        // Cross products a_i·a_j, i < j.
+        for i in 0..3 {
+            let mut carry = 0u64;
+            for j in i + 1..4 {
+                let (lo, hi) = mac(t[i + j], a[i], a[j], carry);
+                t[i + j] = lo;
+                carry = hi;
+            }
+            t[i + 4] = carry;
+        }
+        // Double them.
+        t[8] = 0;
+        let mut top = 0u64;
+        for limb in t.iter_mut().take(8).skip(1) {
+            let v = *limb;
+            *limb = (v << 1) | top;
+            top = v >> 63;
+        }
+        // Add the squares a_i².
+        let mut carry = 0u64;
+        for i in 0..4 {
+            let sq = u128::from(a[i]) * u128::from(a[i]);
+            let (lo, c1) = adc(t[2 * i], sq as u64, carry);
+            let (hi, c2) = adc(t[2 * i + 1], (sq >> 64) as u64, c1);
+            t[2 * i] = lo;
+            t[2 * i + 1] = hi;
+            carry = c2;
+        }
+        Self(montgomery_reduce(t))
     }
 
     #[inline(always)]
@@ -182,6 +223,73 @@ impl Fe {
         t = t.sqn(30).mul(&x30);
         t.sqn(2).mul(&x)
     }
+}
+
+/// a + b·c + carry as (low, high).
+#[inline(always)]
+fn mac(a: u64, b: u64, c: u64, carry: u64) -> (u64, u64) {
+    let t = u128::from(a) + u128::from(b) * u128::from(c) + u128::from(carry);
+    (t as u64, (t >> 64) as u64)
+}
+
+/// a + b + carry as (sum, carry out).
+#[inline(always)]
+fn adc(a: u64, b: u64, carry: u64) -> (u64, u64) {
+    let t = u128::from(a) + u128::from(b) + u128::from(carry);
+    (t as u64, (t >> 64) as u64)
+}
+
+/// a − b − borrow as (difference, borrow out), borrow 0 or 1.
+#[inline(always)]
+fn sbb(a: u64, b: u64, borrow: u64) -> (u64, u64) {
+    let t = u128::from(a)
+        .wrapping_sub(u128::from(b))
+        .wrapping_sub(u128::from(borrow));
+    (t as u64, ((t >> 64) as u64) & 1)
+}
+
+/// t·2^−256 mod p for a 512-bit t (t[8] = 0) below p·2^256.
+#[inline(always)]
+fn montgomery_reduce(mut t: [u64; 9]) -> [u64; 4] {
+    for i in 0..4 {
+        // m = t_i (−p^−1 = 1 mod 2^64). t + m·p clears limb i; what it adds to limbs
+        // i+1 … i+4 is X = (m·p + m)/2^64 = m·2^192 + m − m·2^160 − m·2^32 ≥ 0.
+        let m = t[i];
+        let lo = m << 32;
+        let hi = m >> 32;
+        let (x0, b) = sbb(m, lo, 0);
+        let (x1, b) = sbb(0, hi, b);
+        let (x2, b) = sbb(0, lo, b);
+        let (x3, _) = sbb(m, hi, b);
+        let (s, c) = adc(t[i + 1], x0, 0);
+        t[i + 1] = s;
+        let (s, c) = adc(t[i + 2], x1, c);
+        t[i + 2] = s;
+        let (s, c) = adc(t[i + 3], x2, c);
+        t[i + 3] = s;
+        let (s, mut c) = adc(t[i + 4], x3, c);
+        t[i + 4] = s;
+        for limb in t.iter_mut().skip(i + 5) {
+            let (s, c2) = adc(*limb, 0, c);
+            *limb = s;
+            c = c2;
+        }
+    }
+    // r = t[4..8] + t[8]·2^256 < 2p: subtract p once if r ≥ p.
+    let r = [t[4], t[5], t[6], t[7]];
+    let (d0, b) = sbb(r[0], P[0], 0);
+    let (d1, b) = sbb(r[1], P[1], b);
+    let (d2, b) = sbb(r[2], P[2], b);
+    let (d3, b) = sbb(r[3], P[3], b);
+    let (_, b) = sbb(t[8], 0, b);
+    // b = 1: r < p, keep r.
+    let keep = 0u64.wrapping_sub(b);
+    [
+        (r[0] & keep) | (d0 & !keep),
+        (r[1] & keep) | (d1 & !keep),
+        (r[2] & keep) | (d2 & !keep),
+        (r[3] & keep) | (d3 & !keep),
+    ]
 }
 
 impl ConstantTimeEq for Fe {

@@ -249,6 +249,7 @@ fn fixed_base_and_variable_base_multiplication_match_reference() {
     // A second base point for k·P: P = 7·G.
     let p_ref = g * Scalar::from(7u64);
     let p = Affine::from_uncompressed(&ref_encode(&p_ref).expect("P")).expect("on curve");
+    let comb = table::key_comb(&p);
     for (i, k) in ks.iter().enumerate() {
         let rk = ref_scalar(k);
         let (j, exc) = table::mul_g_ct(k);
@@ -259,6 +260,9 @@ fn fixed_base_and_variable_base_multiplication_match_reference() {
             let (j, exc) = table::mul_ct(&p, k);
             assert!(!bool::from(exc));
             assert_eq!(enc(&j), ref_encode(&(p_ref * rk)), "k·P for {k:x?}");
+            let (j2, exc) = table::mul_comb_ct(&comb, k);
+            assert!(!bool::from(exc));
+            assert_eq!(enc(&j2), enc(&j), "comb k·P for {k:x?}");
         }
     }
     // 0·G and 0·P are the identity.
@@ -287,6 +291,11 @@ fn double_multiplication_matches_reference() {
         let got = table::double_mul_vartime(&s, &t, &tab);
         let want = g * ref_scalar(&s) + p_ref * ref_scalar(&t);
         assert_eq!(enc(&got), ref_encode(&want));
+        if i % 64 == 0 {
+            let comb = table::key_comb(&p);
+            let got = table::double_mul_comb_vartime(&s, &t, &comb);
+            assert_eq!(enc(&got), ref_encode(&want));
+        }
     }
     // P = G and t = −s: s·G + t·G = identity; t = s: the doubling case.
     let tab = PubTable::new(&G);
@@ -365,9 +374,17 @@ fn sign_and_verify_both_ways_against_reference() {
         // Ours signs (pool nonces), the reference verifies; and the reverse.
         let sig = sign_e(&d.0, &ctx.dinv1.0, &e, next_nonce).unwrap();
         reference::verify_e(&paff, &e, &sig).unwrap();
-        verify_e(&tab, &e, &sig).unwrap();
+        verify_e(&tab, None, &e, &sig).unwrap();
         let rsig = reference::sign_with(&dref, &e, reference::SecretScalar::random).unwrap();
-        verify_e(&tab, &e, &rsig).unwrap();
+        verify_e(&tab, None, &e, &rsig).unwrap();
+        if i % 50 == 0 {
+            let comb = table::key_comb(&Affine::from_uncompressed(&point).unwrap());
+            verify_e(&tab, Some(&comb), &e, &sig).unwrap();
+            verify_e(&tab, Some(&comb), &e, &rsig).unwrap();
+            let mut bad = rsig;
+            bad[5] ^= 4;
+            assert!(verify_e(&tab, Some(&comb), &e, &bad).is_err());
+        }
 
         // Same k on both sides gives the same signature.
         let k = rng.below(&N);
@@ -385,10 +402,10 @@ fn sign_and_verify_both_ways_against_reference() {
         // Tampering is caught.
         let mut bad = sig;
         bad[(i * 7) % 64] ^= 1 << (i % 8);
-        assert!(verify_e(&tab, &e, &bad).is_err());
+        assert!(verify_e(&tab, None, &e, &bad).is_err());
         let mut e2 = e;
         e2[i % 32] ^= 0x10;
-        assert!(verify_e(&tab, &e2, &sig).is_err());
+        assert!(verify_e(&tab, None, &e2, &sig).is_err());
     }
 }
 
@@ -412,16 +429,16 @@ fn verify_rejects_out_of_range_signatures() {
         let mut bad = [0u8; 64];
         bad[..32].copy_from_slice(&r);
         bad[32..].copy_from_slice(&s);
-        assert!(matches!(verify_e(&tab, &e, &bad), Err(Error::SignatureInvalid)));
+        assert!(matches!(verify_e(&tab, None, &e, &bad), Err(Error::SignatureInvalid)));
     }
-    assert!(verify_e(&tab, &e, &sig[..63]).is_err());
+    assert!(verify_e(&tab, None, &e, &sig[..63]).is_err());
     // r + s = n.
     let r = Sc::from_be_bytes(&<[u8; 32]>::try_from(&sig[..32]).unwrap()).unwrap();
     let s = Sc::ZERO.sub(&r);
     let mut bad = [0u8; 64];
     bad[..32].copy_from_slice(&sig[..32]);
     bad[32..].copy_from_slice(&s.to_be_bytes());
-    assert!(verify_e(&tab, &e, &bad).is_err());
+    assert!(verify_e(&tab, None, &e, &bad).is_err());
 }
 
 #[test]
@@ -433,8 +450,13 @@ fn encrypt_and_decrypt_both_ways_against_reference() {
         let paff = Affine::from_uncompressed(&point).unwrap();
         let len = 1 + (i * 13) % 100;
         let msg: Vec<u8> = (0..len).map(|j| (j * 31 + i) as u8).collect();
-        let ct = encrypt_to(&paff, &msg, next_nonce).unwrap();
+        let ct = encrypt_to(&paff, None, &msg, next_nonce).unwrap();
         assert_eq!(&reference::decrypt_raw(&dref, &ct).unwrap()[..], &msg[..]);
+        if i % 50 == 0 {
+            let comb = table::key_comb(&paff);
+            let ct = encrypt_to(&paff, Some(&comb), &msg, next_nonce).unwrap();
+            assert_eq!(&reference::decrypt_raw(&dref, &ct).unwrap()[..], &msg[..]);
+        }
         let rct = reference::encrypt_with(
             &reference::decode_point(&point).unwrap(),
             &msg,
@@ -464,7 +486,7 @@ fn decrypt_rejects_malformed_input() {
     let mut rng = Rng::new(10);
     let (d, _, point) = key_pair(&mut rng);
     let paff = Affine::from_uncompressed(&point).unwrap();
-    let ct = encrypt_to(&paff, b"abc", next_nonce).unwrap();
+    let ct = encrypt_to(&paff, None, b"abc", next_nonce).unwrap();
     assert!(decrypt_with(&d, &ct[..97]).is_err());
     assert!(decrypt_with(&d, &[]).is_err());
     let mut off_curve = ct.clone();
