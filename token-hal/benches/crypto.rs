@@ -211,7 +211,11 @@ fn sm2_rows(secs: f64, openssl: Option<(f64, f64)>) -> Vec<Row> {
         public.verify(&mech, black_box(&msg), &sig).expect("verify");
     });
     let encrypt = rate(secs, || {
-        black_box(public.encrypt(&EncMech::Sm2, black_box(&secret)).expect("encrypt"));
+        black_box(
+            public
+                .encrypt(&EncMech::Sm2, black_box(&secret))
+                .expect("encrypt"),
+        );
     });
     let decrypt = rate(secs, || {
         black_box(key.decrypt(&EncMech::Sm2, black_box(&ct)).expect("decrypt"));
@@ -235,7 +239,11 @@ fn sm2_rows(secs: f64, openssl: Option<(f64, f64)>) -> Vec<Row> {
         );
     });
     let ref_decrypt = rate(secs, || {
-        black_box(reference.decrypt(&EncMech::Sm2, black_box(&ct)).expect("decrypt"));
+        black_box(
+            reference
+                .decrypt(&EncMech::Sm2, black_box(&ct))
+                .expect("decrypt"),
+        );
     });
     let ref_keygen = rate(secs, || {
         let p8 = REFERENCE_SM2.generate(KeyAlg::Sm2).expect("keygen");
@@ -254,7 +262,11 @@ fn sm2_rows(secs: f64, openssl: Option<(f64, f64)>) -> Vec<Row> {
         row("SM2 decrypt 32 B", decrypt, None),
         row("SM2 keygen", keygen, None),
         row("SM2 sign, RustCrypto ref", ref_sign, openssl.map(|p| p.0)),
-        row("SM2 verify, RustCrypto ref", ref_verify, openssl.map(|p| p.1)),
+        row(
+            "SM2 verify, RustCrypto ref",
+            ref_verify,
+            openssl.map(|p| p.1),
+        ),
         row("SM2 encrypt, RustCrypto ref", ref_encrypt, None),
         row("SM2 decrypt, RustCrypto ref", ref_decrypt, None),
         row("SM2 keygen, RustCrypto ref", ref_keygen, None),

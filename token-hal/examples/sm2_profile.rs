@@ -32,14 +32,18 @@ fn main() {
         match op.as_str() {
             "sign" => drop(black_box(key.sign(&mech, &msg).expect("sign"))),
             "verify" => public.verify(&mech, &msg, &sig).expect("verify"),
-            "encrypt" => drop(black_box(public.encrypt(&EncMech::Sm2, &secret).expect("enc"))),
+            "encrypt" => drop(black_box(
+                public.encrypt(&EncMech::Sm2, &secret).expect("enc"),
+            )),
             "decrypt" => drop(black_box(key.decrypt(&EncMech::Sm2, &ct).expect("dec"))),
             "keygen" => drop(black_box(PrivateKey::generate(KeyAlg::Sm2).expect("gen"))),
             "sign-ref" => drop(black_box(reference.sign(&mech, &msg).expect("sign"))),
             "verify-ref" => REFERENCE_SM2
                 .verify(&public, &mech, &msg, &sig)
                 .expect("verify"),
-            "decrypt-ref" => drop(black_box(reference.decrypt(&EncMech::Sm2, &ct).expect("dec"))),
+            "decrypt-ref" => drop(black_box(
+                reference.decrypt(&EncMech::Sm2, &ct).expect("dec"),
+            )),
             other => panic!("unknown operation {other}"),
         }
     }

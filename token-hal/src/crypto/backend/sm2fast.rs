@@ -60,7 +60,9 @@ impl SecretSc {
         let s = Sc::from_be_bytes(arr)
             .ok_or_else(|| Error::invalid_data("SM2 private key is zero or not below n"))?;
         if bool::from(s.is_zero()) {
-            return Err(Error::invalid_data("SM2 private key is zero or not below n"));
+            return Err(Error::invalid_data(
+                "SM2 private key is zero or not below n",
+            ));
         }
         Ok(Self(s))
     }
@@ -341,7 +343,12 @@ fn sig_scalars(sig: &[u8]) -> Option<(Sc, Sc)> {
 
 /// GB/T 32918.2 §7.1 B1, B2, B5–B7 over e (variable-time: everything is public),
 /// with P's fixed-base table when there is one, else its wNAF table.
-fn verify_e(table: &PubTable, comb: Option<&table::KeyComb>, e: &[u8; 32], sig: &[u8]) -> Result<()> {
+fn verify_e(
+    table: &PubTable,
+    comb: Option<&table::KeyComb>,
+    e: &[u8; 32],
+    sig: &[u8],
+) -> Result<()> {
     // B1, B2.
     let (r, s) = sig_scalars(sig).ok_or(Error::SignatureInvalid)?;
     let e = Sc::reduce_be_bytes(e);
@@ -575,9 +582,9 @@ impl PrivateKeyOps for FastPrivate {
 /// ECPrivateKey with the public key), as RustCrypto `sm2` encodes it, around d
 /// (32 bytes at `PKCS8_D_AT`) and the point (65 bytes at `PKCS8_POINT_AT`).
 const PKCS8_HEAD: [u8; 36] = [
-    0x30, 0x81, 0x87, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
-    0x02, 0x01, 0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d, 0x04, 0x6d, 0x30,
-    0x6b, 0x02, 0x01, 0x01, 0x04, 0x20,
+    0x30, 0x81, 0x87, 0x02, 0x01, 0x00, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02,
+    0x01, 0x06, 0x08, 0x2a, 0x81, 0x1c, 0xcf, 0x55, 0x01, 0x82, 0x2d, 0x04, 0x6d, 0x30, 0x6b, 0x02,
+    0x01, 0x01, 0x04, 0x20,
 ];
 const PKCS8_MID: [u8; 7] = [0xa1, 0x44, 0x03, 0x42, 0x00, 0x04, 0x00];
 const PKCS8_LEN: usize = PKCS8_HEAD.len() + 32 + 5 + 65;

@@ -70,14 +70,20 @@ impl Fe {
     /// From canonical limbs (< p), not in Montgomery form.
     pub(crate) const fn from_canonical(l: [u64; 4]) -> Self {
         let mut out = f::fiat_sm2_montgomery_domain_field_element([0; 4]);
-        f::fiat_sm2_to_montgomery(&mut out, &f::fiat_sm2_non_montgomery_domain_field_element(l));
+        f::fiat_sm2_to_montgomery(
+            &mut out,
+            &f::fiat_sm2_non_montgomery_domain_field_element(l),
+        );
         Self(out.0)
     }
 
     /// Canonical limbs (out of Montgomery form).
     pub(crate) fn to_canonical(self) -> [u64; 4] {
         let mut out = f::fiat_sm2_non_montgomery_domain_field_element([0; 4]);
-        f::fiat_sm2_from_montgomery(&mut out, &f::fiat_sm2_montgomery_domain_field_element(self.0));
+        f::fiat_sm2_from_montgomery(
+            &mut out,
+            &f::fiat_sm2_montgomery_domain_field_element(self.0),
+        );
         out.0
     }
 
@@ -172,7 +178,10 @@ impl Fe {
     #[inline(always)]
     pub(crate) fn neg(&self) -> Self {
         let mut out = f::fiat_sm2_montgomery_domain_field_element([0; 4]);
-        f::fiat_sm2_opp(&mut out, &f::fiat_sm2_montgomery_domain_field_element(self.0));
+        f::fiat_sm2_opp(
+            &mut out,
+            &f::fiat_sm2_montgomery_domain_field_element(self.0),
+        );
         Self(out.0)
     }
 

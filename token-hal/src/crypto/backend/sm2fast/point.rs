@@ -238,13 +238,7 @@ impl Jac {
         let v = u1.mul(&i);
         let x3 = r.square().sub(&j).sub(&v.double());
         let y3 = r.mul(&v.sub(&x3)).sub(&s1.mul(&j).double());
-        let z3 = self
-            .z
-            .add(&q.z)
-            .square()
-            .sub(&z1z1)
-            .sub(&z2z2)
-            .mul(&h);
+        let z3 = self.z.add(&q.z).square().sub(&z1z1).sub(&z2z2).mul(&h);
         (
             Self {
                 x: x3,

@@ -116,7 +116,7 @@ pub(crate) fn mul_g_ct(k: &[u64; 4]) -> (Jac, Choice) {
 }
 
 /// acc + s·G, variable-time (public s).
-fn add_mul_g_vartime(acc: Jac, s: &[u64; 4]) -> Jac {
+pub(crate) fn add_mul_g_vartime(acc: Jac, s: &[u64; 4]) -> Jac {
     gtable().add_vartime(acc, &recode_signed::<GW, GNW>(s))
 }
 
