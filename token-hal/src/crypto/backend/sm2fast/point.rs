@@ -290,7 +290,7 @@ impl Jac {
     }
 
     /// The affine point, `None` for the identity. Constant-time apart from that answer.
-    pub(crate) fn to_affine(&self) -> Option<Affine> {
+    pub(crate) fn to_affine(self) -> Option<Affine> {
         if bool::from(self.is_identity()) {
             return None;
         }
@@ -300,7 +300,7 @@ impl Jac {
 
     /// The affine point given Z^−1.
     #[inline]
-    pub(crate) fn to_affine_with(&self, zinv: &Fe) -> Affine {
+    pub(crate) fn to_affine_with(self, zinv: &Fe) -> Affine {
         let zi2 = zinv.square();
         Affine {
             x: self.x.mul(&zi2),

@@ -53,11 +53,7 @@ impl Rng {
         match self.next() % 16 {
             0 => l = [0; 4],
             1 => l = [1, 0, 0, 0],
-            2 => {
-                for x in &mut l {
-                    *x = u64::MAX;
-                }
-            }
+            2 => l.fill(u64::MAX),
             3 => l[3] = 0,
             4 => l[0] = u64::MAX,
             _ => {}
