@@ -147,8 +147,11 @@ impl Drop for Nonce {
     }
 }
 
-/// How many nonces one refill makes (one batched inversion for all of them).
+/// The most nonces one refill makes (one batched inversion for all of them). A thread's
+/// first refill makes `POOL_FIRST`, and each later one twice as many up to this, so a
+/// thread that signs once does not pay for 32 nonces.
 const POOL_BATCH: usize = 32;
+const POOL_FIRST: usize = 4;
 
 /// This thread's unused nonces. Each is handed out once and dropped (zeroized). The
 /// pool remembers the process id it was filled in: after a fork the child discards
@@ -157,6 +160,7 @@ const POOL_BATCH: usize = 32;
 struct NoncePool {
     pid: u32,
     items: Vec<Nonce>,
+    next_batch: usize,
 }
 
 impl NoncePool {
@@ -167,7 +171,9 @@ impl NoncePool {
             self.pid = pid;
         }
         if self.items.is_empty() {
-            self.items = make_nonces(POOL_BATCH)?;
+            let batch = self.next_batch.clamp(POOL_FIRST, POOL_BATCH);
+            self.items = make_nonces(batch)?;
+            self.next_batch = (batch * 2).min(POOL_BATCH);
         }
         self.items
             .pop()

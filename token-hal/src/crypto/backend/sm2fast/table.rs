@@ -85,18 +85,17 @@ pub(crate) fn gtable() -> &'static Comb<GENTRIES> {
 }
 
 /// Constant-time read of entry `mag` − 1 of `row` (every entry is read; `mag` = 0
-/// selects nothing). The masks are computed arithmetically from `mag`, which passes
-/// through an optimisation barrier first, so the compiler cannot turn the scan into an
-/// indexed load.
+/// selects nothing). Each entry's mask comes from `subtle`'s `ct_eq`, whose result passes
+/// an optimisation barrier. (A first version computed the masks arithmetically from one
+/// barrier-protected `mag`; LLVM proved only one mask could be set and rewrote the scan
+/// into a countdown with a branch and a single load. The dudect test caught it.)
 #[inline(always)]
 fn lookup_affine(row: &[Affine], mag: u8) -> Affine {
-    let mag = std::hint::black_box(u64::from(mag));
     let mut x = [0u64; 4];
     let mut y = [0u64; 4];
     for (i, e) in row.iter().enumerate() {
-        let d = (i as u64 + 1) ^ mag;
-        // All ones when d = 0, else zero.
-        let mask = ((d | d.wrapping_neg()) >> 63).wrapping_sub(1);
+        let hit = (i as u8 + 1).ct_eq(&mag);
+        let mask = 0u64.wrapping_sub(u64::from(hit.unwrap_u8()));
         for l in 0..4 {
             x[l] |= e.x.0[l] & mask;
             y[l] |= e.y.0[l] & mask;

@@ -343,6 +343,28 @@ fn batched_nonces_match_single_multiplication() {
 }
 
 #[test]
+fn nonce_pool_grows_and_never_repeats() {
+    let mut pool = NoncePool::default();
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let n = pool.take().unwrap();
+        let k = n.k.to_canonical();
+        assert!(!seen.contains(&k));
+        assert_eq!(
+            mul_g(&k).unwrap().to_uncompressed(),
+            n.point.to_uncompressed()
+        );
+        seen.push(k);
+    }
+    assert_eq!(pool.next_batch, POOL_BATCH);
+    // A pool filled in another process (as after fork) is discarded, not reused.
+    pool.pid = pool.pid.wrapping_add(1);
+    let left: Vec<[u64; 4]> = pool.items.iter().map(|n| n.k.to_canonical()).collect();
+    let n = pool.take().unwrap();
+    assert!(!left.contains(&n.k.to_canonical()));
+}
+
+#[test]
 fn batch_invert_handles_zeros() {
     let mut rng = Rng::new(6);
     let vals: Vec<Fe> = (0..50)
@@ -612,48 +634,62 @@ fn dudect_sign_is_constant_time() {
         ("k·P (mul_ct)", 2),
         ("control: variable-time k·G", 3),
     ] {
-        let mut a = Vec::with_capacity(samples / 2);
-        let mut b = Vec::with_capacity(samples / 2);
-        let p = G;
         let n = if which == 2 { samples / 10 } else { samples };
-        for _ in 0..n {
-            let class_a = rng.next() & 1 == 0;
-            let k = if class_a { fixed_k } else { rng.below(&N) };
+        // Inputs for every measurement are made before any timing, so the only thing
+        // between the two clock reads is the operation itself.
+        let classes: Vec<bool> = (0..n).map(|_| rng.next() & 1 == 0).collect();
+        let ks: Vec<[u64; 4]> = classes
+            .iter()
+            .map(|&a| if a { fixed_k } else { rng.below(&N) })
+            .collect();
+        let nonces: Vec<Nonce> = ks
+            .iter()
+            .map(|k| Nonce {
+                k: Sc::from_canonical(*k),
+                x1: Sc::from_canonical(*k),
+                point: G,
+            })
+            .collect();
+        let ds: Vec<Sc> = classes
+            .iter()
+            .map(|&a| if a { Sc::ONE } else { ctx_d })
+            .collect();
+        let mut times = vec![0f64; n];
+        for i in 0..n {
             let t0 = Instant::now();
             match which {
                 0 => {
-                    black_box(table::mul_g_ct(black_box(&k)));
+                    black_box(table::mul_g_ct(black_box(&ks[i])));
                 }
                 1 => {
-                    let nonce = Nonce {
-                        k: Sc::from_canonical(k),
-                        x1: Sc::from_canonical(k),
-                        point: G,
-                    };
-                    let dd = if class_a { Sc::ONE } else { ctx_d };
-                    black_box(sign_core(black_box(&dd), &dinv1, &e, black_box(&nonce)));
+                    black_box(sign_core(
+                        black_box(&ds[i]),
+                        &dinv1,
+                        &e,
+                        black_box(&nonces[i]),
+                    ));
                 }
                 2 => {
-                    black_box(table::mul_ct(&p, black_box(&k)));
+                    black_box(table::mul_ct(&G, black_box(&ks[i])));
                 }
                 _ => {
-                    black_box(table::add_mul_g_vartime(Jac::IDENTITY, black_box(&k)));
+                    black_box(table::add_mul_g_vartime(Jac::IDENTITY, black_box(&ks[i])));
                 }
             }
-            let dt = t0.elapsed().as_nanos() as f64;
-            if class_a {
-                a.push(dt);
-            } else {
-                b.push(dt);
-            }
+            times[i] = t0.elapsed().as_nanos() as f64;
         }
+        let mut a: Vec<f64> = (0..n).filter(|&i| classes[i]).map(|i| times[i]).collect();
+        let mut b: Vec<f64> = (0..n).filter(|&i| !classes[i]).map(|i| times[i]).collect();
         crop(&mut a, 0.9);
         crop(&mut b, 0.9);
         let t = welch_t(&a, &b);
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         println!(
-            "dudect {name}: {} + {} samples, t = {t:.2} (|t| < 4.5 passes)",
+            "dudect {name}: {} + {} samples, means {:.0} / {:.0} ns, t = {t:.2} (|t| < 4.5 passes)",
             a.len(),
-            b.len()
+            b.len(),
+            mean(&a),
+            mean(&b)
         );
         // The control must be caught: it skips the zero digits of k = 1.
         if (which == 3) != (t.abs() > 4.5) {
