@@ -627,13 +627,19 @@ fn dudect_sign_is_constant_time() {
     let dinv1 = ctx_d.add(&Sc::ONE).invert();
     let e = Sc::from_canonical(rng.below(&N));
     let _ = table::gtable();
+    // dudect's usual fixed class for the scalar step: one fixed random (d, k).
+    let fixed_d = Sc::from_canonical(rng.below(&N));
+    let fixed_k_random = rng.below(&N);
     let mut failures = Vec::new();
     for (name, which) in [
         ("k·G (mul_g_ct)", 0),
-        ("sign_core (k, d)", 1),
+        ("sign_core (k, d), fixed = 1", 1),
+        ("sign_core (k, d), fixed = random", 4),
         ("k·P (mul_ct)", 2),
         ("control: variable-time k·G", 3),
     ] {
+        let fixed_k = if which == 4 { fixed_k_random } else { fixed_k };
+        let fixed_d = if which == 4 { fixed_d } else { Sc::ONE };
         let n = if which == 2 { samples / 10 } else { samples };
         // Inputs for every measurement are made before any timing, so the only thing
         // between the two clock reads is the operation itself.
@@ -652,7 +658,7 @@ fn dudect_sign_is_constant_time() {
             .collect();
         let ds: Vec<Sc> = classes
             .iter()
-            .map(|&a| if a { Sc::ONE } else { ctx_d })
+            .map(|&a| if a { fixed_d } else { Sc::from_canonical(rng.below(&N)) })
             .collect();
         let mut times = vec![0f64; n];
         for i in 0..n {
