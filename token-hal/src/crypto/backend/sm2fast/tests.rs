@@ -658,7 +658,13 @@ fn dudect_sign_is_constant_time() {
             .collect();
         let ds: Vec<Sc> = classes
             .iter()
-            .map(|&a| if a { fixed_d } else { Sc::from_canonical(rng.below(&N)) })
+            .map(|&a| {
+                if a {
+                    fixed_d
+                } else {
+                    Sc::from_canonical(rng.below(&N))
+                }
+            })
             .collect();
         let mut times = vec![0f64; n];
         for i in 0..n {
@@ -667,7 +673,7 @@ fn dudect_sign_is_constant_time() {
                 0 => {
                     black_box(table::mul_g_ct(black_box(&ks[i])));
                 }
-                1 => {
+                1 | 4 => {
                     black_box(sign_core(
                         black_box(&ds[i]),
                         &dinv1,
