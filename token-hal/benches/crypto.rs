@@ -10,10 +10,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use token_hal::crypto::hash::{self, HashAlg};
-use token_hal::crypto::provider::{REFERENCE_SM4, SymProvider, provider};
+use token_hal::crypto::provider::{REFERENCE_SM2, REFERENCE_SM4, SymProvider, provider};
 use token_hal::crypto::sm2::DEFAULT_ID;
 use token_hal::crypto::sym::{Direction, SymAlg, SymMode};
-use token_hal::crypto::{KeyAlg, PrivateKey, SignMech};
+use token_hal::crypto::{EncMech, KeyAlg, PrivateKey, SignMech};
 use ukey_simd::sm4::Sm4Key;
 
 const BUF: usize = 16 * 1024;
@@ -154,22 +154,7 @@ fn main() {
     let secs = 1.0;
     let mut rows = Vec::new();
 
-    // SM2 sign/verify over a short message with the default ID (Z, e = SM3(Z‖M), sign).
-    let sm2 = PrivateKey::generate(KeyAlg::Sm2).expect("SM2 key");
-    let sm2_pub = sm2.public_key().expect("SM2 public key");
-    let mech = SignMech::Sm2Sm3 {
-        id: DEFAULT_ID.to_vec(),
-    };
     let msg = [0x5au8; 20];
-    let sig = sm2.sign(&mech, &msg).expect("SM2 sign");
-    let sm2_sign = rate(secs, || {
-        black_box(sm2.sign(&mech, black_box(&msg)).expect("sign"));
-    });
-    let sm2_verify = rate(secs, || {
-        sm2_pub
-            .verify(&mech, black_box(&msg), &sig)
-            .expect("verify");
-    });
 
     // ECDSA P-256 with SHA-256.
     let p256 = PrivateKey::generate(KeyAlg::EcP256).expect("P-256 key");
@@ -255,18 +240,7 @@ fn main() {
             .and_then(parse_evp)
     };
 
-    rows.push(Row {
-        name: "SM2 sign",
-        unit: "ops/s",
-        ours: sm2_sign,
-        openssl: o_sm2.map(|p| p.0),
-    });
-    rows.push(Row {
-        name: "SM2 verify",
-        unit: "ops/s",
-        ours: sm2_verify,
-        openssl: o_sm2.map(|p| p.1),
-    });
+    rows.extend(sm2_rows(secs, o_sm2));
     rows.push(Row {
         name: "SM3 (16 KiB)",
         unit: "MB/s",
@@ -344,4 +318,90 @@ fn main() {
         "(SM4 kernels on CPU tier {}; cap it with UKEY_CPU_TIER)",
         ukey_simd::Tier::current().name()
     );
+}
+
+/// The SM2 rows: the default provider (fast SM2) and the portable RustCrypto reference,
+/// over a 20-byte message with the default ID (sign = SM3(Z‖M) + sign with the key's
+/// cached context), 32-byte encryption (C1C3C2) and key generation.
+fn sm2_rows(secs: f64, openssl: Option<(f64, f64)>) -> Vec<Row> {
+    let key = PrivateKey::generate(KeyAlg::Sm2).expect("SM2 key");
+    let public = key.public_key().expect("SM2 public key");
+    let reference = REFERENCE_SM2
+        .load_private(KeyAlg::Sm2, &key.to_pkcs8_der())
+        .expect("reference key");
+    let mech = SignMech::Sm2Sm3 {
+        id: DEFAULT_ID.to_vec(),
+    };
+    let msg = [0x5au8; 20];
+    let secret = [0x33u8; 32];
+    let sig = key.sign(&mech, &msg).expect("SM2 sign");
+    let ct = public.encrypt(&EncMech::Sm2, &secret).expect("SM2 encrypt");
+
+    let sign = rate(secs, || {
+        black_box(key.sign(&mech, black_box(&msg)).expect("sign"));
+    });
+    let verify = rate(secs, || {
+        public.verify(&mech, black_box(&msg), &sig).expect("verify");
+    });
+    let encrypt = rate(secs, || {
+        black_box(
+            public
+                .encrypt(&EncMech::Sm2, black_box(&secret))
+                .expect("encrypt"),
+        );
+    });
+    let decrypt = rate(secs, || {
+        black_box(key.decrypt(&EncMech::Sm2, black_box(&ct)).expect("decrypt"));
+    });
+    let keygen = rate(secs, || {
+        black_box(PrivateKey::generate(KeyAlg::Sm2).expect("keygen"));
+    });
+    let ref_sign = rate(secs, || {
+        black_box(reference.sign(&mech, black_box(&msg)).expect("sign"));
+    });
+    let ref_verify = rate(secs, || {
+        REFERENCE_SM2
+            .verify(&public, &mech, black_box(&msg), &sig)
+            .expect("verify");
+    });
+    let ref_encrypt = rate(secs, || {
+        black_box(
+            REFERENCE_SM2
+                .encrypt(&public, &EncMech::Sm2, black_box(&secret))
+                .expect("encrypt"),
+        );
+    });
+    let ref_decrypt = rate(secs, || {
+        black_box(
+            reference
+                .decrypt(&EncMech::Sm2, black_box(&ct))
+                .expect("decrypt"),
+        );
+    });
+    let ref_keygen = rate(secs, || {
+        let p8 = REFERENCE_SM2.generate(KeyAlg::Sm2).expect("keygen");
+        black_box(REFERENCE_SM2.load_private(KeyAlg::Sm2, &p8).expect("load"));
+    });
+    let row = |name, ours, openssl| Row {
+        name,
+        unit: "ops/s",
+        ours,
+        openssl,
+    };
+    vec![
+        row("SM2 sign (Z+SM3+sign)", sign, openssl.map(|p| p.0)),
+        row("SM2 verify", verify, openssl.map(|p| p.1)),
+        row("SM2 encrypt 32 B", encrypt, None),
+        row("SM2 decrypt 32 B", decrypt, None),
+        row("SM2 keygen", keygen, None),
+        row("SM2 sign, RustCrypto ref", ref_sign, openssl.map(|p| p.0)),
+        row(
+            "SM2 verify, RustCrypto ref",
+            ref_verify,
+            openssl.map(|p| p.1),
+        ),
+        row("SM2 encrypt, RustCrypto ref", ref_encrypt, None),
+        row("SM2 decrypt, RustCrypto ref", ref_decrypt, None),
+        row("SM2 keygen, RustCrypto ref", ref_keygen, None),
+    ]
 }

@@ -7,6 +7,7 @@ pub mod gcm;
 pub mod hash;
 pub mod rsa;
 pub mod sm2;
+pub mod sm2fast;
 pub mod sm4fast;
 pub mod symmetric;
 

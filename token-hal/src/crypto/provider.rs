@@ -223,16 +223,19 @@ impl CryptoProvider {
     }
 }
 
-/// The default provider: ukey-simd's SM4 kernels (GFNI/AVX-512, GFNI/AVX2, AES-NI/AVX2
-/// or portable, chosen at run time), RustCrypto for SM2/SM3 and the AES modes (AES-NI
-/// where the CPU has it), aws-lc-rs for SHA, HMAC-SHA, AES-GCM at rest, ECDSA and RSA.
+/// The default provider: SM2 on the specialised curve arithmetic of
+/// [`super::backend::sm2fast`] (RustCrypto's `sm2` stays as the portable reference in
+/// [`super::backend::sm2`]), ukey-simd's SM4 kernels (GFNI/AVX-512, GFNI/AVX2,
+/// AES-NI/AVX2 or portable, chosen at run time), RustCrypto for SM3 and the AES modes
+/// (AES-NI where the CPU has it), aws-lc-rs for SHA, HMAC-SHA, AES-GCM at rest, ECDSA
+/// and RSA.
 pub static DEFAULT_PROVIDER: CryptoProvider = CryptoProvider {
     hash: &super::backend::hash::DefaultHash,
     rng: &super::backend::OsRng,
     aead: &super::backend::awslc::AwsLcAead,
     sm4: &super::backend::sm4fast::FastSm4,
     aes: &super::backend::symmetric::RustCryptoAes,
-    sm2: &super::backend::sm2::RustCryptoSm2,
+    sm2: &super::backend::sm2fast::FastSm2,
     ec: &super::backend::awslc::AwsLcEcdsa,
     edwards: &super::backend::edwards::EdwardsBackend,
     rsa: &super::backend::rsa::RsaBackend,
@@ -241,6 +244,10 @@ pub static DEFAULT_PROVIDER: CryptoProvider = CryptoProvider {
 /// The portable SM4 reference (RustCrypto `sm4` with the `cbc`, `ctr`, `cfb-mode`, `ofb`,
 /// `aes-gcm` and `cmac` crates) that the default's SM4 is tested and benchmarked against.
 pub static REFERENCE_SM4: &dyn SymProvider = &super::backend::symmetric::RustCryptoSm4;
+
+/// The portable reference SM2 implementation (RustCrypto `sm2` arithmetic), for
+/// differential tests and benchmarks; [`DEFAULT_PROVIDER`] uses the fast one.
+pub static REFERENCE_SM2: &dyn AsymProvider = &super::backend::sm2::RustCryptoSm2;
 
 static INSTALLED: OnceLock<&'static CryptoProvider> = OnceLock::new();
 

@@ -148,10 +148,12 @@ pub fn cipher_der_to_raw(der: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// Test-only entry points that take the random k, for the known-answer tests of
-/// GB/T 32918. Never compiled into the libraries (feature `test-seams`).
+/// GB/T 32918. Never compiled into the libraries (feature `test-seams`). They run the
+/// default (fast) SM2 code; the `reference_` variants run the portable RustCrypto path.
 #[cfg(any(test, feature = "test-seams"))]
 pub mod test_seams {
     use super::super::backend::sm2 as imp;
+    use super::super::backend::sm2fast::seams as fast;
     use crate::error::{Error, Result};
 
     fn fixed(k: &[u8]) -> impl FnMut() -> Result<imp::SecretScalar> + '_ {
@@ -167,12 +169,22 @@ pub mod test_seams {
 
     /// Signs e with private scalar `d` and the given `k`; raw r‖s.
     pub fn sign_with_k(d: &[u8], e: &[u8; 32], k: &[u8]) -> Result<[u8; 64]> {
-        let d = imp::SecretScalar::from_slice(d)?;
-        imp::sign_with(&d, e, fixed(k))
+        fast::sign_with_k(d, e, k)
     }
 
     /// Encrypts to `point` with the given `k`; C1‖C3‖C2.
     pub fn encrypt_with_k(point: &[u8], msg: &[u8], k: &[u8]) -> Result<Vec<u8>> {
+        fast::encrypt_with_k(point, msg, k)
+    }
+
+    /// [`sign_with_k`] on the portable reference path.
+    pub fn reference_sign_with_k(d: &[u8], e: &[u8; 32], k: &[u8]) -> Result<[u8; 64]> {
+        let d = imp::SecretScalar::from_slice(d)?;
+        imp::sign_with(&d, e, fixed(k))
+    }
+
+    /// [`encrypt_with_k`] on the portable reference path.
+    pub fn reference_encrypt_with_k(point: &[u8], msg: &[u8], k: &[u8]) -> Result<Vec<u8>> {
         imp::encrypt_with(&imp::decode_point(point)?, msg, fixed(k))
     }
 }

@@ -1,0 +1,320 @@
+//! Arithmetic modulo the SM2 prime p = 2^256 − 2^224 − 2^96 + 2^64 − 1, on four
+//! 64-bit limbs in the Montgomery domain (R = 2^256).
+//!
+//! Multiplication and squaring are written here for this prime: a schoolbook product
+//! on u128, then four Montgomery reduction steps that need no multiplication, because
+//! −p^−1 ≡ 1 (mod 2^64) makes each step's factor m the lowest limb, and m·p is
+//! m·2^256 − m·2^224 − m·2^96 + m·2^64 − m, a few shifts and subtractions. Addition,
+//! subtraction, negation, conversions and selection are fiat-crypto's formally
+//! verified code for the same prime (the `fiat-crypto` crate, which RustCrypto `sm2`
+//! also builds on); the differential tests check the hand-written multiplication
+//! against crypto-bigint. Everything is branch-free. Inversion is Fermat's x^(p−2)
+//! over a fixed addition chain, so it is constant-time too.
+
+use fiat_crypto::sm2_64 as f;
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+
+/// A field element in Montgomery form.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Fe(pub(crate) [u64; 4]);
+
+/// p, little-endian limbs.
+const P: [u64; 4] = [
+    0xFFFF_FFFF_FFFF_FFFF,
+    0xFFFF_FFFF_0000_0000,
+    0xFFFF_FFFF_FFFF_FFFF,
+    0xFFFF_FFFE_FFFF_FFFF,
+];
+
+/// Little-endian limbs of a big-endian 32-byte string.
+pub(crate) fn limbs_from_be(b: &[u8; 32]) -> [u64; 4] {
+    let mut l = [0u64; 4];
+    for (i, limb) in l.iter_mut().enumerate() {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[32 - 8 * (i + 1)..32 - 8 * i]);
+        *limb = u64::from_be_bytes(w);
+    }
+    l
+}
+
+/// Big-endian bytes of little-endian limbs.
+pub(crate) fn limbs_to_be(l: &[u64; 4]) -> [u8; 32] {
+    let mut b = [0u8; 32];
+    for (i, limb) in l.iter().enumerate() {
+        b[32 - 8 * (i + 1)..32 - 8 * i].copy_from_slice(&limb.to_be_bytes());
+    }
+    b
+}
+
+/// a − m and the borrow (1 when a < m), branch-free.
+pub(crate) fn sub_borrow(a: &[u64; 4], m: &[u64; 4]) -> ([u64; 4], u64) {
+    let mut out = [0u64; 4];
+    let mut borrow = 0u64;
+    for i in 0..4 {
+        let (d1, b1) = a[i].overflowing_sub(m[i]);
+        let (d2, b2) = d1.overflowing_sub(borrow);
+        out[i] = d2;
+        borrow = u64::from(b1 | b2);
+    }
+    (out, borrow)
+}
+
+impl Fe {
+    pub(crate) const ZERO: Self = Self([0; 4]);
+    pub(crate) const ONE: Self = {
+        let mut one = f::fiat_sm2_montgomery_domain_field_element([0; 4]);
+        f::fiat_sm2_set_one(&mut one);
+        Self(one.0)
+    };
+
+    /// From canonical limbs (< p), not in Montgomery form.
+    pub(crate) const fn from_canonical(l: [u64; 4]) -> Self {
+        let mut out = f::fiat_sm2_montgomery_domain_field_element([0; 4]);
+        f::fiat_sm2_to_montgomery(
+            &mut out,
+            &f::fiat_sm2_non_montgomery_domain_field_element(l),
+        );
+        Self(out.0)
+    }
+
+    /// Canonical limbs (out of Montgomery form).
+    pub(crate) fn to_canonical(self) -> [u64; 4] {
+        let mut out = f::fiat_sm2_non_montgomery_domain_field_element([0; 4]);
+        f::fiat_sm2_from_montgomery(
+            &mut out,
+            &f::fiat_sm2_montgomery_domain_field_element(self.0),
+        );
+        out.0
+    }
+
+    /// From 32 big-endian bytes; `None` unless the value is below p.
+    pub(crate) fn from_be_bytes(b: &[u8; 32]) -> Option<Self> {
+        let l = limbs_from_be(b);
+        let (_, borrow) = sub_borrow(&l, &P);
+        (borrow == 1).then(|| Self::from_canonical(l))
+    }
+
+    /// 32 big-endian bytes.
+    pub(crate) fn to_be_bytes(self) -> [u8; 32] {
+        limbs_to_be(&self.to_canonical())
+    }
+
+    /// Montgomery product self·rhs·2^−256 mod p.
+    #[inline]
+    pub(crate) fn mul(&self, rhs: &Self) -> Self {
+        let a = &self.0;
+        let b = &rhs.0;
+        let mut t = [0u64; 9];
+        for i in 0..4 {
+            let mut carry = 0u64;
+            for j in 0..4 {
+                let (lo, hi) = mac(t[i + j], a[i], b[j], carry);
+                t[i + j] = lo;
+                carry = hi;
+            }
+            t[i + 4] = carry;
+        }
+        Self(montgomery_reduce(t))
+    }
+
+    /// Montgomery square (the cross products once, doubled).
+    #[inline]
+    pub(crate) fn square(&self) -> Self {
+        let a = &self.0;
+        let mut t = [0u64; 9];
+        // Cross products a_i·a_j, i < j.
+        for i in 0..3 {
+            let mut carry = 0u64;
+            for j in i + 1..4 {
+                let (lo, hi) = mac(t[i + j], a[i], a[j], carry);
+                t[i + j] = lo;
+                carry = hi;
+            }
+            t[i + 4] = carry;
+        }
+        // Double them.
+        t[8] = 0;
+        let mut top = 0u64;
+        for limb in t.iter_mut().take(8).skip(1) {
+            let v = *limb;
+            *limb = (v << 1) | top;
+            top = v >> 63;
+        }
+        // Add the squares a_i².
+        let mut carry = 0u64;
+        for i in 0..4 {
+            let sq = u128::from(a[i]) * u128::from(a[i]);
+            let (lo, c1) = adc(t[2 * i], sq as u64, carry);
+            let (hi, c2) = adc(t[2 * i + 1], (sq >> 64) as u64, c1);
+            t[2 * i] = lo;
+            t[2 * i + 1] = hi;
+            carry = c2;
+        }
+        Self(montgomery_reduce(t))
+    }
+
+    #[inline(always)]
+    pub(crate) fn add(&self, rhs: &Self) -> Self {
+        let mut out = f::fiat_sm2_montgomery_domain_field_element([0; 4]);
+        f::fiat_sm2_add(
+            &mut out,
+            &f::fiat_sm2_montgomery_domain_field_element(self.0),
+            &f::fiat_sm2_montgomery_domain_field_element(rhs.0),
+        );
+        Self(out.0)
+    }
+
+    #[inline(always)]
+    pub(crate) fn sub(&self, rhs: &Self) -> Self {
+        let mut out = f::fiat_sm2_montgomery_domain_field_element([0; 4]);
+        f::fiat_sm2_sub(
+            &mut out,
+            &f::fiat_sm2_montgomery_domain_field_element(self.0),
+            &f::fiat_sm2_montgomery_domain_field_element(rhs.0),
+        );
+        Self(out.0)
+    }
+
+    #[inline(always)]
+    pub(crate) fn neg(&self) -> Self {
+        let mut out = f::fiat_sm2_montgomery_domain_field_element([0; 4]);
+        f::fiat_sm2_opp(
+            &mut out,
+            &f::fiat_sm2_montgomery_domain_field_element(self.0),
+        );
+        Self(out.0)
+    }
+
+    #[inline(always)]
+    pub(crate) fn double(&self) -> Self {
+        self.add(self)
+    }
+
+    /// self^(2^n).
+    #[inline]
+    pub(crate) fn sqn(&self, n: u32) -> Self {
+        let mut x = *self;
+        for _ in 0..n {
+            x = x.square();
+        }
+        x
+    }
+
+    /// 1 when zero.
+    #[inline(always)]
+    pub(crate) fn is_zero(&self) -> Choice {
+        let mut nz = 0u64;
+        f::fiat_sm2_nonzero(&mut nz, &self.0);
+        nz.ct_eq(&0)
+    }
+
+    /// self^(p−2) = self^−1 (0 for 0), constant-time. p − 2 in binary, from the top:
+    /// 31 ones, a zero, 128 ones, 32 zeros, 62 ones, a zero, a one.
+    pub(crate) fn invert(&self) -> Self {
+        let x = *self;
+        let x2 = x.square().mul(&x);
+        let x3 = x2.square().mul(&x);
+        let x6 = x3.sqn(3).mul(&x3);
+        let x12 = x6.sqn(6).mul(&x6);
+        let x24 = x12.sqn(12).mul(&x12);
+        let x30 = x24.sqn(6).mul(&x6);
+        let x31 = x30.square().mul(&x);
+        let x32 = x31.square().mul(&x);
+        // 31 ones, then a zero.
+        let mut t = x31.square();
+        // 128 ones.
+        for _ in 0..4 {
+            t = t.sqn(32).mul(&x32);
+        }
+        // 32 zeros, 32 ones.
+        t = t.sqn(64).mul(&x32);
+        // 30 ones, a zero, a one.
+        t = t.sqn(30).mul(&x30);
+        t.sqn(2).mul(&x)
+    }
+}
+
+/// a + b·c + carry as (low, high).
+#[inline(always)]
+fn mac(a: u64, b: u64, c: u64, carry: u64) -> (u64, u64) {
+    let t = u128::from(a) + u128::from(b) * u128::from(c) + u128::from(carry);
+    (t as u64, (t >> 64) as u64)
+}
+
+/// a + b + carry as (sum, carry out).
+#[inline(always)]
+fn adc(a: u64, b: u64, carry: u64) -> (u64, u64) {
+    let t = u128::from(a) + u128::from(b) + u128::from(carry);
+    (t as u64, (t >> 64) as u64)
+}
+
+/// a − b − borrow as (difference, borrow out), borrow 0 or 1.
+#[inline(always)]
+fn sbb(a: u64, b: u64, borrow: u64) -> (u64, u64) {
+    let t = u128::from(a)
+        .wrapping_sub(u128::from(b))
+        .wrapping_sub(u128::from(borrow));
+    (t as u64, ((t >> 64) as u64) & 1)
+}
+
+/// t·2^−256 mod p for a 512-bit t (t[8] = 0) below p·2^256.
+#[inline(always)]
+fn montgomery_reduce(mut t: [u64; 9]) -> [u64; 4] {
+    for i in 0..4 {
+        // m = t_i (−p^−1 = 1 mod 2^64). t + m·p clears limb i; what it adds to limbs
+        // i+1 … i+4 is X = (m·p + m)/2^64 = m·2^192 + m − m·2^160 − m·2^32 ≥ 0.
+        let m = t[i];
+        let lo = m << 32;
+        let hi = m >> 32;
+        let (x0, b) = sbb(m, lo, 0);
+        let (x1, b) = sbb(0, hi, b);
+        let (x2, b) = sbb(0, lo, b);
+        let (x3, _) = sbb(m, hi, b);
+        let (s, c) = adc(t[i + 1], x0, 0);
+        t[i + 1] = s;
+        let (s, c) = adc(t[i + 2], x1, c);
+        t[i + 2] = s;
+        let (s, c) = adc(t[i + 3], x2, c);
+        t[i + 3] = s;
+        let (s, mut c) = adc(t[i + 4], x3, c);
+        t[i + 4] = s;
+        for limb in t.iter_mut().skip(i + 5) {
+            let (s, c2) = adc(*limb, 0, c);
+            *limb = s;
+            c = c2;
+        }
+    }
+    // r = t[4..8] + t[8]·2^256 < 2p: subtract p once if r ≥ p.
+    let r = [t[4], t[5], t[6], t[7]];
+    let (d0, b) = sbb(r[0], P[0], 0);
+    let (d1, b) = sbb(r[1], P[1], b);
+    let (d2, b) = sbb(r[2], P[2], b);
+    let (d3, b) = sbb(r[3], P[3], b);
+    let (_, b) = sbb(t[8], 0, b);
+    // b = 1: r < p, keep r.
+    let keep = 0u64.wrapping_sub(b);
+    [
+        (r[0] & keep) | (d0 & !keep),
+        (r[1] & keep) | (d1 & !keep),
+        (r[2] & keep) | (d2 & !keep),
+        (r[3] & keep) | (d3 & !keep),
+    ]
+}
+
+impl ConstantTimeEq for Fe {
+    fn ct_eq(&self, other: &Self) -> Choice {
+        self.0.ct_eq(&other.0)
+    }
+}
+
+impl ConditionallySelectable for Fe {
+    #[inline(always)]
+    fn conditional_select(a: &Self, b: &Self, choice: Choice) -> Self {
+        let mut out = [0u64; 4];
+        f::fiat_sm2_selectznz(&mut out, choice.unwrap_u8(), &a.0, &b.0);
+        Self(out)
+    }
+}
+
+#[cfg(test)]
+pub(crate) const MODULUS: [u64; 4] = P;

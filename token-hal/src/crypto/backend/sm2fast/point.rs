@@ -1,0 +1,419 @@
+//! Points of the SM2 curve y² = x³ − 3x + b: affine points for tables, Jacobian
+//! points (X/Z², Y/Z³; Z = 0 is the identity) for arithmetic, with the a = −3 formulas
+//! of the Explicit-Formulas Database (dbl-2001-b, madd-2007-bl, add-2007-bl).
+//!
+//! The `_ct` functions are branch-free in their inputs. The one input pair the
+//! incomplete formulas cannot add, P + P, is never reached by a scalar multiplication
+//! except with negligible probability (about 2^−250 per call); when it is, the
+//! functions raise an `exceptional` flag instead of branching, and the caller redoes the
+//! whole operation on the portable reference arithmetic.
+
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+
+use super::field::Fe;
+
+/// Curve coefficient b (Montgomery form).
+pub(crate) const B: Fe = Fe::from_canonical([
+    0xDDBC_BD41_4D94_0E93,
+    0xF397_89F5_15AB_8F92,
+    0x4D5A_9E4B_CF65_09A7,
+    0x28E9_FA9E_9D9F_5E34,
+]);
+
+/// The base point G.
+pub(crate) const G: Affine = Affine {
+    x: Fe::from_canonical([
+        0x715A_4589_334C_74C7,
+        0x8FE3_0BBF_F266_0BE1,
+        0x5F99_0446_6A39_C994,
+        0x32C4_AE2C_1F19_8119,
+    ]),
+    y: Fe::from_canonical([
+        0x02DF_32E5_2139_F0A0,
+        0xD0A9_877C_C62A_4740,
+        0x59BD_CEE3_6B69_2153,
+        0xBC37_36A2_F4F6_779C,
+    ]),
+};
+
+/// An affine point (never the identity).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Affine {
+    pub(crate) x: Fe,
+    pub(crate) y: Fe,
+}
+
+/// A Jacobian point.
+#[derive(Clone, Copy)]
+pub(crate) struct Jac {
+    pub(crate) x: Fe,
+    pub(crate) y: Fe,
+    pub(crate) z: Fe,
+}
+
+impl ConditionallySelectable for Affine {
+    #[inline(always)]
+    fn conditional_select(a: &Self, b: &Self, c: Choice) -> Self {
+        Self {
+            x: Fe::conditional_select(&a.x, &b.x, c),
+            y: Fe::conditional_select(&a.y, &b.y, c),
+        }
+    }
+}
+
+impl ConditionallySelectable for Jac {
+    #[inline(always)]
+    fn conditional_select(a: &Self, b: &Self, c: Choice) -> Self {
+        Self {
+            x: Fe::conditional_select(&a.x, &b.x, c),
+            y: Fe::conditional_select(&a.y, &b.y, c),
+            z: Fe::conditional_select(&a.z, &b.z, c),
+        }
+    }
+}
+
+impl Affine {
+    /// Decodes 04‖x‖y; `None` unless both coordinates are below p and the point is on
+    /// the curve.
+    pub(crate) fn from_uncompressed(p: &[u8]) -> Option<Self> {
+        if p.len() != 65 || p[0] != 0x04 {
+            return None;
+        }
+        let mut xb = [0u8; 32];
+        let mut yb = [0u8; 32];
+        xb.copy_from_slice(&p[1..33]);
+        yb.copy_from_slice(&p[33..65]);
+        let a = Self {
+            x: Fe::from_be_bytes(&xb)?,
+            y: Fe::from_be_bytes(&yb)?,
+        };
+        a.is_on_curve().then_some(a)
+    }
+
+    /// y² = x³ − 3x + b.
+    pub(crate) fn is_on_curve(&self) -> bool {
+        let lhs = self.y.square();
+        let x3 = self.x.square().mul(&self.x);
+        let three_x = self.x.double().add(&self.x);
+        let rhs = x3.sub(&three_x).add(&B);
+        bool::from(lhs.ct_eq(&rhs))
+    }
+
+    /// 04‖x‖y.
+    pub(crate) fn to_uncompressed(self) -> [u8; 65] {
+        let mut out = [0u8; 65];
+        out[0] = 0x04;
+        out[1..33].copy_from_slice(&self.x.to_be_bytes());
+        out[33..].copy_from_slice(&self.y.to_be_bytes());
+        out
+    }
+
+    pub(crate) fn to_jac(self) -> Jac {
+        Jac {
+            x: self.x,
+            y: self.y,
+            z: Fe::ONE,
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn neg(&self) -> Self {
+        Self {
+            x: self.x,
+            y: self.y.neg(),
+        }
+    }
+}
+
+impl Jac {
+    pub(crate) const IDENTITY: Self = Self {
+        x: Fe::ONE,
+        y: Fe::ONE,
+        z: Fe::ZERO,
+    };
+
+    #[inline(always)]
+    pub(crate) fn is_identity(&self) -> Choice {
+        self.z.is_zero()
+    }
+
+    /// 2P (dbl-2001-b, 3M + 5S). The identity doubles to the identity.
+    #[inline]
+    pub(crate) fn double(&self) -> Self {
+        let delta = self.z.square();
+        let gamma = self.y.square();
+        let beta = self.x.mul(&gamma);
+        let t = self.x.sub(&delta).mul(&self.x.add(&delta));
+        let alpha = t.double().add(&t);
+        let beta4 = beta.double().double();
+        let x3 = alpha.square().sub(&beta4.double());
+        let z3 = self.y.add(&self.z).square().sub(&gamma).sub(&delta);
+        let g2 = gamma.square();
+        let g8 = g2.double().double().double();
+        let y3 = alpha.mul(&beta4.sub(&x3)).sub(&g8);
+        Self {
+            x: x3,
+            y: y3,
+            z: z3,
+        }
+    }
+
+    /// 2^n P.
+    #[inline]
+    pub(crate) fn double_n(&self, n: u32) -> Self {
+        let mut p = *self;
+        for _ in 0..n {
+            p = p.double();
+        }
+        p
+    }
+
+    /// P + Q for affine Q (madd-2007-bl, 7M + 4S), without the special cases; the
+    /// second value is H == 0 (Q = ±P, or P the identity with x(Q) = X1 = 0... see
+    /// the callers).
+    #[inline]
+    fn madd_raw(&self, q: &Affine) -> (Self, Choice, Choice) {
+        let z1z1 = self.z.square();
+        let u2 = q.x.mul(&z1z1);
+        let s2 = q.y.mul(&self.z).mul(&z1z1);
+        let h = u2.sub(&self.x);
+        let hh = h.square();
+        let i = hh.double().double();
+        let j = h.mul(&i);
+        let r = s2.sub(&self.y).double();
+        let v = self.x.mul(&i);
+        let x3 = r.square().sub(&j).sub(&v.double());
+        let y3 = r.mul(&v.sub(&x3)).sub(&self.y.mul(&j).double());
+        let z3 = self.z.add(&h).square().sub(&z1z1).sub(&hh);
+        (
+            Self {
+                x: x3,
+                y: y3,
+                z: z3,
+            },
+            h.is_zero(),
+            r.is_zero(),
+        )
+    }
+
+    /// P + Q for affine Q, branch-free: handles P = identity and `q_none` (Q absent,
+    /// i.e. the identity); P = Q sets `exceptional`.
+    #[inline]
+    pub(crate) fn madd_ct(&self, q: &Affine, q_none: Choice, exceptional: &mut Choice) -> Self {
+        let (sum, h0, r0) = self.madd_raw(q);
+        let p_inf = self.is_identity();
+        *exceptional |= !p_inf & !q_none & h0 & r0;
+        let sum = Self::conditional_select(&sum, &q.to_jac(), p_inf);
+        Self::conditional_select(&sum, self, q_none)
+    }
+
+    /// P + Q for affine Q, variable-time, complete.
+    pub(crate) fn madd_vartime(&self, q: &Affine) -> Self {
+        if bool::from(self.is_identity()) {
+            return q.to_jac();
+        }
+        let (sum, h0, r0) = self.madd_raw(q);
+        if bool::from(h0) {
+            if bool::from(r0) {
+                return self.double();
+            }
+            return Self::IDENTITY;
+        }
+        sum
+    }
+
+    /// P + Q (add-2007-bl, 11M + 5S) without the special cases.
+    #[inline]
+    fn add_raw(&self, q: &Self) -> (Self, Choice, Choice) {
+        let z1z1 = self.z.square();
+        let z2z2 = q.z.square();
+        let u1 = self.x.mul(&z2z2);
+        let u2 = q.x.mul(&z1z1);
+        let s1 = self.y.mul(&q.z).mul(&z2z2);
+        let s2 = q.y.mul(&self.z).mul(&z1z1);
+        let h = u2.sub(&u1);
+        let i = h.double().square();
+        let j = h.mul(&i);
+        let r = s2.sub(&s1).double();
+        let v = u1.mul(&i);
+        let x3 = r.square().sub(&j).sub(&v.double());
+        let y3 = r.mul(&v.sub(&x3)).sub(&s1.mul(&j).double());
+        let z3 = self.z.add(&q.z).square().sub(&z1z1).sub(&z2z2).mul(&h);
+        (
+            Self {
+                x: x3,
+                y: y3,
+                z: z3,
+            },
+            h.is_zero(),
+            r.is_zero(),
+        )
+    }
+
+    /// P + Q, branch-free: handles either side being the identity; P = Q sets
+    /// `exceptional`.
+    #[inline]
+    pub(crate) fn add_ct(&self, q: &Self, exceptional: &mut Choice) -> Self {
+        let (sum, h0, r0) = self.add_raw(q);
+        let p_inf = self.is_identity();
+        let q_inf = q.is_identity();
+        *exceptional |= !p_inf & !q_inf & h0 & r0;
+        let sum = Self::conditional_select(&sum, q, p_inf);
+        Self::conditional_select(&sum, self, q_inf)
+    }
+
+    /// P + Q, variable-time, complete.
+    pub(crate) fn add_vartime(&self, q: &Self) -> Self {
+        if bool::from(self.is_identity()) {
+            return *q;
+        }
+        if bool::from(q.is_identity()) {
+            return *self;
+        }
+        let (sum, h0, r0) = self.add_raw(q);
+        if bool::from(h0) {
+            if bool::from(r0) {
+                return self.double();
+            }
+            return Self::IDENTITY;
+        }
+        sum
+    }
+
+    #[inline(always)]
+    pub(crate) fn neg(&self) -> Self {
+        Self {
+            x: self.x,
+            y: self.y.neg(),
+            z: self.z,
+        }
+    }
+
+    /// The affine point, `None` for the identity. Constant-time apart from that answer.
+    pub(crate) fn to_affine(self) -> Option<Affine> {
+        if bool::from(self.is_identity()) {
+            return None;
+        }
+        let zi = self.z.invert();
+        Some(self.to_affine_with(&zi))
+    }
+
+    /// The affine point given Z^−1.
+    #[inline]
+    pub(crate) fn to_affine_with(self, zinv: &Fe) -> Affine {
+        let zi2 = zinv.square();
+        Affine {
+            x: self.x.mul(&zi2),
+            y: self.y.mul(&zi2).mul(zinv),
+        }
+    }
+}
+
+/// Inverts every element of `v` in place with one inversion (Montgomery's trick).
+/// Zeros stay zero (and do not spoil the others). Constant-time in the values.
+pub(crate) fn batch_invert(v: &mut [Fe]) {
+    let mut prefix = Vec::with_capacity(v.len());
+    let mut acc = Fe::ONE;
+    for x in v.iter() {
+        prefix.push(acc);
+        // A zero is replaced by one in the running product.
+        let xx = Fe::conditional_select(x, &Fe::ONE, x.is_zero());
+        acc = acc.mul(&xx);
+    }
+    let mut inv = acc.invert();
+    for (x, pre) in v.iter_mut().zip(prefix.iter()).rev() {
+        let zero = x.is_zero();
+        let xx = Fe::conditional_select(x, &Fe::ONE, zero);
+        let xi = inv.mul(pre);
+        inv = inv.mul(&xx);
+        *x = Fe::conditional_select(&xi, &Fe::ZERO, zero);
+    }
+}
+
+/// Affine forms of Jacobian points (none may be the identity), with one inversion.
+pub(crate) fn batch_to_affine(points: &[Jac]) -> Vec<Affine> {
+    let mut zs: Vec<Fe> = points.iter().map(|p| p.z).collect();
+    batch_invert(&mut zs);
+    points
+        .iter()
+        .zip(zs.iter())
+        .map(|(p, zi)| p.to_affine_with(zi))
+        .collect()
+}
+
+/// The w-bit window of canonical limbs `k` starting at bit `pos` (public).
+#[inline(always)]
+pub(crate) fn window_bits(k: &[u64; 4], pos: usize, w: usize) -> u64 {
+    let limb = pos / 64;
+    let off = pos % 64;
+    if limb >= 4 {
+        return 0;
+    }
+    let mut v = k[limb] >> off;
+    if off + w > 64 && limb + 1 < 4 {
+        v |= k[limb + 1] << (64 - off);
+    }
+    v & ((1u64 << w) - 1)
+}
+
+/// Signed base-2^w digits of a 256-bit k: k = Σ d_j 2^(wj), |d_j| ≤ 2^(w−1),
+/// 256/w + 1 digits. Branch-free. Each digit is (magnitude, 1 if negative).
+pub(crate) fn recode_signed<const W: usize, const NW: usize>(k: &[u64; 4]) -> [(u8, u8); NW] {
+    let mut out = [(0u8, 0u8); NW];
+    let mut carry = 0u64;
+    for (j, d) in out.iter_mut().enumerate() {
+        let v = window_bits(k, j * W, W) + carry;
+        // c = 1 when v > 2^(w−1): the digit is v − 2^w and 1 carries up.
+        let c = ((1u64 << (W - 1)).wrapping_sub(v)) >> 63;
+        let mag = v.wrapping_add(c.wrapping_mul((1u64 << W).wrapping_sub(v.wrapping_mul(2))));
+        *d = (mag as u8, c as u8);
+        carry = c;
+    }
+    out
+}
+
+/// Width-w NAF of a 256-bit k (variable-time; public scalars only): 257 digits,
+/// each 0 or odd with |d| < 2^(w−1).
+pub(crate) fn wnaf<const W: usize>(k: &[u64; 4]) -> [i8; 257] {
+    let mut out = [0i8; 257];
+    // A 5-limb copy so the +carry never overflows.
+    let mut x = [k[0], k[1], k[2], k[3], 0u64];
+    let mut i = 0;
+    let is_zero = |x: &[u64; 5]| x.iter().all(|&l| l == 0);
+    while !is_zero(&x) && i < 257 {
+        if x[0] & 1 == 1 {
+            let m = (x[0] & ((1 << W) - 1)) as i64;
+            let d = if m >= 1 << (W - 1) { m - (1 << W) } else { m };
+            out[i] = d as i8;
+            // x -= d
+            if d > 0 {
+                let mut borrow = d as u64;
+                for l in x.iter_mut() {
+                    let (s, b) = l.overflowing_sub(borrow);
+                    *l = s;
+                    borrow = u64::from(b);
+                    if borrow == 0 {
+                        break;
+                    }
+                }
+            } else {
+                let mut carry = (-d) as u64;
+                for l in x.iter_mut() {
+                    let (s, c) = l.overflowing_add(carry);
+                    *l = s;
+                    carry = u64::from(c);
+                    if carry == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        // x >>= 1
+        for j in 0..5 {
+            let hi = if j < 4 { x[j + 1] << 63 } else { 0 };
+            x[j] = (x[j] >> 1) | hi;
+        }
+        i += 1;
+    }
+    out
+}
