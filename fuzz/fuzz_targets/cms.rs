@@ -26,7 +26,9 @@ const CA_CERT: &[u8] = include_bytes!("../../tests/data/gm-interop/ca.cert.pem")
 
 fn enc_key() -> &'static PrivateKey {
     static K: OnceLock<PrivateKey> = OnceLock::new();
-    K.get_or_init(|| PrivateKey::from_file_bytes(ENC_KEY, Some(b"vectorpass")).expect("fixture key"))
+    K.get_or_init(|| {
+        PrivateKey::from_file_bytes(ENC_KEY, Some(b"vectorpass")).expect("fixture key")
+    })
 }
 
 fn ca() -> &'static [Vec<u8>] {
@@ -68,7 +70,10 @@ impl KeyUnwrap for FixtureKey {
 fuzz_target!(|data: &[u8]| {
     let _ = cms::decode_input(data);
     if let Ok(v) = cms::verify(data, &VerifyOptions::default()) {
-        assert!(!v.signers.is_empty(), "a SignedData verified without a signer");
+        assert!(
+            !v.signers.is_empty(),
+            "a SignedData verified without a signer"
+        );
     }
     let at = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
     let _ = cms::verify(
@@ -88,8 +93,14 @@ fuzz_target!(|data: &[u8]| {
     if data.first() == Some(&b'R') && data.len() < 4096 {
         let rcpt = Recipient::from_cert_at(ENC_CERT, 1_800_000_000).expect("fixture cert");
         let mut env = Vec::new();
-        let n = envelope::encrypt(&[rcpt], &data[1..], (data.len() - 1) as u64, &mut env, &mut |_, _| {})
-            .expect("encrypt");
+        let n = envelope::encrypt(
+            &[rcpt],
+            &data[1..],
+            (data.len() - 1) as u64,
+            &mut env,
+            &mut |_, _| {},
+        )
+        .expect("encrypt");
         assert_eq!(n, env.len() as u64);
         let mut back = Vec::new();
         envelope::decrypt(&env[..], &mut back, &mut FixtureKey, &mut |_, _| {}).expect("decrypt");

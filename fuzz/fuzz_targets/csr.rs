@@ -32,6 +32,9 @@ fuzz_target!(|data: &[u8]| {
         let s = csr::verify(&der).expect("a request just built verifies");
         assert_eq!(s.subject, printed);
         let pem = csr::to_pem(&der).expect("PEM");
-        assert_eq!(csr::verify(pem.as_bytes()).expect("PEM verifies").subject, printed);
+        assert_eq!(
+            csr::verify(pem.as_bytes()).expect("PEM verifies").subject,
+            printed
+        );
     }
 });

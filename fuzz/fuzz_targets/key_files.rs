@@ -35,7 +35,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(p) = PublicKey::from_spki_der(data) {
         let again = PublicKey::from_spki_der(p.spki_der()).expect("SPKI round trip");
         assert_eq!(again.spki_der(), p.spki_der());
-        assert_eq!(PublicKey::from_pem(&p.to_pem()).expect("PEM").spki_der(), p.spki_der());
+        assert_eq!(
+            PublicKey::from_pem(&p.to_pem()).expect("PEM").spki_der(),
+            p.spki_der()
+        );
     }
     let _ = PublicKey::from_cert(data);
     if let Ok(s) = std::str::from_utf8(data) {

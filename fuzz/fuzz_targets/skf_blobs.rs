@@ -26,8 +26,7 @@ fn valid() -> &'static Valid {
     V.get_or_init(|| {
         let sign = PrivateKey::generate(KeyAlg::Sm2).expect("SM2 key");
         let enc = PrivateKey::generate(KeyAlg::Sm2).expect("SM2 key");
-        let b = EnvelopedKeyBlob::wrap(&enc, &sign.public_key().expect("public"))
-            .expect("wrap");
+        let b = EnvelopedKeyBlob::wrap(&enc, &sign.public_key().expect("public")).expect("wrap");
         Valid {
             blob: b.to_bytes().expect("encode"),
             sign,

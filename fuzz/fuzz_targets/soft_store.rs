@@ -12,10 +12,10 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
+use token_hal::Device;
 use token_hal::crypto::{SignMech, sm2::DEFAULT_ID};
 use token_hal::model::{Attr, KeyRef, KeyUsage, Pin, PinType, Rights};
 use token_hal::soft::{self, devkey_path};
-use token_hal::Device;
 use ukey_fuzz::{APP, Reader, USER_PIN};
 
 struct Template {
@@ -30,13 +30,15 @@ fn template() -> &'static Template {
         let dir = ukey_fuzz::scratch_dir("store");
         let (db, dev) = ukey_fuzz::make_token(&dir.join("template"), "storedev");
         let app = dev.open_app(APP).expect("app");
-        app.verify_pin(PinType::User, &Pin::new(USER_PIN)).expect("login");
+        app.verify_pin(PinType::User, &Pin::new(USER_PIN))
+            .expect("login");
         app.create_container("c1", None).expect("container");
         app.generate_key("c1", KeyUsage::Sign, token_hal::crypto::KeyAlg::Sm2, false)
             .expect("key");
         let cert = include_bytes!("../data/sign.cert.der");
         let _ = app.import_cert("c1", KeyUsage::Sign, cert);
-        app.create_file("f1", 64, Rights::ANYONE, Rights::USER).expect("file");
+        app.create_file("f1", 64, Rights::ANYONE, Rights::USER)
+            .expect("file");
         app.write_file("f1", 0, b"file content").expect("write");
         app.create_object(
             true,
@@ -46,7 +48,7 @@ fn template() -> &'static Template {
                 sensitive: true,
             }],
         )
-            .expect("object");
+        .expect("object");
         drop(app);
         drop(dev);
         Template {
@@ -73,8 +75,13 @@ fn exercise(path: &std::path::Path) -> bool {
     ok &= app.list_containers().is_ok();
     match app.public_key("c1", KeyUsage::Sign) {
         Ok(pk) => {
-            let mech = SignMech::Sm2Sm3 { id: DEFAULT_ID.to_vec() };
-            let key = KeyRef::Container { container: "c1".into(), usage: KeyUsage::Sign };
+            let mech = SignMech::Sm2Sm3 {
+                id: DEFAULT_ID.to_vec(),
+            };
+            let key = KeyRef::Container {
+                container: "c1".into(),
+                usage: KeyUsage::Sign,
+            };
             match app.sign(&key, &mech, b"message") {
                 Ok(sig) => assert!(
                     pk.verify(&mech, b"message", &sig).is_ok(),
@@ -87,7 +94,10 @@ fn exercise(path: &std::path::Path) -> bool {
     }
     ok &= app.cert("c1", KeyUsage::Sign).is_ok();
     ok &= app.list_files().is_ok();
-    ok &= app.read_file("f1", 0, 12).map(|d| d == b"file content").unwrap_or(false);
+    ok &= app
+        .read_file("f1", 0, 12)
+        .map(|d| d == b"file content")
+        .unwrap_or(false);
     match app.list_objects() {
         Ok(objs) => {
             for o in objs {

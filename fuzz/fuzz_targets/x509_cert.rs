@@ -29,7 +29,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = envelope::Recipient::from_cert_at(data, 1_800_000_000);
     if let Ok(certs) = cms::read_ca_file(data) {
         for c in &certs {
-            assert!(cert::parse(c).is_ok(), "a CA file entry that is not a certificate");
+            assert!(
+                cert::parse(c).is_ok(),
+                "a CA file entry that is not a certificate"
+            );
         }
     }
 });

@@ -50,7 +50,8 @@ pub fn make_token(dir: &Path, label: &str) -> (PathBuf, Arc<soft::SoftDevice>) {
     let dev = soft::open_soft_device_with(&db, &fast_opts()).expect("open the soft device");
     dev.authenticate_with_key(DEFAULT_DEV_AUTH_KEY)
         .expect("device authentication");
-    dev.create_app(APP, &params()).expect("the fuzz application");
+    dev.create_app(APP, &params())
+        .expect("the fuzz application");
     (db, dev)
 }
 
@@ -75,7 +76,8 @@ pub fn reset_token(dev: &dyn Device) {
         dev.authenticate_with_key(DEFAULT_DEV_AUTH_KEY)
             .expect("device authentication (the fuzzers never change the key)");
         let _ = dev.delete_app(APP);
-        dev.create_app(APP, &params()).expect("recreate the fuzz application");
+        dev.create_app(APP, &params())
+            .expect("recreate the fuzz application");
     }
     let app: Arc<dyn Application> = dev.open_app(APP).expect("the fuzz application");
     app.logout();

@@ -318,11 +318,23 @@ pub fn run(data: &[u8], profile: Profile) {
     };
     if profile == Profile::Templates {
         let mut h = 0;
-        let rv = call!(fl, C_OpenSession(run.slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, null_mut(), None, &mut h));
+        let rv = call!(
+            fl,
+            C_OpenSession(
+                run.slot,
+                CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                null_mut(),
+                None,
+                &mut h
+            )
+        );
         assert_eq!(rv, CKR_OK);
         run.sessions.push(h);
         let mut pin = crate::USER_PIN.to_vec();
-        let rv = call!(fl, C_Login(h, CKU_USER, pin.as_mut_ptr(), pin.len() as CK_ULONG));
+        let rv = call!(
+            fl,
+            C_Login(h, CKU_USER, pin.as_mut_ptr(), pin.len() as CK_ULONG)
+        );
         assert_eq!(rv, CKR_OK);
     }
     let mut ops = 0;
@@ -367,7 +379,12 @@ impl Run<'_> {
         }
     }
 
-    fn value(&mut self, a: &mut Arena, ty: CK_ATTRIBUTE_TYPE, depth: u8) -> (*mut c_void, CK_ULONG) {
+    fn value(
+        &mut self,
+        a: &mut Arena,
+        ty: CK_ATTRIBUTE_TYPE,
+        depth: u8,
+    ) -> (*mut c_void, CK_ULONG) {
         let (p, n) = match self.r.u8() % 8 {
             0 => a.buf(vec![self.r.u8() & 1]),
             1 => {
@@ -437,12 +454,20 @@ impl Run<'_> {
         let v = a.keep(t);
         // SAFETY: `v` points at the vector just kept alive in the arena.
         let ptr = unsafe { (*v).as_mut_ptr() };
-        if len == 0 { (std::ptr::NonNull::dangling().as_ptr(), 0) } else { (ptr, len) }
+        if len == 0 {
+            (std::ptr::NonNull::dangling().as_ptr(), 0)
+        } else {
+            (ptr, len)
+        }
     }
 
     fn mechanism(&mut self, a: &mut Arena) -> *mut CK_MECHANISM {
         let b = self.r.u8();
-        let ty = if b == 0xFF { CK_ULONG::from(self.r.u32()) } else { MECHS[usize::from(b) % MECHS.len()] };
+        let ty = if b == 0xFF {
+            CK_ULONG::from(self.r.u32())
+        } else {
+            MECHS[usize::from(b) % MECHS.len()]
+        };
         let (p, n): (*mut c_void, CK_ULONG) = match self.r.u8() % 5 {
             0 => (null_mut(), 0),
             1 => {
@@ -478,46 +503,87 @@ impl Run<'_> {
                 let (iv, iv_len) = self.opt_buf(a, 32);
                 let (aad, aad_len) = self.opt_buf(a, 64);
                 let bits = CK_ULONG::from(self.r.pick(&[128u8, 96, 64, 32, 0, 255]));
-                s(a, CK_GCM_PARAMS { pIv: iv, ulIvLen: iv_len, ulIvBits: iv_len * 8, pAAD: aad, ulAADLen: aad_len, ulTagBits: bits })
+                s(
+                    a,
+                    CK_GCM_PARAMS {
+                        pIv: iv,
+                        ulIvLen: iv_len,
+                        ulIvBits: iv_len * 8,
+                        pAAD: aad,
+                        ulAADLen: aad_len,
+                        ulTagBits: bits,
+                    },
+                )
             }
             CKM_AES_CTR | CKM_UKEY_SM4_CTR => {
                 let mut cb = [0u8; 16];
                 cb.iter_mut().for_each(|b| *b = self.r.u8());
-                s(a, CK_AES_CTR_PARAMS { ulCounterBits: CK_ULONG::from(self.r.u8()), cb })
+                s(
+                    a,
+                    CK_AES_CTR_PARAMS {
+                        ulCounterBits: CK_ULONG::from(self.r.u8()),
+                        cb,
+                    },
+                )
             }
             CKM_RSA_PKCS_OAEP => {
                 let (l, ln) = self.opt_buf(a, 32);
-                s(a, CK_RSA_PKCS_OAEP_PARAMS {
-                    hashAlg: self.r.pick(&[CKM_SHA_1, CKM_SHA256, CKM_SHA512, CKM_SM3]),
-                    mgf: self.r.pick(&[CKG_MGF1_SHA1, CKG_MGF1_SHA256, 0]),
-                    source: self.r.pick(&[CKZ_DATA_SPECIFIED, 0, 7]),
-                    pSourceData: l.cast(),
-                    ulSourceDataLen: ln,
-                })
+                s(
+                    a,
+                    CK_RSA_PKCS_OAEP_PARAMS {
+                        hashAlg: self.r.pick(&[CKM_SHA_1, CKM_SHA256, CKM_SHA512, CKM_SM3]),
+                        mgf: self.r.pick(&[CKG_MGF1_SHA1, CKG_MGF1_SHA256, 0]),
+                        source: self.r.pick(&[CKZ_DATA_SPECIFIED, 0, 7]),
+                        pSourceData: l.cast(),
+                        ulSourceDataLen: ln,
+                    },
+                )
             }
-            CKM_RSA_PKCS_PSS => s(a, CK_RSA_PKCS_PSS_PARAMS {
-                hashAlg: self.r.pick(&[CKM_SHA_1, CKM_SHA256, CKM_SHA512]),
-                mgf: self.r.pick(&[CKG_MGF1_SHA1, CKG_MGF1_SHA256, 0]),
-                sLen: CK_ULONG::from(self.r.u16()),
-            }),
+            CKM_RSA_PKCS_PSS => s(
+                a,
+                CK_RSA_PKCS_PSS_PARAMS {
+                    hashAlg: self.r.pick(&[CKM_SHA_1, CKM_SHA256, CKM_SHA512]),
+                    mgf: self.r.pick(&[CKG_MGF1_SHA1, CKG_MGF1_SHA256, 0]),
+                    sLen: CK_ULONG::from(self.r.u16()),
+                },
+            ),
             CKM_ECDH1_DERIVE => {
                 let (sh, shn) = self.opt_buf(a, 32);
                 let (pb, pbn) = self.opt_buf(a, 140);
-                s(a, CK_ECDH1_DERIVE_PARAMS {
-                    kdf: self.r.pick(&[CKD_NULL, CKD_SHA256_KDF, 77]),
-                    ulSharedDataLen: shn,
-                    pSharedData: sh,
-                    ulPublicDataLen: pbn,
-                    pPublicData: pb,
-                })
+                s(
+                    a,
+                    CK_ECDH1_DERIVE_PARAMS {
+                        kdf: self.r.pick(&[CKD_NULL, CKD_SHA256_KDF, 77]),
+                        ulSharedDataLen: shn,
+                        pSharedData: sh,
+                        ulPublicDataLen: pbn,
+                        pPublicData: pb,
+                    },
+                )
             }
             CKM_EDDSA => {
                 let (c, cn) = self.opt_buf(a, 300);
-                s(a, CK_EDDSA_PARAMS { phFlag: self.r.u8() & 1, ulContextDataLen: cn, pContextData: c })
+                s(
+                    a,
+                    CK_EDDSA_PARAMS {
+                        phFlag: self.r.u8() & 1,
+                        ulContextDataLen: cn,
+                        pContextData: c,
+                    },
+                )
             }
-            CKM_CONCATENATE_BASE_AND_DATA | CKM_CONCATENATE_DATA_AND_BASE | CKM_XOR_BASE_AND_DATA | CKM_AES_ECB_ENCRYPT_DATA => {
+            CKM_CONCATENATE_BASE_AND_DATA
+            | CKM_CONCATENATE_DATA_AND_BASE
+            | CKM_XOR_BASE_AND_DATA
+            | CKM_AES_ECB_ENCRYPT_DATA => {
                 let (d, dn) = self.opt_buf(a, 64);
-                s(a, CK_KEY_DERIVATION_STRING_DATA { pData: d, ulLen: dn })
+                s(
+                    a,
+                    CK_KEY_DERIVATION_STRING_DATA {
+                        pData: d,
+                        ulLen: dn,
+                    },
+                )
             }
             CKM_CONCATENATE_BASE_AND_KEY => {
                 let h = self.object();
@@ -531,18 +597,55 @@ impl Run<'_> {
                 let mut iv = [0u8; 16];
                 iv.iter_mut().for_each(|b| *b = self.r.u8());
                 let (d, dn) = self.opt_buf(a, 64);
-                s(a, CK_AES_CBC_ENCRYPT_DATA_PARAMS { iv, pData: d, length: dn })
+                s(
+                    a,
+                    CK_AES_CBC_ENCRYPT_DATA_PARAMS {
+                        iv,
+                        pData: d,
+                        length: dn,
+                    },
+                )
             }
-            CKM_SP800_108_COUNTER_KDF | CKM_SP800_108_FEEDBACK_KDF | CKM_SP800_108_DOUBLE_PIPELINE_KDF => {
+            CKM_SP800_108_COUNTER_KDF
+            | CKM_SP800_108_FEEDBACK_KDF
+            | CKM_SP800_108_DOUBLE_PIPELINE_KDF => {
                 let mut data = Vec::new();
                 for _ in 0..self.r.u8() % 5 {
-                    let kind = self.r.pick(&[CK_SP800_108_ITERATION_VARIABLE, CK_SP800_108_COUNTER, CK_SP800_108_DKM_LENGTH, CK_SP800_108_BYTE_ARRAY, 9]);
+                    let kind = self.r.pick(&[
+                        CK_SP800_108_ITERATION_VARIABLE,
+                        CK_SP800_108_COUNTER,
+                        CK_SP800_108_DKM_LENGTH,
+                        CK_SP800_108_BYTE_ARRAY,
+                        9,
+                    ]);
                     let (p, n): (*mut c_void, CK_ULONG) = match kind {
-                        CK_SP800_108_ITERATION_VARIABLE | CK_SP800_108_COUNTER if self.r.bool() => s(a, CK_SP800_108_COUNTER_FORMAT { bLittleEndian: self.r.u8() & 1, ulWidthInBits: CK_ULONG::from(self.r.u8()) }),
-                        CK_SP800_108_DKM_LENGTH if self.r.bool() => s(a, CK_SP800_108_DKM_LENGTH_FORMAT { dkmLengthMethod: CK_ULONG::from(self.r.u8() % 3), bLittleEndian: self.r.u8() & 1, ulWidthInBits: CK_ULONG::from(self.r.u8()) }),
-                        _ => { let (p, n) = self.opt_buf(a, 32); (p.cast(), n) }
+                        CK_SP800_108_ITERATION_VARIABLE | CK_SP800_108_COUNTER if self.r.bool() => {
+                            s(
+                                a,
+                                CK_SP800_108_COUNTER_FORMAT {
+                                    bLittleEndian: self.r.u8() & 1,
+                                    ulWidthInBits: CK_ULONG::from(self.r.u8()),
+                                },
+                            )
+                        }
+                        CK_SP800_108_DKM_LENGTH if self.r.bool() => s(
+                            a,
+                            CK_SP800_108_DKM_LENGTH_FORMAT {
+                                dkmLengthMethod: CK_ULONG::from(self.r.u8() % 3),
+                                bLittleEndian: self.r.u8() & 1,
+                                ulWidthInBits: CK_ULONG::from(self.r.u8()),
+                            },
+                        ),
+                        _ => {
+                            let (p, n) = self.opt_buf(a, 32);
+                            (p.cast(), n)
+                        }
                     };
-                    data.push(CK_PRF_DATA_PARAM { type_: kind, pValue: p, ulValueLen: n });
+                    data.push(CK_PRF_DATA_PARAM {
+                        type_: kind,
+                        pValue: p,
+                        ulValueLen: n,
+                    });
                 }
                 let nd = data.len() as CK_ULONG;
                 let dp = a.keep(data);
@@ -552,18 +655,48 @@ impl Run<'_> {
                 for _ in 0..self.r.u8() % 3 {
                     let (t, tn) = self.template(a, 1);
                     let h = a.keep(0 as CK_OBJECT_HANDLE);
-                    extra.push(CK_DERIVED_KEY { pTemplate: t, ulAttributeCount: tn, phKey: if self.r.u8() == 0 { null_mut() } else { h } });
+                    extra.push(CK_DERIVED_KEY {
+                        pTemplate: t,
+                        ulAttributeCount: tn,
+                        phKey: if self.r.u8() == 0 { null_mut() } else { h },
+                    });
                 }
                 let ne = extra.len() as CK_ULONG;
                 let ep = a.keep(extra);
                 // SAFETY: kept alive in the arena.
                 let eptr = unsafe { (*ep).as_mut_ptr() };
-                let prf = self.r.pick(&[CKM_SHA256_HMAC, CKM_AES_CMAC, CKM_SHA_1_HMAC, CKM_UKEY_SM3_HMAC, 0]);
+                let prf = self.r.pick(&[
+                    CKM_SHA256_HMAC,
+                    CKM_AES_CMAC,
+                    CKM_SHA_1_HMAC,
+                    CKM_UKEY_SM3_HMAC,
+                    0,
+                ]);
                 if ty == CKM_SP800_108_FEEDBACK_KDF {
                     let (iv, ivn) = self.opt_buf(a, 32);
-                    s(a, CK_SP800_108_FEEDBACK_KDF_PARAMS { prfType: prf, ulNumberOfDataParams: nd, pDataParams: dptr, ulIVLen: ivn, pIV: iv, ulAdditionalDerivedKeys: ne, pAdditionalDerivedKeys: eptr })
+                    s(
+                        a,
+                        CK_SP800_108_FEEDBACK_KDF_PARAMS {
+                            prfType: prf,
+                            ulNumberOfDataParams: nd,
+                            pDataParams: dptr,
+                            ulIVLen: ivn,
+                            pIV: iv,
+                            ulAdditionalDerivedKeys: ne,
+                            pAdditionalDerivedKeys: eptr,
+                        },
+                    )
                 } else {
-                    s(a, CK_SP800_108_KDF_PARAMS { prfType: prf, ulNumberOfDataParams: nd, pDataParams: dptr, ulAdditionalDerivedKeys: ne, pAdditionalDerivedKeys: eptr })
+                    s(
+                        a,
+                        CK_SP800_108_KDF_PARAMS {
+                            prfType: prf,
+                            ulNumberOfDataParams: nd,
+                            pDataParams: dptr,
+                            ulAdditionalDerivedKeys: ne,
+                            pAdditionalDerivedKeys: eptr,
+                        },
+                    )
                 }
             }
             CKM_UKEY_SM2_KEY_EXCHANGE => {
@@ -587,7 +720,18 @@ impl Run<'_> {
                     let (c, cn) = self.opt_buf(a, 40);
                     let (x, xn) = self.opt_buf(a, 40);
                     let (p, pn) = self.opt_buf(a, 40);
-                    s(a, Sm2ExchangeConfirm { base, confirmation: c, confirmation_len: cn, expected: x, expected_len: xn, peer_confirmation: p, peer_confirmation_len: pn })
+                    s(
+                        a,
+                        Sm2ExchangeConfirm {
+                            base,
+                            confirmation: c,
+                            confirmation_len: cn,
+                            expected: x,
+                            expected_len: xn,
+                            peer_confirmation: p,
+                            peer_confirmation_len: pn,
+                        },
+                    )
                 } else {
                     s(a, base)
                 }
@@ -620,7 +764,10 @@ impl Run<'_> {
             let (p2, _) = a.buf(vec![0; len as usize]);
             let mut len2 = len;
             let rv2 = f(p2, &mut len2);
-            assert_ne!(rv2, CKR_BUFFER_TOO_SMALL, "the announced length {len} was too small");
+            assert_ne!(
+                rv2, CKR_BUFFER_TOO_SMALL,
+                "the announced length {len} was too small"
+            );
             if rv2 == CKR_OK {
                 assert!(len2 <= len);
             }
@@ -653,8 +800,17 @@ impl Run<'_> {
         };
         match op {
             0 => {
-                let flags = self.r.pick(&[CKF_SERIAL_SESSION | CKF_RW_SESSION, CKF_SERIAL_SESSION, 0, CKF_RW_SESSION]);
-                let slot = if self.r.u8() == 0xFF { CK_ULONG::from(self.r.u32()) } else { self.slot };
+                let flags = self.r.pick(&[
+                    CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                    CKF_SERIAL_SESSION,
+                    0,
+                    CKF_RW_SESSION,
+                ]);
+                let slot = if self.r.u8() == 0xFF {
+                    CK_ULONG::from(self.r.u32())
+                } else {
+                    self.slot
+                };
                 let mut h = 0;
                 if call!(fl, C_OpenSession(slot, flags, null_mut(), None, &mut h)) == CKR_OK {
                     self.sessions.push(h);
@@ -738,7 +894,11 @@ impl Run<'_> {
                 let (pt, pn) = self.template(&mut a, 0);
                 let (st, sn) = self.template(&mut a, 0);
                 let (mut hp, mut hs) = (0, 0);
-                if call!(fl, C_GenerateKeyPair(s, m, pt, pn, st, sn, &mut hp, &mut hs)) == CKR_OK {
+                if call!(
+                    fl,
+                    C_GenerateKeyPair(s, m, pt, pn, st, sn, &mut hp, &mut hs)
+                ) == CKR_OK
+                {
                     self.objects.push(hp);
                     self.objects.push(hs);
                 }
@@ -826,11 +986,18 @@ impl Run<'_> {
             }
             22 => {
                 let mut n: CK_ULONG = 0;
-                let slot = if self.r.bool() { self.slot } else { CK_ULONG::from(self.r.u32()) };
+                let slot = if self.r.bool() {
+                    self.slot
+                } else {
+                    CK_ULONG::from(self.r.u32())
+                };
                 if call!(fl, C_GetMechanismList(slot, null_mut(), &mut n)) == CKR_OK {
                     let mut v = vec![0 as CK_MECHANISM_TYPE; n as usize];
                     let mut n2 = n;
-                    assert_eq!(call!(fl, C_GetMechanismList(slot, v.as_mut_ptr(), &mut n2)), CKR_OK);
+                    assert_eq!(
+                        call!(fl, C_GetMechanismList(slot, v.as_mut_ptr(), &mut n2)),
+                        CKR_OK
+                    );
                     assert_eq!(n2, n);
                     for m in v {
                         let mut info: CK_MECHANISM_INFO = unsafe { std::mem::zeroed() };
@@ -954,32 +1121,65 @@ impl Run<'_> {
                 1 => a.buf(vec![0; usize::from(self.r.u8() % 16)]),
                 _ => a.buf(vec![0; 4096]),
             };
-            t.push(CK_ATTRIBUTE { type_: ty, pValue: p.cast(), ulValueLen: len });
+            t.push(CK_ATTRIBUTE {
+                type_: ty,
+                pValue: p.cast(),
+                ulValueLen: len,
+            });
         }
         let sizes: Vec<CK_ULONG> = t.iter().map(|x| x.ulValueLen).collect();
-        let rv = call!(fl, C_GetAttributeValue(s, o, t.as_mut_ptr(), t.len() as CK_ULONG));
-        if !matches!(rv, CKR_OK | CKR_ATTRIBUTE_SENSITIVE | CKR_ATTRIBUTE_TYPE_INVALID | CKR_BUFFER_TOO_SMALL) {
+        let rv = call!(
+            fl,
+            C_GetAttributeValue(s, o, t.as_mut_ptr(), t.len() as CK_ULONG)
+        );
+        if !matches!(
+            rv,
+            CKR_OK | CKR_ATTRIBUTE_SENSITIVE | CKR_ATTRIBUTE_TYPE_INVALID | CKR_BUFFER_TOO_SMALL
+        ) {
             return;
         }
         for (x, cap) in t.iter().zip(sizes) {
             if !x.pValue.is_null() && x.ulValueLen != CK_UNAVAILABLE_INFORMATION {
-                assert!(x.ulValueLen <= cap, "attribute {:#x}: {} bytes written into {cap}", x.type_, x.ulValueLen);
+                assert!(
+                    x.ulValueLen <= cap,
+                    "attribute {:#x}: {} bytes written into {cap}",
+                    x.type_,
+                    x.ulValueLen
+                );
             }
         }
         // The object's class and protection flags, read on their own.
         let mut class: CK_ULONG = CK_UNAVAILABLE_INFORMATION;
         let (mut sens, mut extr) = (0u8, 1u8);
         let mut q = [
-            CK_ATTRIBUTE { type_: CKA_CLASS, pValue: (&mut class as *mut CK_ULONG).cast(), ulValueLen: size_of::<CK_ULONG>() as CK_ULONG },
-            CK_ATTRIBUTE { type_: CKA_SENSITIVE, pValue: (&mut sens as *mut u8).cast(), ulValueLen: 1 },
-            CK_ATTRIBUTE { type_: CKA_EXTRACTABLE, pValue: (&mut extr as *mut u8).cast(), ulValueLen: 1 },
+            CK_ATTRIBUTE {
+                type_: CKA_CLASS,
+                pValue: (&mut class as *mut CK_ULONG).cast(),
+                ulValueLen: size_of::<CK_ULONG>() as CK_ULONG,
+            },
+            CK_ATTRIBUTE {
+                type_: CKA_SENSITIVE,
+                pValue: (&mut sens as *mut u8).cast(),
+                ulValueLen: 1,
+            },
+            CK_ATTRIBUTE {
+                type_: CKA_EXTRACTABLE,
+                pValue: (&mut extr as *mut u8).cast(),
+                ulValueLen: 1,
+            },
         ];
         let rv = call!(fl, C_GetAttributeValue(s, o, q.as_mut_ptr(), 3));
-        let protected = rv == CKR_OK && (class == CKO_SECRET_KEY || class == CKO_PRIVATE_KEY) && (sens != 0 || extr == 0);
+        let protected = rv == CKR_OK
+            && (class == CKO_SECRET_KEY || class == CKO_PRIVATE_KEY)
+            && (sens != 0 || extr == 0);
         if protected {
             for x in &t {
                 if matches!(x.type_, CKA_VALUE | CKA_PRIVATE_EXPONENT | CKA_PRIME_1) {
-                    assert_eq!(x.ulValueLen, CK_UNAVAILABLE_INFORMATION, "a protected key gave out attribute {:#x}", x.type_);
+                    assert_eq!(
+                        x.ulValueLen, CK_UNAVAILABLE_INFORMATION,
+                        "a protected key gave out attribute {:#x}",
+                        x.type_
+                    );
                 }
             }
         }

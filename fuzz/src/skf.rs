@@ -12,18 +12,40 @@ use std::path::PathBuf;
 use std::ptr::null_mut;
 use std::sync::{Arc, OnceLock};
 
-use ukey_skf::*;
 use skf_sys::*;
 use token_hal::soft::{DEFAULT_DEV_AUTH_KEY, SoftDevice};
+use ukey_skf::*;
 
 use crate::Reader;
 
 /// `BLOCKCIPHERPARAM.IV` length.
 const IV_LEN: usize = 32;
 /// Symmetric algorithm ids (GM/T 0006) and a few bad ones.
-const SYM_ALGS: &[ULONG] = &[0x401, 0x402, 0x404, 0x408, 0x410, 0x101, 0x102, 0x1001, 0x1002, 0, 0xFFFF_FFFF];
+const SYM_ALGS: &[ULONG] = &[
+    0x401,
+    0x402,
+    0x404,
+    0x408,
+    0x410,
+    0x101,
+    0x102,
+    0x1001,
+    0x1002,
+    0,
+    0xFFFF_FFFF,
+];
 /// SM2 and hash algorithm ids.
-const ASYM_ALGS: &[ULONG] = &[0x0002_0100, 0x0002_0200, 0x0002_0400, 0x0002_0800, 0x0001_0000, 1, 2, 4, 0];
+const ASYM_ALGS: &[ULONG] = &[
+    0x0002_0100,
+    0x0002_0200,
+    0x0002_0400,
+    0x0002_0800,
+    0x0001_0000,
+    1,
+    2,
+    4,
+    0,
+];
 
 struct Env {
     dev: Arc<SoftDevice>,
@@ -131,7 +153,12 @@ fn pick_h(r: &mut Reader<'_>, list: &[HANDLE]) -> HANDLE {
     if b < 0xF0 && !list.is_empty() {
         list[usize::from(b) % list.len()]
     } else {
-        [null_mut(), 1 as HANDLE, 0xFFFF_FFFF as HANDLE, r.u32() as usize as HANDLE][usize::from(b & 3)]
+        [
+            null_mut(),
+            1 as HANDLE,
+            0xFFFF_FFFF as HANDLE,
+            r.u32() as usize as HANDLE,
+        ][usize::from(b & 3)]
     }
 }
 
@@ -150,7 +177,11 @@ impl Run<'_> {
         assert_eq!(rv, SAR_OK, "SKF_EnumDev with the size it announced");
         assert!(size2 <= size);
         let list = &a.bufs[0][..size2 as usize];
-        self.names = list.split(|&b| b == 0).filter(|n| !n.is_empty()).map(<[u8]>::to_vec).collect();
+        self.names = list
+            .split(|&b| b == 0)
+            .filter(|n| !n.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
         assert!(!self.names.is_empty(), "the fuzz device is not listed");
     }
 
@@ -164,12 +195,18 @@ impl Run<'_> {
         let app_name = a.cstr(crate::APP.as_bytes().to_vec());
         let mut app: HAPPLICATION = null_mut();
         // SAFETY: valid pointers.
-        assert_eq!(unsafe { SKF_OpenApplication(dev, app_name, &mut app) }, SAR_OK);
+        assert_eq!(
+            unsafe { SKF_OpenApplication(dev, app_name, &mut app) },
+            SAR_OK
+        );
         self.h.apps.push(app);
         let pin = a.cstr(crate::USER_PIN.to_vec());
         let mut retry: ULONG = 0;
         // SAFETY: valid pointers.
-        assert_eq!(unsafe { SKF_VerifyPIN(app, USER_TYPE, pin, &mut retry) }, SAR_OK);
+        assert_eq!(
+            unsafe { SKF_VerifyPIN(app, USER_TYPE, pin, &mut retry) },
+            SAR_OK
+        );
         let cname = a.cstr(b"c1".to_vec());
         let mut con: HCONTAINER = null_mut();
         // SAFETY: valid pointers.
@@ -272,7 +309,10 @@ impl Run<'_> {
             let (p2, _) = a.buf(vec![0; len as usize]);
             let mut len2 = len;
             let rv2 = f(p2, &mut len2);
-            assert_ne!(rv2, SAR_BUFFER_TOO_SMALL, "the announced length {len} was too small");
+            assert_ne!(
+                rv2, SAR_BUFFER_TOO_SMALL,
+                "the announced length {len} was too small"
+            );
             if rv2 == SAR_OK {
                 assert!(len2 <= len);
             }
@@ -339,7 +379,11 @@ impl Run<'_> {
                     if SKF_GenRandom(d, p, 16) == SAR_OK && self.r.bool() {
                         let mut block = [0u8; 16];
                         block.copy_from_slice(&a.bufs[0]);
-                        let c = token_hal::crypto::sym::sm4_ecb_encrypt_block(DEFAULT_DEV_AUTH_KEY, &block).expect("SM4");
+                        let c = token_hal::crypto::sym::sm4_ecb_encrypt_block(
+                            DEFAULT_DEV_AUTH_KEY,
+                            &block,
+                        )
+                        .expect("SM4");
                         let (cp, cn) = a.buf(c);
                         SKF_DevAuth(d, cp, cn);
                         if self.r.bool() {
@@ -367,8 +411,24 @@ impl Run<'_> {
                             let so = self.pin(&mut a);
                             let user = self.pin(&mut a);
                             let mut h: HAPPLICATION = null_mut();
-                            let rights = self.r.pick(&[SECURE_ANYONE_ACCOUNT, SECURE_USER_ACCOUNT, SECURE_ADM_ACCOUNT, 0, 0xFF]);
-                            if SKF_CreateApplication(d, n, so, ULONG::from(self.r.u8() % 16), user, ULONG::from(self.r.u8() % 16), rights, &mut h) == SAR_OK {
+                            let rights = self.r.pick(&[
+                                SECURE_ANYONE_ACCOUNT,
+                                SECURE_USER_ACCOUNT,
+                                SECURE_ADM_ACCOUNT,
+                                0,
+                                0xFF,
+                            ]);
+                            if SKF_CreateApplication(
+                                d,
+                                n,
+                                so,
+                                ULONG::from(self.r.u8() % 16),
+                                user,
+                                ULONG::from(self.r.u8() % 16),
+                                rights,
+                                &mut h,
+                            ) == SAR_OK
+                            {
                                 self.h.apps.push(h);
                             }
                         }
@@ -395,7 +455,11 @@ impl Run<'_> {
                         2 => {
                             // The new PIN is one the reset between inputs knows.
                             let old = self.pin(&mut a);
-                            let new = a.cstr(if t == ADMIN_TYPE { crate::SO_PIN.to_vec() } else { crate::USER_PIN.to_vec() });
+                            let new = a.cstr(if t == ADMIN_TYPE {
+                                crate::SO_PIN.to_vec()
+                            } else {
+                                crate::USER_PIN.to_vec()
+                            });
                             SKF_ChangePIN(h, t, old, new, &mut retry);
                         }
                         3 => {
@@ -417,8 +481,12 @@ impl Run<'_> {
                     match self.r.u8() % 6 {
                         0 => {
                             let size = self.r.pick(&[0u32, 16, 1024, 1 << 23, 0xFFFF_FFFF]);
-                            let rr = self.r.pick(&[SECURE_ANYONE_ACCOUNT, SECURE_USER_ACCOUNT, 0]);
-                            let wr = self.r.pick(&[SECURE_ANYONE_ACCOUNT, SECURE_USER_ACCOUNT, 0]);
+                            let rr = self
+                                .r
+                                .pick(&[SECURE_ANYONE_ACCOUNT, SECURE_USER_ACCOUNT, 0]);
+                            let wr = self
+                                .r
+                                .pick(&[SECURE_ANYONE_ACCOUNT, SECURE_USER_ACCOUNT, 0]);
                             SKF_CreateFile(h, n, size, rr, wr);
                         }
                         1 => {
@@ -500,7 +568,11 @@ impl Run<'_> {
                     let rv = SKF_ECCSignData(c, d, dn, sig);
                     let dev = self.dev();
                     let pk: *mut ECCPUBLICKEYBLOB = self.blob(&mut a, 0);
-                    let s2: *mut ECCSIGNATUREBLOB = if rv == SAR_OK && self.r.bool() { sig } else { self.blob(&mut a, 0) };
+                    let s2: *mut ECCSIGNATUREBLOB = if rv == SAR_OK && self.r.bool() {
+                        sig
+                    } else {
+                        self.blob(&mut a, 0)
+                    };
                     SKF_ECCVerify(dev, pk, d, dn, s2);
                     let pri: *mut ECCPRIVATEKEYBLOB = self.blob(&mut a, 0);
                     SKF_ExtECCSign(dev, pri, d, dn, a.zeroed::<ECCSIGNATUREBLOB>(0));
@@ -524,7 +596,11 @@ impl Run<'_> {
                     } else {
                         let (d, dn) = if self.r.bool() {
                             let b = self.cipher_blob(&mut a, 0);
-                            let n = if b.is_null() { 0 } else { a.bufs.last().map_or(0, Vec::len) as ULONG };
+                            let n = if b.is_null() {
+                                0
+                            } else {
+                                a.bufs.last().map_or(0, Vec::len) as ULONG
+                            };
                             (b, n)
                         } else {
                             self.data(&mut a)
@@ -547,7 +623,9 @@ impl Run<'_> {
                         1 => {
                             let pri: *mut ECCPRIVATEKEYBLOB = self.blob(&mut a, 0);
                             let ct = self.cipher_blob(&mut a, 0);
-                            self.two_call(&mut a, |o, l| SKF_ExtECCDecrypt(d, pri, ct.cast(), o, l));
+                            self.two_call(&mut a, |o, l| {
+                                SKF_ExtECCDecrypt(d, pri, ct.cast(), o, l)
+                            });
                         }
                         _ => {
                             let c = self.con();
@@ -559,7 +637,11 @@ impl Run<'_> {
                 13 => {
                     let k = if self.r.bool() {
                         let d = self.dev();
-                        let (kp, _) = if self.r.bool() { a.buf(vec![0x42; 16]) } else { (null_mut(), 0) };
+                        let (kp, _) = if self.r.bool() {
+                            a.buf(vec![0x42; 16])
+                        } else {
+                            (null_mut(), 0)
+                        };
                         let alg = self.r.pick(SYM_ALGS);
                         let mut k: HANDLE = null_mut();
                         if SKF_SetSymmKey(d, kp, alg, &mut k) != SAR_OK {
@@ -572,7 +654,11 @@ impl Run<'_> {
                     };
                     let enc = self.r.bool();
                     let param = self.cipher_param();
-                    let rv = if enc { SKF_EncryptInit(k, param) } else { SKF_DecryptInit(k, param) };
+                    let rv = if enc {
+                        SKF_EncryptInit(k, param)
+                    } else {
+                        SKF_DecryptInit(k, param)
+                    };
                     if rv != SAR_OK {
                         return;
                     }
@@ -621,7 +707,11 @@ impl Run<'_> {
                 15 => {
                     let k = self.key();
                     let mut param = self.cipher_param();
-                    let pp = if self.r.u8() % 8 == 0 { null_mut() } else { &mut param as *mut BLOCKCIPHERPARAM };
+                    let pp = if self.r.u8() % 8 == 0 {
+                        null_mut()
+                    } else {
+                        &mut param as *mut BLOCKCIPHERPARAM
+                    };
                     let mut m: HANDLE = null_mut();
                     if SKF_MacInit(k, pp, &mut m) != SAR_OK {
                         return;
@@ -661,7 +751,8 @@ impl Run<'_> {
                     let (id, idn) = self.data(&mut a);
                     if self.r.bool() {
                         let mut ah: HANDLE = null_mut();
-                        if SKF_GenerateAgreementDataWithECC(c, alg, tmp, id, idn, &mut ah) == SAR_OK {
+                        if SKF_GenerateAgreementDataWithECC(c, alg, tmp, id, idn, &mut ah) == SAR_OK
+                        {
                             self.h.keys.push(ah);
                             let pk: *mut ECCPUBLICKEYBLOB = self.blob(&mut a, 0);
                             let tk: *mut ECCPUBLICKEYBLOB = self.blob(&mut a, 0);
@@ -676,7 +767,10 @@ impl Run<'_> {
                         let stk: *mut ECCPUBLICKEYBLOB = self.blob(&mut a, 0);
                         let (sid, sidn) = self.data(&mut a);
                         let mut k: HANDLE = null_mut();
-                        if SKF_GenerateAgreementDataAndKeyWithECC(c, alg, spk, stk, tmp, id, idn, sid, sidn, &mut k) == SAR_OK {
+                        if SKF_GenerateAgreementDataAndKeyWithECC(
+                            c, alg, spk, stk, tmp, id, idn, sid, sidn, &mut k,
+                        ) == SAR_OK
+                        {
                             self.h.keys.push(k);
                         }
                     }
