@@ -29,7 +29,9 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then mapfile -t targets < <(cargo fuzz list); fi
 
 # The soft tokens the call-sequence targets make live here; removed on exit.
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/ukey-fuzz.XXXXXX")
+# A tmpfs when there is one: every store write is an fsync.
+shm=/dev/shm; [ -d "$shm" ] && [ -w "$shm" ] || shm=${TMPDIR:-/tmp}
+tmp=$(mktemp -d "$shm/ukey-fuzz.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 export UKEY_FUZZ_TMP=$tmp
 

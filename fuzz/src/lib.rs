@@ -19,12 +19,20 @@ pub const SO_PIN: &[u8] = b"12345678";
 /// Its user PIN.
 pub const USER_PIN: &[u8] = b"123456";
 
-/// A fresh directory for this process: `$UKEY_FUZZ_TMP/<what>-<pid>` (or under the system
-/// temp dir), emptied first.
+/// A fresh directory for this process: `$UKEY_FUZZ_TMP/<what>-<pid>`, else under `/dev/shm`
+/// (every store write is an fsync: a tmpfs makes them free) or the system temp dir; emptied
+/// first.
 pub fn scratch_dir(what: &str) -> PathBuf {
+    let shm = Path::new("/dev/shm");
     let base = std::env::var_os("UKEY_FUZZ_TMP")
         .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
+        .unwrap_or_else(|| {
+            if shm.is_dir() {
+                shm.to_path_buf()
+            } else {
+                std::env::temp_dir()
+            }
+        });
     let d = base.join(format!("ukey-fuzz-{what}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("a scratch directory");
