@@ -486,7 +486,7 @@ impl Run<'_> {
     }
 
     fn opt_buf(&mut self, a: &mut Arena, max: usize) -> (*mut u8, CK_ULONG) {
-        if self.r.u8() % 5 == 0 {
+        if self.r.u8().is_multiple_of(5) {
             (null_mut(), 0)
         } else {
             let v = self.r.bytes(max);

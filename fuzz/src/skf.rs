@@ -270,7 +270,7 @@ impl Run<'_> {
 
     /// Bytes for a C structure of type `T`: fuzz bytes, zero-padded to its size.
     fn blob<T>(&mut self, a: &mut Arena, extra: usize) -> *mut T {
-        if self.r.u8() % 8 == 0 {
+        if self.r.u8().is_multiple_of(8) {
             return null_mut();
         }
         let mut v = self.r.bytes(size_of::<T>() + extra);
@@ -280,7 +280,7 @@ impl Run<'_> {
 
     /// An ECCCIPHERBLOB whose `CipherLen` bytes are really there.
     fn cipher_blob(&mut self, a: &mut Arena, at: usize) -> *mut u8 {
-        if self.r.u8() % 8 == 0 {
+        if self.r.u8().is_multiple_of(8) {
             return null_mut();
         }
         let clen = usize::from(self.r.u16()) % 1024;
@@ -707,7 +707,7 @@ impl Run<'_> {
                 15 => {
                     let k = self.key();
                     let mut param = self.cipher_param();
-                    let pp = if self.r.u8() % 8 == 0 {
+                    let pp = if self.r.u8().is_multiple_of(8) {
                         null_mut()
                     } else {
                         &mut param as *mut BLOCKCIPHERPARAM
