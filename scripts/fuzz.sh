@@ -7,7 +7,7 @@
 #                                           $FUZZ_WORK/<target> (default fuzz/target/corpus),
 #                                           the committed seeds in fuzz/corpus/ stay as they are
 #   scripts/fuzz.sh --ci [TARGET...]        CI: one build without a sanitizer, then every target
-#                                           for FUZZ_CI_SECONDS (default 15) from its seeds;
+#                                           for FUZZ_CI_SECONDS (default 10) from its seeds;
 #                                           fails on the first crash, leak, timeout or OOM
 # A crash leaves its input in fuzz/artifacts/<target>/; replay it with
 #   cargo fuzz run <target> fuzz/artifacts/<target>/crash-...
@@ -21,7 +21,7 @@ if [ "${1:-}" = "--ci" ]; then ci=1; shift; fi
 if [ "${FUZZ_CI:-0}" = 1 ]; then ci=1; fi
 secs=60
 if [ "$ci" = 1 ]; then
-  secs=${FUZZ_CI_SECONDS:-15}
+  secs=${FUZZ_CI_SECONDS:-10}
 elif [[ "${1:-}" =~ ^[0-9]+$ ]]; then
   secs=$1; shift
 fi
@@ -54,7 +54,7 @@ for t in "${targets[@]}"; do
   cargo fuzz run "${san[@]}" "$t" "$work/$t" "corpus/$t" -- \
     -max_total_time="$secs" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
     >"$log" 2>&1 || rc=$?
-  done_line=$(grep -E '^#[0-9]+ +DONE' "$log" | tail -1 || true)
+  done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)
   echo "== $t (${secs}s): ${done_line:-no final stats}"
   if [ "$rc" != 0 ]; then
     tail -n 60 "$log"
