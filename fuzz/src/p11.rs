@@ -471,7 +471,13 @@ impl Run<'_> {
         let (p, n): (*mut c_void, CK_ULONG) = match self.r.u8() % 5 {
             0 => (null_mut(), 0),
             1 => {
-                let v = self.r.bytes(64);
+                // Raw bytes never have the size of a parameter structure that holds
+                // pointers (all are multiples of 8, 16 bytes or more): the module would take
+                // fuzz bytes for pointers, which is the caller's undefined behaviour.
+                let mut v = self.r.bytes(64);
+                if v.len() >= 16 && v.len() % 8 == 0 {
+                    v.pop();
+                }
                 let (p, n) = a.buf(v);
                 (p.cast(), n)
             }
