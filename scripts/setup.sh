@@ -27,3 +27,5 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup.sh: cargo not found; install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
+# The fuzz targets (scripts/fuzz.sh) need cargo-fuzz.
+command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked

@@ -69,13 +69,19 @@ fuzz_target!(|data: &[u8]| {
     // The plumbing, over both link kinds.
     for caps in [LinkCaps::SHORT, LinkCaps::EXTENDED] {
         let t = Scripted(Mutex::new(script.clone()));
-        let cmd = Command::new(0x80, 0x40, 0, 0).with_data(vec![0; 300]).with_le(512);
+        let cmd = Command::new(0x80, 0x40, 0, 0)
+            .with_data(vec![0; 300])
+            .with_le(512);
         if let Ok(r) = exchange(&t, caps, &cmd) {
             assert!(r.data.len() <= 512);
         }
     }
     // The driver end to end (select, handshake, then whatever follows).
-    let dev = ApduDevice::new(Arc::new(Scripted(Mutex::new(script))), LinkCaps::SHORT, None);
+    let dev = ApduDevice::new(
+        Arc::new(Scripted(Mutex::new(script))),
+        LinkCaps::SHORT,
+        None,
+    );
     let _ = dev.info();
     let _ = dev.list_apps();
 });
