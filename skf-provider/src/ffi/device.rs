@@ -7,7 +7,7 @@ use std::sync::Arc;
 use skf_sys::*;
 use token_hal::model::{PinInfo, PinType};
 
-use super::entry::{bytes, cstr, nonnull, pin, run, write, write_sized};
+use super::entry::{bytes, cstr, nonnull, pin, run, run_before_power_on, write, write_sized};
 use super::handles::{self, Obj};
 use crate::api::device as api;
 use crate::error::{Error, Result};
@@ -27,7 +27,7 @@ pub static UKEY_SKF_PROVIDER: [u8; 5] = *b"ukey\0";
 /// `szDataDir` is a NUL-terminated path.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn UKEY_SKF_SetTestDataDir(szDataDir: *const CHAR) -> ULONG {
-    run("UKEY_SKF_SetTestDataDir", || {
+    run_before_power_on("UKEY_SKF_SetTestDataDir", || {
         // SAFETY: the caller's contract.
         let dir = unsafe { cstr(szDataDir, 4096) }?;
         if dir.is_empty() {

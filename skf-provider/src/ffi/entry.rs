@@ -37,6 +37,21 @@ pub(crate) fn run(name: &'static str, body: impl FnOnce() -> Result<()>) -> ULON
         tracing::error!("refused: the library is in the self-test error state");
         return Error::FAIL.0;
     }
+    guarded(body)
+}
+
+/// Runs a function that configures the library before its power-on (the vendor-SKF
+/// bridge's `UKEY_SKF_SetTestDataDir`): no power-on here, since power-on builds the
+/// registry from the configuration that call is about to change, and the bridge calls it
+/// from inside the power-on of a process that bridges its own library. It computes
+/// nothing, so the self-test state does not apply.
+pub(crate) fn run_before_power_on(name: &'static str, body: impl FnOnce() -> Result<()>) -> ULONG {
+    let span = tracing::debug_span!("skf", func = name);
+    let _g = span.enter();
+    guarded(body)
+}
+
+fn guarded(body: impl FnOnce() -> Result<()>) -> ULONG {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => {
             if let Err(e) = r {
