@@ -55,10 +55,19 @@ const OID_OU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.11");
 pub fn parse(bytes: &[u8]) -> Result<Vec<u8>> {
     let trimmed = trim_ascii_start(bytes);
     if trimmed.starts_with(b"-----BEGIN") {
-        let cert = Certificate::from_pem(trimmed)
+        // The certificate's own bytes, not a re-encoding: a re-encoding would drop
+        // anything the parser tolerates but DER forbids (an explicit default version, say),
+        // and the signature covers the bytes as issued.
+        let (label, der) = pem_rfc7468::decode_vec(trimmed)
             .map_err(|e| Error::invalid_data(format!("not a PEM X.509 certificate: {e}")))?;
-        cert.to_der()
-            .map_err(|e| Error::invalid_data(format!("certificate does not re-encode: {e}")))
+        if label != "CERTIFICATE" {
+            return Err(Error::invalid_data(format!(
+                "not a PEM X.509 certificate: the PEM holds a {label}"
+            )));
+        }
+        Certificate::from_der(&der)
+            .map_err(|e| Error::invalid_data(format!("not an X.509 certificate: {e}")))?;
+        Ok(der)
     } else {
         Certificate::from_der(bytes)
             .map_err(|e| Error::invalid_data(format!("not an X.509 certificate: {e}")))?;
@@ -521,6 +530,26 @@ mod tests {
         assert_eq!(parse(&der).unwrap(), der);
         let back = to_pem(&der).unwrap();
         assert_eq!(parse(back.as_bytes()).unwrap(), der);
+    }
+
+    /// A certificate the parser tolerates but that is not DER (here an explicit default
+    /// version, `A0 03 02 01 00`, found by the x509_cert fuzz target) keeps its bytes
+    /// through PEM too: the PEM path once returned a re-encoding, whose signature no
+    /// longer matched.
+    #[test]
+    fn pem_keeps_the_bytes_as_issued() {
+        let der = parse(&read("enc.cert.v1.pem")).unwrap();
+        // Outer SEQUENCE and TBS SEQUENCE (4-byte headers each), then `[0] INTEGER 2`
+        // (v3): made `[0] INTEGER 0`, v1 spelled out where DER omits the default.
+        assert_eq!(der[8..13], [0xa0, 0x03, 0x02, 0x01, 0x02]);
+        let mut odd = der.clone();
+        odd[12] = 0;
+        assert_eq!(parse(&odd).unwrap(), odd);
+        let pem = to_pem(&odd).unwrap();
+        assert_eq!(parse(pem.as_bytes()).unwrap(), odd);
+        let key = pem_rfc7468::encode_string("PRIVATE KEY", pem_rfc7468::LineEnding::LF, &der)
+            .unwrap();
+        assert!(matches!(parse(key.as_bytes()), Err(Error::InvalidData(_))));
     }
 
     #[test]
