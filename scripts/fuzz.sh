@@ -8,7 +8,8 @@
 #                                           the committed seeds in fuzz/corpus/ stay as they are
 #   scripts/fuzz.sh --ci [TARGET...]        CI: one build without a sanitizer, then every target
 #                                           for FUZZ_CI_SECONDS (default 10) from its seeds;
-#                                           fails on the first crash, leak, timeout or OOM
+#                                           with libFuzzer seed FUZZ_SEED (default 1); fails
+#                                           on the first crash, leak, timeout or OOM
 # A crash leaves its input in fuzz/artifacts/<target>/; replay it with
 #   cargo fuzz run <target> fuzz/artifacts/<target>/crash-...
 set -euo pipefail
@@ -39,7 +40,10 @@ if [ "$ci" = 1 ]; then
   # Its own target dir, so CI and ASan builds do not rebuild each other.
   san=(--sanitizer none --target-dir "$PWD/target/ci")
   work=$tmp/corpus
+  # A fixed seed, so a CI run is repeatable for the same code (FUZZ_SEED to vary it).
+  seed=(-seed="${FUZZ_SEED:-1}")
 else
+  seed=()
   san=()
   work=${FUZZ_WORK:-$PWD/target/corpus}
 fi
@@ -52,7 +56,7 @@ for t in "${targets[@]}"; do
   log=$tmp/$t.log
   rc=0
   cargo fuzz run "${san[@]}" "$t" "$work/$t" "corpus/$t" -- \
-    -max_total_time="$secs" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 \
+    -max_total_time="$secs" -timeout=30 -rss_limit_mb=4096 -print_final_stats=1 "${seed[@]}" \
     >"$log" 2>&1 || rc=$?
   done_line=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -1 || true)
   echo "== $t (${secs}s): ${done_line:-no final stats}"
