@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, BitString, OctetString, Utf8StringRef};
-use der::{Decode, DecodePem, Encode, Sequence};
+use der::{Decode, Encode, Sequence};
 use serde::Serialize;
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::Certificate;
