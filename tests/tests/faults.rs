@@ -982,6 +982,10 @@ fn damaged_store_file() {
     // Inside the sealed private key (its ciphertext, then its tag).
     cases.push(flip(key_at + sealed.len() / 2, 0x01, "sealed private key"));
     cases.push(flip(key_at + sealed.len() - 1, 0x80, "sealed key tag"));
+    // Inside a value stored in clear (the public data object's CKA_VALUE), where the
+    // b-tree stays well formed: the row checksums catch it.
+    let clear_at = at(&[0x43; 300]);
+    cases.push(flip(clear_at + 150, 0x02, "clear value"));
 
     let mut outcomes = std::collections::BTreeMap::<String, usize>::new();
     for (what, bytes) in &cases {
@@ -1020,8 +1024,20 @@ fn damaged_store_file() {
             verdict.starts_with("intact") || mask(&std::fs::read(&db).unwrap()) == mask(bytes),
             "{what}: the damaged file was changed"
         );
+        if what.starts_with("clear") {
+            assert_ne!(
+                verdict.lines().next(),
+                Some("intact"),
+                "{what}: not detected"
+            );
+        }
         if what.starts_with("sealed") {
-            assert_eq!(verdict, "DeviceError", "{what}: never a wrong key");
+            // The row checksum refuses the file at open (absent); AES-GCM would refuse
+            // the key at use (DeviceError). Never a different key.
+            assert!(
+                verdict == "absent" || verdict == "DeviceError",
+                "{what}: never a wrong key ({verdict})"
+            );
         }
     }
     eprintln!("damage outcomes over {} cases: {outcomes:?}", cases.len());

@@ -547,8 +547,8 @@ mod tests {
         assert_eq!(parse(&odd).unwrap(), odd);
         let pem = to_pem(&odd).unwrap();
         assert_eq!(parse(pem.as_bytes()).unwrap(), odd);
-        let key = pem_rfc7468::encode_string("PRIVATE KEY", pem_rfc7468::LineEnding::LF, &der)
-            .unwrap();
+        let key =
+            pem_rfc7468::encode_string("PRIVATE KEY", pem_rfc7468::LineEnding::LF, &der).unwrap();
         assert!(matches!(parse(key.as_bytes()), Err(Error::InvalidData(_))));
     }
 

@@ -7,7 +7,9 @@
 //!   new data directory is made with mode 0700). `PRAGMA application_id` is
 //!   `0x756b6579` ("ukey") and `PRAGMA user_version` is the schema version
 //!   ([`SCHEMA_VERSION`]); a database with a newer version is refused with
-//!   [`Error::SchemaTooNew`](crate::Error::SchemaTooNew) and left untouched.
+//!   [`Error::SchemaTooNew`](crate::Error::SchemaTooNew) and left untouched. Every row
+//!   carries a checksum (`sum`, kept by triggers), checked when the database is opened,
+//!   so a value damaged on disk is reported instead of served (docs/robustness.md).
 //! - `<serial>.devkey`: the 32-byte random **device key** (mode 0600), which seals the
 //!   device secrets. It is kept out of the database so that a copy of the database alone
 //!   does not reveal the device-authentication key.
@@ -76,8 +78,9 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::token::Device;
 
-/// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes and reads (2: every row carries a checksum;
+/// a version-1 database is upgraded when it is opened).
+pub const SCHEMA_VERSION: i64 = 2;
 /// File extension of a soft device's database.
 pub const DB_EXTENSION: &str = "ukdb";
 /// File extension of a soft device's device-key file.

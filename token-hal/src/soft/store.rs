@@ -25,7 +25,8 @@ CREATE TABLE device (
     serial TEXT NOT NULL,
     label TEXT NOT NULL,
     created_at INTEGER NOT NULL,
-    auth_key BLOB NOT NULL
+    auth_key BLOB NOT NULL,
+    sum BLOB
 );
 CREATE TABLE app (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -33,7 +34,8 @@ CREATE TABLE app (
     generation BLOB NOT NULL,
     epoch INTEGER NOT NULL DEFAULT 0,
     create_file_rights INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    sum BLOB
 );
 CREATE TABLE pin (
     app_id INTEGER NOT NULL REFERENCES app(id) ON DELETE CASCADE,
@@ -45,6 +47,7 @@ CREATE TABLE pin (
     iterations INTEGER,
     salt BLOB,
     wrapped_mk BLOB,
+    sum BLOB,
     PRIMARY KEY (app_id, pin_type)
 );
 CREATE TABLE container (
@@ -53,6 +56,7 @@ CREATE TABLE container (
     name TEXT NOT NULL,
     ckaid BLOB NOT NULL,
     created_at INTEGER NOT NULL,
+    sum BLOB,
     UNIQUE (app_id, name),
     UNIQUE (app_id, ckaid)
 );
@@ -64,7 +68,8 @@ CREATE TABLE key (
     alg TEXT NOT NULL,
     spki BLOB NOT NULL,
     sealed_pkcs8 BLOB NOT NULL,
-    created_at INTEGER NOT NULL
+    created_at INTEGER NOT NULL,
+    sum BLOB
 );
 CREATE UNIQUE INDEX key_active ON key (container_id, usage) WHERE state = 0;
 CREATE TABLE cert (
@@ -72,7 +77,8 @@ CREATE TABLE cert (
     key_id INTEGER NOT NULL REFERENCES key(id) ON DELETE CASCADE,
     der BLOB NOT NULL,
     current INTEGER NOT NULL CHECK (current IN (0, 1)),
-    imported_at INTEGER NOT NULL
+    imported_at INTEGER NOT NULL,
+    sum BLOB
 );
 CREATE UNIQUE INDEX cert_current ON cert (key_id) WHERE current = 1;
 CREATE TABLE file (
@@ -81,21 +87,208 @@ CREATE TABLE file (
     read_rights INTEGER NOT NULL,
     write_rights INTEGER NOT NULL,
     data BLOB NOT NULL,
+    sum BLOB,
     PRIMARY KEY (app_id, name)
 );
 CREATE TABLE object (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     app_id INTEGER NOT NULL REFERENCES app(id) ON DELETE CASCADE,
-    private INTEGER NOT NULL CHECK (private IN (0, 1))
+    private INTEGER NOT NULL CHECK (private IN (0, 1)),
+    sum BLOB
 );
 CREATE TABLE attr (
     object_id INTEGER NOT NULL REFERENCES object(id) ON DELETE CASCADE,
     ty INTEGER NOT NULL,
     sensitive INTEGER NOT NULL CHECK (sensitive IN (0, 1)),
     value BLOB NOT NULL,
+    sum BLOB,
     PRIMARY KEY (object_id, ty)
 );
 ";
+
+/// The tables whose rows carry a checksum in their `sum` column, and the columns it
+/// covers: every column but `sum` (docs/robustness.md, "Row checksums"). SQLite keeps no
+/// checksums of its own, so without these a bit flipped inside a value stored in clear (a
+/// label, a certificate, a public key, a retry counter) that left the b-tree well formed
+/// would go unnoticed. Sealed values are authenticated by AES-GCM besides.
+const SUMMED: &[(&str, &[&str])] = &[
+    (
+        "device",
+        &["id", "serial", "label", "created_at", "auth_key"],
+    ),
+    (
+        "app",
+        &[
+            "id",
+            "name",
+            "generation",
+            "epoch",
+            "create_file_rights",
+            "created_at",
+        ],
+    ),
+    (
+        "pin",
+        &[
+            "app_id",
+            "pin_type",
+            "max_retries",
+            "remaining",
+            "default_pin",
+            "kdf",
+            "iterations",
+            "salt",
+            "wrapped_mk",
+        ],
+    ),
+    (
+        "container",
+        &["id", "app_id", "name", "ckaid", "created_at"],
+    ),
+    (
+        "key",
+        &[
+            "id",
+            "container_id",
+            "usage",
+            "state",
+            "alg",
+            "spki",
+            "sealed_pkcs8",
+            "created_at",
+        ],
+    ),
+    ("cert", &["id", "key_id", "der", "current", "imported_at"]),
+    (
+        "file",
+        &["app_id", "name", "read_rights", "write_rights", "data"],
+    ),
+    ("object", &["id", "app_id", "private"]),
+    ("attr", &["object_id", "ty", "sensitive", "value"]),
+];
+
+/// The SQL function that computes a row's checksum: `ukey_row_sum(table, col...)`.
+const SUM_FN: &str = "ukey_row_sum";
+/// The start of the message a trigger raises when a row about to change fails its
+/// checksum; [`map_sql`] turns it into [`Error::Corrupt`].
+const SUM_RAISE: &str = "ukey row checksum";
+/// Bytes of a row checksum (a truncated SM3).
+const SUM_LEN: usize = 16;
+
+/// The checksum of one row: SM3 over the table name and each value with its type and
+/// length, truncated to [`SUM_LEN`] bytes. It detects damage, not forgery (the key to
+/// forge it would sit beside it); the values an attacker could gain by forging are sealed.
+fn row_sum(ctx: &mut rusqlite::functions::Context<'_>) -> rusqlite::Result<Vec<u8>> {
+    use rusqlite::types::ValueRef;
+    use sm3::Digest;
+    let mut h = sm3::Sm3::new();
+    for i in 0..ctx.len() {
+        let (tag, bytes): (u8, std::borrow::Cow<'_, [u8]>) = match ctx.get_raw(i) {
+            ValueRef::Null => (0, (&[][..]).into()),
+            ValueRef::Integer(v) => (1, v.to_be_bytes().to_vec().into()),
+            ValueRef::Real(v) => (2, v.to_be_bytes().to_vec().into()),
+            ValueRef::Text(t) => (3, t.into()),
+            ValueRef::Blob(b) => (4, b.into()),
+        };
+        h.update([tag]);
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(&bytes);
+    }
+    Ok(h.finalize()[..SUM_LEN].to_vec())
+}
+
+/// Registers [`SUM_FN`] on a connection: every connection that writes needs it, since
+/// the triggers call it.
+pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        SUM_FN,
+        -1,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        row_sum,
+    )
+}
+
+fn sum_call(table: &str, cols: &[&str], row: &str) -> String {
+    let args: Vec<String> = cols.iter().map(|c| format!("{row}.{c}")).collect();
+    format!("{SUM_FN}('{table}', {})", args.join(", "))
+}
+
+/// The triggers that keep the checksums: a new or changed row gets its sum, and a row
+/// whose old values fail their sum cannot be changed (the change is refused instead of
+/// making the damage look valid).
+fn trigger_sql() -> String {
+    let mut sql = String::new();
+    for (t, cols) in SUMMED {
+        let list = cols.join(", ");
+        let new = sum_call(t, cols, "NEW");
+        let old = sum_call(t, cols, "OLD");
+        sql.push_str(&format!(
+            "CREATE TRIGGER {t}_sum_insert AFTER INSERT ON {t} BEGIN
+               UPDATE {t} SET sum = {new} WHERE rowid = NEW.rowid; END;
+             CREATE TRIGGER {t}_sum_check BEFORE UPDATE OF {list} ON {t}
+               WHEN OLD.sum IS NOT {old}
+               BEGIN SELECT RAISE(ABORT, '{SUM_RAISE}: {t}'); END;
+             CREATE TRIGGER {t}_sum_update AFTER UPDATE OF {list} ON {t} BEGIN
+               UPDATE {t} SET sum = {new} WHERE rowid = NEW.rowid; END;
+            "
+        ));
+    }
+    sql
+}
+
+/// Checks every row against its checksum.
+fn verify_rows(conn: &Connection, path: &Path) -> Result<()> {
+    for (t, cols) in SUMMED {
+        let q = format!(
+            "SELECT rowid FROM {t} WHERE sum IS NOT {SUM_FN}('{t}', {}) LIMIT 1",
+            cols.join(", ")
+        );
+        let bad: Option<i64> = conn
+            .query_row(&q, [], |r| r.get(0))
+            .optional()
+            .map_err(|e| map_sql(path, &e))?;
+        if let Some(rowid) = bad {
+            return Err(Error::Corrupt {
+                what: path.display().to_string(),
+                detail: format!("row {rowid} of table {t} fails its checksum: the file is damaged"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Upgrades a version-1 database (no row checksums) to this version inside one
+/// exclusive transaction: the `sum` columns and triggers, and the sums of the rows as
+/// they are (a version-1 file has nothing to check them against).
+fn upgrade_v1(conn: &mut Connection, path: &Path) -> Result<()> {
+    let sql = |e: rusqlite::Error| map_sql(path, &e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Exclusive)
+        .map_err(sql)?;
+    let version: i64 = tx
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(sql)?;
+    if version != 1 {
+        // Another process upgraded it first.
+        return Ok(());
+    }
+    for (t, cols) in SUMMED {
+        tx.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN sum BLOB"))
+            .map_err(sql)?;
+        tx.execute(
+            &format!("UPDATE {t} SET sum = {SUM_FN}('{t}', {})", cols.join(", ")),
+            [],
+        )
+        .map_err(sql)?;
+    }
+    tx.execute_batch(&trigger_sql()).map_err(sql)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(sql)?;
+    tx.commit().map_err(sql)?;
+    tracing::info!(path = %path.display(), "upgraded the soft-token database to schema version {SCHEMA_VERSION}");
+    Ok(())
+}
 
 /// An error inside a transaction: SQLite's (mapped to name the file once the transaction
 /// ends) or the token's own.
@@ -144,6 +337,14 @@ pub(crate) fn map_sql(path: &Path, e: &rusqlite::Error) -> Error {
             match fs::File::open(path) {
                 Err(os) => io(os.to_string()),
                 Ok(_) => io(format!("cannot open the database or its journal ({e})")),
+            }
+        }
+        Some(ErrorCode::ConstraintViolation) if e.to_string().contains(SUM_RAISE) => {
+            Error::Corrupt {
+                what: path.display().to_string(),
+                detail: format!(
+                    "a row about to change fails its checksum ({e}): the file is damaged"
+                ),
             }
         }
         Some(ErrorCode::ConstraintViolation) => Error::Corrupt {
@@ -225,7 +426,9 @@ struct SeenVersion {
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl Store {
-    /// Opens and checks an existing database. Nothing is written.
+    /// Opens and checks an existing database: the SQLite structure (`quick_check`) and
+    /// every row's checksum. Nothing is written, except the one-time upgrade of a
+    /// version-1 database.
     pub(crate) fn open(path: &Path, opts: &SoftOptions) -> Result<Self> {
         let meta = fs::metadata(path).map_err(|e| io_err(path, &e))?;
         if !meta.is_file() {
@@ -234,13 +437,26 @@ impl Store {
                 detail: "not a regular file".into(),
             });
         }
-        let conn = Connection::open_with_flags(
+        let mut conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|e| map_sql(path, &e))?;
         configure(&conn, opts).map_err(|e| map_sql(path, &e))?;
-        let serial = check_schema(&conn, path)?;
+        let (serial, version) = check_schema(&conn, path)?;
+        if version == 1 {
+            match upgrade_v1(&mut conn, path) {
+                Ok(()) => verify_rows(&conn, path)?,
+                // Read-only media: served as version 1 was, without row checksums.
+                Err(e @ (Error::Io { .. } | Error::Busy)) => tracing::warn!(
+                    path = %path.display(), error = %e,
+                    "version-1 database not upgraded; its rows are not checksummed"
+                ),
+                Err(e) => return Err(e),
+            }
+        } else {
+            verify_rows(&conn, path)?;
+        }
         Ok(Self {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -358,7 +574,8 @@ impl Store {
         self.run(TransactionBehavior::Immediate, f)
     }
 
-    /// A full consistency check: SQLite's `integrity_check` and `foreign_key_check`.
+    /// A full consistency check: SQLite's `integrity_check` and `foreign_key_check`, and
+    /// every row's checksum.
     pub(crate) fn integrity_check(&self) -> Result<()> {
         let conn = self.lock()?;
         let sql = |e: rusqlite::Error| map_sql(&self.path, &e);
@@ -386,6 +603,12 @@ impl Store {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(sql)?;
         problems.extend(fk);
+        drop(st);
+        match verify_rows(&conn, &self.path) {
+            Ok(()) => {}
+            Err(Error::Corrupt { detail, .. }) => problems.push(detail),
+            Err(e) => return Err(e),
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -403,6 +626,7 @@ impl Store {
 }
 
 fn configure(conn: &Connection, opts: &SoftOptions) -> rusqlite::Result<()> {
+    register_functions(conn)?;
     conn.busy_timeout(opts.busy_timeout)?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -412,8 +636,8 @@ fn configure(conn: &Connection, opts: &SoftOptions) -> rusqlite::Result<()> {
 }
 
 /// Checks that `conn` is a ukey database of a version this build reads, and intact.
-/// Returns the device serial.
-fn check_schema(conn: &Connection, path: &Path) -> Result<String> {
+/// Returns the device serial and the schema version.
+fn check_schema(conn: &Connection, path: &Path) -> Result<(String, i64)> {
     let corrupt = |detail: &str| Error::Corrupt {
         what: path.display().to_string(),
         detail: detail.to_owned(),
@@ -452,7 +676,8 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<String> {
         .query_row("SELECT serial FROM device WHERE id = 1", [], |r| r.get(0))
         .optional()
         .map_err(sql)?;
-    serial.ok_or_else(|| corrupt("the device record is missing"))
+    let serial = serial.ok_or_else(|| corrupt("the device record is missing"))?;
+    Ok((serial, version))
 }
 
 /// A new serial: `UKS` and 13 upper-case hex digits.
@@ -525,6 +750,7 @@ fn build_db(
         .transaction_with_behavior(TransactionBehavior::Exclusive)
         .map_err(sql)?;
     tx.execute_batch(SCHEMA).map_err(sql)?;
+    tx.execute_batch(&trigger_sql()).map_err(sql)?;
     tx.pragma_update(None, "application_id", APPLICATION_ID)
         .map_err(sql)?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)

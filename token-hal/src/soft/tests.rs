@@ -802,6 +802,7 @@ fn sealed_values_are_bound_to_their_row() {
         .unwrap();
     // Copy a's sealed key over b's: the AAD names the key id, so it must not open.
     let conn = Connection::open(&fx.path).unwrap();
+    super::store::register_functions(&conn).unwrap();
     conn.execute(
         "UPDATE key SET sealed_pkcs8 = (SELECT k.sealed_pkcs8 FROM key k JOIN container c
            ON k.container_id = c.id WHERE c.name = 'a')
@@ -1131,6 +1132,7 @@ fn no_private_key_or_pin_in_the_store_files() {
     assert_eq!(scan("at rest"), 1);
     // And with a journal on disk, mid-transaction.
     let mut conn = Connection::open(&fx.path).unwrap();
+    super::store::register_functions(&conn).unwrap();
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .unwrap();
@@ -1160,7 +1162,8 @@ fn newer_schema_is_refused_untouched() {
     let fx = fixture();
     drop(fx.dev);
     let conn = Connection::open(&fx.path).unwrap();
-    conn.pragma_update(None, "user_version", 2).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
     drop(conn);
     let before = fs::read(&fx.path).unwrap();
     let e = SoftDevice::open(&fx.path, &opts()).unwrap_err();
@@ -1171,12 +1174,162 @@ fn newer_schema_is_refused_untouched() {
             supported,
         } => {
             assert_eq!(path, &fx.path);
-            assert_eq!((*found, *supported), (2, SCHEMA_VERSION));
+            assert_eq!((*found, *supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
         }
         other => panic!("{other:?}"),
     }
     assert_names_file(&e, &fx.path);
     assert_eq!(fs::read(&fx.path).unwrap(), before);
+}
+
+/// Where `needle` sits in `hay`; it must be there exactly once.
+fn only_place(hay: &[u8], needle: &[u8]) -> usize {
+    let at: Vec<usize> = hay
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(at.len(), 1, "{:?} found {} times", needle, at.len());
+    at[0]
+}
+
+/// A bit flipped inside a value stored in clear (an object's label, file contents, the
+/// device label) leaves the b-tree well formed, so SQLite's checks pass; the row
+/// checksums catch it when the store is opened, and the file is left as it was.
+#[test]
+fn flips_in_clear_values_are_caught_by_row_checksums() {
+    let fx = fixture();
+    let u = fx.user();
+    u.create_object(false, &[Attr::public(3, b"OBJECT-LABEL-MARKER".to_vec())])
+        .unwrap();
+    u.create_file("f", 32, Rights::ANYONE, Rights::ANYONE)
+        .unwrap();
+    u.write_file("f", 0, b"FILE-CONTENT-MARKER").unwrap();
+    drop(u);
+    drop(fx.dev);
+    let good = fs::read(&fx.path).unwrap();
+    for (marker, table) in [
+        (&b"OBJECT-LABEL-MARKER"[..], "attr"),
+        (b"FILE-CONTENT-MARKER", "file"),
+        (b"test dev", "device"),
+    ] {
+        let at = only_place(&good, marker) + 3;
+        for bit in [0x01u8, 0x80] {
+            let mut bad = good.clone();
+            bad[at] ^= bit;
+            fs::write(&fx.path, &bad).unwrap();
+            let e = SoftDevice::open(&fx.path, &opts()).unwrap_err();
+            match &e {
+                Error::Corrupt { detail, .. } => assert!(
+                    detail.contains(&format!("table {table} fails its checksum")),
+                    "{detail}"
+                ),
+                other => panic!("{table}: {other:?}"),
+            }
+            assert_names_file(&e, &fx.path);
+            assert_eq!(
+                fs::read(&fx.path).unwrap(),
+                bad,
+                "the damaged file was written"
+            );
+        }
+    }
+    fs::write(&fx.path, &good).unwrap();
+    let dev = SoftDevice::open(&fx.path, &opts()).unwrap();
+    let u = dev.open_app("app").unwrap();
+    assert_eq!(u.read_file("f", 0, 19).unwrap(), b"FILE-CONTENT-MARKER");
+}
+
+/// A row whose checksum no longer matches cannot be changed: the trigger refuses the
+/// update (a partial file write, a PIN attempt's counter) instead of giving the damage a
+/// fresh checksum.
+#[test]
+fn a_damaged_row_is_not_rewritten() {
+    let fx = fixture();
+    let u = fx.user();
+    u.create_file("f", 8, Rights::ANYONE, Rights::ANYONE)
+        .unwrap();
+    let conn = Connection::open(&fx.path).unwrap();
+    super::store::register_functions(&conn).unwrap();
+    // Only the sums change: no trigger fires, as when the disk damages the rows.
+    conn.execute_batch("UPDATE file SET sum = x'00'; UPDATE pin SET sum = x'00';")
+        .unwrap();
+    drop(conn);
+    for e in [
+        u.write_file("f", 0, b"abc").unwrap_err(),
+        u.verify_pin(PinType::User, &USER.into()).unwrap_err(),
+    ] {
+        match &e {
+            Error::Corrupt { detail, .. } => assert!(detail.contains("checksum"), "{detail}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(
+        SoftDevice::open(&fx.path, &opts()),
+        Err(Error::Corrupt { .. })
+    ));
+}
+
+/// A version-1 database (no row checksums) is upgraded when opened: its contents stay,
+/// and from then on damage is caught.
+#[test]
+fn version_1_store_is_upgraded() {
+    let fx = fixture();
+    let u = fx.user();
+    u.create_object(false, &[Attr::public(3, b"OLD-OBJECT-LABEL".to_vec())])
+        .unwrap();
+    u.create_container("c", None).unwrap();
+    drop(u);
+    drop(fx.dev);
+    {
+        let conn = Connection::open(&fx.path).unwrap();
+        let tables = [
+            "device",
+            "app",
+            "pin",
+            "container",
+            "key",
+            "cert",
+            "file",
+            "object",
+            "attr",
+        ];
+        for t in tables {
+            for k in ["insert", "check", "update"] {
+                conn.execute_batch(&format!("DROP TRIGGER {t}_sum_{k}"))
+                    .unwrap();
+            }
+            conn.execute_batch(&format!("ALTER TABLE {t} DROP COLUMN sum"))
+                .unwrap();
+        }
+        conn.pragma_update(None, "user_version", 1).unwrap();
+    }
+    let dev = SoftDevice::open(&fx.path, &opts()).unwrap();
+    let conn = Connection::open(&fx.path).unwrap();
+    let v: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    drop(conn);
+    let a = dev.open_app("app").unwrap();
+    a.verify_pin(PinType::User, &USER.into()).unwrap();
+    assert_eq!(a.list_containers().unwrap().len(), 1);
+    let objs = a.list_objects().unwrap();
+    assert_eq!(objs.len(), 1);
+    assert_eq!(&objs[0].attrs[0].value[..], b"OLD-OBJECT-LABEL");
+    a.create_object(false, &[Attr::public(3, b"new".to_vec())])
+        .unwrap();
+    drop(a);
+    drop(dev);
+    let good = fs::read(&fx.path).unwrap();
+    let mut bad = good.clone();
+    bad[only_place(&good, b"OLD-OBJECT-LABEL") + 1] ^= 0x04;
+    fs::write(&fx.path, &bad).unwrap();
+    assert!(matches!(
+        SoftDevice::open(&fx.path, &opts()),
+        Err(Error::Corrupt { .. })
+    ));
 }
 
 #[test]
