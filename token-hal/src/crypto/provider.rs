@@ -224,8 +224,8 @@ impl CryptoProvider {
 }
 
 /// The default provider: SM2 on the specialised curve arithmetic of
-/// [`super::backend::sm2fast`] (RustCrypto's `sm2` stays as the portable reference in
-/// [`super::backend::sm2`]), ukey-simd's SM4 kernels (GFNI/AVX-512, GFNI/AVX2,
+/// `backend::sm2fast` (RustCrypto's `sm2` stays as the portable reference in
+/// `backend::sm2`), ukey-simd's SM4 kernels (GFNI/AVX-512, GFNI/AVX2,
 /// AES-NI/AVX2 or portable, chosen at run time), RustCrypto for SM3 and the AES modes
 /// (AES-NI where the CPU has it), aws-lc-rs for SHA, HMAC-SHA, AES-GCM at rest, ECDSA
 /// and RSA.
