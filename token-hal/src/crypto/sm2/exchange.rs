@@ -40,7 +40,7 @@ impl fmt::Debug for Sm2KeyExchange {
 }
 
 /// A fresh ephemeral key pair for an SM2 key exchange: the scalar r (32 bytes, keep it
-/// secret until [`Sm2KeyExchange::with_ephemeral_bytes`]) and the point R = [r]G (04‖x‖y)
+/// secret until [`Sm2KeyExchange::with_ephemeral_bytes`]) and the point R = \[r\]G (04‖x‖y)
 /// to send to the peer.
 pub fn generate_ephemeral() -> Result<(Zeroizing<Vec<u8>>, [u8; 65])> {
     let r = SecretScalar::random()?;
