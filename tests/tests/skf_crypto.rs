@@ -153,6 +153,17 @@ fn crypto_child() {
                 SAR_OK
             );
             assert_eq!(out, want, "alg {alg:#x}");
+            // In place (input and output the same buffer), as many SKF callers do.
+            if pad == 0 {
+                assert_eq!(enc_init(k, param(&iv, pad)), SAR_OK);
+                let mut buf = input.to_vec();
+                let mut l = n;
+                assert_eq!(enc(k, buf.as_ptr(), n, buf.as_mut_ptr(), &mut l), SAR_OK);
+                assert_eq!(buf, want, "in place, alg {alg:#x}");
+                assert_eq!(dec_init(k, param(&iv, pad)), SAR_OK);
+                assert_eq!(dec(k, buf.as_ptr(), n, buf.as_mut_ptr(), &mut l), SAR_OK);
+                assert_eq!(buf, input, "in place decryption, alg {alg:#x}");
+            }
             // streamed in odd pieces
             assert_eq!(enc_init(k, param(&iv, pad)), SAR_OK);
             let mut streamed = Vec::new();

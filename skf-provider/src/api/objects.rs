@@ -208,6 +208,39 @@ impl SessionKey {
         }
     }
 
+    /// The single-part output length when it is known before processing, so the output
+    /// can go straight into the caller's buffer ([`Self::single_into`]): every unpadded
+    /// operation. `None` for padded ones, whose length the padding decides; they go
+    /// through [`Self::single`].
+    pub fn single_len(&mut self, dir: Direction, len: usize) -> Result<Option<usize>> {
+        let op = self.op(dir)?;
+        if op.started {
+            return Err(Error::NOT_INITIALIZED);
+        }
+        if op.pad {
+            return Ok(None);
+        }
+        if !op.mode.stream() && !len.is_multiple_of(BLOCK) {
+            return Err(Error::DATA_LEN);
+        }
+        Ok(Some(len))
+    }
+
+    /// Single-part Encrypt/Decrypt of an unpadded operation into `out`, which holds
+    /// exactly [`Self::single_len`] bytes, with the cipher set up at Init: no copy of the
+    /// input, no intermediate buffer. Ends the operation.
+    pub fn single_into(&mut self, dir: Direction, data: &[u8], out: &mut [u8]) -> Result<()> {
+        if self.single_len(dir, data.len())? != Some(out.len()) {
+            return Err(Error::FAIL);
+        }
+        let op = self.op.take().ok_or(Error::NOT_INITIALIZED)?;
+        let n = op.cipher.finish_into(data, out)?;
+        if n != out.len() {
+            return Err(Error::FAIL);
+        }
+        Ok(())
+    }
+
     /// Single-part Encrypt/Decrypt: the whole output of `data`; committing ends the
     /// operation.
     pub fn single(&mut self, dir: Direction, data: &[u8]) -> Result<Pending<'_>> {

@@ -56,11 +56,9 @@ fn sign_key_alg(c: &ConObj) -> Result<KeyAlg> {
 
 /// Decrypts with the container's encryption key; when that fails (the C3 or padding
 /// check) and the container has retired encryption keys, each is tried in turn.
+/// The container listing (a store read) only on the failure path: the active key is
+/// tried first, and it is the one almost every call uses.
 fn decrypt_enc(c: &ConObj, mech: &DecMech, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let info = con_info(c)?;
-    if info.enc.is_none() {
-        return Err(Error::KEY_NOT_FOUND);
-    }
     match c
         .app
         .app
@@ -68,6 +66,10 @@ fn decrypt_enc(c: &ConObj, mech: &DecMech, data: &[u8]) -> Result<Zeroizing<Vec<
     {
         Ok(v) => Ok(v),
         Err(first) => {
+            let info = con_info(c)?;
+            if info.enc.is_none() {
+                return Err(Error::KEY_NOT_FOUND);
+            }
             if matches!(first, token_hal::Error::DecryptFailed) {
                 for k in &info.retired {
                     if let Ok(v) = c.app.app.decrypt(&KeyRef::Id(k.id), mech, data) {
@@ -552,18 +554,21 @@ pub unsafe extern "system" fn SKF_ECCSignData(
             return Err(Error::DATA_LEN);
         }
         nonnull(pSignature)?;
-        if sign_key_alg(&c)? != KeyAlg::Sm2 {
-            return Err(Error::KEY_NOT_FOUND);
-        }
-        let rs = c
-            .app
-            .app
-            .sign(
-                &KeyRef::active(&c.name, KeyUsage::Sign),
-                &SignMech::Sm2Prehashed,
-                e,
-            )
-            .map_err(Error::key)?;
+        // The key's algorithm (a store read) is looked up only when signing fails, to
+        // give a non-SM2 key's error.
+        let rs = match c.app.app.sign(
+            &KeyRef::active(&c.name, KeyUsage::Sign),
+            &SignMech::Sm2Prehashed,
+            e,
+        ) {
+            Ok(rs) => rs,
+            Err(err) => {
+                if sign_key_alg(&c)? != KeyAlg::Sm2 {
+                    return Err(Error::KEY_NOT_FOUND);
+                }
+                return Err(Error::key(err));
+            }
+        };
         let b = blobs::sig_blob(&rs)?;
         // SAFETY: checked non-null.
         unsafe { write(pSignature, b) }
@@ -1013,6 +1018,27 @@ unsafe fn single(
     // SAFETY: the caller's contract.
     let data = unsafe { bytes(inp, n) }?;
     let mut k = k.lock().unwrap_or_else(|e| e.into_inner());
+    // An unpadded operation's output goes straight into the caller's buffer, unless it
+    // overlaps the input (in-place calls take the copying path below).
+    if let Some(need) = k.single_len(dir, data.len())? {
+        // SAFETY: the caller's contract.
+        unsafe { check_sized(out, out_len, need) }?;
+        if out.is_null() {
+            return Ok(());
+        }
+        let (a, b) = (data.as_ptr() as usize, out as usize);
+        if need == 0 || b + need <= a || a + data.len() <= b {
+            let mut empty = [];
+            let buf: &mut [u8] = if need == 0 {
+                &mut empty
+            } else {
+                // SAFETY: check_sized confirmed the caller's buffer holds `need` bytes,
+                // it is non-null, and it does not overlap `data`.
+                unsafe { std::slice::from_raw_parts_mut(out, need) }
+            };
+            return k.single_into(dir, data, buf);
+        }
+    }
     let p = k.single(dir, data)?;
     // SAFETY: the caller's contract.
     unsafe { deliver(out, out_len, p) }
