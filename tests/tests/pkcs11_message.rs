@@ -501,6 +501,69 @@ fn gcm_known_answers() {
         assert_eq!(decrypt_message(h, &mut iv, &tag, &aad, &ct).unwrap(), pt);
         assert_eq!(call!(C_MessageEncryptFinal, h), CKR_OK);
         assert_eq!(call!(C_MessageDecryptFinal, h), CKR_OK);
+        // The same vectors single-part (C_Encrypt writes straight into the caller's
+        // buffer), with the full tag and a shortened one.
+        for tag_len in [16usize, 12] {
+            let mut gp = CK_GCM_PARAMS {
+                pIv: iv.as_mut_ptr(),
+                ulIvLen: iv.len() as CK_ULONG,
+                ulIvBits: (iv.len() * 8) as CK_ULONG,
+                pAAD: aad.as_ptr() as *mut u8,
+                ulAADLen: aad.len() as CK_ULONG,
+                ulTagBits: (tag_len * 8) as CK_ULONG,
+            };
+            let mut mm = CK_MECHANISM {
+                mechanism: m,
+                pParameter: &mut gp as *mut CK_GCM_PARAMS as *mut c_void,
+                ulParameterLen: std::mem::size_of::<CK_GCM_PARAMS>() as CK_ULONG,
+            };
+            let mut want = ct.clone();
+            want.extend_from_slice(&tag[..tag_len]);
+            assert_eq!(call!(C_EncryptInit, h, &mut mm, key), CKR_OK);
+            let mut n: CK_ULONG = 0;
+            let mut p = pt.clone();
+            let pl = p.len() as CK_ULONG;
+            assert_eq!(
+                call!(C_Encrypt, h, p.as_mut_ptr(), pl, null_mut(), &mut n),
+                CKR_OK
+            );
+            assert_eq!(n as usize, want.len());
+            let mut out = vec![0u8; want.len()];
+            let mut short = n - 1;
+            assert_eq!(
+                call!(
+                    C_Encrypt,
+                    h,
+                    p.as_mut_ptr(),
+                    pl,
+                    out.as_mut_ptr(),
+                    &mut short
+                ),
+                CKR_BUFFER_TOO_SMALL
+            );
+            assert_eq!(out, vec![0u8; want.len()], "nothing written");
+            assert_eq!(
+                call!(C_Encrypt, h, p.as_mut_ptr(), pl, out.as_mut_ptr(), &mut n),
+                CKR_OK
+            );
+            assert_eq!(out, want, "single-part GCM, {tag_len}-byte tag");
+            assert_eq!(call!(C_DecryptInit, h, &mut mm, key), CKR_OK);
+            let mut back = vec![0u8; want.len()];
+            let mut bn = back.len() as CK_ULONG;
+            let wl = want.len() as CK_ULONG;
+            assert_eq!(
+                call!(
+                    C_Decrypt,
+                    h,
+                    want.as_mut_ptr(),
+                    wl,
+                    back.as_mut_ptr(),
+                    &mut bn
+                ),
+                CKR_OK
+            );
+            assert_eq!(&back[..bn as usize], &pt[..]);
+        }
     }
 }
 

@@ -476,20 +476,40 @@ fn crypt_direct(
         Direction::Encrypt => &mut ops.encrypt,
         Direction::Decrypt => &mut ops.decrypt,
     };
-    let Some(CryptOp::Sym(c)) = slot else {
-        return None;
+    let n = match slot {
+        Some(CryptOp::Sym(c)) => c.single_part_len(data.len())?,
+        // GCM encryption: ciphertext and tag. (Decryption keeps the copying path, which
+        // checks the tag before any plaintext reaches the caller.)
+        Some(CryptOp::Gcm {
+            tag_len, data: d, ..
+        }) if dir == Direction::Encrypt && d.is_empty() => data.len().checked_add(*tag_len)?,
+        _ => return None,
     };
-    let n = c.single_part_len(data.len())?;
     match (cap, direct) {
         (Some(c), Some(buf)) if c >= n => {
-            let Some(CryptOp::Sym(c)) = slot.take() else {
-                return None;
+            let r = match slot.take() {
+                Some(CryptOp::Sym(c)) => c.finish_into(data, buf).map_err(|e| data_err(e, dir)),
+                Some(CryptOp::Gcm {
+                    alg,
+                    key,
+                    iv,
+                    aad,
+                    tag_len,
+                    ..
+                }) => token_hal::crypto::sym::SymCipher::new_gcm(
+                    alg,
+                    Direction::Encrypt,
+                    &key,
+                    &iv,
+                    &aad,
+                    tag_len,
+                )
+                .and_then(|c| c.finish_into(data, buf))
+                // As `gcm`: a nonce or tag the cipher refuses is a parameter error.
+                .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID)),
+                _ => return None,
             };
-            Some(
-                c.finish_into(data, buf)
-                    .map(Produced::Written)
-                    .map_err(|e| data_err(e, dir)),
-            )
+            Some(r.map(Produced::Written))
         }
         // An overlapping buffer that is large enough: the copying path.
         (Some(c), None) if c >= n => None,
