@@ -63,6 +63,33 @@ pub fn make_token(dir: &Path, label: &str) -> (PathBuf, Arc<soft::SoftDevice>) {
     (db, dev)
 }
 
+/// The setting of an in-process library run (the call-sequence interpreters): a scratch
+/// directory `what`, a token in its `data`, and a `ukey.toml` naming that directory, put in
+/// the environment with only the soft backend and no log. Returns the directory and the
+/// device. Call once, before the library runs, while the fuzzer is single-threaded.
+pub fn library_env(what: &str) -> (PathBuf, Arc<soft::SoftDevice>) {
+    let dir = scratch_dir(what);
+    let data = dir.join("data");
+    let (_, dev) = make_token(&data, "fuzzdev");
+    let conf = dir.join("ukey.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n",
+            data.display()
+        ),
+    )
+    .expect("write the config");
+    // SAFETY: the caller's contract: no other thread reads the environment yet.
+    unsafe {
+        std::env::set_var("UKEY_CONF", &conf);
+        std::env::set_var("UKEY_BACKENDS", "soft");
+        std::env::remove_var("UKEY_DATA_DIR");
+        std::env::remove_var("UKEY_LOG");
+    }
+    (dir, dev)
+}
+
 /// Puts the device back to one empty [`APP`] with the known PINs, whatever the last input
 /// did to it (other applications deleted, PINs reset, containers/files/objects wiped).
 pub fn reset_token(dev: &dyn Device) {

@@ -253,25 +253,8 @@ struct Env {
 fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
-        let dir = crate::scratch_dir("p11");
-        let data = dir.join("data");
-        let (_, dev) = crate::make_token(&data, "fuzzdev");
-        let conf = dir.join("ukey.toml");
-        std::fs::write(
-            &conf,
-            format!(
-                "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n",
-                data.display()
-            ),
-        )
-        .expect("write the config");
-        // SAFETY: set once, before the module runs, while the fuzzer is single-threaded.
-        unsafe {
-            std::env::set_var("UKEY_CONF", &conf);
-            std::env::set_var("UKEY_BACKENDS", "soft");
-            std::env::remove_var("UKEY_DATA_DIR");
-            std::env::remove_var("UKEY_LOG");
-        }
+        // Once, before the module runs, while the fuzzer is single-threaded.
+        let (dir, dev) = crate::library_env("p11");
         let mut fl: *mut CK_FUNCTION_LIST = null_mut();
         // SAFETY: a valid out pointer.
         let rv = unsafe { ukey_pkcs11::C_GetFunctionList(&mut fl) };

@@ -55,25 +55,8 @@ struct Env {
 fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
-        let dir = crate::scratch_dir("skf");
-        let data = dir.join("data");
-        let (_, dev) = crate::make_token(&data, "fuzzdev");
-        let conf = dir.join("ukey.toml");
-        std::fs::write(
-            &conf,
-            format!(
-                "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n",
-                data.display()
-            ),
-        )
-        .expect("write the config");
-        // SAFETY: set once, before the library runs, while the fuzzer is single-threaded.
-        unsafe {
-            std::env::set_var("UKEY_CONF", &conf);
-            std::env::set_var("UKEY_BACKENDS", "soft");
-            std::env::remove_var("UKEY_DATA_DIR");
-            std::env::remove_var("UKEY_LOG");
-        }
+        // Once, before the library runs, while the fuzzer is single-threaded.
+        let (dir, dev) = crate::library_env("skf");
         Env { dev, _dir: dir }
     })
 }
