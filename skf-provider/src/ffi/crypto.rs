@@ -1027,15 +1027,10 @@ unsafe fn single(
             return Ok(());
         }
         let (a, b) = (data.as_ptr() as usize, out as usize);
-        if need == 0 || b + need <= a || a + data.len() <= b {
-            let mut empty = [];
-            let buf: &mut [u8] = if need == 0 {
-                &mut empty
-            } else {
-                // SAFETY: check_sized confirmed the caller's buffer holds `need` bytes,
-                // it is non-null, and it does not overlap `data`.
-                unsafe { std::slice::from_raw_parts_mut(out, need) }
-            };
+        if b + need <= a || a + data.len() <= b {
+            // SAFETY: check_sized confirmed the caller's buffer holds `need` bytes, it is
+            // non-null, and it does not overlap `data`.
+            let buf = unsafe { std::slice::from_raw_parts_mut(out, need) };
             return k.single_into(dir, data, buf);
         }
     }

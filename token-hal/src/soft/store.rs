@@ -209,8 +209,10 @@ pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     )
 }
 
+/// The SQL expression of a row's checksum; `row` qualifies the columns (`NEW.`, `OLD.`
+/// in a trigger, empty in a query over the table).
 fn sum_call(table: &str, cols: &[&str], row: &str) -> String {
-    let args: Vec<String> = cols.iter().map(|c| format!("{row}.{c}")).collect();
+    let args: Vec<String> = cols.iter().map(|c| format!("{row}{c}")).collect();
     format!("{SUM_FN}('{table}', {})", args.join(", "))
 }
 
@@ -221,8 +223,8 @@ fn trigger_sql() -> String {
     let mut sql = String::new();
     for (t, cols) in SUMMED {
         let list = cols.join(", ");
-        let new = sum_call(t, cols, "NEW");
-        let old = sum_call(t, cols, "OLD");
+        let new = sum_call(t, cols, "NEW.");
+        let old = sum_call(t, cols, "OLD.");
         sql.push_str(&format!(
             "CREATE TRIGGER {t}_sum_insert AFTER INSERT ON {t} BEGIN
                UPDATE {t} SET sum = {new} WHERE rowid = NEW.rowid; END;
@@ -241,8 +243,8 @@ fn trigger_sql() -> String {
 fn verify_rows(conn: &Connection, path: &Path) -> Result<()> {
     for (t, cols) in SUMMED {
         let q = format!(
-            "SELECT rowid FROM {t} WHERE sum IS NOT {SUM_FN}('{t}', {}) LIMIT 1",
-            cols.join(", ")
+            "SELECT rowid FROM {t} WHERE sum IS NOT {} LIMIT 1",
+            sum_call(t, cols, "")
         );
         let bad: Option<i64> = conn
             .query_row(&q, [], |r| r.get(0))
@@ -277,7 +279,7 @@ fn upgrade_v1(conn: &mut Connection, path: &Path) -> Result<()> {
         tx.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN sum BLOB"))
             .map_err(sql)?;
         tx.execute(
-            &format!("UPDATE {t} SET sum = {SUM_FN}('{t}', {})", cols.join(", ")),
+            &format!("UPDATE {t} SET sum = {}", sum_call(t, cols, "")),
             [],
         )
         .map_err(sql)?;
