@@ -11,72 +11,27 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Mutex, OnceLock};
+mod p11_common;
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::ekdf::AesCbcDeriveParams;
 use cryptoki::mechanism::misc::{ExtractParams, KeyDerivationStringData};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
-use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
+use p11_common::{Env, USER_PIN};
 
-const SO_PIN: &str = "12345678";
-const USER_PIN: &str = "123456";
 const IV: [u8; 16] = [0x11; 16];
 
-struct Env {
-    p11: Pkcs11,
-    _dir: tempfile::TempDir,
-}
-
 fn env() -> &'static Env {
-    static ENV: OnceLock<Env> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("ukey.toml");
-        std::fs::write(
-            &conf,
-            format!(
-                "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        // SAFETY: set before the module is loaded and before any other thread reads it.
-        unsafe { std::env::set_var("UKEY_CONF", &conf) };
-        let p11 = Pkcs11::new(ukey_tests::pkcs11_lib()).unwrap();
-        p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .unwrap();
-        Env { p11, _dir: dir }
-    })
+    p11_common::env_with("")
 }
 
 /// A fresh token with a user PIN and a logged-in RW session on it.
 fn session(label: &str) -> Session {
-    static MAKE: Mutex<()> = Mutex::new(());
     let e = env();
-    let slot: Slot = {
-        let _g = MAKE.lock().unwrap_or_else(|p| p.into_inner());
-        let free = *e
-            .p11
-            .get_all_slots()
-            .unwrap()
-            .iter()
-            .find(|s| !e.p11.get_token_info(**s).unwrap().token_initialized())
-            .unwrap();
-        e.p11
-            .init_token(free, &AuthPin::new(SO_PIN.into()), label)
-            .unwrap();
-        let s = e.p11.open_rw_session(free).unwrap();
-        s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into())))
-            .unwrap();
-        s.init_pin(&AuthPin::new(USER_PIN.into())).unwrap();
-        s.logout().unwrap();
-        free
-    };
+    let slot = p11_common::new_token(&e.p11, label, true);
     let s = e.p11.open_rw_session(slot).unwrap();
     s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
         .unwrap();

@@ -7,10 +7,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::Command;
-use std::sync::{Mutex, OnceLock};
+mod p11_common;
 
-use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use std::process::Command;
+
 use cryptoki::error::{Error, RvError};
 use cryptoki::mechanism::vendor_defined::VendorDefinedMechanism;
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -18,40 +18,16 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
+use p11_common::{Env, SO_PIN, USER_PIN};
 
-const SO_PIN: &str = "12345678";
-const USER_PIN: &str = "123456";
 const CKK_SM2: u64 = 0x8000_0004;
 const CKM_SM2_KEY_PAIR_GEN: u64 = 0x8000_8001;
 const CKM_SM3_SM2: u64 = 0x8000_8100;
 const CKM_SM2_ENCRYPT: u64 = 0x8000_8200;
 const SM2_PARAMS: &[u8] = b"\x06\x08\x2a\x81\x1c\xcf\x55\x01\x82\x2d";
 
-struct Env {
-    p11: Pkcs11,
-    _dir: tempfile::TempDir,
-}
-
 fn env() -> &'static Env {
-    static ENV: OnceLock<Env> = OnceLock::new();
-    ENV.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("ukey.toml");
-        std::fs::write(
-            &conf,
-            format!(
-                "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\npin_retries = 3\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        // SAFETY: set before the module is loaded and before any other thread reads it.
-        unsafe { std::env::set_var("UKEY_CONF", &conf) };
-        let p11 = Pkcs11::new(ukey_tests::pkcs11_lib()).unwrap();
-        p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-            .unwrap();
-        Env { p11, _dir: dir }
-    })
+    p11_common::env_with("pin_retries = 3\n")
 }
 
 /// A fresh token labelled `label` with the SO and user PINs set.
@@ -61,26 +37,7 @@ fn token(label: &str) -> Slot {
 
 /// A fresh token; the user PIN is set when `user_pin`.
 fn new_token(label: &str, user_pin: bool) -> Slot {
-    static MAKE: Mutex<()> = Mutex::new(());
-    let e = env();
-    let _g = MAKE.lock().unwrap_or_else(|p| p.into_inner());
-    let slots = e.p11.get_all_slots().unwrap();
-    let free = *slots
-        .iter()
-        .find(|s| !e.p11.get_token_info(**s).unwrap().token_initialized())
-        .unwrap();
-    e.p11
-        .init_token(free, &AuthPin::new(SO_PIN.into()), label)
-        .unwrap();
-    if !user_pin {
-        return free;
-    }
-    let s = e.p11.open_rw_session(free).unwrap();
-    s.login(UserType::So, Some(&AuthPin::new(SO_PIN.into())))
-        .unwrap();
-    s.init_pin(&AuthPin::new(USER_PIN.into())).unwrap();
-    s.logout().unwrap();
-    free
+    p11_common::new_token(&env().p11, label, user_pin)
 }
 
 fn user_session(slot: Slot) -> Session {
