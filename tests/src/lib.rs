@@ -2,6 +2,7 @@
 //! binary are, and a throw-away data directory with a soft token.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// The cargo target directory of this workspace.
 pub fn target_dir() -> PathBuf {
@@ -228,4 +229,34 @@ impl Drop for VirtualKeyInPcscd {
             .status();
         let _ = self.pcscd.wait();
     }
+}
+
+/// Waits for a child test process (the test binary run again for one `#[ignore]`d test,
+/// stdout and stderr piped) until `deadline`, and returns its output. Panics, with that
+/// output, when it hangs past the deadline (killing it), fails, or did not run the one
+/// test.
+pub fn finish_child(mut child: std::process::Child, deadline: Instant, test: &str) -> String {
+    while child.try_wait().expect("wait for the child").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("the child's output");
+            panic!(
+                "{test} hung:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("the child's output");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{test} failed:\n{text}"
+    );
+    text
 }

@@ -1437,31 +1437,8 @@ fn card_child(conf: &Path, dir: &Path, test: &str) -> std::process::Child {
         .unwrap()
 }
 
-fn finish_child(mut child: std::process::Child, secs: u64, test: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{test} hung:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "{test} failed:\n{text}"
-    );
-    text
+fn finish_child(child: std::process::Child, secs: u64, test: &str) -> String {
+    ukey_tests::finish_child(child, Instant::now() + Duration::from_secs(secs), test)
 }
 
 /// pcscd killed (SIGKILL) while a PKCS#11 client signs on the virtual key in a loop: the

@@ -126,33 +126,7 @@ fn spawn(test: &str, envs: &[(&str, &Path)], extra: &[(&str, String)]) -> std::p
 }
 
 fn finish(test: &str, child: std::process::Child, deadline: Instant) -> String {
-    let mut child = child;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "{test} hung:\n{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "{test} failed:\n{text}"
-    );
-    text
+    ukey_tests::finish_child(child, deadline, test)
 }
 
 #[test]
