@@ -85,6 +85,13 @@ pub trait Application: Send + Sync {
     fn logout(&self);
     /// Who is logged in through this handle.
     fn login_state(&self) -> LoginState;
+    /// How many times this handle's login state has changed (logins, logouts, a wipe
+    /// elsewhere ending the login). A caller that reads it before and after some work
+    /// knows whether the login stayed the same in between, even if the state it reads at
+    /// both ends is the same. Backends that do not count return 0.
+    fn login_changes(&self) -> u64 {
+        0
+    }
 
     // --- containers and their keys ---------------------------------------------------
 

@@ -70,6 +70,7 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
     // The listing is a snapshot: objects other threads make (and logins they change)
     // while it is taken may be missing from it, and must keep their handles.
     let start = object::epoch();
+    let changes = t.app.login_changes();
     let user_before = t.login() == LoginState::User;
     let (overlays, recs) = Overlays::split(t.app.list_objects()?);
     let mapped = mapped_objects(t, &overlays)?;
@@ -123,7 +124,9 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
         }
     }
     let slot = t.slot_id;
-    let user = user_before && t.login() == LoginState::User;
+    // Logged in all along: a logout and login again while the listing was taken (another
+    // thread cycling them) would leave private objects out of it.
+    let user = user_before && t.login() == LoginState::User && t.app.login_changes() == changes;
     inner.objects.retain(|h, o| {
         o.slot != slot
             || matches!(o.loc, Loc::Session(_))

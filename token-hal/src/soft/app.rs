@@ -253,6 +253,8 @@ struct Resolved {
 /// Login state of a handle.
 struct Session {
     login: LoginState,
+    /// Every login and every end of one ([`Application::login_changes`]).
+    changes: u64,
     mk: Option<Key32>,
     epoch: i64,
     keys: HashMap<i64, CachedKey>,
@@ -261,6 +263,7 @@ struct Session {
 
 impl Session {
     fn clear(&mut self) {
+        self.changes += 1;
         self.login = LoginState::None;
         self.mk = None;
         self.keys.clear();
@@ -311,6 +314,7 @@ impl SoftApp {
             generation,
             session: Mutex::new(Session {
                 login: LoginState::None,
+                changes: 0,
                 mk: None,
                 epoch,
                 keys: HashMap::new(),
@@ -930,6 +934,7 @@ impl Application for SoftApp {
             })
             .and_then(|r| r)?;
         let mut s = self.session();
+        s.changes += 1;
         s.login = match pin_type {
             PinType::Admin => LoginState::Admin,
             PinType::User => LoginState::User,
@@ -1034,6 +1039,10 @@ impl Application for SoftApp {
 
     fn login_state(&self) -> LoginState {
         self.session().login
+    }
+
+    fn login_changes(&self) -> u64 {
+        self.session().changes
     }
 
     fn list_containers(&self) -> Result<Vec<ContainerInfo>> {
