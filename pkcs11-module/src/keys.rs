@@ -160,12 +160,12 @@ pub(crate) fn fill_private_from(sk: &PrivateKey, public: &Attrs, a: &mut Attrs) 
         }
         _ => {
             if let Some(v) = sk.raw_private_value() {
-                a.insert(CKA_VALUE, v);
+                a.insert(CKA_VALUE, v.into());
             }
         }
     }
     // The PKCS#8 itself is moved in, not copied again.
-    a.insert(CKA_UKEY_PKCS8, p8);
+    a.insert(CKA_UKEY_PKCS8, p8.into());
     Ok(())
 }
 

@@ -19,7 +19,7 @@ use token_hal::{Attr, KeyId, KeyInfo, KeyUsage, ObjectId, ObjectRecord};
 
 use crate::error::{Error, Result};
 use crate::mechanism::vendor::*;
-use crate::object::{self, Attrs, AttrsExt, Loc, Object};
+use crate::object::{self, AttrVal, Attrs, AttrsExt, Loc, Object};
 use crate::session::Session;
 use crate::state::Module;
 
@@ -98,7 +98,7 @@ impl Overlays {
                     let attrs: Attrs = r
                         .attrs
                         .iter()
-                        .map(|a| (a.ty as CK_ATTRIBUTE_TYPE, a.value.clone()))
+                        .map(|a| (a.ty as CK_ATTRIBUTE_TYPE, AttrVal::new(&a.value)))
                         .collect();
                     map.insert(b.value.to_vec(), (r.id, attrs));
                 }

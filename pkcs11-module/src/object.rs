@@ -2,7 +2,6 @@
 //! docs/security.md (sensitive/extractable stickiness, token-only attributes, trusted
 //! wrapping, the wrap/encrypt role latch).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -14,8 +13,12 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::mechanism::vendor::*;
 
+mod map;
+mod value;
+pub(crate) use value::AttrVal;
+
 /// An attribute map: type → raw value bytes (CK_ULONG native-endian, CK_BBOOL one byte).
-pub(crate) type Attrs = BTreeMap<CK_ATTRIBUTE_TYPE, Zeroizing<Vec<u8>>>;
+pub(crate) type Attrs = map::AttrMap;
 
 /// Where an object lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -127,17 +130,17 @@ impl AttrsExt for Attrs {
         })
     }
     fn set_bool(&mut self, ty: CK_ATTRIBUTE_TYPE, v: bool) {
-        self.insert(ty, Zeroizing::new(vec![u8::from(v)]));
+        self.insert(ty, AttrVal::new(&[u8::from(v)]));
     }
     fn set_ulong(&mut self, ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG) {
-        self.insert(ty, Zeroizing::new(v.to_ne_bytes().to_vec()));
+        self.insert(ty, AttrVal::new(&v.to_ne_bytes()));
     }
     fn set_bytes(&mut self, ty: CK_ATTRIBUTE_TYPE, v: &[u8]) {
-        self.insert(ty, Zeroizing::new(v.to_vec()));
+        self.insert(ty, AttrVal::new(v));
     }
     fn default_bool(&mut self, ty: CK_ATTRIBUTE_TYPE, v: bool) {
         self.entry(ty)
-            .or_insert_with(|| Zeroizing::new(vec![u8::from(v)]));
+            .or_insert_with(|| AttrVal::new(&[u8::from(v)]));
     }
     fn bytes(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&[u8]> {
         self.get(&ty).map(|v| v.as_slice())
@@ -293,7 +296,7 @@ pub(crate) fn parse_template(
             return Err(Error(CKR_TEMPLATE_INCONSISTENT));
         }
         let _ = purpose;
-        out.insert(*ty, Zeroizing::new(v.clone()));
+        out.insert(*ty, AttrVal::new(v));
     }
     Ok(out)
 }

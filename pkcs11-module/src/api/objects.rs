@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::landing::{self, Half, Overlays};
-use crate::object::{self, Attrs, AttrsExt, KeyMaterial, Loc, Object, Purpose, Read};
+use crate::object::{self, AttrVal, Attrs, AttrsExt, KeyMaterial, Loc, Object, Purpose, Read};
 use crate::session::Session;
 use crate::state::{self, Module, Token};
 
@@ -51,7 +51,7 @@ fn to_hal(a: &Attrs) -> Vec<Attr> {
     a.iter()
         .map(|(ty, v)| Attr {
             ty: *ty,
-            value: v.clone(),
+            value: v.to_zeroizing(),
             sensitive: object::is_secret_attr(*ty, class),
         })
         .collect()
@@ -60,7 +60,7 @@ fn to_hal(a: &Attrs) -> Vec<Attr> {
 fn from_hal(attrs: &[Attr]) -> Attrs {
     attrs
         .iter()
-        .map(|a| (a.ty as CK_ATTRIBUTE_TYPE, a.value.clone()))
+        .map(|a| (a.ty as CK_ATTRIBUTE_TYPE, AttrVal::new(&a.value)))
         .collect()
 }
 
@@ -460,9 +460,7 @@ pub(crate) fn copy(
             object::Role::Crypt as CK_ULONG,
         );
     }
-    for (ty, v) in changes {
-        a.insert(ty, v);
-    }
+    a.absorb(changes);
     landing::strip_markers(&mut a);
     // The copy of a container key is a generic object holding the key itself.
     if let Loc::ContainerKey(kid) = o.loc {
@@ -562,9 +560,7 @@ pub(crate) fn set_attrs(h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE, tmpl: &Templ
     check_write(&s, &a)?;
     let changes = object::parse_template(tmpl, Purpose::Set, s.token.login())?;
     object::check_set(&a, &changes, false)?;
-    for (ty, v) in changes {
-        a.insert(ty, v);
-    }
+    a.absorb(changes);
     persist(&s, &o, &a)?;
     *o.attrs.write().map_err(|_| Error::GENERAL)? = a;
     Ok(())

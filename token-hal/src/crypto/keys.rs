@@ -425,6 +425,9 @@ fn alg_of(
 pub struct PublicKey {
     alg: KeyAlg,
     spki: Vec<u8>,
+    /// The length of the subject public key (the BIT STRING's content, the last element
+    /// of the SPKI), so reading the point needs no DER parse.
+    key_len: usize,
 }
 
 impl fmt::Debug for PublicKey {
@@ -519,7 +522,11 @@ impl PublicKey {
             }
             KeyAlg::Rsa(_) => return Err(Error::KeyType("RSA keys have no EC point".into())),
         }
-        Ok(Self { alg, spki })
+        Ok(Self {
+            alg,
+            spki,
+            key_len: point.len(),
+        })
     }
     /// From RSA modulus and public exponent (big-endian).
     pub fn from_rsa_components(n: &[u8], e: &[u8]) -> Result<Self> {
@@ -538,6 +545,7 @@ impl PublicKey {
         Ok(Self {
             alg,
             spki: rsa_spki_der(&pk)?,
+            key_len: pk.len(),
         })
     }
     /// The algorithm.
@@ -554,10 +562,7 @@ impl PublicKey {
             .unwrap_or_default()
     }
     fn key_bytes(&self) -> Option<&[u8]> {
-        SubjectPublicKeyInfoRef::from_der(&self.spki)
-            .ok()?
-            .subject_public_key
-            .as_bytes()
+        self.spki.get(self.spki.len().checked_sub(self.key_len)?..)
     }
     /// The uncompressed point 04‖x‖y of an EC or SM2 key; the raw public key of an
     /// Edwards (RFC 8032) or X25519 (RFC 7748) key. `None` for RSA.
@@ -583,6 +588,16 @@ impl PublicKey {
     pub fn encrypt(&self, mech: &EncMech, data: &[u8]) -> Result<Vec<u8>> {
         provider().asym(self.alg).encrypt(self, mech, data)
     }
+}
+
+/// The length of an SPKI's subject public key.
+fn spki_key_len(spki: &[u8]) -> Result<usize> {
+    let info = SubjectPublicKeyInfoRef::from_der(spki)
+        .map_err(|e| Error::invalid_data(format!("SubjectPublicKeyInfo: {e}")))?;
+    info.subject_public_key
+        .as_bytes()
+        .map(<[u8]>::len)
+        .ok_or_else(|| Error::invalid_data("public key BIT STRING has unused bits"))
 }
 
 /// A private key. Zeroized on drop; `Debug` shows only the algorithm.
@@ -754,6 +769,9 @@ impl PrivateKey {
     /// The raw private value (PKCS#11 `CKA_VALUE`): see [`Self::from_raw_private`].
     /// `None` for RSA.
     pub fn raw_private_value(&self) -> Option<Zeroizing<Vec<u8>>> {
+        if let Some(v) = self.ops.raw_private() {
+            return Some(v);
+        }
         let pki = pkcs8::PrivateKeyInfoRef::from_der(&self.pkcs8).ok()?;
         let inner = pki.private_key.as_bytes();
         match self.alg {
@@ -820,13 +838,22 @@ impl PrivateKey {
         // The SPKI comes from this key's own (validated) private half: no need to parse and
         // re-check the point on every call.
         let spki = self.ops.public_spki()?;
+        // Backends hold EC points uncompressed, so the key's length follows from the
+        // algorithm; an RSA key's is read from the SPKI.
+        let key_len = match self.alg.public_point_len() {
+            Some(l) => l,
+            None => spki_key_len(&spki)?,
+        };
         debug_assert_eq!(
-            PublicKey::from_spki_der(&spki).map(|p| p.alg).ok(),
-            Some(self.alg)
+            PublicKey::from_spki_der(&spki)
+                .map(|p| (p.alg, p.key_len))
+                .ok(),
+            Some((self.alg, key_len))
         );
         Ok(PublicKey {
             alg: self.alg,
             spki,
+            key_len,
         })
     }
     /// Signs (EC: raw r‖s).

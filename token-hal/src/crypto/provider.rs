@@ -159,6 +159,12 @@ pub trait PrivateKeyOps: Send + Sync {
     fn sign(&self, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>>;
     /// Decrypts.
     fn decrypt(&self, mech: &DecMech, data: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+    /// The raw private value as [`crate::crypto::keys::PrivateKey::raw_private_value`]
+    /// gives it, when the backend holds it in that form (EC and SM2: the big-endian
+    /// scalar d, field-length). `None` makes the caller read it from the PKCS#8.
+    fn raw_private(&self) -> Option<Zeroizing<Vec<u8>>> {
+        None
+    }
     /// ECDH with the peer's uncompressed point; the shared x-coordinate (X25519: the
     /// peer's raw u-coordinate and the raw shared secret). Backends that do not offer
     /// it answer `Unsupported`; an invalid peer point is `InvalidData`.

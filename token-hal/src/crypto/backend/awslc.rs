@@ -153,6 +153,10 @@ impl PrivateKeyOps for EcdsaPrivate {
         crate::crypto::keys::ec_spki_der(self.alg, point)
     }
 
+    fn raw_private(&self) -> Option<Zeroizing<Vec<u8>>> {
+        Some(self.d.clone())
+    }
+
     fn sign(&self, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>> {
         let h = ecdsa_hash(mech, data)?;
         let d = normalize_digest(&self.curve, &h)?;

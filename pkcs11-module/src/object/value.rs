@@ -1,0 +1,135 @@
+//! [`AttrVal`]: one attribute's value bytes, zeroized on drop. Short values (flags,
+//! `CK_ULONG`s, short IDs and dates) are stored inline, so filling in an object's
+//! defaults makes no heap allocation per attribute.
+
+use std::fmt;
+use std::ops::Deref;
+
+use zeroize::{Zeroize, Zeroizing};
+
+/// The longest value kept inline.
+const INLINE: usize = 22;
+
+/// An attribute value: bytes, zeroized when dropped. `Debug` shows the length only.
+#[derive(Clone)]
+pub(crate) struct AttrVal(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(Zeroizing<Vec<u8>>),
+}
+
+impl AttrVal {
+    /// A copy of `b`.
+    pub(crate) fn new(b: &[u8]) -> Self {
+        if b.len() <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..b.len()].copy_from_slice(b);
+            Self(Repr::Inline {
+                len: b.len() as u8,
+                buf,
+            })
+        } else {
+            Self(Repr::Heap(Zeroizing::new(b.to_vec())))
+        }
+    }
+    /// The bytes.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Inline { len, buf } => &buf[..usize::from(*len)],
+            Repr::Heap(v) => v,
+        }
+    }
+    /// The bytes in a zeroizing vector of their own.
+    pub(crate) fn to_zeroizing(&self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.as_slice().to_vec())
+    }
+}
+
+impl Default for AttrVal {
+    fn default() -> Self {
+        Self(Repr::Inline {
+            len: 0,
+            buf: [0; INLINE],
+        })
+    }
+}
+
+impl Drop for AttrVal {
+    fn drop(&mut self) {
+        // A heap value zeroizes itself (Zeroizing).
+        if let Repr::Inline { buf, .. } = &mut self.0 {
+            buf.zeroize();
+        }
+    }
+}
+
+impl Deref for AttrVal {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl AsRef<[u8]> for AttrVal {
+    fn as_ref(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for AttrVal {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for AttrVal {}
+
+impl fmt::Debug for AttrVal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AttrVal({} bytes)", self.len())
+    }
+}
+
+impl From<&[u8]> for AttrVal {
+    fn from(b: &[u8]) -> Self {
+        Self::new(b)
+    }
+}
+
+impl From<Vec<u8>> for AttrVal {
+    fn from(v: Vec<u8>) -> Self {
+        Zeroizing::new(v).into()
+    }
+}
+
+impl From<Zeroizing<Vec<u8>>> for AttrVal {
+    /// Long values are moved in, not copied; short ones are copied inline and the
+    /// vector is zeroized as it drops.
+    fn from(v: Zeroizing<Vec<u8>>) -> Self {
+        if v.len() <= INLINE {
+            Self::new(&v)
+        } else {
+            Self(Repr::Heap(v))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_and_long_values_read_back() {
+        for n in [0usize, 1, 8, INLINE, INLINE + 1, 300] {
+            let b: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            assert_eq!(AttrVal::new(&b).as_slice(), &b[..]);
+            assert_eq!(&*AttrVal::from(b.clone()), &b[..]);
+            assert_eq!(&*AttrVal::from(Zeroizing::new(b.clone())), &b[..]);
+            assert_eq!(AttrVal::new(&b).clone(), AttrVal::new(&b));
+        }
+        assert!(AttrVal::default().is_empty());
+        assert_eq!(format!("{:?}", AttrVal::new(b"secret")), "AttrVal(6 bytes)");
+    }
+}
