@@ -884,9 +884,12 @@ fn scalar_multiplications_match_portable_on_every_tier() {
     let want = batch().run(PB);
     // Spot checks of the portable results against RustCrypto (the full check is
     // `fixed_base_and_variable_base_multiplication_match_reference`).
-    for (k, w) in ks.iter().zip(&want).take(200) {
+    for (i, (k, w)) in ks.iter().zip(&want).enumerate().take(200) {
         assert_eq!(w.0, ref_encode(&(g * ref_scalar(k))));
-        assert_eq!(w.1, ref_encode(&(p_ref * ref_scalar(k))));
+        // k·P is only computed for every 8th case and the first 64 (`PointBatch`).
+        if i % 8 == 0 || i < 64 {
+            assert_eq!(w.1, ref_encode(&(p_ref * ref_scalar(k))));
+        }
     }
     for (tier, b) in tier_backends() {
         let got = b.run(batch());
