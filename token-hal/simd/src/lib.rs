@@ -10,7 +10,9 @@
 
 #![deny(unsafe_code)]
 
+pub mod ctscan;
 pub mod ghash;
+pub mod sm2p;
 pub mod sm3;
 pub mod sm4;
 pub mod tier;

@@ -24,10 +24,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use subtle::{Choice, ConstantTimeEq};
+use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::{Zeroize, Zeroizing};
 
-use self::point::{Affine, Jac, batch_to_affine};
+use self::field::{Backend, Backends, Op};
+use self::point::{Affine, G, Jac, batch_to_affine};
 use self::scalar::Sc;
 use self::table::PubTable;
 use crate::crypto::hash::{HashAlg, Hasher};
@@ -107,28 +108,125 @@ fn reference_mul(p: Option<&Affine>, k: &[u64; 4]) -> Result<Option<Affine>> {
     Ok(Affine::from_uncompressed(&enc))
 }
 
+// The high-level operations, each run once on the backend `Backends::current` picks
+// (see `field::Op`): everything below `run` is inlined, so on the `mulx` backend the
+// whole operation is compiled with BMI2 and ADX.
+
+/// k·G, affine, and the exceptional-case flag.
+struct MulG<'a>(&'a [u64; 4]);
+
+impl Op for MulG<'_> {
+    type Out = (Option<Affine>, Choice);
+    #[inline(always)]
+    fn run<B: Backend>(self, be: B) -> Self::Out {
+        let (j, exc) = table::mul_g_ct(be, self.0);
+        (j.to_affine(be), exc)
+    }
+}
+
+/// k·P, affine, and the exceptional-case flag.
+struct MulPoint<'a>(&'a Affine, &'a [u64; 4]);
+
+impl Op for MulPoint<'_> {
+    type Out = (Option<Affine>, Choice);
+    #[inline(always)]
+    fn run<B: Backend>(self, be: B) -> Self::Out {
+        let (j, exc) = table::mul_ct(be, self.0, self.1);
+        (j.to_affine(be), exc)
+    }
+}
+
+/// k·P from P's fixed-base table, affine, and the exceptional-case flag.
+struct MulComb<'a>(&'a table::KeyComb, &'a [u64; 4]);
+
+impl Op for MulComb<'_> {
+    type Out = (Option<Affine>, Choice);
+    #[inline(always)]
+    fn run<B: Backend>(self, be: B) -> Self::Out {
+        let (j, exc) = table::mul_comb_ct(be, self.0, self.1);
+        (j.to_affine(be), exc)
+    }
+}
+
+/// k·G for a batch of k, with one inversion; the flags mark the (negligible) exceptional
+/// cases, whose points are placeholders the caller recomputes.
+struct MulGBatch<'a>(&'a [Zeroizing<[u64; 4]>]);
+
+impl Op for MulGBatch<'_> {
+    type Out = (Vec<Affine>, Vec<Choice>);
+    #[inline(always)]
+    fn run<B: Backend>(self, be: B) -> Self::Out {
+        let mut jacs = Vec::with_capacity(self.0.len());
+        let mut excs = Vec::with_capacity(self.0.len());
+        for k in self.0 {
+            let (j, exc) = table::mul_g_ct(be, k);
+            jacs.push(Jac::conditional_select(&j, &G.to_jac(), exc));
+            excs.push(exc);
+        }
+        (batch_to_affine(be, &jacs), excs)
+    }
+}
+
+/// s·G + t·P (verification), affine; `None` for the identity.
+struct DoubleMul<'a> {
+    s: &'a [u64; 4],
+    t: &'a [u64; 4],
+    table: &'a PubTable,
+    comb: Option<&'a table::KeyComb>,
+}
+
+impl Op for DoubleMul<'_> {
+    type Out = Option<Affine>;
+    #[inline(always)]
+    fn run<B: Backend>(self, be: B) -> Self::Out {
+        let p = match self.comb {
+            Some(c) => table::double_mul_comb_vartime(be, self.s, self.t, c),
+            None => table::double_mul_vartime(be, self.s, self.t, self.table),
+        };
+        p.to_affine(be)
+    }
+}
+
+/// A public key's verification table.
+struct BuildPubTable<'a>(&'a Affine);
+
+impl Op for BuildPubTable<'_> {
+    type Out = PubTable;
+    #[inline(always)]
+    fn run<B: Backend>(self, be: B) -> PubTable {
+        PubTable::new(be, self.0)
+    }
+}
+
+/// A public key's fixed-base table.
+struct BuildKeyComb<'a>(&'a Affine);
+
+impl Op for BuildKeyComb<'_> {
+    type Out = table::KeyComb;
+    #[inline(always)]
+    fn run<B: Backend>(self, be: B) -> table::KeyComb {
+        table::key_comb(be, self.0)
+    }
+}
+
 /// k·G (k in [1, n − 1]), affine, constant-time in k.
 fn mul_g(k: &[u64; 4]) -> Result<Affine> {
-    let (j, exc) = table::mul_g_ct(k);
-    finish_mul(j, exc, None, k)
+    let (a, exc) = Backends::current().run(MulG(k));
+    let a = if bool::from(exc) {
+        reference_mul(None, k)?
+    } else {
+        a
+    };
+    a.ok_or_else(|| Error::internal("SM2 scalar multiple is the identity"))
 }
 
 /// k·P, affine (`None` for the identity), constant-time in k.
 fn mul_point(p: &Affine, k: &[u64; 4]) -> Result<Option<Affine>> {
-    let (j, exc) = table::mul_ct(p, k);
+    let (a, exc) = Backends::current().run(MulPoint(p, k));
     if bool::from(exc) {
         return reference_mul(Some(p), k);
     }
-    Ok(j.to_affine())
-}
-
-fn finish_mul(j: Jac, exc: Choice, p: Option<&Affine>, k: &[u64; 4]) -> Result<Affine> {
-    let a = if bool::from(exc) {
-        reference_mul(p, k)?
-    } else {
-        j.to_affine()
-    };
-    a.ok_or_else(|| Error::internal("SM2 scalar multiple is the identity"))
+    Ok(a)
 }
 
 /// One precomputed nonce: k, x1 mod n and C1 = k·G.
@@ -184,20 +282,18 @@ impl NoncePool {
 /// `count` fresh nonces: random k, k·G by the table, one inversion for all.
 fn make_nonces(count: usize) -> Result<Vec<Nonce>> {
     let mut ks = Vec::with_capacity(count);
-    let mut jacs = Vec::with_capacity(count);
+    let mut kcs = Vec::with_capacity(count);
     for _ in 0..count {
         let k = SecretSc::random()?;
-        let kc = k.canonical();
-        let (j, exc) = table::mul_g_ct(&kc);
-        let j = if bool::from(exc) {
-            mul_g(&kc)?.to_jac()
-        } else {
-            j
-        };
-        jacs.push(j);
+        kcs.push(k.canonical());
         ks.push(k);
     }
-    let affs = batch_to_affine(&jacs);
+    let (mut affs, excs) = Backends::current().run(MulGBatch(&kcs));
+    for ((a, exc), kc) in affs.iter_mut().zip(&excs).zip(&kcs) {
+        if bool::from(*exc) {
+            *a = mul_g(kc)?;
+        }
+    }
     Ok(ks
         .iter()
         .zip(affs)
@@ -364,11 +460,13 @@ fn verify_e(
         return Err(Error::SignatureInvalid);
     }
     // B6: (x1', y1') = [s]G + [t]P.
-    let p = match comb {
-        Some(c) => table::double_mul_comb_vartime(&s.to_canonical(), &t.to_canonical(), c),
-        None => table::double_mul_vartime(&s.to_canonical(), &t.to_canonical(), table),
-    };
-    let Some(p) = p.to_affine() else {
+    let p = Backends::current().run(DoubleMul {
+        s: &s.to_canonical(),
+        t: &t.to_canonical(),
+        table,
+        comb,
+    });
+    let Some(p) = p else {
         return Err(Error::SignatureInvalid);
     };
     // B7: (e + x1') mod n == r.
@@ -401,7 +499,10 @@ impl PubEntry {
             return Some(c);
         }
         if self.uses.fetch_add(1, Ordering::Relaxed) + 1 >= COMB_AFTER {
-            return Some(self.comb.get_or_init(|| table::key_comb(&self.affine)));
+            return Some(
+                self.comb
+                    .get_or_init(|| Backends::current().run(BuildKeyComb(&self.affine))),
+            );
         }
         None
     }
@@ -424,7 +525,7 @@ fn pub_entry(point: &[u8]) -> Result<Arc<PubEntry>> {
         .ok_or_else(|| Error::invalid_data("SM2 point is not on the curve"))?;
     let entry = Arc::new(PubEntry {
         affine,
-        table: PubTable::new(&affine),
+        table: Backends::current().run(BuildPubTable(&affine)),
         z_default: OnceLock::new(),
         uses: AtomicU32::new(0),
         comb: OnceLock::new(),
@@ -487,11 +588,11 @@ fn encrypt_to(
         let kc = Zeroizing::new(n.k.to_canonical());
         let kp = match comb {
             Some(c) => {
-                let (j, exc) = table::mul_comb_ct(c, &kc);
+                let (a, exc) = Backends::current().run(MulComb(c, &kc));
                 if bool::from(exc) {
                     reference_mul(Some(p), &kc)?
                 } else {
-                    j.to_affine()
+                    a
                 }
             }
             None => mul_point(p, &kc)?,

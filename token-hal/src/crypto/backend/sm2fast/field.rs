@@ -13,6 +13,111 @@
 
 use fiat_crypto::sm2_64 as f;
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use ukey_simd::ctscan::CtSelect;
+use ukey_simd::sm2p::Bmi2Adx;
+
+/// How field multiplications and table scans are done: chosen once per high-level
+/// operation (k·G, k·P, verification) and passed down by value, so the point and
+/// table code is monomorphised once per backend and has no per-operation dispatch.
+pub(crate) trait Backend: Copy {
+    fn mul(self, a: &Fe, b: &Fe) -> Fe;
+    fn square(self, a: &Fe) -> Fe;
+    /// The vector table scan, when the CPU (and the tier cap) allow one.
+    fn ct_select(self) -> Option<CtSelect>;
+}
+
+/// One high-level operation (a scalar multiplication and what goes with it), written
+/// once for every backend.
+pub(crate) trait Op {
+    type Out;
+    fn run<B: Backend>(self, be: B) -> Self::Out;
+}
+
+/// An [`Op`] on the `mulx` backend, handed to ukey-simd's trampoline so that it is
+/// compiled with BMI2 and ADX (everything below `Op::run` is `#[inline(always)]`).
+struct OnFast<O>(O, Fast);
+
+impl<O: Op> ukey_simd::sm2p::Kernel for OnFast<O> {
+    type Output = O::Out;
+    #[inline(always)]
+    fn run(self) -> O::Out {
+        self.0.run(self.1)
+    }
+}
+
+/// The backend chosen for a CPU tier.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Backends {
+    Portable(Portable),
+    Fast(Fast),
+}
+
+impl Backends {
+    /// The fastest backend `tier` allows (`Tier::Portable`: the plain code, no vector
+    /// scan).
+    pub(crate) fn for_tier(tier: ukey_simd::Tier) -> Self {
+        let sel = CtSelect::for_tier(tier);
+        match Bmi2Adx::for_tier(tier) {
+            Some(t) => Backends::Fast(Fast(t, sel)),
+            None => Backends::Portable(Portable(sel)),
+        }
+    }
+
+    /// The backend for this process (`ukey_simd::Tier::current`, capped by
+    /// `UKEY_CPU_TIER`), chosen once.
+    pub(crate) fn current() -> Self {
+        static CURRENT: std::sync::OnceLock<Backends> = std::sync::OnceLock::new();
+        *CURRENT.get_or_init(|| Backends::for_tier(ukey_simd::Tier::current()))
+    }
+
+    /// Runs `op` on this backend.
+    #[inline]
+    pub(crate) fn run<O: Op>(self, op: O) -> O::Out {
+        match self {
+            Backends::Portable(p) => op.run(p),
+            Backends::Fast(f) => f.0.run(OnFast(op, f)),
+        }
+    }
+}
+
+/// The plain-Rust multiplication below.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Portable(pub(crate) Option<CtSelect>);
+
+impl Backend for Portable {
+    #[inline(always)]
+    fn mul(self, a: &Fe, b: &Fe) -> Fe {
+        a.mul(b)
+    }
+    #[inline(always)]
+    fn square(self, a: &Fe) -> Fe {
+        a.square()
+    }
+    #[inline(always)]
+    fn ct_select(self) -> Option<CtSelect> {
+        self.0
+    }
+}
+
+/// `mulx` multiplication from ukey-simd; the operations that use it run inside
+/// [`Bmi2Adx::run`], so the whole loop is compiled with BMI2 and ADX.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Fast(pub(crate) Bmi2Adx, pub(crate) Option<CtSelect>);
+
+impl Backend for Fast {
+    #[inline(always)]
+    fn mul(self, a: &Fe, b: &Fe) -> Fe {
+        Fe(self.0.mul(&a.0, &b.0))
+    }
+    #[inline(always)]
+    fn square(self, a: &Fe) -> Fe {
+        Fe(self.0.square(&a.0))
+    }
+    #[inline(always)]
+    fn ct_select(self) -> Option<CtSelect> {
+        self.1
+    }
+}
 
 /// A field element in Montgomery form.
 #[derive(Clone, Copy, Default)]
@@ -99,8 +204,20 @@ impl Fe {
         limbs_to_be(&self.to_canonical())
     }
 
-    /// Montgomery product self·rhs·2^−256 mod p.
-    #[inline]
+    /// self·rhs on backend `b`.
+    #[inline(always)]
+    pub(crate) fn mm<B: Backend>(&self, b: B, rhs: &Self) -> Self {
+        b.mul(self, rhs)
+    }
+
+    /// self² on backend `b`.
+    #[inline(always)]
+    pub(crate) fn sq<B: Backend>(&self, b: B) -> Self {
+        b.square(self)
+    }
+
+    /// Montgomery product self·rhs·2^−256 mod p (the portable code).
+    #[inline(always)]
     pub(crate) fn mul(&self, rhs: &Self) -> Self {
         let a = &self.0;
         let b = &rhs.0;
@@ -117,8 +234,8 @@ impl Fe {
         Self(montgomery_reduce(t))
     }
 
-    /// Montgomery square (the cross products once, doubled).
-    #[inline]
+    /// Montgomery square (the cross products once, doubled; the portable code).
+    #[inline(always)]
     pub(crate) fn square(&self) -> Self {
         let a = &self.0;
         let mut t = [0u64; 9];
@@ -191,11 +308,11 @@ impl Fe {
     }
 
     /// self^(2^n).
-    #[inline]
-    pub(crate) fn sqn(&self, n: u32) -> Self {
+    #[inline(always)]
+    pub(crate) fn sqn<B: Backend>(&self, b: B, n: u32) -> Self {
         let mut x = *self;
         for _ in 0..n {
-            x = x.square();
+            x = x.sq(b);
         }
         x
     }
@@ -210,27 +327,28 @@ impl Fe {
 
     /// self^(p−2) = self^−1 (0 for 0), constant-time. p − 2 in binary, from the top:
     /// 31 ones, a zero, 128 ones, 32 zeros, 62 ones, a zero, a one.
-    pub(crate) fn invert(&self) -> Self {
+    #[inline(always)]
+    pub(crate) fn invert<B: Backend>(&self, b: B) -> Self {
         let x = *self;
-        let x2 = x.square().mul(&x);
-        let x3 = x2.square().mul(&x);
-        let x6 = x3.sqn(3).mul(&x3);
-        let x12 = x6.sqn(6).mul(&x6);
-        let x24 = x12.sqn(12).mul(&x12);
-        let x30 = x24.sqn(6).mul(&x6);
-        let x31 = x30.square().mul(&x);
-        let x32 = x31.square().mul(&x);
+        let x2 = x.sq(b).mm(b, &x);
+        let x3 = x2.sq(b).mm(b, &x);
+        let x6 = x3.sqn(b, 3).mm(b, &x3);
+        let x12 = x6.sqn(b, 6).mm(b, &x6);
+        let x24 = x12.sqn(b, 12).mm(b, &x12);
+        let x30 = x24.sqn(b, 6).mm(b, &x6);
+        let x31 = x30.sq(b).mm(b, &x);
+        let x32 = x31.sq(b).mm(b, &x);
         // 31 ones, then a zero.
-        let mut t = x31.square();
+        let mut t = x31.sq(b);
         // 128 ones.
         for _ in 0..4 {
-            t = t.sqn(32).mul(&x32);
+            t = t.sqn(b, 32).mm(b, &x32);
         }
         // 32 zeros, 32 ones.
-        t = t.sqn(64).mul(&x32);
+        t = t.sqn(b, 64).mm(b, &x32);
         // 30 ones, a zero, a one.
-        t = t.sqn(30).mul(&x30);
-        t.sqn(2).mul(&x)
+        t = t.sqn(b, 30).mm(b, &x30);
+        t.sqn(b, 2).mm(b, &x)
     }
 }
 

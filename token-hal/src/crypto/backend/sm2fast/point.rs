@@ -10,7 +10,7 @@
 
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 
-use super::field::Fe;
+use super::field::{Backend, Fe};
 
 /// Curve coefficient b (Montgomery form).
 pub(crate) const B: Fe = Fe::from_canonical([
@@ -138,19 +138,19 @@ impl Jac {
     }
 
     /// 2P (dbl-2001-b, 3M + 5S). The identity doubles to the identity.
-    #[inline]
-    pub(crate) fn double(&self) -> Self {
-        let delta = self.z.square();
-        let gamma = self.y.square();
-        let beta = self.x.mul(&gamma);
-        let t = self.x.sub(&delta).mul(&self.x.add(&delta));
+    #[inline(always)]
+    pub(crate) fn double<B: Backend>(&self, be: B) -> Self {
+        let delta = self.z.sq(be);
+        let gamma = self.y.sq(be);
+        let beta = self.x.mm(be, &gamma);
+        let t = self.x.sub(&delta).mm(be, &self.x.add(&delta));
         let alpha = t.double().add(&t);
         let beta4 = beta.double().double();
-        let x3 = alpha.square().sub(&beta4.double());
-        let z3 = self.y.add(&self.z).square().sub(&gamma).sub(&delta);
-        let g2 = gamma.square();
+        let x3 = alpha.sq(be).sub(&beta4.double());
+        let z3 = self.y.add(&self.z).sq(be).sub(&gamma).sub(&delta);
+        let g2 = gamma.sq(be);
         let g8 = g2.double().double().double();
-        let y3 = alpha.mul(&beta4.sub(&x3)).sub(&g8);
+        let y3 = alpha.mm(be, &beta4.sub(&x3)).sub(&g8);
         Self {
             x: x3,
             y: y3,
@@ -159,11 +159,11 @@ impl Jac {
     }
 
     /// 2^n P.
-    #[inline]
-    pub(crate) fn double_n(&self, n: u32) -> Self {
+    #[inline(always)]
+    pub(crate) fn double_n<B: Backend>(&self, be: B, n: u32) -> Self {
         let mut p = *self;
         for _ in 0..n {
-            p = p.double();
+            p = p.double(be);
         }
         p
     }
@@ -171,20 +171,20 @@ impl Jac {
     /// P + Q for affine Q (madd-2007-bl, 7M + 4S), without the special cases; the
     /// second value is H == 0 (Q = ±P, or P the identity with x(Q) = X1 = 0... see
     /// the callers).
-    #[inline]
-    fn madd_raw(&self, q: &Affine) -> (Self, Choice, Choice) {
-        let z1z1 = self.z.square();
-        let u2 = q.x.mul(&z1z1);
-        let s2 = q.y.mul(&self.z).mul(&z1z1);
+    #[inline(always)]
+    fn madd_raw<B: Backend>(&self, be: B, q: &Affine) -> (Self, Choice, Choice) {
+        let z1z1 = self.z.sq(be);
+        let u2 = q.x.mm(be, &z1z1);
+        let s2 = q.y.mm(be, &self.z).mm(be, &z1z1);
         let h = u2.sub(&self.x);
-        let hh = h.square();
+        let hh = h.sq(be);
         let i = hh.double().double();
-        let j = h.mul(&i);
+        let j = h.mm(be, &i);
         let r = s2.sub(&self.y).double();
-        let v = self.x.mul(&i);
-        let x3 = r.square().sub(&j).sub(&v.double());
-        let y3 = r.mul(&v.sub(&x3)).sub(&self.y.mul(&j).double());
-        let z3 = self.z.add(&h).square().sub(&z1z1).sub(&hh);
+        let v = self.x.mm(be, &i);
+        let x3 = r.sq(be).sub(&j).sub(&v.double());
+        let y3 = r.mm(be, &v.sub(&x3)).sub(&self.y.mm(be, &j).double());
+        let z3 = self.z.add(&h).sq(be).sub(&z1z1).sub(&hh);
         (
             Self {
                 x: x3,
@@ -198,9 +198,15 @@ impl Jac {
 
     /// P + Q for affine Q, branch-free: handles P = identity and `q_none` (Q absent,
     /// i.e. the identity); P = Q sets `exceptional`.
-    #[inline]
-    pub(crate) fn madd_ct(&self, q: &Affine, q_none: Choice, exceptional: &mut Choice) -> Self {
-        let (sum, h0, r0) = self.madd_raw(q);
+    #[inline(always)]
+    pub(crate) fn madd_ct<B: Backend>(
+        &self,
+        be: B,
+        q: &Affine,
+        q_none: Choice,
+        exceptional: &mut Choice,
+    ) -> Self {
+        let (sum, h0, r0) = self.madd_raw(be, q);
         let p_inf = self.is_identity();
         *exceptional |= !p_inf & !q_none & h0 & r0;
         let sum = Self::conditional_select(&sum, &q.to_jac(), p_inf);
@@ -208,14 +214,15 @@ impl Jac {
     }
 
     /// P + Q for affine Q, variable-time, complete.
-    pub(crate) fn madd_vartime(&self, q: &Affine) -> Self {
+    #[inline(always)]
+    pub(crate) fn madd_vartime<B: Backend>(&self, be: B, q: &Affine) -> Self {
         if bool::from(self.is_identity()) {
             return q.to_jac();
         }
-        let (sum, h0, r0) = self.madd_raw(q);
+        let (sum, h0, r0) = self.madd_raw(be, q);
         if bool::from(h0) {
             if bool::from(r0) {
-                return self.double();
+                return self.double(be);
             }
             return Self::IDENTITY;
         }
@@ -223,22 +230,22 @@ impl Jac {
     }
 
     /// P + Q (add-2007-bl, 11M + 5S) without the special cases.
-    #[inline]
-    fn add_raw(&self, q: &Self) -> (Self, Choice, Choice) {
-        let z1z1 = self.z.square();
-        let z2z2 = q.z.square();
-        let u1 = self.x.mul(&z2z2);
-        let u2 = q.x.mul(&z1z1);
-        let s1 = self.y.mul(&q.z).mul(&z2z2);
-        let s2 = q.y.mul(&self.z).mul(&z1z1);
+    #[inline(always)]
+    fn add_raw<B: Backend>(&self, be: B, q: &Self) -> (Self, Choice, Choice) {
+        let z1z1 = self.z.sq(be);
+        let z2z2 = q.z.sq(be);
+        let u1 = self.x.mm(be, &z2z2);
+        let u2 = q.x.mm(be, &z1z1);
+        let s1 = self.y.mm(be, &q.z).mm(be, &z2z2);
+        let s2 = q.y.mm(be, &self.z).mm(be, &z1z1);
         let h = u2.sub(&u1);
-        let i = h.double().square();
-        let j = h.mul(&i);
+        let i = h.double().sq(be);
+        let j = h.mm(be, &i);
         let r = s2.sub(&s1).double();
-        let v = u1.mul(&i);
-        let x3 = r.square().sub(&j).sub(&v.double());
-        let y3 = r.mul(&v.sub(&x3)).sub(&s1.mul(&j).double());
-        let z3 = self.z.add(&q.z).square().sub(&z1z1).sub(&z2z2).mul(&h);
+        let v = u1.mm(be, &i);
+        let x3 = r.sq(be).sub(&j).sub(&v.double());
+        let y3 = r.mm(be, &v.sub(&x3)).sub(&s1.mm(be, &j).double());
+        let z3 = self.z.add(&q.z).sq(be).sub(&z1z1).sub(&z2z2).mm(be, &h);
         (
             Self {
                 x: x3,
@@ -252,9 +259,9 @@ impl Jac {
 
     /// P + Q, branch-free: handles either side being the identity; P = Q sets
     /// `exceptional`.
-    #[inline]
-    pub(crate) fn add_ct(&self, q: &Self, exceptional: &mut Choice) -> Self {
-        let (sum, h0, r0) = self.add_raw(q);
+    #[inline(always)]
+    pub(crate) fn add_ct<B: Backend>(&self, be: B, q: &Self, exceptional: &mut Choice) -> Self {
+        let (sum, h0, r0) = self.add_raw(be, q);
         let p_inf = self.is_identity();
         let q_inf = q.is_identity();
         *exceptional |= !p_inf & !q_inf & h0 & r0;
@@ -263,17 +270,18 @@ impl Jac {
     }
 
     /// P + Q, variable-time, complete.
-    pub(crate) fn add_vartime(&self, q: &Self) -> Self {
+    #[inline(always)]
+    pub(crate) fn add_vartime<B: Backend>(&self, be: B, q: &Self) -> Self {
         if bool::from(self.is_identity()) {
             return *q;
         }
         if bool::from(q.is_identity()) {
             return *self;
         }
-        let (sum, h0, r0) = self.add_raw(q);
+        let (sum, h0, r0) = self.add_raw(be, q);
         if bool::from(h0) {
             if bool::from(r0) {
-                return self.double();
+                return self.double(be);
             }
             return Self::IDENTITY;
         }
@@ -290,54 +298,57 @@ impl Jac {
     }
 
     /// The affine point, `None` for the identity. Constant-time apart from that answer.
-    pub(crate) fn to_affine(self) -> Option<Affine> {
+    #[inline(always)]
+    pub(crate) fn to_affine<B: Backend>(self, be: B) -> Option<Affine> {
         if bool::from(self.is_identity()) {
             return None;
         }
-        let zi = self.z.invert();
-        Some(self.to_affine_with(&zi))
+        let zi = self.z.invert(be);
+        Some(self.to_affine_with(be, &zi))
     }
 
     /// The affine point given Z^−1.
-    #[inline]
-    pub(crate) fn to_affine_with(self, zinv: &Fe) -> Affine {
-        let zi2 = zinv.square();
+    #[inline(always)]
+    pub(crate) fn to_affine_with<B: Backend>(self, be: B, zinv: &Fe) -> Affine {
+        let zi2 = zinv.sq(be);
         Affine {
-            x: self.x.mul(&zi2),
-            y: self.y.mul(&zi2).mul(zinv),
+            x: self.x.mm(be, &zi2),
+            y: self.y.mm(be, &zi2).mm(be, zinv),
         }
     }
 }
 
 /// Inverts every element of `v` in place with one inversion (Montgomery's trick).
 /// Zeros stay zero (and do not spoil the others). Constant-time in the values.
-pub(crate) fn batch_invert(v: &mut [Fe]) {
+#[inline(always)]
+pub(crate) fn batch_invert<B: Backend>(be: B, v: &mut [Fe]) {
     let mut prefix = Vec::with_capacity(v.len());
     let mut acc = Fe::ONE;
     for x in v.iter() {
         prefix.push(acc);
         // A zero is replaced by one in the running product.
         let xx = Fe::conditional_select(x, &Fe::ONE, x.is_zero());
-        acc = acc.mul(&xx);
+        acc = acc.mm(be, &xx);
     }
-    let mut inv = acc.invert();
+    let mut inv = acc.invert(be);
     for (x, pre) in v.iter_mut().zip(prefix.iter()).rev() {
         let zero = x.is_zero();
         let xx = Fe::conditional_select(x, &Fe::ONE, zero);
-        let xi = inv.mul(pre);
-        inv = inv.mul(&xx);
+        let xi = inv.mm(be, pre);
+        inv = inv.mm(be, &xx);
         *x = Fe::conditional_select(&xi, &Fe::ZERO, zero);
     }
 }
 
 /// Affine forms of Jacobian points (none may be the identity), with one inversion.
-pub(crate) fn batch_to_affine(points: &[Jac]) -> Vec<Affine> {
+#[inline(always)]
+pub(crate) fn batch_to_affine<B: Backend>(be: B, points: &[Jac]) -> Vec<Affine> {
     let mut zs: Vec<Fe> = points.iter().map(|p| p.z).collect();
-    batch_invert(&mut zs);
+    batch_invert(be, &mut zs);
     points
         .iter()
         .zip(zs.iter())
-        .map(|(p, zi)| p.to_affine_with(zi))
+        .map(|(p, zi)| p.to_affine_with(be, zi))
         .collect()
 }
 
