@@ -33,13 +33,19 @@ impl AttrMap {
     }
     /// Inserts at `i` (from a failed [`Self::find`]), growing through a zeroized move.
     fn insert_at(&mut self, i: usize, ty: CK_ATTRIBUTE_TYPE, v: AttrVal) {
+        self.room_for_one();
+        self.0.insert(i, (ty, v));
+    }
+    /// Makes room for one more entry without a reallocation that would leave the old
+    /// buffer's bytes behind: a full vector moves into a larger one and the old buffer
+    /// is zeroized.
+    fn room_for_one(&mut self) {
         if self.0.len() == self.0.capacity() {
             let mut grown = Vec::with_capacity((self.0.capacity() * 2).max(TYPICAL));
             grown.append(&mut self.0);
             self.0.spare_capacity_mut().zeroize();
             self.0 = grown;
         }
-        self.0.insert(i, (ty, v));
     }
     /// The value of `ty`.
     pub(crate) fn get(&self, ty: &CK_ATTRIBUTE_TYPE) -> Option<&AttrVal> {
@@ -63,8 +69,8 @@ impl AttrMap {
     pub(crate) fn remove(&mut self, ty: &CK_ATTRIBUTE_TYPE) -> Option<AttrVal> {
         let i = self.find(*ty).ok()?;
         let v = self.0.remove(i).1;
-        // The shift left leaves a copy of the last entry in the spare capacity.
-        self.0.spare_capacity_mut().zeroize();
+        // The shift left leaves a copy of the last entry in the first spare slot.
+        self.0.spare_capacity_mut()[..1].zeroize();
         Some(v)
     }
     /// Sets every attribute of `other` (its values win), emptying it.
@@ -72,7 +78,8 @@ impl AttrMap {
         for (t, v) in other.0.drain(..) {
             self.insert(t, v);
         }
-        // `other`'s drop zeroizes the buffer the values were moved out of.
+        // Draining moved the values out bytewise: clear what they left behind.
+        other.0.spare_capacity_mut().zeroize();
     }
     /// The slot for `ty`, present or not.
     pub(crate) fn entry(&mut self, ty: CK_ATTRIBUTE_TYPE) -> Entry<'_> {
@@ -89,8 +96,11 @@ impl AttrMap {
     }
     /// Keeps only the attributes `f` accepts.
     pub(crate) fn retain(&mut self, mut f: impl FnMut(&CK_ATTRIBUTE_TYPE, &mut AttrVal) -> bool) {
+        let before = self.0.len();
         self.0.retain_mut(|(t, v)| f(t, v));
-        self.0.spare_capacity_mut().zeroize();
+        // The compaction leaves copies in as many slots past the new end as it dropped.
+        let gone = before - self.0.len();
+        self.0.spare_capacity_mut()[..gone].zeroize();
     }
 }
 
@@ -144,14 +154,6 @@ impl<'a> IntoIterator for &'a AttrMap {
     >;
     fn into_iter(self) -> Self::IntoIter {
         self.0.iter().map(|(t, v)| (t, v))
-    }
-}
-
-impl Drop for AttrMap {
-    fn drop(&mut self) {
-        // Each value zeroizes itself as it drops; then the whole buffer is cleared.
-        self.0.clear();
-        self.0.spare_capacity_mut().zeroize();
     }
 }
 
