@@ -90,6 +90,18 @@ pub(crate) struct P11App {
     /// live in this handle only; the first key generated or imported makes them real.
     pending: Mutex<Vec<(String, Vec<u8>)>>,
     mechanisms: OnceLock<Vec<MechanismType>>,
+    /// Every login and every end of one through this handle
+    /// ([`Application::login_changes`]).
+    login_changes: std::sync::atomic::AtomicU64,
+}
+
+/// Counts a login change when dropped (the end of a login attempt, however it ends).
+struct ChangedOnDrop<'a>(&'a P11App);
+
+impl Drop for ChangedOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.changed();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -187,6 +199,11 @@ fn scrub(template: &mut [Attribute]) {
 }
 
 impl P11App {
+    /// Counts a login change ([`Application::login_changes`]).
+    fn changed(&self) {
+        self.login_changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
     pub(crate) fn new(module: Arc<Module>, slot: Slot, name: String) -> Self {
         Self {
             module,
@@ -195,6 +212,7 @@ impl P11App {
             session: Mutex::new(None),
             pending: Mutex::new(Vec::new()),
             mechanisms: OnceLock::new(),
+            login_changes: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -709,6 +727,9 @@ impl Application for P11App {
     }
 
     fn verify_pin(&self, pin_type: PinType, pin: &Pin) -> Result<()> {
+        // Counted before and after: a listing that overlaps either end sees the change.
+        self.changed();
+        let _after = ChangedOnDrop(self);
         let ut = match pin_type {
             PinType::User => UserType::User,
             PinType::Admin => UserType::So,
@@ -778,11 +799,16 @@ impl Application for P11App {
     }
 
     fn logout(&self) {
+        self.changed();
         if let Some(s) = lock(&self.session).as_ref()
             && let Err(e) = s.logout()
         {
             tracing::debug!(error = %e, "C_Logout");
         }
+    }
+
+    fn login_changes(&self) -> u64 {
+        self.login_changes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn login_state(&self) -> LoginState {

@@ -70,6 +70,8 @@ pub struct BridgeApp {
     name: String,
     handle: Raw,
     login: Mutex<LoginState>,
+    /// Every login and every end of one ([`Application::login_changes`]).
+    login_changes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for BridgeApp {
@@ -123,11 +125,14 @@ impl BridgeApp {
             name: name.to_owned(),
             handle: Raw(h),
             login: Mutex::new(LoginState::None),
+            login_changes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     fn set_login(&self, s: LoginState) {
         *self.login.lock().unwrap_or_else(PoisonError::into_inner) = s;
+        self.login_changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Opens (or, with `create`, creates) a container. The caller holds the device lock.
@@ -433,6 +438,10 @@ impl Application for BridgeApp {
 
     fn login_state(&self) -> LoginState {
         *self.login.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn login_changes(&self) -> u64 {
+        self.login_changes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn list_containers(&self) -> Result<Vec<ContainerInfo>> {

@@ -276,6 +276,7 @@ impl Device for ApduDevice {
             link: self.link.clone(),
             name: name.to_owned(),
             login: Mutex::new(None),
+            changes: std::sync::atomic::AtomicU64::new(0),
         }))
     }
 }
@@ -286,6 +287,8 @@ pub struct ApduApp {
     name: String,
     /// The role and PIN this handle verified (re-verified in every transaction).
     login: Mutex<Option<(PinType, Pin)>>,
+    /// Every login and every end of one ([`Application::login_changes`]).
+    changes: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for ApduApp {
@@ -295,6 +298,11 @@ impl std::fmt::Debug for ApduApp {
 }
 
 impl ApduApp {
+    /// Counts a login change ([`Application::login_changes`]).
+    fn changed(&self) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
     /// Runs `f` with this application open and, when this handle is logged in, its PIN
     /// verified; logs the card out before the transaction ends.
     fn run<T>(&self, mut f: impl FnMut(&mut Tx<'_>) -> Result<T>) -> Result<T> {
@@ -407,11 +415,13 @@ impl Application for ApduApp {
     fn verify_pin(&self, pin_type: PinType, pin: &Pin) -> Result<()> {
         let mut slot = self.login.lock().unwrap_or_else(PoisonError::into_inner);
         *slot = None;
+        self.changed();
         drop(slot);
         let mut w = Writer::new();
         w.put(tag::PIN, pin.as_bytes());
         self.call(ins::VERIFY_PIN, wire::pin_p2(pin_type), w, "PIN")?;
         *self.login.lock().unwrap_or_else(PoisonError::into_inner) = Some((pin_type, pin.clone()));
+        self.changed();
         Ok(())
     }
 
@@ -450,6 +460,11 @@ impl Application for ApduApp {
 
     fn logout(&self) {
         *self.login.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        self.changed();
+    }
+
+    fn login_changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn login_state(&self) -> LoginState {
