@@ -276,6 +276,7 @@ pub(crate) mod gfni_avx512 {
     use core::arch::x86_64::*;
 
     use super::{BSWAP32, C1, C2, M1, M2};
+    use crate::ghash::x86::{ld as gld, ld4, mul4_acc, reduce4, rev4, st as gst, update_vpclmul};
 
     type V = __m512i;
     const VB: usize = 64;
@@ -395,6 +396,169 @@ pub(crate) mod gfni_avx512 {
     fn splat_block(b: &[u8; 16]) -> V {
         // SAFETY: `b` is 16 readable bytes.
         _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(b.as_ptr().cast()) })
+    }
+
+    /// The running GHASH of the fused GCM kernels: the key powers H^16 … H^1 (four
+    /// blocks per register, POLYVAL form), the byte-reversal mask, the running value
+    /// and the unreduced products of the 16-block chunk being absorbed.
+    struct Gh {
+        p: [V; 4],
+        rev: V,
+        y: __m128i,
+        acc: [V; 3],
+    }
+
+    impl Gh {
+        #[inline]
+        #[target_feature(
+            enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1"
+        )]
+        fn new(desc: &[[u8; 16]; 16], y: &[u8; 16]) -> Self {
+            let (pw, _) = desc.as_chunks::<4>();
+            let z = _mm512_setzero_si512();
+            Self {
+                p: [ld4(&pw[0]), ld4(&pw[1]), ld4(&pw[2]), ld4(&pw[3])],
+                rev: rev4(),
+                y: gld(y),
+                acc: [z; 3],
+            }
+        }
+
+        /// Absorbs register `k` (0..4) of a 16-block chunk: four GHASH blocks `x`. The
+        /// first register of a chunk takes the running value in, the last reduces.
+        #[inline]
+        #[target_feature(
+            enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1"
+        )]
+        fn absorb(&mut self, x: &[u8; VB], k: usize) {
+            let mut x = _mm512_shuffle_epi8(ld(x), self.rev);
+            if k == 0 {
+                x = _mm512_xor_si512(x, _mm512_zextsi128_si512(self.y));
+                self.acc = [_mm512_setzero_si512(); 3];
+            }
+            mul4_acc(x, self.p[k], &mut self.acc);
+            if k == 3 {
+                self.y = reduce4(&self.acc);
+            }
+        }
+
+        /// Absorbs a whole batch (four 16-block chunks).
+        #[inline]
+        #[target_feature(
+            enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1"
+        )]
+        fn absorb_batch(&mut self, b: &[[u8; GB]; NG]) {
+            for g in b {
+                let (v, _) = g.as_chunks::<VB>();
+                for (k, x) in v.iter().enumerate() {
+                    self.absorb(x, k);
+                }
+            }
+        }
+    }
+
+    /// The 32 rounds over a batch of counter groups, with the GHASH of `src` (another
+    /// batch of 64 blocks, already ciphertext) spread over the rounds: eight blocks
+    /// after every fourth round, so the carry-less multiplications and their
+    /// reductions fill the gaps of the SM4 dependency chains instead of a second pass.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1")]
+    fn rounds_gh(
+        rk: &[u32; 32],
+        mut g: [[V; 4]; NG],
+        gh: &mut Gh,
+        src: &[[u8; GB]; NG],
+    ) -> [[V; 4]; NG] {
+        for (j, r) in rk.as_chunks::<4>().0.iter().enumerate() {
+            round!(g, r[0]; 0, 1, 2, 3);
+            round!(g, r[1]; 1, 2, 3, 0);
+            round!(g, r[2]; 2, 3, 0, 1);
+            round!(g, r[3]; 3, 0, 1, 2);
+            let (v, _) = src[j / 2].as_chunks::<VB>();
+            let k = 2 * (j % 2);
+            gh.absorb(&v[k], k);
+            gh.absorb(&v[k + 1], k + 1);
+        }
+        for q in g.iter_mut() {
+            *q = blocks(*q);
+        }
+        g
+    }
+
+    /// The counter groups of a batch starting at `c` (32-bit counter).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,gfni")]
+    fn ctr_batch_words(c: &[u8; 16]) -> [[V; 4]; NG] {
+        core::array::from_fn(|i| counters(c, (i * G) as u32, false))
+    }
+
+    /// `d ^= ks`, a batch.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,gfni")]
+    fn xor_batch(d: &mut [[u8; GB]; NG], ks: [[V; 4]; NG]) {
+        for (d, k) in d.iter_mut().zip(ks) {
+            let o = xor_group(k, load_group(d));
+            store_group(d, o);
+        }
+    }
+
+    /// Fused SM4-GCM encryption of whole blocks in place: CTR with the 32-bit counter
+    /// `ctr` (advanced), and GHASH of the ciphertext into `y` under the key powers
+    /// `desc` (POLYVAL form). The GHASH of each 64-block batch runs inside the SM4
+    /// rounds of the next one.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1")]
+    pub(crate) fn gcm_seal(
+        rk: &[u32; 32],
+        ctr: &mut [u8; 16],
+        data: &mut [u8],
+        desc: &[[u8; 16]; 16],
+        y: &mut [u8; 16],
+    ) {
+        let full = data.len() / (GB * NG) * (GB * NG);
+        let (main, rest) = data.split_at_mut(full);
+        let (batches, _) = main.as_chunks_mut::<GB>().0.as_chunks_mut::<NG>();
+        let mut gh = Gh::new(desc, y);
+        for i in 0..batches.len() {
+            let (done, todo) = batches.split_at_mut(i);
+            let Some(cur) = todo.first_mut() else { break };
+            let words = ctr_batch_words(ctr);
+            let ks = match done.last() {
+                Some(prev) => rounds_gh(rk, words, &mut gh, prev),
+                None => rounds::<NG>(rk, words),
+            };
+            xor_batch(cur, ks);
+            portable::increment(ctr, (NG * G) as u64, false);
+        }
+        if let Some(last) = batches.last() {
+            gh.absorb_batch(last);
+        }
+        gst(y, gh.y);
+        self::ctr(rk, ctr, rest, false);
+        update_vpclmul(desc, y, rest.as_chunks::<16>().0);
+    }
+
+    /// Fused SM4-GCM decryption of whole blocks in place: GHASH of the ciphertext into
+    /// `y` (inside the SM4 rounds of the same batch), then CTR as [`gcm_seal`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1")]
+    pub(crate) fn gcm_open(
+        rk: &[u32; 32],
+        ctr: &mut [u8; 16],
+        data: &mut [u8],
+        desc: &[[u8; 16]; 16],
+        y: &mut [u8; 16],
+    ) {
+        let full = data.len() / (GB * NG) * (GB * NG);
+        let (main, rest) = data.split_at_mut(full);
+        let (batches, _) = main.as_chunks_mut::<GB>().0.as_chunks_mut::<NG>();
+        let mut gh = Gh::new(desc, y);
+        for cur in batches.iter_mut() {
+            let ks = rounds_gh(rk, ctr_batch_words(ctr), &mut gh, cur);
+            xor_batch(cur, ks);
+            portable::increment(ctr, (NG * G) as u64, false);
+        }
+        gst(y, gh.y);
+        update_vpclmul(desc, y, rest.as_chunks::<16>().0);
+        self::ctr(rk, ctr, rest, false);
     }
 }
 
