@@ -87,11 +87,16 @@ macro_rules! sm4_modes {
             [xor(a[0], b[0]), xor(a[1], b[1]), xor(a[2], b[2]), xor(a[3], b[3])]
         }
 
-        /// The 32 rounds over `N` groups in word form, interleaved; the results are in
-        /// block order.
+        /// The 32 rounds over `N` groups in word form, interleaved; `out` gets the
+        /// results in block order. (`out` is inlined here: the results stay in
+        /// registers instead of going back to the caller through memory.)
         #[inline]
         #[target_feature(enable = $feat)]
-        fn rounds<const N: usize>(rk: &[u32; 32], mut g: [[V; 4]; N]) -> [[V; 4]; N] {
+        fn rounds<const N: usize>(
+            rk: &[u32; 32],
+            mut g: [[V; 4]; N],
+            out: impl FnOnce([[V; 4]; N]),
+        ) {
             for r in rk.as_chunks::<4>().0 {
                 round!(g, r[0]; 0, 1, 2, 3);
                 round!(g, r[1]; 1, 2, 3, 0);
@@ -101,7 +106,7 @@ macro_rules! sm4_modes {
             for q in g.iter_mut() {
                 *q = blocks(*q);
             }
-            g
+            out(g)
         }
 
         const _: () = assert!(NG == 4, "the tail dispatch below assumes four groups");
@@ -137,10 +142,12 @@ macro_rules! sm4_modes {
         #[inline]
         #[target_feature(enable = $feat)]
         fn ecb_batch<const N: usize>(rk: &[u32; 32], g: &mut [[u8; GB]; N]) {
-            let o = rounds::<N>(rk, core::array::from_fn(|i| words(load_group(&g[i]))));
-            for (d, x) in g.iter_mut().zip(o) {
-                store_group(d, x);
-            }
+            let w = core::array::from_fn(|i| words(load_group(&g[i])));
+            rounds::<N>(rk, w, |o| {
+                for (d, x) in g.iter_mut().zip(o) {
+                    store_group(d, x);
+                }
+            });
         }
 
         /// ECB over whole blocks in place (`rk` decides encryption or decryption).
@@ -181,14 +188,13 @@ macro_rules! sm4_modes {
             wide: bool,
             g: &mut [[u8; GB]; N],
         ) {
-            let ks = rounds::<N>(
-                rk,
-                core::array::from_fn(|i| counters(ctr, (i * G) as u32, wide)),
-            );
-            for (d, k) in g.iter_mut().zip(ks) {
-                let o = xor_group(k, load_group(d));
-                store_group(d, o);
-            }
+            let w = core::array::from_fn(|i| counters(ctr, (i * G) as u32, wide));
+            rounds::<N>(rk, w, |ks| {
+                for (d, k) in g.iter_mut().zip(ks) {
+                    let o = xor_group(k, load_group(d));
+                    store_group(d, o);
+                }
+            });
         }
 
         /// CTR over `data` (any length), advancing `ctr` by one per block or part.
@@ -235,10 +241,11 @@ macro_rules! sm4_modes {
             });
             *carry = c[N - 1][3];
             let (input, mask) = if cfb { (p, c) } else { (c, p) };
-            let o = rounds::<N>(rk, core::array::from_fn(|i| words(input[i])));
-            for ((d, o), m) in g.iter_mut().zip(o).zip(mask) {
-                store_group(d, xor_group(o, m));
-            }
+            rounds::<N>(rk, core::array::from_fn(|i| words(input[i])), |o| {
+                for ((d, o), m) in g.iter_mut().zip(o).zip(mask) {
+                    store_group(d, xor_group(o, m));
+                }
+            });
         }
 
         #[inline]
@@ -401,6 +408,7 @@ pub(crate) mod gfni_avx512 {
     /// The running GHASH of the fused GCM kernels: the key powers H^16 … H^1 (four
     /// blocks per register, POLYVAL form), the byte-reversal mask, the running value
     /// and the unreduced products of the 16-block chunk being absorbed.
+    #[derive(Clone, Copy)]
     struct Gh {
         p: [V; 4],
         rev: V,
@@ -424,22 +432,41 @@ pub(crate) mod gfni_avx512 {
             }
         }
 
-        /// Absorbs register `k` (0..4) of a 16-block chunk: four GHASH blocks `x`. The
-        /// first register of a chunk takes the running value in, the last reduces.
+        /// Registers 0 and 1 of a 16-block chunk (four GHASH blocks each); the first
+        /// takes the running value in.
         #[inline]
         #[target_feature(
             enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1"
         )]
-        fn absorb(&mut self, x: &[u8; VB], k: usize) {
-            let mut x = _mm512_shuffle_epi8(ld(x), self.rev);
-            if k == 0 {
-                x = _mm512_xor_si512(x, _mm512_zextsi128_si512(self.y));
-                self.acc = [_mm512_setzero_si512(); 3];
-            }
-            mul4_acc(x, self.p[k], &mut self.acc);
-            if k == 3 {
-                self.y = reduce4(&self.acc);
-            }
+        fn absorb_lo(&mut self, v: &[[u8; VB]]) {
+            let x0 = _mm512_shuffle_epi8(ld(&v[0]), self.rev);
+            let x0 = _mm512_xor_si512(x0, _mm512_zextsi128_si512(self.y));
+            self.acc = [_mm512_setzero_si512(); 3];
+            mul4_acc(x0, self.p[0], &mut self.acc);
+            mul4_acc(
+                _mm512_shuffle_epi8(ld(&v[1]), self.rev),
+                self.p[1],
+                &mut self.acc,
+            );
+        }
+
+        /// Registers 2 and 3 of the chunk, then the reduction.
+        #[inline]
+        #[target_feature(
+            enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1"
+        )]
+        fn absorb_hi(&mut self, v: &[[u8; VB]]) {
+            mul4_acc(
+                _mm512_shuffle_epi8(ld(&v[2]), self.rev),
+                self.p[2],
+                &mut self.acc,
+            );
+            mul4_acc(
+                _mm512_shuffle_epi8(ld(&v[3]), self.rev),
+                self.p[3],
+                &mut self.acc,
+            );
+            self.y = reduce4(&self.acc);
         }
 
         /// Absorbs a whole batch (four 16-block chunks).
@@ -450,39 +477,51 @@ pub(crate) mod gfni_avx512 {
         fn absorb_batch(&mut self, b: &[[u8; GB]; NG]) {
             for g in b {
                 let (v, _) = g.as_chunks::<VB>();
-                for (k, x) in v.iter().enumerate() {
-                    self.absorb(x, k);
-                }
+                self.absorb_lo(v);
+                self.absorb_hi(v);
             }
         }
     }
 
-    /// The 32 rounds over a batch of counter groups, with the GHASH of `src` (another
-    /// batch of 64 blocks, already ciphertext) spread over the rounds: eight blocks
-    /// after every fourth round, so the carry-less multiplications and their
-    /// reductions fill the gaps of the SM4 dependency chains instead of a second pass.
+    /// The 32 rounds over a batch of counter groups, the key stream XORed into `cur`,
+    /// with the GHASH of the ciphertext `prev` (the batch before, when encrypting) or
+    /// `cur` itself (decrypting: hashed before it is overwritten) spread over the
+    /// rounds: eight blocks after every fourth round, so the carry-less
+    /// multiplications and their reductions fill the gaps of the SM4 dependency chains
+    /// instead of a second pass.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1")]
     fn rounds_gh(
         rk: &[u32; 32],
         mut g: [[V; 4]; NG],
-        gh: &mut Gh,
-        src: &[[u8; GB]; NG],
-    ) -> [[V; 4]; NG] {
-        for (j, r) in rk.as_chunks::<4>().0.iter().enumerate() {
+        ghr: &mut Gh,
+        cur: &mut [[u8; GB]; NG],
+        prev: Option<&[[u8; GB]; NG]>,
+    ) {
+        let src: &[[u8; GB]; NG] = match prev {
+            Some(p) => p,
+            None => cur,
+        };
+        // A local copy, so the GHASH state can stay in registers.
+        let mut gh = *ghr;
+        for (r, s) in rk.as_chunks::<8>().0.iter().zip(src) {
+            let (v, _) = s.as_chunks::<VB>();
             round!(g, r[0]; 0, 1, 2, 3);
             round!(g, r[1]; 1, 2, 3, 0);
             round!(g, r[2]; 2, 3, 0, 1);
             round!(g, r[3]; 3, 0, 1, 2);
-            let (v, _) = src[j / 2].as_chunks::<VB>();
-            let k = 2 * (j % 2);
-            gh.absorb(&v[k], k);
-            gh.absorb(&v[k + 1], k + 1);
+            gh.absorb_lo(v);
+            round!(g, r[4]; 0, 1, 2, 3);
+            round!(g, r[5]; 1, 2, 3, 0);
+            round!(g, r[6]; 2, 3, 0, 1);
+            round!(g, r[7]; 3, 0, 1, 2);
+            gh.absorb_hi(v);
         }
+        *ghr = gh;
         for q in g.iter_mut() {
             *q = blocks(*q);
         }
-        g
+        xor_batch(cur, g);
     }
 
     /// The counter groups of a batch starting at `c` (32-bit counter).
@@ -522,11 +561,10 @@ pub(crate) mod gfni_avx512 {
             let (done, todo) = batches.split_at_mut(i);
             let Some(cur) = todo.first_mut() else { break };
             let words = ctr_batch_words(ctr);
-            let ks = match done.last() {
-                Some(prev) => rounds_gh(rk, words, &mut gh, prev),
-                None => rounds::<NG>(rk, words),
-            };
-            xor_batch(cur, ks);
+            match done.last() {
+                Some(prev) => rounds_gh(rk, words, &mut gh, cur, Some(prev)),
+                None => rounds::<NG>(rk, words, |ks| xor_batch(cur, ks)),
+            }
             portable::increment(ctr, (NG * G) as u64, false);
         }
         if let Some(last) = batches.last() {
@@ -552,8 +590,8 @@ pub(crate) mod gfni_avx512 {
         let (batches, _) = main.as_chunks_mut::<GB>().0.as_chunks_mut::<NG>();
         let mut gh = Gh::new(desc, y);
         for cur in batches.iter_mut() {
-            let ks = rounds_gh(rk, ctr_batch_words(ctr), &mut gh, cur);
-            xor_batch(cur, ks);
+            let words = ctr_batch_words(ctr);
+            rounds_gh(rk, words, &mut gh, cur, None);
             portable::increment(ctr, (NG * G) as u64, false);
         }
         gst(y, gh.y);
