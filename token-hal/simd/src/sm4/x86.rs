@@ -3,7 +3,7 @@
 //!
 //! A group holds word j of every block in register j ("4 words × lanes", after a 4×4
 //! transpose inside each 128-bit lane and a byte swap to native order), so one SM4
-//! round is a handful of vector instructions for all the blocks at once. Two groups run
+//! round is a handful of vector instructions for all the blocks at once. Four groups run
 //! interleaved in the main loops to hide instruction latency.
 //!
 //! The S-box is an affine map, an inversion in GF(2^8) and another affine map. GFNI
@@ -28,14 +28,17 @@ const C2: i32 = 0xd3;
 /// Byte-swap of each 32-bit word.
 const BSWAP32: [u8; 16] = [3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12];
 
-/// One round on word `$x` of every group in `$g`: `x ^= L(τ(y ^ z ^ w ^ k))`, with
-/// `w` the word the previous round wrote (so `y ^ z ^ k` is off the critical path).
-macro_rules! round {
-    ($g:ident, $k:expr; $x:literal, $y:literal, $z:literal, $w:literal) => {
-        let k = bcast($k);
+/// Two rounds on words `$a` then `$b` of every group in `$g`, sharing `$c ^ $d`:
+/// `a ^= T(b ^ c ^ d ^ k0)`, then `b ^= T(c ^ d ^ a ^ k1)` (three XOR-type operations
+/// for the two round inputs instead of four).
+macro_rules! round2 {
+    ($g:ident, $k0:expr, $k1:expr; $a:literal, $b:literal, $c:literal, $d:literal) => {
+        let k0 = bcast($k0);
+        let k1 = bcast($k1);
         for q in $g.iter_mut() {
-            let t = xor(xor3(q[$y], q[$z], k), q[$w]);
-            q[$x] = sbox_l(q[$x], t);
+            let u = xor(q[$c], q[$d]);
+            q[$a] = sbox_l(q[$a], xor3(u, q[$b], k0));
+            q[$b] = sbox_l(q[$b], xor3(u, q[$a], k1));
         }
     };
 }
@@ -98,10 +101,8 @@ macro_rules! sm4_modes {
             out: impl FnOnce([[V; 4]; N]),
         ) {
             for r in rk.as_chunks::<4>().0 {
-                round!(g, r[0]; 0, 1, 2, 3);
-                round!(g, r[1]; 1, 2, 3, 0);
-                round!(g, r[2]; 2, 3, 0, 1);
-                round!(g, r[3]; 3, 0, 1, 2);
+                round2!(g, r[0], r[1]; 0, 1, 2, 3);
+                round2!(g, r[2], r[3]; 2, 3, 0, 1);
             }
             for q in g.iter_mut() {
                 *q = blocks(*q);
@@ -506,15 +507,11 @@ pub(crate) mod gfni_avx512 {
         let mut gh = *ghr;
         for (r, s) in rk.as_chunks::<8>().0.iter().zip(src) {
             let (v, _) = s.as_chunks::<VB>();
-            round!(g, r[0]; 0, 1, 2, 3);
-            round!(g, r[1]; 1, 2, 3, 0);
-            round!(g, r[2]; 2, 3, 0, 1);
-            round!(g, r[3]; 3, 0, 1, 2);
+            round2!(g, r[0], r[1]; 0, 1, 2, 3);
+            round2!(g, r[2], r[3]; 2, 3, 0, 1);
             gh.absorb_lo(v);
-            round!(g, r[4]; 0, 1, 2, 3);
-            round!(g, r[5]; 1, 2, 3, 0);
-            round!(g, r[6]; 2, 3, 0, 1);
-            round!(g, r[7]; 3, 0, 1, 2);
+            round2!(g, r[4], r[5]; 0, 1, 2, 3);
+            round2!(g, r[6], r[7]; 2, 3, 0, 1);
             gh.absorb_hi(v);
         }
         *ghr = gh;
