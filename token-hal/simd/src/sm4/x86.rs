@@ -170,7 +170,14 @@ macro_rules! sm4_modes {
             if !wide || w[3].checked_add(off + G as u32 - 1).is_some() {
                 return ctr_words(w, off);
             }
-            // Rare: a 128-bit counter carries out of its last word inside this group.
+            counters_carry(ctr, off)
+        }
+
+        /// Rare: a 128-bit counter carries out of its last word inside this group.
+        #[cold]
+        #[inline(never)]
+        #[target_feature(enable = $feat)]
+        fn counters_carry(ctr: &[u8; 16], off: u32) -> [V; 4] {
             let mut tmp = [0u8; GB];
             let base = u128::from_be_bytes(*ctr).wrapping_add(u128::from(off));
             for (i, b) in tmp.as_chunks_mut::<16>().0.iter_mut().enumerate() {
