@@ -35,10 +35,24 @@ macro_rules! round2 {
     ($g:ident, $k0:expr, $k1:expr; $a:literal, $b:literal, $c:literal, $d:literal) => {
         let k0 = bcast($k0);
         let k1 = bcast($k1);
-        for q in $g.iter_mut() {
-            let u = xor(q[$c], q[$d]);
-            q[$a] = sbox_l(q[$a], xor3(u, q[$b], k0));
-            q[$b] = sbox_l(q[$b], xor3(u, q[$a], k1));
+        if SPLIT_PAIRS {
+            // The first round on every group, then the second: the AES-NI S-box is a
+            // long chain, and the dependent round right behind it stalls the groups
+            // after it in program order.
+            let mut u = [k0; 4];
+            for (q, u) in $g.iter_mut().zip(u.iter_mut()) {
+                *u = xor(q[$c], q[$d]);
+                q[$a] = sbox_l(q[$a], xor3(*u, q[$b], k0));
+            }
+            for (q, u) in $g.iter_mut().zip(u) {
+                q[$b] = sbox_l(q[$b], xor3(u, q[$a], k1));
+            }
+        } else {
+            for q in $g.iter_mut() {
+                let u = xor(q[$c], q[$d]);
+                q[$a] = sbox_l(q[$a], xor3(u, q[$b], k0));
+                q[$b] = sbox_l(q[$b], xor3(u, q[$a], k1));
+            }
         }
     };
 }
@@ -297,6 +311,8 @@ pub(crate) mod gfni_avx512 {
     const VB: usize = 64;
     const G: usize = 16;
     const NG: usize = 4;
+    /// Both rounds of a pair per group in turn (faster here than splitting them).
+    const SPLIT_PAIRS: bool = false;
 
     sm4_modes!("avx512f,avx512bw,gfni");
 
@@ -606,7 +622,7 @@ pub(crate) mod gfni_avx512 {
 
 /// AVX2 tiers: the primitives shared by the GFNI and AES-NI S-boxes.
 macro_rules! avx2_tier {
-    ($feat:literal) => {
+    ($feat:literal, $split:literal) => {
         use core::arch::x86_64::*;
 
         use super::BSWAP32;
@@ -615,6 +631,8 @@ macro_rules! avx2_tier {
         const VB: usize = 32;
         const G: usize = 8;
         const NG: usize = 4;
+        /// How `round2!` orders a pair of rounds over the groups.
+        const SPLIT_PAIRS: bool = $split;
 
         sm4_modes!($feat);
 
@@ -737,7 +755,7 @@ macro_rules! avx2_tier {
 pub(crate) mod gfni_avx2 {
     use super::{C1, C2, M1, M2};
 
-    avx2_tier!("avx2,gfni");
+    avx2_tier!("avx2,gfni", false);
 
     #[inline]
     #[target_feature(enable = "avx2,gfni")]
@@ -751,7 +769,7 @@ pub(crate) mod gfni_avx2 {
 /// AES-NI + AVX2: 8 blocks per group, the S-box through `aesenclast` between two
 /// nibble-table affine transforms (the inverse ShiftRows shuffle cancels AES's).
 pub(crate) mod aesni_avx2 {
-    avx2_tier!("avx2,aes");
+    avx2_tier!("avx2,aes", true);
 
     /// Inverse ShiftRows.
     const INV_SHIFT_ROWS: [u8; 16] = [0, 13, 10, 7, 4, 1, 14, 11, 8, 5, 2, 15, 12, 9, 6, 3];
