@@ -121,6 +121,15 @@ impl Ghash {
         }
     }
 
+    /// The SIMD state for a fused SM4-GCM kernel: the key powers (`desc[j] = H^(16 − j)`,
+    /// POLYVAL form) and the running value; `None` on the portable tier.
+    pub(crate) fn simd_parts(&mut self) -> Option<(&[[u8; 16]; 16], &mut [u8; 16])> {
+        match &mut self.inner {
+            Inner::Simd { desc, y } => Some((desc, y)),
+            Inner::Portable(_) => None,
+        }
+    }
+
     /// The GHASH value so far.
     pub fn finalize(self) -> [u8; 16] {
         match &self.inner {
@@ -135,21 +144,21 @@ impl Ghash {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     use core::arch::x86_64::*;
 
     const REV: [u8; 16] = [15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0];
 
     #[inline]
     #[target_feature(enable = "pclmulqdq,ssse3,sse4.1")]
-    fn ld(b: &[u8; 16]) -> __m128i {
+    pub(crate) fn ld(b: &[u8; 16]) -> __m128i {
         // SAFETY: `b` is 16 readable bytes.
         unsafe { _mm_loadu_si128(b.as_ptr().cast()) }
     }
 
     #[inline]
     #[target_feature(enable = "pclmulqdq,ssse3,sse4.1")]
-    fn st(b: &mut [u8; 16], v: __m128i) {
+    pub(crate) fn st(b: &mut [u8; 16], v: __m128i) {
         // SAFETY: `b` is 16 writable bytes.
         unsafe { _mm_storeu_si128(b.as_mut_ptr().cast(), v) }
     }
@@ -198,7 +207,7 @@ mod x86 {
 
     /// Absorbs GHASH blocks, 8 per reduction.
     #[target_feature(enable = "pclmulqdq,ssse3,sse4.1")]
-    pub(super) fn update_clmul(desc: &[[u8; 16]; 16], y: &mut [u8; 16], blocks: &[[u8; 16]]) {
+    pub(crate) fn update_clmul(desc: &[[u8; 16]; 16], y: &mut [u8; 16], blocks: &[[u8; 16]]) {
         let rev = ld(&REV);
         let mut acc_y = ld(y);
         let z = _mm_setzero_si128();
@@ -224,9 +233,37 @@ mod x86 {
         st(y, acc_y);
     }
 
+    /// The 512-bit byte-reversal mask (GHASH block → POLYVAL element, per 128-bit lane).
+    #[inline]
+    #[target_feature(enable = "pclmulqdq,ssse3,sse4.1,avx512f,avx512bw,avx512vl,vpclmulqdq")]
+    pub(crate) fn rev4() -> __m512i {
+        _mm512_broadcast_i32x4(ld(&REV))
+    }
+
+    /// Multiplies four POLYVAL elements `x` by four key powers `p` and adds the
+    /// unreduced products to `acc` (low, middle, high).
+    #[inline]
+    #[target_feature(enable = "pclmulqdq,ssse3,sse4.1,avx512f,avx512bw,avx512vl,vpclmulqdq")]
+    pub(crate) fn mul4_acc(x: __m512i, p: __m512i, acc: &mut [__m512i; 3]) {
+        acc[0] = _mm512_xor_si512(acc[0], _mm512_clmulepi64_epi128::<0x00>(x, p));
+        acc[2] = _mm512_xor_si512(acc[2], _mm512_clmulepi64_epi128::<0x11>(x, p));
+        acc[1] = _mm512_ternarylogic_epi64::<0x96>(
+            acc[1],
+            _mm512_clmulepi64_epi128::<0x01>(x, p),
+            _mm512_clmulepi64_epi128::<0x10>(x, p),
+        );
+    }
+
+    /// Folds the four lanes of the accumulators and reduces: the new running value.
+    #[inline]
+    #[target_feature(enable = "pclmulqdq,ssse3,sse4.1,avx512f,avx512bw,avx512vl,vpclmulqdq")]
+    pub(crate) fn reduce4(acc: &[__m512i; 3]) -> __m128i {
+        reduce((fold(acc[0]), fold(acc[1]), fold(acc[2])))
+    }
+
     /// Absorbs GHASH blocks, 16 per reduction in four 512-bit registers.
     #[target_feature(enable = "pclmulqdq,ssse3,sse4.1,avx512f,avx512bw,avx512vl,vpclmulqdq")]
-    pub(super) fn update_vpclmul(desc: &[[u8; 16]; 16], y: &mut [u8; 16], blocks: &[[u8; 16]]) {
+    pub(crate) fn update_vpclmul(desc: &[[u8; 16]; 16], y: &mut [u8; 16], blocks: &[[u8; 16]]) {
         let (sixteens, rest) = blocks.as_chunks::<16>();
         if !sixteens.is_empty() {
             let rev = _mm512_broadcast_i32x4(ld(&REV));
@@ -262,7 +299,7 @@ mod x86 {
     /// Four blocks into one 512-bit register.
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-    fn ld4(b: &[[u8; 16]; 4]) -> __m512i {
+    pub(crate) fn ld4(b: &[[u8; 16]; 4]) -> __m512i {
         // SAFETY: `b` is 64 readable bytes; the load is unaligned.
         unsafe { _mm512_loadu_si512(b.as_ptr().cast()) }
     }

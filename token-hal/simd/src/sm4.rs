@@ -356,6 +356,59 @@ impl Sm4Gcm {
         t
     }
 
+    /// GCM encryption of whole blocks in place, continuing a message: CTR from `ctr`
+    /// (the 32-bit counter advances by one per block) and GHASH of the ciphertext into
+    /// `g` (which must be [`Self::ghash`] of this key). On AVX-512 one fused pass does
+    /// both; elsewhere the CTR and GHASH passes alternate over 16 KiB slices.
+    pub fn seal_blocks(
+        &self,
+        ctr: &mut [u8; 16],
+        g: &mut Ghash,
+        data: &mut [u8],
+    ) -> Result<(), LengthError> {
+        whole(data)?;
+        #[cfg(target_arch = "x86_64")]
+        if self.key.tier == Tier::GfniAvx512
+            && let Some((desc, y)) = g.simd_parts()
+        {
+            // SAFETY: `Sm4Key::with_tier` kept the AVX-512 tier only after
+            // `Tier::supported` found every feature the kernel enables.
+            unsafe { x86::gfni_avx512::gcm_seal(&self.key.enc, ctr, data, desc, y) };
+            return Ok(());
+        }
+        // Encrypt and hash in 16 KiB slices so the ciphertext is still in L1 for GHASH.
+        for chunk in data.chunks_mut(16 * 1024) {
+            self.key.ctr32_xor(ctr, chunk);
+            g.update_padded(chunk);
+        }
+        Ok(())
+    }
+
+    /// GCM decryption of whole blocks in place, continuing a message: GHASH of the
+    /// ciphertext into `g`, then CTR as [`Self::seal_blocks`] (one fused pass on
+    /// AVX-512). The caller checks the tag and must not release the plaintext before.
+    pub fn open_blocks(
+        &self,
+        ctr: &mut [u8; 16],
+        g: &mut Ghash,
+        data: &mut [u8],
+    ) -> Result<(), LengthError> {
+        whole(data)?;
+        #[cfg(target_arch = "x86_64")]
+        if self.key.tier == Tier::GfniAvx512
+            && let Some((desc, y)) = g.simd_parts()
+        {
+            // SAFETY: as in `seal_blocks`.
+            unsafe { x86::gfni_avx512::gcm_open(&self.key.enc, ctr, data, desc, y) };
+            return Ok(());
+        }
+        for chunk in data.chunks_mut(16 * 1024) {
+            g.update_padded(chunk);
+            self.key.ctr32_xor(ctr, chunk);
+        }
+        Ok(())
+    }
+
     /// Encrypts `data` in place and returns the 16-byte tag.
     pub fn encrypt(&self, nonce: &[u8], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
         let j0 = self.j0(nonce);
@@ -363,16 +416,16 @@ impl Sm4Gcm {
         portable::increment(&mut ctr, 1, false);
         let mut g = self.ghash();
         g.update_padded(aad);
-        // Encrypt and hash in 16 KiB slices so the ciphertext is still in L1 for GHASH.
-        for chunk in data.chunks_mut(16 * 1024) {
-            self.key.ctr32_xor(&mut ctr, chunk);
-            g.update_padded(chunk);
-        }
+        let (body, tail) = data.split_at_mut(data.len() / BLOCK * BLOCK);
+        let _ = self.seal_blocks(&mut ctr, &mut g, body);
+        self.key.ctr32_xor(&mut ctr, tail);
+        g.update_padded(tail);
         self.tag(g, aad.len() as u64, data.len() as u64, &j0)
     }
 
-    /// Checks `tag` (4 to 16 bytes, compared in constant time), then decrypts `data` in
-    /// place. On a mismatch `data` is left as it was.
+    /// Checks `tag` (4 to 16 bytes, compared in constant time) and decrypts `data` in
+    /// place. The ciphertext is hashed and decrypted in one pass; on a mismatch the
+    /// key stream is applied again, so `data` is left as it was.
     pub fn decrypt(
         &self,
         nonce: &[u8],
@@ -380,17 +433,25 @@ impl Sm4Gcm {
         data: &mut [u8],
         tag: &[u8],
     ) -> Result<(), TagMismatch> {
-        let j0 = self.j0(nonce);
-        let mut g = self.ghash();
-        g.update_padded(aad);
-        g.update_padded(data);
-        let t = self.tag(g, aad.len() as u64, data.len() as u64, &j0);
-        if tag.is_empty() || tag.len() > 16 || !ct_eq(&t[..tag.len()], tag) {
+        if tag.is_empty() || tag.len() > 16 {
             return Err(TagMismatch);
         }
+        let j0 = self.j0(nonce);
         let mut ctr = j0;
         portable::increment(&mut ctr, 1, false);
-        self.key.ctr32_xor(&mut ctr, data);
+        let start = ctr;
+        let mut g = self.ghash();
+        g.update_padded(aad);
+        let (body, tail) = data.split_at_mut(data.len() / BLOCK * BLOCK);
+        let _ = self.open_blocks(&mut ctr, &mut g, body);
+        g.update_padded(tail);
+        self.key.ctr32_xor(&mut ctr, tail);
+        let t = self.tag(g, aad.len() as u64, data.len() as u64, &j0);
+        if !ct_eq(&t[..tag.len()], tag) {
+            let mut c = start;
+            self.key.ctr32_xor(&mut c, data);
+            return Err(TagMismatch);
+        }
         Ok(())
     }
 }

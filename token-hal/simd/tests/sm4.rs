@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use cipher::array::Array;
-use cipher::consts::{U12, U16};
+use cipher::consts::{U1, U8, U12, U16, U20, U60};
 use cipher::{
     BlockCipherDecrypt, BlockCipherEncrypt, BlockModeDecrypt, BlockModeEncrypt, KeyInit, KeyIvInit,
     StreamCipher,
@@ -466,5 +466,163 @@ fn gcm_matches_rustcrypto() {
             g.decrypt(nonce, &aad, c.data(), &tag).unwrap();
             assert_eq!(c.data(), &pt[..], "GCM open on {tier:?}, case {i}");
         }
+    }
+}
+
+/// RustCrypto `aes-gcm` over SM4: ciphertext ‖ 16-byte tag, for the nonce lengths the
+/// tests draw.
+fn ref_seal(key: &[u8; 16], nonce: &[u8], aad: &[u8], msg: &[u8]) -> Vec<u8> {
+    use aes_gcm::aead::{Aead, Payload};
+    macro_rules! seal {
+        ($n:ty) => {
+            aes_gcm::AesGcm::<sm4::Sm4, $n>::new_from_slice(key)
+                .unwrap()
+                .encrypt(&Array::try_from(nonce).unwrap(), Payload { msg, aad })
+                .unwrap()
+        };
+    }
+    match nonce.len() {
+        1 => seal!(U1),
+        8 => seal!(U8),
+        12 => seal!(U12),
+        16 => seal!(U16),
+        20 => seal!(U20),
+        60 => seal!(U60),
+        n => panic!("no reference for {n}-byte nonces"),
+    }
+}
+
+/// One-shot GCM (the fused kernels on AVX-512) on every length 0..=600 and on random
+/// lengths up to ten 64-block batches, with random AAD and nonce lengths: seal against
+/// RustCrypto; open with the full tag and a truncated one; a flipped bit in the tag,
+/// the ciphertext or the AAD must fail and leave the data as it was.
+#[test]
+fn gcm_all_lengths_nonces_tags_and_forgeries() {
+    const NONCES: [usize; 7] = [1, 8, 12, 12, 16, 20, 60];
+    for tier in Tier::available() {
+        let mut rng = Rng(0x6c6d ^ tier as u64);
+        let lens: Vec<usize> = (0..=600)
+            .chain((0..CASES).map(|_| {
+                if rng.below(4) != 0 {
+                    rng.below(601)
+                } else {
+                    rng.below(6 * 1024 + 40)
+                }
+            }))
+            .collect();
+        for (i, &len) in lens.iter().enumerate() {
+            let key = rng.block();
+            let mut nonce = vec![0u8; NONCES[rng.below(NONCES.len())]];
+            rng.fill(&mut nonce);
+            let mut aad = vec![0u8; if rng.below(4) == 0 { 0 } else { rng.below(100) }];
+            rng.fill(&mut aad);
+            let mut pt = vec![0u8; len];
+            rng.fill(&mut pt);
+            let want = ref_seal(&key, &nonce, &aad, &pt);
+            let g = Sm4Gcm::with_tier(&key, tier);
+            let mut data = pt.clone();
+            let tag = g.encrypt(&nonce, &aad, &mut data);
+            let ctx = format!("{tier:?}, case {i}, len {len}, nonce {}", nonce.len());
+            assert_eq!(&want[..len], &data[..], "GCM seal, {ctx}");
+            assert_eq!(&want[len..], &tag[..], "GCM tag, {ctx}");
+            let ct = data.clone();
+            let tl = 4 + rng.below(13);
+            g.decrypt(&nonce, &aad, &mut data, &tag[..tl]).unwrap();
+            assert_eq!(data, pt, "GCM open, {ctx}");
+            data.copy_from_slice(&ct);
+            let (mut bad_tag, mut bad_aad) = (tag, aad.clone());
+            match rng.below(3) {
+                0 if len > 0 => {
+                    let at = rng.below(len);
+                    data[at] ^= 1 << rng.below(8);
+                }
+                1 if !aad.is_empty() => {
+                    let at = rng.below(aad.len());
+                    bad_aad[at] ^= 1 << rng.below(8);
+                }
+                _ => bad_tag[rng.below(tl)] ^= 1 << rng.below(8),
+            }
+            let forged = data.clone();
+            assert!(
+                g.decrypt(&nonce, &bad_aad, &mut data, &bad_tag[..tl])
+                    .is_err(),
+                "GCM forgery accepted, {ctx}"
+            );
+            assert_eq!(data, forged, "GCM failed open changed the data, {ctx}");
+        }
+    }
+}
+
+/// `seal_blocks` / `open_blocks` continuing a message over random whole-block pieces,
+/// from counters near the 32-bit wrap one time in four and a GHASH already holding
+/// some AAD, against RustCrypto's 32-bit-counter CTR and GHASH.
+#[test]
+fn gcm_block_pieces_match_ctr32_and_ghash() {
+    use ghash::universal_hash::UniversalHash;
+    for tier in Tier::available() {
+        let mut rng = Rng(0x9a1e ^ tier as u64);
+        for i in 0..CASES {
+            let key = rng.block();
+            let g = Sm4Gcm::with_tier(&key, tier);
+            let mut hb = Array::<u8, U16>::default();
+            ref_cipher(&key).encrypt_block(&mut hb);
+            let h: [u8; 16] = hb.into();
+            let mut aad = vec![0u8; rng.below(40)];
+            rng.fill(&mut aad);
+            let blocks = if rng.below(4) != 0 {
+                rng.below(40)
+            } else {
+                rng.below(400)
+            };
+            let mut pt = vec![0u8; blocks * 16];
+            rng.fill(&mut pt);
+            let ctr0 = rng.counter();
+            let mut want = pt.clone();
+            ref_ctr(&key, &ctr0, &mut want, false);
+            let mut r = ghash::GHash::new(&h.into());
+            r.update_padded(&aad);
+            r.update_padded(&want);
+            let want_hash: [u8; 16] = r.finalize().into();
+            let mut end_ctr = ctr0;
+            let w = u32::from_be_bytes(ctr0[12..].try_into().unwrap()).wrapping_add(blocks as u32);
+            end_ctr[12..].copy_from_slice(&w.to_be_bytes());
+            let cuts: Vec<usize> = {
+                let mut c: Vec<usize> = (0..rng.below(4))
+                    .map(|_| rng.below(blocks + 1) * 16)
+                    .collect();
+                c.push(0);
+                c.push(blocks * 16);
+                c.sort_unstable();
+                c
+            };
+            let ctx = format!("{tier:?}, case {i}, {blocks} blocks, cuts {cuts:?}");
+            let mut data = pt.clone();
+            let (mut ctr, mut gh) = (ctr0, g.ghash());
+            gh.update_padded(&aad);
+            for w in cuts.windows(2) {
+                g.seal_blocks(&mut ctr, &mut gh, &mut data[w[0]..w[1]])
+                    .unwrap();
+            }
+            assert_eq!(data, want, "seal_blocks data, {ctx}");
+            assert_eq!(ctr, end_ctr, "seal_blocks counter, {ctx}");
+            assert_eq!(gh.finalize(), want_hash, "seal_blocks GHASH, {ctx}");
+            let (mut ctr, mut gh) = (ctr0, g.ghash());
+            gh.update_padded(&aad);
+            for w in cuts.windows(2) {
+                g.open_blocks(&mut ctr, &mut gh, &mut data[w[0]..w[1]])
+                    .unwrap();
+            }
+            assert_eq!(data, pt, "open_blocks data, {ctx}");
+            assert_eq!(ctr, end_ctr, "open_blocks counter, {ctx}");
+            assert_eq!(gh.finalize(), want_hash, "open_blocks GHASH, {ctx}");
+        }
+        // Partial blocks are refused and change nothing.
+        let g = Sm4Gcm::with_tier(&[7; 16], tier);
+        let (mut ctr, mut gh) = ([1; 16], g.ghash());
+        let mut d = [5u8; 33];
+        assert_eq!(g.seal_blocks(&mut ctr, &mut gh, &mut d), Err(LengthError));
+        assert_eq!(g.open_blocks(&mut ctr, &mut gh, &mut d), Err(LengthError));
+        assert_eq!((ctr, d), ([1; 16], [5u8; 33]));
+        assert_eq!(gh.finalize(), g.ghash().finalize());
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! A group holds word j of every block in register j ("4 words × lanes", after a 4×4
 //! transpose inside each 128-bit lane and a byte swap to native order), so one SM4
-//! round is a handful of vector instructions for all the blocks at once. Two groups run
+//! round is a handful of vector instructions for all the blocks at once. Four groups run
 //! interleaved in the main loops to hide instruction latency.
 //!
 //! The S-box is an affine map, an inversion in GF(2^8) and another affine map. GFNI
@@ -28,14 +28,31 @@ const C2: i32 = 0xd3;
 /// Byte-swap of each 32-bit word.
 const BSWAP32: [u8; 16] = [3, 2, 1, 0, 7, 6, 5, 4, 11, 10, 9, 8, 15, 14, 13, 12];
 
-/// One round on word `$x` of every group in `$g`: `x ^= L(τ(y ^ z ^ w ^ k))`, with
-/// `w` the word the previous round wrote (so `y ^ z ^ k` is off the critical path).
-macro_rules! round {
-    ($g:ident, $k:expr; $x:literal, $y:literal, $z:literal, $w:literal) => {
-        let k = bcast($k);
-        for q in $g.iter_mut() {
-            let t = xor(xor3(q[$y], q[$z], k), q[$w]);
-            q[$x] = sbox_l(q[$x], t);
+/// Two rounds on words `$a` then `$b` of every group in `$g`, sharing `$c ^ $d`:
+/// `a ^= T(b ^ c ^ d ^ k0)`, then `b ^= T(c ^ d ^ a ^ k1)` (three XOR-type operations
+/// for the two round inputs instead of four).
+macro_rules! round2 {
+    ($g:ident, $k0:expr, $k1:expr; $a:literal, $b:literal, $c:literal, $d:literal) => {
+        let k0 = bcast($k0);
+        let k1 = bcast($k1);
+        if SPLIT_PAIRS {
+            // The first round on every group, then the second: the AES-NI S-box is a
+            // long chain, and the dependent round right behind it stalls the groups
+            // after it in program order.
+            let mut u = [k0; 4];
+            for (q, u) in $g.iter_mut().zip(u.iter_mut()) {
+                *u = xor(q[$c], q[$d]);
+                q[$a] = sbox_l(q[$a], xor3(*u, q[$b], k0));
+            }
+            for (q, u) in $g.iter_mut().zip(u) {
+                q[$b] = sbox_l(q[$b], xor3(u, q[$a], k1));
+            }
+        } else {
+            for q in $g.iter_mut() {
+                let u = xor(q[$c], q[$d]);
+                q[$a] = sbox_l(q[$a], xor3(u, q[$b], k0));
+                q[$b] = sbox_l(q[$b], xor3(u, q[$a], k1));
+            }
         }
     };
 }
@@ -87,21 +104,24 @@ macro_rules! sm4_modes {
             [xor(a[0], b[0]), xor(a[1], b[1]), xor(a[2], b[2]), xor(a[3], b[3])]
         }
 
-        /// The 32 rounds over `N` groups in word form, interleaved; the results are in
-        /// block order.
+        /// The 32 rounds over `N` groups in word form, interleaved; `out` gets the
+        /// results in block order. (`out` is inlined here: the results stay in
+        /// registers instead of going back to the caller through memory.)
         #[inline]
         #[target_feature(enable = $feat)]
-        fn rounds<const N: usize>(rk: &[u32; 32], mut g: [[V; 4]; N]) -> [[V; 4]; N] {
+        fn rounds<const N: usize>(
+            rk: &[u32; 32],
+            mut g: [[V; 4]; N],
+            out: impl FnOnce([[V; 4]; N]),
+        ) {
             for r in rk.as_chunks::<4>().0 {
-                round!(g, r[0]; 0, 1, 2, 3);
-                round!(g, r[1]; 1, 2, 3, 0);
-                round!(g, r[2]; 2, 3, 0, 1);
-                round!(g, r[3]; 3, 0, 1, 2);
+                round2!(g, r[0], r[1]; 0, 1, 2, 3);
+                round2!(g, r[2], r[3]; 2, 3, 0, 1);
             }
             for q in g.iter_mut() {
                 *q = blocks(*q);
             }
-            g
+            out(g)
         }
 
         const _: () = assert!(NG == 4, "the tail dispatch below assumes four groups");
@@ -137,10 +157,12 @@ macro_rules! sm4_modes {
         #[inline]
         #[target_feature(enable = $feat)]
         fn ecb_batch<const N: usize>(rk: &[u32; 32], g: &mut [[u8; GB]; N]) {
-            let o = rounds::<N>(rk, core::array::from_fn(|i| words(load_group(&g[i]))));
-            for (d, x) in g.iter_mut().zip(o) {
-                store_group(d, x);
-            }
+            let w = core::array::from_fn(|i| words(load_group(&g[i])));
+            rounds::<N>(rk, w, |o| {
+                for (d, x) in g.iter_mut().zip(o) {
+                    store_group(d, x);
+                }
+            });
         }
 
         /// ECB over whole blocks in place (`rk` decides encryption or decryption).
@@ -162,7 +184,14 @@ macro_rules! sm4_modes {
             if !wide || w[3].checked_add(off + G as u32 - 1).is_some() {
                 return ctr_words(w, off);
             }
-            // Rare: a 128-bit counter carries out of its last word inside this group.
+            counters_carry(ctr, off)
+        }
+
+        /// Rare: a 128-bit counter carries out of its last word inside this group.
+        #[cold]
+        #[inline(never)]
+        #[target_feature(enable = $feat)]
+        fn counters_carry(ctr: &[u8; 16], off: u32) -> [V; 4] {
             let mut tmp = [0u8; GB];
             let base = u128::from_be_bytes(*ctr).wrapping_add(u128::from(off));
             for (i, b) in tmp.as_chunks_mut::<16>().0.iter_mut().enumerate() {
@@ -181,14 +210,13 @@ macro_rules! sm4_modes {
             wide: bool,
             g: &mut [[u8; GB]; N],
         ) {
-            let ks = rounds::<N>(
-                rk,
-                core::array::from_fn(|i| counters(ctr, (i * G) as u32, wide)),
-            );
-            for (d, k) in g.iter_mut().zip(ks) {
-                let o = xor_group(k, load_group(d));
-                store_group(d, o);
-            }
+            let w = core::array::from_fn(|i| counters(ctr, (i * G) as u32, wide));
+            rounds::<N>(rk, w, |ks| {
+                for (d, k) in g.iter_mut().zip(ks) {
+                    let o = xor_group(k, load_group(d));
+                    store_group(d, o);
+                }
+            });
         }
 
         /// CTR over `data` (any length), advancing `ctr` by one per block or part.
@@ -235,10 +263,11 @@ macro_rules! sm4_modes {
             });
             *carry = c[N - 1][3];
             let (input, mask) = if cfb { (p, c) } else { (c, p) };
-            let o = rounds::<N>(rk, core::array::from_fn(|i| words(input[i])));
-            for ((d, o), m) in g.iter_mut().zip(o).zip(mask) {
-                store_group(d, xor_group(o, m));
-            }
+            rounds::<N>(rk, core::array::from_fn(|i| words(input[i])), |o| {
+                for ((d, o), m) in g.iter_mut().zip(o).zip(mask) {
+                    store_group(d, xor_group(o, m));
+                }
+            });
         }
 
         #[inline]
@@ -276,11 +305,14 @@ pub(crate) mod gfni_avx512 {
     use core::arch::x86_64::*;
 
     use super::{BSWAP32, C1, C2, M1, M2};
+    use crate::ghash::x86::{ld as gld, ld4, mul4_acc, reduce4, rev4, st as gst, update_vpclmul};
 
     type V = __m512i;
     const VB: usize = 64;
     const G: usize = 16;
     const NG: usize = 4;
+    /// Both rounds of a pair per group in turn (faster here than splitting them).
+    const SPLIT_PAIRS: bool = false;
 
     sm4_modes!("avx512f,avx512bw,gfni");
 
@@ -396,11 +428,201 @@ pub(crate) mod gfni_avx512 {
         // SAFETY: `b` is 16 readable bytes.
         _mm512_broadcast_i32x4(unsafe { _mm_loadu_si128(b.as_ptr().cast()) })
     }
+
+    /// The running GHASH of the fused GCM kernels: the key powers H^16 … H^1 (four
+    /// blocks per register, POLYVAL form), the byte-reversal mask, the running value
+    /// and the unreduced products of the 16-block chunk being absorbed.
+    #[derive(Clone, Copy)]
+    struct Gh {
+        p: [V; 4],
+        rev: V,
+        y: __m128i,
+        acc: [V; 3],
+    }
+
+    impl Gh {
+        #[inline]
+        #[target_feature(
+            enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1"
+        )]
+        fn new(desc: &[[u8; 16]; 16], y: &[u8; 16]) -> Self {
+            let (pw, _) = desc.as_chunks::<4>();
+            let z = _mm512_setzero_si512();
+            Self {
+                p: [ld4(&pw[0]), ld4(&pw[1]), ld4(&pw[2]), ld4(&pw[3])],
+                rev: rev4(),
+                y: gld(y),
+                acc: [z; 3],
+            }
+        }
+
+        /// Registers 0 and 1 of a 16-block chunk (four GHASH blocks each); the first
+        /// takes the running value in.
+        #[inline]
+        #[target_feature(
+            enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1"
+        )]
+        fn absorb_lo(&mut self, v: &[[u8; VB]]) {
+            let x0 = _mm512_shuffle_epi8(ld(&v[0]), self.rev);
+            let x0 = _mm512_xor_si512(x0, _mm512_zextsi128_si512(self.y));
+            self.acc = [_mm512_setzero_si512(); 3];
+            mul4_acc(x0, self.p[0], &mut self.acc);
+            mul4_acc(
+                _mm512_shuffle_epi8(ld(&v[1]), self.rev),
+                self.p[1],
+                &mut self.acc,
+            );
+        }
+
+        /// Registers 2 and 3 of the chunk, then the reduction.
+        #[inline]
+        #[target_feature(
+            enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1"
+        )]
+        fn absorb_hi(&mut self, v: &[[u8; VB]]) {
+            mul4_acc(
+                _mm512_shuffle_epi8(ld(&v[2]), self.rev),
+                self.p[2],
+                &mut self.acc,
+            );
+            mul4_acc(
+                _mm512_shuffle_epi8(ld(&v[3]), self.rev),
+                self.p[3],
+                &mut self.acc,
+            );
+            self.y = reduce4(&self.acc);
+        }
+
+        /// Absorbs a whole batch (four 16-block chunks).
+        #[inline]
+        #[target_feature(
+            enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1"
+        )]
+        fn absorb_batch(&mut self, b: &[[u8; GB]; NG]) {
+            for g in b {
+                let (v, _) = g.as_chunks::<VB>();
+                self.absorb_lo(v);
+                self.absorb_hi(v);
+            }
+        }
+    }
+
+    /// The 32 rounds over a batch of counter groups, the key stream XORed into `cur`,
+    /// with the GHASH of the ciphertext `prev` (the batch before, when encrypting) or
+    /// `cur` itself (decrypting: hashed before it is overwritten) spread over the
+    /// rounds: eight blocks after every fourth round, so the carry-less
+    /// multiplications and their reductions fill the gaps of the SM4 dependency chains
+    /// instead of a second pass.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1")]
+    fn rounds_gh(
+        rk: &[u32; 32],
+        mut g: [[V; 4]; NG],
+        ghr: &mut Gh,
+        cur: &mut [[u8; GB]; NG],
+        prev: Option<&[[u8; GB]; NG]>,
+    ) {
+        let src: &[[u8; GB]; NG] = match prev {
+            Some(p) => p,
+            None => cur,
+        };
+        // A local copy, so the GHASH state can stay in registers.
+        let mut gh = *ghr;
+        for (r, s) in rk.as_chunks::<8>().0.iter().zip(src) {
+            let (v, _) = s.as_chunks::<VB>();
+            round2!(g, r[0], r[1]; 0, 1, 2, 3);
+            round2!(g, r[2], r[3]; 2, 3, 0, 1);
+            gh.absorb_lo(v);
+            round2!(g, r[4], r[5]; 0, 1, 2, 3);
+            round2!(g, r[6], r[7]; 2, 3, 0, 1);
+            gh.absorb_hi(v);
+        }
+        *ghr = gh;
+        for q in g.iter_mut() {
+            *q = blocks(*q);
+        }
+        xor_batch(cur, g);
+    }
+
+    /// The counter groups of a batch starting at `c` (32-bit counter).
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,gfni")]
+    fn ctr_batch_words(c: &[u8; 16]) -> [[V; 4]; NG] {
+        core::array::from_fn(|i| counters(c, (i * G) as u32, false))
+    }
+
+    /// `d ^= ks`, a batch.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,gfni")]
+    fn xor_batch(d: &mut [[u8; GB]; NG], ks: [[V; 4]; NG]) {
+        for (d, k) in d.iter_mut().zip(ks) {
+            let o = xor_group(k, load_group(d));
+            store_group(d, o);
+        }
+    }
+
+    /// Fused SM4-GCM encryption of whole blocks in place: CTR with the 32-bit counter
+    /// `ctr` (advanced), and GHASH of the ciphertext into `y` under the key powers
+    /// `desc` (POLYVAL form). The GHASH of each 64-block batch runs inside the SM4
+    /// rounds of the next one.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1")]
+    pub(crate) fn gcm_seal(
+        rk: &[u32; 32],
+        ctr: &mut [u8; 16],
+        data: &mut [u8],
+        desc: &[[u8; 16]; 16],
+        y: &mut [u8; 16],
+    ) {
+        let full = data.len() / (GB * NG) * (GB * NG);
+        let (main, rest) = data.split_at_mut(full);
+        let (batches, _) = main.as_chunks_mut::<GB>().0.as_chunks_mut::<NG>();
+        let mut gh = Gh::new(desc, y);
+        for i in 0..batches.len() {
+            let (done, todo) = batches.split_at_mut(i);
+            let Some(cur) = todo.first_mut() else { break };
+            let words = ctr_batch_words(ctr);
+            match done.last() {
+                Some(prev) => rounds_gh(rk, words, &mut gh, cur, Some(prev)),
+                None => rounds::<NG>(rk, words, |ks| xor_batch(cur, ks)),
+            }
+            portable::increment(ctr, (NG * G) as u64, false);
+        }
+        if let Some(last) = batches.last() {
+            gh.absorb_batch(last);
+        }
+        gst(y, gh.y);
+        self::ctr(rk, ctr, rest, false);
+        update_vpclmul(desc, y, rest.as_chunks::<16>().0);
+    }
+
+    /// Fused SM4-GCM decryption of whole blocks in place: GHASH of the ciphertext into
+    /// `y` (inside the SM4 rounds of the same batch), then CTR as [`gcm_seal`].
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,gfni,vpclmulqdq,pclmulqdq,ssse3,sse4.1")]
+    pub(crate) fn gcm_open(
+        rk: &[u32; 32],
+        ctr: &mut [u8; 16],
+        data: &mut [u8],
+        desc: &[[u8; 16]; 16],
+        y: &mut [u8; 16],
+    ) {
+        let full = data.len() / (GB * NG) * (GB * NG);
+        let (main, rest) = data.split_at_mut(full);
+        let (batches, _) = main.as_chunks_mut::<GB>().0.as_chunks_mut::<NG>();
+        let mut gh = Gh::new(desc, y);
+        for cur in batches.iter_mut() {
+            let words = ctr_batch_words(ctr);
+            rounds_gh(rk, words, &mut gh, cur, None);
+            portable::increment(ctr, (NG * G) as u64, false);
+        }
+        gst(y, gh.y);
+        update_vpclmul(desc, y, rest.as_chunks::<16>().0);
+        self::ctr(rk, ctr, rest, false);
+    }
 }
 
 /// AVX2 tiers: the primitives shared by the GFNI and AES-NI S-boxes.
 macro_rules! avx2_tier {
-    ($feat:literal) => {
+    ($feat:literal, $split:literal) => {
         use core::arch::x86_64::*;
 
         use super::BSWAP32;
@@ -409,6 +631,8 @@ macro_rules! avx2_tier {
         const VB: usize = 32;
         const G: usize = 8;
         const NG: usize = 4;
+        /// How `round2!` orders a pair of rounds over the groups.
+        const SPLIT_PAIRS: bool = $split;
 
         sm4_modes!($feat);
 
@@ -531,7 +755,7 @@ macro_rules! avx2_tier {
 pub(crate) mod gfni_avx2 {
     use super::{C1, C2, M1, M2};
 
-    avx2_tier!("avx2,gfni");
+    avx2_tier!("avx2,gfni", false);
 
     #[inline]
     #[target_feature(enable = "avx2,gfni")]
@@ -545,7 +769,7 @@ pub(crate) mod gfni_avx2 {
 /// AES-NI + AVX2: 8 blocks per group, the S-box through `aesenclast` between two
 /// nibble-table affine transforms (the inverse ShiftRows shuffle cancels AES's).
 pub(crate) mod aesni_avx2 {
-    avx2_tier!("avx2,aes");
+    avx2_tier!("avx2,aes", true);
 
     /// Inverse ShiftRows.
     const INV_SHIFT_ROWS: [u8; 16] = [0, 13, 10, 7, 4, 1, 14, 11, 8, 5, 2, 15, 12, 9, 6, 3];

@@ -21,9 +21,6 @@ use crate::error::{Error, Result};
 const BS: usize = 16;
 /// SP 800-38D §5.2.1.1: len(P) ≤ 2^39 − 256 bits.
 const GCM_MAX_TEXT: u64 = (1 << 36) - 32;
-/// GCM works through the data in slices this long, so the ciphertext is still in L1
-/// when GHASH reads it.
-const GCM_SLICE: usize = 16 * 1024;
 
 /// SM4 through the ukey-simd kernels.
 #[derive(Debug)]
@@ -447,13 +444,32 @@ impl Gcm {
         self.partial_len += rest.len();
     }
 
-    /// Encrypts `data` in place and absorbs the ciphertext, slice by slice.
+    /// Encrypts `data` in place and absorbs the ciphertext: the bytes that finish a
+    /// started block first, then the whole blocks in one fused CTR+GHASH pass
+    /// (`Sm4Gcm::seal_blocks`), then a partial last block.
     fn seal(&mut self, data: &mut [u8]) -> Result<()> {
         self.count(data.len())?;
-        for s in data.chunks_mut(GCM_SLICE) {
-            self.ctr(s);
-            self.absorb(s);
+        let lead = if self.ks_used < BS {
+            (BS - self.ks_used).min(data.len())
+        } else {
+            0
+        };
+        let (head, rest) = data.split_at_mut(lead);
+        self.ctr(head);
+        self.absorb(head);
+        let whole_len = rest.len() / BS * BS;
+        let (body, tail) = rest.split_at_mut(whole_len);
+        if self.ks_used == BS && self.partial_len == 0 {
+            self.gcm
+                .seal_blocks(&mut self.ctr, &mut self.ghash, body)
+                .map_err(|_| Error::internal("GCM: whole blocks expected"))?;
+        } else {
+            // Unreachable: the key stream and GHASH both restart at a block boundary.
+            self.ctr(body);
+            self.absorb(body);
         }
+        self.ctr(tail);
+        self.absorb(tail);
         Ok(())
     }
 
@@ -468,18 +484,22 @@ impl Gcm {
         Zeroizing::new(self.gcm.tag(g, self.aad_len, self.text_len, &self.j0))
     }
 
-    /// Decryption: checks the tag over `ct`, then decrypts `ct` into `out` (same
-    /// length). Nothing is written on a mismatch.
+    /// Decryption: hashes and decrypts `ct` into `out` (same length) in one pass, then
+    /// checks the tag. On a mismatch `out` is zeroed, so no plaintext is released.
     fn open_into(&mut self, ct: &[u8], given: &[u8], out: &mut [u8]) -> Result<()> {
         self.count(ct.len()).map_err(|_| Error::DecryptFailed)?;
-        self.ghash.update_padded(ct);
+        out.copy_from_slice(ct);
+        let whole_len = out.len() / BS * BS;
+        let (body, tail) = out.split_at_mut(whole_len);
+        self.gcm
+            .open_blocks(&mut self.ctr, &mut self.ghash, body)
+            .map_err(|_| Error::internal("GCM: whole blocks expected"))?;
+        self.ghash.update_padded(tail);
+        self.gcm.key().ctr32_xor(&mut self.ctr, tail);
         let t = self.tag();
         if !bool::from(t[..given.len()].ct_eq(given)) {
+            out.zeroize();
             return Err(Error::DecryptFailed);
-        }
-        for (o, c) in out.chunks_mut(GCM_SLICE).zip(ct.chunks(GCM_SLICE)) {
-            o.copy_from_slice(c);
-            self.gcm.key().ctr32_xor(&mut self.ctr, o);
         }
         Ok(())
     }
@@ -875,6 +895,89 @@ mod tests {
                 ),
                 _ => panic!("{mode:?} decrypt, case {case}: {ours:?} vs {theirs:?}"),
             }
+        }
+    }
+
+    /// GCM over messages of several fused 64-block batches, split at random over
+    /// `update` (the key stream and GHASH restart mid-block), against RustCrypto; a
+    /// forged single-part open leaves no plaintext in the caller's buffer.
+    #[test]
+    fn gcm_long_messages_and_failed_open_release_nothing() {
+        let mut rng = Rng(0x6c);
+        for case in 0..3_000 {
+            let key = rng.bytes(16);
+            let n = if rng.below(2) == 0 {
+                12
+            } else {
+                1 + rng.below(40)
+            };
+            let iv = rng.bytes(n);
+            let aad = {
+                let n = rng.below(70);
+                rng.bytes(n)
+            };
+            let tag_len = 4 + rng.below(13);
+            let len = rng.below(6000);
+            let data = rng.bytes(len);
+            let seed = rng.next();
+            let e = Direction::Encrypt;
+            let ours = run(
+                &FastSm4,
+                SymMode::Gcm,
+                e,
+                &key,
+                &iv,
+                &aad,
+                tag_len,
+                &data,
+                &mut Rng(seed),
+            );
+            let theirs = run(
+                &RustCryptoSm4,
+                SymMode::Gcm,
+                e,
+                &key,
+                &iv,
+                &aad,
+                tag_len,
+                &data,
+                &mut Rng(seed),
+            );
+            let ct = ours.unwrap();
+            assert_eq!(ct, theirs.unwrap(), "GCM encrypt, case {case}, len {len}");
+            let d = Direction::Decrypt;
+            // Decryption in two pieces through `update` + `finalize`, and single-part
+            // through `finish_into` (the fused open into the caller's buffer).
+            let mut c = FastSm4
+                .gcm(SymAlg::Sm4, d, &key, &iv, &aad, tag_len)
+                .unwrap();
+            let mut pt = Vec::new();
+            let cut = rng.below(ct.len() + 1);
+            c.update(&ct[..cut], &mut pt).unwrap();
+            c.update(&ct[cut..], &mut pt).unwrap();
+            c.finalize(&mut pt).unwrap();
+            assert_eq!(pt, data, "GCM decrypt, case {case}, len {len}");
+            let c = FastSm4
+                .gcm(SymAlg::Sm4, d, &key, &iv, &aad, tag_len)
+                .unwrap();
+            let mut out = vec![0u8; len + 8];
+            assert_eq!(c.finish_into(&ct, &mut out).unwrap(), len);
+            assert_eq!(&out[..len], &data[..], "GCM single-part open, case {case}");
+            let mut bad = ct.clone();
+            let i = rng.below(bad.len());
+            bad[i] ^= 1 << rng.below(8);
+            let c = FastSm4
+                .gcm(SymAlg::Sm4, d, &key, &iv, &aad, tag_len)
+                .unwrap();
+            let mut out = vec![0xa5u8; len + 8];
+            assert!(matches!(
+                c.finish_into(&bad, &mut out),
+                Err(Error::DecryptFailed)
+            ));
+            assert!(
+                out[..len].iter().all(|&b| b == 0) && out[len..].iter().all(|&b| b == 0xa5),
+                "GCM forged open released data, case {case}, len {len}"
+            );
         }
     }
 
