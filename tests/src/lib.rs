@@ -1,7 +1,7 @@
 //! Shared helpers of the black-box tests in `tests/tests/`: where the built libraries and
 //! binary are, and a throw-away data directory with a soft token.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The cargo target directory of this workspace.
@@ -37,6 +37,22 @@ pub fn skf_lib() -> PathBuf {
 /// The `ukey` binary.
 pub fn ukey_bin() -> PathBuf {
     artifact("ukey")
+}
+
+/// Writes `dir/ukey.toml` for a test: the store in `dir/data`, the cheapest soft-token PIN
+/// KDF, then `extra` (more TOML lines, in the `[soft]` section unless they open another).
+/// Returns the file's path.
+pub fn write_soft_conf(dir: &Path, extra: &str) -> PathBuf {
+    let conf = dir.join("ukey.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n{extra}",
+            dir.join("data").display()
+        ),
+    )
+    .expect("write ukey.toml");
+    conf
 }
 
 /// The repository root.

@@ -83,15 +83,7 @@ extern "C" fn create_mutex(_: *mut *mut c_void) -> CK_RV {
 #[test]
 fn abi_arguments_lengths_and_slot_events() {
     let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("ukey.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    let conf = ukey_tests::write_soft_conf(dir.path(), "");
     let lib = load();
     let f = lib.f;
 

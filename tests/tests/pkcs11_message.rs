@@ -38,15 +38,7 @@ fn f() -> Fns {
     static ENV: OnceLock<(Fns, tempfile::TempDir)> = OnceLock::new();
     ENV.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("ukey.toml");
-        std::fs::write(
-            &conf,
-            format!(
-                "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\npin_retries = 3\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let conf = ukey_tests::write_soft_conf(dir.path(), "pin_retries = 3\n");
         // SAFETY: set before the module is loaded and before any other thread reads it.
         unsafe { std::env::set_var("UKEY_CONF", &conf) };
         // SAFETY: loading the module under test; it is never unloaded.

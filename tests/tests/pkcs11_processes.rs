@@ -55,15 +55,7 @@ fn child_signs() {
 #[test]
 fn two_processes_sign_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("ukey.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    let conf = ukey_tests::write_soft_conf(dir.path(), "");
     // SAFETY: set before the module is loaded in this process.
     unsafe { std::env::set_var("UKEY_CONF", &conf) };
     let p11 = open();

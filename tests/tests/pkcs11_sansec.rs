@@ -18,15 +18,7 @@ fn mech(v: u64) -> MechanismType {
 #[test]
 fn sansec_values_are_spoken() {
     let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("ukey.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n[pkcs11]\nvendor_values = \"sansec\"\n",
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    let conf = ukey_tests::write_soft_conf(dir.path(), "[pkcs11]\nvendor_values = \"sansec\"\n");
     // SAFETY: this test binary has one test; set before the module loads.
     unsafe { std::env::set_var("UKEY_CONF", &conf) };
     let p11 = Pkcs11::new(ukey_tests::pkcs11_lib()).unwrap();

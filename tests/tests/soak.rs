@@ -132,15 +132,7 @@ fn finish(test: &str, child: std::process::Child, deadline: Instant) -> String {
 #[test]
 fn soak_two_processes_sixteen_threads() {
     let tmp = tempfile::tempdir().unwrap();
-    let conf = tmp.path().join("ukey.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n",
-            tmp.path().join("data").display()
-        ),
-    )
-    .unwrap();
+    let conf = ukey_tests::write_soft_conf(tmp.path(), "");
     let out = Command::new(ukey_tests::ukey_bin())
         .env("UKEY_CONF", &conf)
         .env_remove("UKEY_DATA_DIR")

@@ -25,15 +25,7 @@ pub fn env_with(soft_extra: &str) -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("ukey.toml");
-        std::fs::write(
-            &conf,
-            format!(
-                "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n{soft_extra}",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let conf = ukey_tests::write_soft_conf(dir.path(), soft_extra);
         // SAFETY: set before the module is loaded and before any other thread reads it.
         unsafe { std::env::set_var("UKEY_CONF", &conf) };
         let p11 = Pkcs11::new(ukey_tests::pkcs11_lib()).unwrap();

@@ -44,16 +44,8 @@ pub struct Store {
 impl Store {
     pub fn new() -> Store {
         let dir = tempfile::tempdir().unwrap();
-        let conf = dir.path().join("ukey.toml");
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
-        std::fs::write(
-            &conf,
-            format!(
-                "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
+        let conf = ukey_tests::write_soft_conf(dir.path(), "");
         Store { dir, conf }
     }
 
