@@ -14,15 +14,7 @@ use ukey_tests::{pkcs11_lib, repo_root, skf_lib, ukey_bin};
 
 /// Makes a data dir with one soft token labelled `label`; returns its config file.
 fn data_dir_with_token(dir: &Path, label: &str) -> std::path::PathBuf {
-    let conf = dir.join("ukey.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
+    let conf = ukey_tests::write_soft_conf(dir, "");
     let out = Command::new(ukey_bin())
         .env("UKEY_CONF", &conf)
         .env_remove("UKEY_DATA_DIR")

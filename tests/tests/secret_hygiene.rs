@@ -58,19 +58,6 @@ fn wipe(v: &mut [u8]) {
     std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
 }
 
-fn write_conf(dir: &Path, extra: &str) -> std::path::PathBuf {
-    let conf = dir.join("ukey.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n{extra}",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    conf
-}
-
 /// The flow both checks run: token, PIN, login, key generation, signature, import of the
 /// known key, encryption and wrapping with it, logout, finalize.
 fn flow() {
@@ -349,7 +336,7 @@ fn core_of_child_holds_no_secret(mode: &str, conf: &Path, dir: &Path, key: &[u8]
 #[test]
 fn core_dump_after_logout_and_finalize_holds_no_pin_or_key() {
     let dir = tempfile::tempdir().unwrap();
-    let conf = write_conf(dir.path(), "");
+    let conf = ukey_tests::write_soft_conf(dir.path(), "");
     core_of_child_holds_no_secret("gcore", &conf, dir.path(), &unmask(&KEY_MASKED));
 }
 
@@ -358,7 +345,7 @@ fn core_dump_after_logout_and_finalize_holds_no_pin_or_key() {
 #[test]
 fn skf_core_dump_after_closing_holds_no_pin_or_key() {
     let dir = tempfile::tempdir().unwrap();
-    let conf = write_conf(dir.path(), "");
+    let conf = ukey_tests::write_soft_conf(dir.path(), "");
     let pin = String::from_utf8(unmask(&PIN_MASKED)).unwrap();
     skf_common::ukey(
         &conf,
@@ -382,7 +369,7 @@ fn skf_core_dump_after_closing_holds_no_pin_or_key() {
 fn trace_of_child_holds_no_secret(mode: &str, setup: impl FnOnce(&Path)) -> String {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("trace.log");
-    let conf = write_conf(
+    let conf = ukey_tests::write_soft_conf(
         dir.path(),
         &format!("[log]\nlevel = \"trace\"\noutput = \"{}\"\n", log.display()),
     );

@@ -12,16 +12,7 @@ use ukey_tests::{skf_lib, ukey_bin};
 
 /// Writes `DIR/ukey.toml` pointing at `DIR/data`; returns its path.
 pub fn conf(dir: &Path) -> PathBuf {
-    let conf = dir.join("ukey.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            "data_dir = \"{}\"\n[soft]\nkdf_iterations = 1000\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    conf
+    ukey_tests::write_soft_conf(dir, "")
 }
 
 /// Runs the `ukey` CLI with a config; panics with its output on failure.
