@@ -2,7 +2,7 @@
 //! templates and filling the attributes of generated or imported keys.
 
 use cryptoki_sys::*;
-use der::asn1::{OctetString, OctetStringRef, UintRef};
+use der::asn1::{OctetStringRef, UintRef};
 use der::{Decode, Encode, Sequence};
 use token_hal::crypto::{KeyAlg, PrivateKey, PublicKey};
 
@@ -104,7 +104,7 @@ pub(crate) fn fill_public(pk: &PublicKey, a: &mut Attrs) -> Result<()> {
         a.set_bytes(CKA_PUBLIC_EXPONENT, strip(&e));
     } else if let Some(p) = pk.ec_point() {
         a.set_bytes(CKA_EC_PARAMS, &ec_params(alg)?);
-        let der = OctetString::new(p)
+        let der = OctetStringRef::new(&p)
             .and_then(|o| o.to_der())
             .map_err(|_| Error::GENERAL)?;
         a.set_bytes(CKA_EC_POINT, &der);

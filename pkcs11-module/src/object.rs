@@ -309,95 +309,238 @@ pub(crate) fn complete(
     keygen_mech: Option<CK_MECHANISM_TYPE>,
 ) -> Result<()> {
     let class = a.class().ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
-    a.default_bool(CKA_TOKEN, false);
-    a.default_bool(CKA_MODIFIABLE, true);
-    a.default_bool(CKA_COPYABLE, true);
-    a.default_bool(CKA_DESTROYABLE, true);
-    a.entry(CKA_LABEL).or_default();
-    let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
-    a.default_bool(
-        CKA_PRIVATE,
-        matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY),
-    );
-    match class {
-        CKO_DATA => {
-            a.entry(CKA_APPLICATION).or_default();
-            a.entry(CKA_OBJECT_ID).or_default();
-            a.entry(CKA_VALUE).or_default();
-        }
+    let which = match class {
+        CKO_DATA => Class::Data,
         CKO_CERTIFICATE => {
-            if a.ulong(CKA_CERTIFICATE_TYPE).is_none() {
+            if a.ulong(CKA_CERTIFICATE_TYPE).is_none() || !a.contains_key(&CKA_VALUE) {
                 return Err(Error(CKR_TEMPLATE_INCOMPLETE));
             }
-            a.default_bool(CKA_TRUSTED, false);
-            a.entry(CKA_ID).or_default();
-            if !a.contains_key(&CKA_CERTIFICATE_CATEGORY) {
-                a.set_ulong(CKA_CERTIFICATE_CATEGORY, 0);
-            }
-            if !a.contains_key(&CKA_VALUE) {
-                return Err(Error(CKR_TEMPLATE_INCOMPLETE));
-            }
+            Class::Cert
         }
-        CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY => {}
-        _ => return Err(Error(CKR_ATTRIBUTE_VALUE_INVALID)),
-    }
-    if is_key {
-        if a.key_type().is_none() {
+        CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY if a.key_type().is_none() => {
             return Err(Error(CKR_TEMPLATE_INCOMPLETE));
         }
-        a.entry(CKA_ID).or_default();
-        a.entry(CKA_START_DATE).or_default();
-        a.entry(CKA_END_DATE).or_default();
-        a.default_bool(CKA_DERIVE, false);
-        a.set_bool(CKA_LOCAL, local);
-        a.set_ulong(
-            CKA_KEY_GEN_MECHANISM,
-            keygen_mech.unwrap_or(CK_UNAVAILABLE_INFORMATION),
-        );
+        CKO_SECRET_KEY => Class::Secret,
+        CKO_PRIVATE_KEY => Class::Private,
+        CKO_PUBLIC_KEY => Class::Public,
+        _ => return Err(Error(CKR_ATTRIBUTE_VALUE_INVALID)),
+    };
+    let unique = AttrVal::from(new_unique_id()?);
+    let (table, base) = class_defaults(which);
+    a.merge_defaults(base);
+    // The values the token sets (each already present from `base`, so no shifting).
+    let flag = |b: bool| AttrVal::small([u8::from(b)]);
+    let sens = a.flag(CKA_SENSITIVE);
+    let ext = a.flag(CKA_EXTRACTABLE);
+    let mut unique = Some(unique);
+    for &(ty, d) in table {
+        let v = match d {
+            Dflt::Local => flag(local),
+            Dflt::KeyGenMech => AttrVal::small(
+                keygen_mech
+                    .unwrap_or(CK_UNAVAILABLE_INFORMATION)
+                    .to_ne_bytes(),
+            ),
+            Dflt::AlwaysSensitive => flag(local && sens),
+            Dflt::NeverExtractable => flag(local && !ext),
+            Dflt::UniqueId => unique.take().unwrap_or_default(),
+            Dflt::True | Dflt::False | Dflt::Empty | Dflt::Zero => continue,
+        };
+        a.insert(ty, v);
     }
-    match class {
-        CKO_SECRET_KEY | CKO_PRIVATE_KEY => {
-            // Usage defaults: everything the key type can do is allowed unless the
-            // template says otherwise; the role latch (security.md) keeps wrap/unwrap and
-            // encrypt/decrypt apart at use time.
-            let secret = class == CKO_SECRET_KEY;
-            a.default_bool(CKA_SENSITIVE, true);
-            a.default_bool(CKA_EXTRACTABLE, true);
-            for t in [CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] {
-                a.default_bool(t, true);
-            }
-            a.default_bool(CKA_SIGN_RECOVER, false);
-            if secret {
-                for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {
-                    a.default_bool(t, true);
-                }
-                a.default_bool(CKA_TRUSTED, false);
-                a.default_bool(CKA_WRAP_WITH_TRUSTED, false);
-            } else {
-                a.default_bool(CKA_WRAP_WITH_TRUSTED, false);
-                a.default_bool(CKA_ALWAYS_AUTHENTICATE, false);
-            }
-            let sens = a.flag(CKA_SENSITIVE);
-            let ext = a.flag(CKA_EXTRACTABLE);
-            a.set_bool(CKA_ALWAYS_SENSITIVE, local && sens);
-            a.set_bool(CKA_NEVER_EXTRACTABLE, local && !ext);
-        }
-        CKO_PUBLIC_KEY => {
-            for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {
-                a.default_bool(t, true);
-            }
-            a.default_bool(CKA_VERIFY_RECOVER, false);
-            a.default_bool(CKA_TRUSTED, false);
-            a.entry(CKA_SUBJECT).or_default();
-        }
-        _ => {}
-    }
-    if class == CKO_PRIVATE_KEY {
-        a.entry(CKA_SUBJECT).or_default();
-    }
-    a.set_bytes(CKA_UNIQUE_ID, &new_unique_id()?);
     Ok(())
 }
+
+#[derive(Clone, Copy)]
+enum Class {
+    Data,
+    Cert,
+    Secret,
+    Private,
+    Public,
+}
+
+/// A class's table and the same as a ready attribute map (values the token sets are
+/// empty placeholders there), built once.
+fn class_defaults(c: Class) -> (&'static [(CK_ATTRIBUTE_TYPE, Dflt)], &'static Attrs) {
+    static BASES: std::sync::LazyLock<[Attrs; 5]> = std::sync::LazyLock::new(|| {
+        [
+            &DATA_DEFAULTS[..],
+            &CERT_DEFAULTS,
+            &SECRET_DEFAULTS,
+            &PRIVATE_DEFAULTS,
+            &PUBLIC_DEFAULTS,
+        ]
+        .map(|t| {
+            t.iter()
+                .map(|&(ty, d)| {
+                    let v = match d {
+                        Dflt::True => AttrVal::small([1]),
+                        Dflt::False => AttrVal::small([0]),
+                        Dflt::Zero => AttrVal::small((0 as CK_ULONG).to_ne_bytes()),
+                        _ => AttrVal::default(),
+                    };
+                    (ty, v)
+                })
+                .collect()
+        })
+    });
+    let table: &'static [(CK_ATTRIBUTE_TYPE, Dflt)] = match c {
+        Class::Data => &DATA_DEFAULTS,
+        Class::Cert => &CERT_DEFAULTS,
+        Class::Secret => &SECRET_DEFAULTS,
+        Class::Private => &PRIVATE_DEFAULTS,
+        Class::Public => &PUBLIC_DEFAULTS,
+    };
+    (table, &BASES[c as usize])
+}
+
+/// One attribute of an object class's table in [`complete`]: a default, or a value the
+/// token always sets.
+#[derive(Clone, Copy)]
+enum Dflt {
+    /// Default `CK_TRUE`.
+    True,
+    /// Default `CK_FALSE`.
+    False,
+    /// Default empty value.
+    Empty,
+    /// Default `CK_ULONG` 0.
+    Zero,
+    /// Set: `CKA_LOCAL`, whether the token made the key.
+    Local,
+    /// Set: the mechanism that made the key, else `CK_UNAVAILABLE_INFORMATION`.
+    KeyGenMech,
+    /// Set: local and sensitive.
+    AlwaysSensitive,
+    /// Set: local and not extractable.
+    NeverExtractable,
+    /// Set: a fresh `CKA_UNIQUE_ID`.
+    UniqueId,
+}
+
+/// The tables are sorted by attribute type (checked at compile time below), so that each
+/// builds a sorted map directly.
+const DATA_DEFAULTS: [(CK_ATTRIBUTE_TYPE, Dflt); 10] = [
+    (CKA_TOKEN, Dflt::False),
+    (CKA_PRIVATE, Dflt::False),
+    (CKA_LABEL, Dflt::Empty),
+    (CKA_UNIQUE_ID, Dflt::UniqueId),
+    (CKA_APPLICATION, Dflt::Empty),
+    (CKA_VALUE, Dflt::Empty),
+    (CKA_OBJECT_ID, Dflt::Empty),
+    (CKA_MODIFIABLE, Dflt::True),
+    (CKA_COPYABLE, Dflt::True),
+    (CKA_DESTROYABLE, Dflt::True),
+];
+const CERT_DEFAULTS: [(CK_ATTRIBUTE_TYPE, Dflt); 10] = [
+    (CKA_TOKEN, Dflt::False),
+    (CKA_PRIVATE, Dflt::False),
+    (CKA_LABEL, Dflt::Empty),
+    (CKA_UNIQUE_ID, Dflt::UniqueId),
+    (CKA_TRUSTED, Dflt::False),
+    (CKA_CERTIFICATE_CATEGORY, Dflt::Zero),
+    (CKA_ID, Dflt::Empty),
+    (CKA_MODIFIABLE, Dflt::True),
+    (CKA_COPYABLE, Dflt::True),
+    (CKA_DESTROYABLE, Dflt::True),
+];
+/// Secret and private keys may do everything their type can unless the template says
+/// otherwise; the role latch (security.md) keeps wrap/unwrap and encrypt/decrypt apart
+/// at use time.
+const SECRET_DEFAULTS: [(CK_ATTRIBUTE_TYPE, Dflt); 26] = [
+    (CKA_TOKEN, Dflt::False),
+    (CKA_PRIVATE, Dflt::True),
+    (CKA_LABEL, Dflt::Empty),
+    (CKA_UNIQUE_ID, Dflt::UniqueId),
+    (CKA_TRUSTED, Dflt::False),
+    (CKA_ID, Dflt::Empty),
+    (CKA_SENSITIVE, Dflt::True),
+    (CKA_ENCRYPT, Dflt::True),
+    (CKA_DECRYPT, Dflt::True),
+    (CKA_WRAP, Dflt::True),
+    (CKA_UNWRAP, Dflt::True),
+    (CKA_SIGN, Dflt::True),
+    (CKA_SIGN_RECOVER, Dflt::False),
+    (CKA_VERIFY, Dflt::True),
+    (CKA_DERIVE, Dflt::False),
+    (CKA_START_DATE, Dflt::Empty),
+    (CKA_END_DATE, Dflt::Empty),
+    (CKA_EXTRACTABLE, Dflt::True),
+    (CKA_LOCAL, Dflt::Local),
+    (CKA_NEVER_EXTRACTABLE, Dflt::NeverExtractable),
+    (CKA_ALWAYS_SENSITIVE, Dflt::AlwaysSensitive),
+    (CKA_KEY_GEN_MECHANISM, Dflt::KeyGenMech),
+    (CKA_MODIFIABLE, Dflt::True),
+    (CKA_COPYABLE, Dflt::True),
+    (CKA_DESTROYABLE, Dflt::True),
+    (CKA_WRAP_WITH_TRUSTED, Dflt::False),
+];
+const PRIVATE_DEFAULTS: [(CK_ATTRIBUTE_TYPE, Dflt); 24] = [
+    (CKA_TOKEN, Dflt::False),
+    (CKA_PRIVATE, Dflt::True),
+    (CKA_LABEL, Dflt::Empty),
+    (CKA_UNIQUE_ID, Dflt::UniqueId),
+    (CKA_SUBJECT, Dflt::Empty),
+    (CKA_ID, Dflt::Empty),
+    (CKA_SENSITIVE, Dflt::True),
+    (CKA_DECRYPT, Dflt::True),
+    (CKA_UNWRAP, Dflt::True),
+    (CKA_SIGN, Dflt::True),
+    (CKA_SIGN_RECOVER, Dflt::False),
+    (CKA_DERIVE, Dflt::False),
+    (CKA_START_DATE, Dflt::Empty),
+    (CKA_END_DATE, Dflt::Empty),
+    (CKA_EXTRACTABLE, Dflt::True),
+    (CKA_LOCAL, Dflt::Local),
+    (CKA_NEVER_EXTRACTABLE, Dflt::NeverExtractable),
+    (CKA_ALWAYS_SENSITIVE, Dflt::AlwaysSensitive),
+    (CKA_KEY_GEN_MECHANISM, Dflt::KeyGenMech),
+    (CKA_MODIFIABLE, Dflt::True),
+    (CKA_COPYABLE, Dflt::True),
+    (CKA_DESTROYABLE, Dflt::True),
+    (CKA_ALWAYS_AUTHENTICATE, Dflt::False),
+    (CKA_WRAP_WITH_TRUSTED, Dflt::False),
+];
+const PUBLIC_DEFAULTS: [(CK_ATTRIBUTE_TYPE, Dflt); 19] = [
+    (CKA_TOKEN, Dflt::False),
+    (CKA_PRIVATE, Dflt::False),
+    (CKA_LABEL, Dflt::Empty),
+    (CKA_UNIQUE_ID, Dflt::UniqueId),
+    (CKA_TRUSTED, Dflt::False),
+    (CKA_SUBJECT, Dflt::Empty),
+    (CKA_ID, Dflt::Empty),
+    (CKA_ENCRYPT, Dflt::True),
+    (CKA_WRAP, Dflt::True),
+    (CKA_VERIFY, Dflt::True),
+    (CKA_VERIFY_RECOVER, Dflt::False),
+    (CKA_DERIVE, Dflt::False),
+    (CKA_START_DATE, Dflt::Empty),
+    (CKA_END_DATE, Dflt::Empty),
+    (CKA_LOCAL, Dflt::Local),
+    (CKA_KEY_GEN_MECHANISM, Dflt::KeyGenMech),
+    (CKA_MODIFIABLE, Dflt::True),
+    (CKA_COPYABLE, Dflt::True),
+    (CKA_DESTROYABLE, Dflt::True),
+];
+
+const fn sorted_by_type(t: &[(CK_ATTRIBUTE_TYPE, Dflt)]) -> bool {
+    let mut i = 1;
+    while i < t.len() {
+        if t[i - 1].0 >= t[i].0 {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+const _: () = assert!(
+    sorted_by_type(&DATA_DEFAULTS)
+        && sorted_by_type(&CERT_DEFAULTS)
+        && sorted_by_type(&SECRET_DEFAULTS)
+        && sorted_by_type(&PRIVATE_DEFAULTS)
+        && sorted_by_type(&PUBLIC_DEFAULTS)
+);
 
 /// A fresh `CKA_UNIQUE_ID`: 32 hex digits, a random 64-bit prefix drawn once per process
 /// followed by a 64-bit counter. Unique across processes (the prefix) and within one (the
@@ -574,6 +717,192 @@ pub(crate) fn matches(a: &Attrs, tmpl: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The per-attribute `complete` this module had before the sorted tables; the
+    /// tables must give the same objects.
+    #[allow(clippy::too_many_lines)]
+    fn complete_reference(
+        a: &mut Attrs,
+        local: bool,
+        keygen_mech: Option<CK_MECHANISM_TYPE>,
+    ) -> Result<()> {
+        let class = a.class().ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+        a.default_bool(CKA_TOKEN, false);
+        a.default_bool(CKA_MODIFIABLE, true);
+        a.default_bool(CKA_COPYABLE, true);
+        a.default_bool(CKA_DESTROYABLE, true);
+        a.entry(CKA_LABEL).or_default();
+        let is_key = matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY);
+        a.default_bool(
+            CKA_PRIVATE,
+            matches!(class, CKO_SECRET_KEY | CKO_PRIVATE_KEY),
+        );
+        match class {
+            CKO_DATA => {
+                a.entry(CKA_APPLICATION).or_default();
+                a.entry(CKA_OBJECT_ID).or_default();
+                a.entry(CKA_VALUE).or_default();
+            }
+            CKO_CERTIFICATE => {
+                if a.ulong(CKA_CERTIFICATE_TYPE).is_none() {
+                    return Err(Error(CKR_TEMPLATE_INCOMPLETE));
+                }
+                a.default_bool(CKA_TRUSTED, false);
+                a.entry(CKA_ID).or_default();
+                if !a.contains_key(&CKA_CERTIFICATE_CATEGORY) {
+                    a.set_ulong(CKA_CERTIFICATE_CATEGORY, 0);
+                }
+                if !a.contains_key(&CKA_VALUE) {
+                    return Err(Error(CKR_TEMPLATE_INCOMPLETE));
+                }
+            }
+            CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY => {}
+            _ => return Err(Error(CKR_ATTRIBUTE_VALUE_INVALID)),
+        }
+        if is_key {
+            if a.key_type().is_none() {
+                return Err(Error(CKR_TEMPLATE_INCOMPLETE));
+            }
+            a.entry(CKA_ID).or_default();
+            a.entry(CKA_START_DATE).or_default();
+            a.entry(CKA_END_DATE).or_default();
+            a.default_bool(CKA_DERIVE, false);
+            a.set_bool(CKA_LOCAL, local);
+            a.set_ulong(
+                CKA_KEY_GEN_MECHANISM,
+                keygen_mech.unwrap_or(CK_UNAVAILABLE_INFORMATION),
+            );
+        }
+        match class {
+            CKO_SECRET_KEY | CKO_PRIVATE_KEY => {
+                // Usage defaults: everything the key type can do is allowed unless the
+                // template says otherwise; the role latch (security.md) keeps wrap/unwrap and
+                // encrypt/decrypt apart at use time.
+                let secret = class == CKO_SECRET_KEY;
+                a.default_bool(CKA_SENSITIVE, true);
+                a.default_bool(CKA_EXTRACTABLE, true);
+                for t in [CKA_DECRYPT, CKA_SIGN, CKA_UNWRAP] {
+                    a.default_bool(t, true);
+                }
+                a.default_bool(CKA_SIGN_RECOVER, false);
+                if secret {
+                    for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {
+                        a.default_bool(t, true);
+                    }
+                    a.default_bool(CKA_TRUSTED, false);
+                    a.default_bool(CKA_WRAP_WITH_TRUSTED, false);
+                } else {
+                    a.default_bool(CKA_WRAP_WITH_TRUSTED, false);
+                    a.default_bool(CKA_ALWAYS_AUTHENTICATE, false);
+                }
+                let sens = a.flag(CKA_SENSITIVE);
+                let ext = a.flag(CKA_EXTRACTABLE);
+                a.set_bool(CKA_ALWAYS_SENSITIVE, local && sens);
+                a.set_bool(CKA_NEVER_EXTRACTABLE, local && !ext);
+            }
+            CKO_PUBLIC_KEY => {
+                for t in [CKA_ENCRYPT, CKA_VERIFY, CKA_WRAP] {
+                    a.default_bool(t, true);
+                }
+                a.default_bool(CKA_VERIFY_RECOVER, false);
+                a.default_bool(CKA_TRUSTED, false);
+                a.entry(CKA_SUBJECT).or_default();
+            }
+            _ => {}
+        }
+        if class == CKO_PRIVATE_KEY {
+            a.entry(CKA_SUBJECT).or_default();
+        }
+        a.set_bytes(CKA_UNIQUE_ID, &new_unique_id()?);
+        Ok(())
+    }
+
+    #[test]
+    fn complete_matches_the_per_attribute_reference() {
+        let types = [
+            CKA_TOKEN,
+            CKA_PRIVATE,
+            CKA_LABEL,
+            CKA_APPLICATION,
+            CKA_VALUE,
+            CKA_OBJECT_ID,
+            CKA_TRUSTED,
+            CKA_CERTIFICATE_CATEGORY,
+            CKA_SUBJECT,
+            CKA_ID,
+            CKA_SENSITIVE,
+            CKA_ENCRYPT,
+            CKA_DECRYPT,
+            CKA_WRAP,
+            CKA_UNWRAP,
+            CKA_SIGN,
+            CKA_SIGN_RECOVER,
+            CKA_VERIFY,
+            CKA_VERIFY_RECOVER,
+            CKA_DERIVE,
+            CKA_START_DATE,
+            CKA_END_DATE,
+            CKA_EXTRACTABLE,
+            CKA_LOCAL,
+            CKA_NEVER_EXTRACTABLE,
+            CKA_ALWAYS_SENSITIVE,
+            CKA_KEY_GEN_MECHANISM,
+            CKA_MODIFIABLE,
+            CKA_COPYABLE,
+            CKA_DESTROYABLE,
+            CKA_ALWAYS_AUTHENTICATE,
+            CKA_WRAP_WITH_TRUSTED,
+            CKA_MODULUS_BITS,
+            CKA_EC_PARAMS,
+        ];
+        let classes = [
+            CKO_DATA,
+            CKO_CERTIFICATE,
+            CKO_SECRET_KEY,
+            CKO_PRIVATE_KEY,
+            CKO_PUBLIC_KEY,
+            CKO_HW_FEATURE,
+        ];
+        let mut x: u64 = 0x853c_49e6_748f_ea9b;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..4_000 {
+            let mut a = Attrs::new();
+            if next() % 8 != 0 {
+                a.set_ulong(CKA_CLASS, classes[(next() % 6) as usize]);
+            }
+            if next() % 6 != 0 {
+                a.set_ulong(CKA_KEY_TYPE, CKK_EC);
+            }
+            if next() % 4 != 0 {
+                a.set_ulong(CKA_CERTIFICATE_TYPE, CKC_X_509);
+            }
+            for _ in 0..next() % 12 {
+                let ty = types[(next() % types.len() as u64) as usize];
+                let len = [0usize, 1, 1, 1, 8][(next() % 5) as usize];
+                a.set_bytes(ty, &next().to_le_bytes()[..len]);
+            }
+            let local = next() % 2 == 0;
+            let mech = [None, Some(CKM_EC_KEY_PAIR_GEN)][(next() % 2) as usize];
+            let (mut new, mut old) = (a.clone(), a);
+            let (rn, ro) = (
+                complete(&mut new, local, mech),
+                complete_reference(&mut old, local, mech),
+            );
+            assert_eq!(rn.map_err(|e| e.0), ro.map_err(|e| e.0));
+            if rn.is_ok() {
+                // The unique IDs differ (a counter); everything else must not.
+                assert_ne!(new.bytes(CKA_UNIQUE_ID), old.bytes(CKA_UNIQUE_ID));
+                new.remove(&CKA_UNIQUE_ID);
+                old.remove(&CKA_UNIQUE_ID);
+                assert_eq!(new, old);
+            }
+        }
+    }
 
     fn key(sensitive: bool, extractable: bool) -> Attrs {
         let mut a = Attrs::new();

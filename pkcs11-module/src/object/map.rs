@@ -20,8 +20,9 @@ use super::AttrVal;
 #[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct AttrMap(Vec<(CK_ATTRIBUTE_TYPE, AttrVal)>);
 
-/// Room for a complete key object's attributes without growing.
-const TYPICAL: usize = 40;
+/// The first capacity: room for most key objects' attributes, and at 32 bytes an entry
+/// (1 KiB) small enough for the allocator's per-thread cache.
+const TYPICAL: usize = 32;
 
 impl AttrMap {
     /// An empty map.
@@ -33,19 +34,39 @@ impl AttrMap {
     }
     /// Inserts at `i` (from a failed [`Self::find`]), growing through a zeroized move.
     fn insert_at(&mut self, i: usize, ty: CK_ATTRIBUTE_TYPE, v: AttrVal) {
-        self.room_for_one();
+        self.room_for(1);
         self.0.insert(i, (ty, v));
     }
-    /// Makes room for one more entry without a reallocation that would leave the old
-    /// buffer's bytes behind: a full vector moves into a larger one and the old buffer
-    /// is zeroized.
-    fn room_for_one(&mut self) {
-        if self.0.len() == self.0.capacity() {
-            let mut grown = Vec::with_capacity((self.0.capacity() * 2).max(TYPICAL));
+    /// Makes room for `n` more entries without a reallocation that would leave the old
+    /// buffer's bytes behind: a vector too full moves into a larger one and the old
+    /// buffer is zeroized.
+    fn room_for(&mut self, n: usize) {
+        if self.0.capacity() - self.0.len() < n {
+            let want = (self.0.capacity() * 2).max(TYPICAL).max(self.0.len() + n);
+            let mut grown = Vec::with_capacity(want);
+            let held = self.0.len();
             grown.append(&mut self.0);
-            self.0.spare_capacity_mut().zeroize();
+            wipe(&mut self.0.spare_capacity_mut()[..held]);
             self.0 = grown;
         }
+    }
+    /// Adds a copy of each entry of `defaults` whose type this map lacks, in one merge
+    /// pass into a new vector (the old buffer, left holding the moved values' bytes, is
+    /// zeroized).
+    pub(crate) fn merge_defaults(&mut self, defaults: &AttrMap) {
+        let mut out = Vec::with_capacity(self.0.len() + defaults.0.len());
+        let mut d = defaults.0.iter().peekable();
+        let held = self.0.len();
+        for (t, v) in self.0.drain(..) {
+            while let Some((dt, dv)) = d.next_if(|(dt, _)| *dt < t) {
+                out.push((*dt, dv.clone()));
+            }
+            d.next_if(|(dt, _)| *dt == t);
+            out.push((t, v));
+        }
+        out.extend(d.map(|(t, v)| (*t, v.clone())));
+        wipe(&mut self.0.spare_capacity_mut()[..held]);
+        self.0 = out;
     }
     /// The value of `ty`.
     pub(crate) fn get(&self, ty: &CK_ATTRIBUTE_TYPE) -> Option<&AttrVal> {
@@ -70,16 +91,17 @@ impl AttrMap {
         let i = self.find(*ty).ok()?;
         let v = self.0.remove(i).1;
         // The shift left leaves a copy of the last entry in the first spare slot.
-        self.0.spare_capacity_mut()[..1].zeroize();
+        wipe(&mut self.0.spare_capacity_mut()[..1]);
         Some(v)
     }
     /// Sets every attribute of `other` (its values win), emptying it.
     pub(crate) fn absorb(&mut self, mut other: AttrMap) {
+        let held = other.0.len();
         for (t, v) in other.0.drain(..) {
             self.insert(t, v);
         }
         // Draining moved the values out bytewise: clear what they left behind.
-        other.0.spare_capacity_mut().zeroize();
+        wipe(&mut other.0.spare_capacity_mut()[..held]);
     }
     /// The slot for `ty`, present or not.
     pub(crate) fn entry(&mut self, ty: CK_ATTRIBUTE_TYPE) -> Entry<'_> {
@@ -100,11 +122,17 @@ impl AttrMap {
         self.0.retain_mut(|(t, v)| f(t, v));
         // The compaction leaves copies in as many slots past the new end as it dropped.
         let gone = before - self.0.len();
-        self.0.spare_capacity_mut()[..gone].zeroize();
+        wipe(&mut self.0.spare_capacity_mut()[..gone]);
     }
 }
 
 /// One type's slot in an [`AttrMap`], as `BTreeMap::entry` gives it.
+/// Zeroizes slots that values were moved or removed from, one volatile write per slot
+/// (zeroize's slice form writes byte by byte, several times slower).
+fn wipe(slots: &mut [std::mem::MaybeUninit<(CK_ATTRIBUTE_TYPE, AttrVal)>]) {
+    slots.iter_mut().for_each(Zeroize::zeroize);
+}
+
 pub(crate) struct Entry<'a> {
     map: &'a mut AttrMap,
     ty: CK_ATTRIBUTE_TYPE,
@@ -203,5 +231,34 @@ mod tests {
         let from_a: AttrMap = pairs.clone().into_iter().collect();
         let from_b: BTreeMap<_, _> = pairs.into_iter().collect();
         assert!(from_a.iter().eq(from_b.iter()));
+    }
+
+    #[test]
+    fn merge_defaults_adds_only_what_is_missing() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..5_000 {
+            let mut a = AttrMap::new();
+            let mut b: BTreeMap<CK_ATTRIBUTE_TYPE, AttrVal> = BTreeMap::new();
+            for _ in 0..next() % 50 {
+                let (ty, v) = (next() % 80, AttrVal::new(&next().to_le_bytes()[..3]));
+                a.insert(ty, v.clone());
+                b.insert(ty, v);
+            }
+            let mut defaults = AttrMap::new();
+            for _ in 0..next() % 45 {
+                defaults.insert(next() % 90, AttrVal::new(&[next() as u8]));
+            }
+            a.merge_defaults(&defaults);
+            for (ty, v) in &defaults {
+                b.entry(*ty).or_insert_with(|| v.clone());
+            }
+            assert!(a.iter().eq(b.iter()));
+        }
     }
 }

@@ -34,6 +34,17 @@ impl AttrVal {
             Self(Repr::Heap(Zeroizing::new(b.to_vec())))
         }
     }
+    /// A value of `N` bytes known at compile time, inline (`N` ≤ 22).
+    pub(crate) const fn small<const N: usize>(b: [u8; N]) -> Self {
+        assert!(N <= INLINE);
+        let mut buf = [0u8; INLINE];
+        let mut i = 0;
+        while i < N {
+            buf[i] = b[i];
+            i += 1;
+        }
+        Self(Repr::Inline { len: N as u8, buf })
+    }
     /// The bytes.
     pub(crate) fn as_slice(&self) -> &[u8] {
         match &self.0 {
@@ -58,9 +69,10 @@ impl Default for AttrVal {
 
 impl Drop for AttrVal {
     fn drop(&mut self) {
-        // A heap value zeroizes itself (Zeroizing).
-        if let Repr::Inline { buf, .. } = &mut self.0 {
-            buf.zeroize();
+        // A heap value zeroizes itself (Zeroizing). Inline bytes past `len` are zero from
+        // `new` on (nothing writes to a value after it is made).
+        if let Repr::Inline { len, buf } = &mut self.0 {
+            buf[..usize::from(*len)].zeroize();
         }
     }
 }
