@@ -100,6 +100,18 @@ pub(crate) fn key_type_out(k: CK_KEY_TYPE) -> CK_KEY_TYPE {
 }
 
 /// Rewrites the value of a mechanism- or key-type-valued attribute, inward or outward.
+/// A caller's attribute value, translated inward like [`translate_attr`].
+pub(crate) fn translated_attr(ty: CK_ATTRIBUTE_TYPE, v: &[u8]) -> crate::object::AttrVal {
+    match ty {
+        CKA_KEY_TYPE | CKA_KEY_GEN_MECHANISM | CKA_ALLOWED_MECHANISMS => {
+            let mut v = zeroize::Zeroizing::new(v.to_vec());
+            translate_attr(ty, &mut v, false);
+            v.into()
+        }
+        _ => crate::object::AttrVal::new(v),
+    }
+}
+
 pub(crate) fn translate_attr(ty: CK_ATTRIBUTE_TYPE, v: &mut [u8], outward: bool) {
     const N: usize = std::mem::size_of::<CK_ULONG>();
     let f: fn(CK_ULONG) -> CK_ULONG = match (ty, outward) {
@@ -276,7 +288,7 @@ pub(crate) enum Param {
         prf: CK_MECHANISM_TYPE,
         data: Vec<PrfData>,
         iv: Vec<u8>,
-        extra: Vec<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>>,
+        extra: Vec<crate::api::objects::RawTemplate>,
     },
     /// SM2 key exchange: role, own ID, own ephemeral key handle, peer static public key,
     /// peer ID, peer ephemeral point.

@@ -264,11 +264,11 @@ pub(crate) enum Purpose {
 
 /// A template from the caller, validated into an attribute map.
 pub(crate) fn parse_template(
-    tmpl: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)],
+    tmpl: &[(CK_ATTRIBUTE_TYPE, AttrVal)],
     purpose: Purpose,
     login: LoginState,
 ) -> Result<Attrs> {
-    let mut out = Attrs::new();
+    let mut out = Attrs::with_capacity(tmpl.len());
     for (ty, v) in tmpl {
         let k = kind(*ty).ok_or(Error(CKR_ATTRIBUTE_TYPE_INVALID))?;
         let ok = match k {
@@ -296,7 +296,7 @@ pub(crate) fn parse_template(
             return Err(Error(CKR_TEMPLATE_INCONSISTENT));
         }
         let _ = purpose;
-        out.insert(*ty, AttrVal::new(v));
+        out.insert(*ty, v.clone());
     }
     Ok(out)
 }
@@ -707,7 +707,7 @@ pub(crate) fn require(a: &Attrs, usage: CK_ATTRIBUTE_TYPE) -> Result<()> {
 }
 
 /// Whether an object matches a search template.
-pub(crate) fn matches(a: &Attrs, tmpl: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]) -> bool {
+pub(crate) fn matches(a: &Attrs, tmpl: &[(CK_ATTRIBUTE_TYPE, AttrVal)]) -> bool {
     tmpl.iter().all(|(ty, v)| match read(a, *ty) {
         Read::Value(x) => x == v.as_slice(),
         _ => false,
@@ -949,12 +949,12 @@ mod tests {
 
     #[test]
     fn token_only_attributes_are_refused() {
-        let t = vec![(CKA_ALWAYS_SENSITIVE, vec![1u8])];
+        let t = vec![(CKA_ALWAYS_SENSITIVE, AttrVal::small([1]))];
         assert_eq!(
             parse_template(&t, Purpose::Create, LoginState::User).err(),
             Some(Error(CKR_ATTRIBUTE_READ_ONLY))
         );
-        let t = vec![(CKA_TRUSTED, vec![1u8])];
+        let t = vec![(CKA_TRUSTED, AttrVal::small([1]))];
         assert!(parse_template(&t, Purpose::Create, LoginState::User).is_err());
         assert!(parse_template(&t, Purpose::Create, LoginState::Admin).is_ok());
     }

@@ -318,6 +318,8 @@ fn ec_params_mapping() {
         Err(Error::Unsupported(_))
     ));
     assert!(KeyAlg::from_ec_params(&h("0608")).is_err());
+    // A known OID with a byte after it is not a curve.
+    assert!(KeyAlg::from_ec_params(&h("06082a8648ce3d03010700")).is_err());
     assert!(KeyAlg::from_ec_params(&[]).is_err());
     assert!(KeyAlg::from_ec_params(&h("0401ff")).is_err());
 }

@@ -537,7 +537,7 @@ pub(crate) fn derive(
         return Err(Error(CKR_MECHANISM_INVALID));
     }
     let (bo, ba) = key_for(&m, &s, base, CKA_DERIVE, mech.ty)?;
-    let prep = |t: &[(CK_ATTRIBUTE_TYPE, Vec<u8>)]| -> Result<Attrs> {
+    let prep = |t: &[(CK_ATTRIBUTE_TYPE, crate::object::AttrVal)]| -> Result<Attrs> {
         let mut a = object::parse_template(t, Purpose::Derive, s.token.login())?;
         if a.key_type().is_none() {
             a.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);

@@ -14,33 +14,25 @@ use crate::object::{self, AttrVal, Attrs, AttrsExt, KeyMaterial, Loc, Object, Pu
 use crate::session::Session;
 use crate::state::{self, Module, Token};
 
-/// A caller's template: (type, value) pairs.
 /// The attributes of a template, as copied from the caller (the extra templates of a
-/// KBKDF derivation stay in this form).
-pub(crate) type RawTemplate = Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>;
+/// KBKDF derivation stay in this form). Values up to 22 bytes (flags, numbers, short IDs)
+/// are stored inline, so copying a template makes no allocation per attribute; every value
+/// may be key material (`CKA_VALUE` of an imported key) and is zeroized when dropped.
+pub(crate) type RawTemplate = Vec<(CK_ATTRIBUTE_TYPE, AttrVal)>;
 
-/// A caller's template. Its values may be key material (`CKA_VALUE` of an imported key),
-/// so they are wiped when it is dropped.
+/// A caller's template.
 #[derive(Default)]
 pub(crate) struct Template(pub RawTemplate);
 
 impl std::ops::Deref for Template {
-    type Target = [(CK_ATTRIBUTE_TYPE, Vec<u8>)];
+    type Target = [(CK_ATTRIBUTE_TYPE, AttrVal)];
     fn deref(&self) -> &Self::Target {
         &self.0
     }
 }
 
-impl Drop for Template {
-    fn drop(&mut self) {
-        for (_, v) in &mut self.0 {
-            zeroize::Zeroize::zeroize(v);
-        }
-    }
-}
-
-impl FromIterator<(CK_ATTRIBUTE_TYPE, Vec<u8>)> for Template {
-    fn from_iter<I: IntoIterator<Item = (CK_ATTRIBUTE_TYPE, Vec<u8>)>>(it: I) -> Self {
+impl FromIterator<(CK_ATTRIBUTE_TYPE, AttrVal)> for Template {
+    fn from_iter<I: IntoIterator<Item = (CK_ATTRIBUTE_TYPE, AttrVal)>>(it: I) -> Self {
         Self(it.into_iter().collect())
     }
 }

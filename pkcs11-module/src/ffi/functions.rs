@@ -27,9 +27,7 @@ unsafe fn template(p: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<Template> {
         .map(|a| {
             // SAFETY: each attribute declares `ulValueLen` readable bytes at `pValue`.
             let v = unsafe { bytes(a.pValue as *const u8, a.ulValueLen) }?;
-            let mut v = v.to_vec();
-            crate::mechanism::translate_attr(a.type_, &mut v, false);
-            Ok((a.type_, v))
+            Ok((a.type_, crate::mechanism::translated_attr(a.type_, v)))
         })
         .collect()
 }

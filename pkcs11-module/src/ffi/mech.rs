@@ -104,7 +104,7 @@ unsafe fn derived_templates(
             // SAFETY: each attribute declares its value length.
             t.push((
                 a.type_,
-                unsafe { bytes(a.pValue as *const u8, a.ulValueLen) }?.to_vec(),
+                crate::object::AttrVal::new(unsafe { bytes(a.pValue as *const u8, a.ulValueLen) }?),
             ));
         }
         out.push(t);

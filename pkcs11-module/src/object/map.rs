@@ -29,6 +29,10 @@ impl AttrMap {
     pub(crate) fn new() -> Self {
         Self(Vec::new())
     }
+    /// An empty map with room for `n` entries.
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Self(Vec::with_capacity(n))
+    }
     fn find(&self, ty: CK_ATTRIBUTE_TYPE) -> Result<usize, usize> {
         self.0.binary_search_by_key(&ty, |(t, _)| *t)
     }

@@ -244,6 +244,23 @@ impl KeyAlg {
     /// `curve25519` (PKCS#11 3.0 §2.3.5/§2.3.7). Explicit curve parameters and
     /// unknown curves are `Unsupported`; malformed DER is `InvalidData`.
     pub fn from_ec_params(der: &[u8]) -> Result<Self> {
+        // The common case, a short OID naming a known curve, without the DER decoder.
+        if let [0x06, len, body @ ..] = der
+            && usize::from(*len) == body.len()
+            && let Some(alg) = [
+                Self::EcP256,
+                Self::Sm2,
+                Self::EcP384,
+                Self::EcP521,
+                Self::Ed25519,
+                Self::Ed448,
+                Self::X25519,
+            ]
+            .into_iter()
+            .find(|a| a.curve_oid().is_some_and(|o| o.as_bytes() == body))
+        {
+            return Ok(alg);
+        }
         let any = AnyRef::from_der(der)
             .map_err(|e| Error::invalid_data(format!("CKA_EC_PARAMS: {e}")))?;
         match any.tag() {
