@@ -1,6 +1,7 @@
 //! Asymmetric keys: SM2, ECDSA P-256/P-384/P-521, Ed25519, Ed448, X25519, RSA 1024–4096.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use der::asn1::{AnyRef, BitStringRef, ObjectIdentifier, OctetStringRef, UintRef};
 use der::{Decode, Encode, Sequence, Tagged};
@@ -368,15 +369,39 @@ pub(crate) fn ec_spki_der(alg: KeyAlg, point: &[u8]) -> Result<Vec<u8>> {
             1 + 2 * fl
         )));
     }
-    let curve_der = curve.to_der()?;
-    let spki = SubjectPublicKeyInfoRef {
-        algorithm: AlgorithmIdentifierRef {
-            oid: oid::EC_PUBLIC_KEY,
-            parameters: Some(AnyRef::from_der(&curve_der)?),
-        },
-        subject_public_key: BitStringRef::from_bytes(point)?,
+    // Everything before the point depends on the curve only: encoded once per curve.
+    let make = || -> Result<Vec<u8>> {
+        let curve_der = curve.to_der()?;
+        let zero = vec![0u8; point.len()];
+        let spki = SubjectPublicKeyInfoRef {
+            algorithm: AlgorithmIdentifierRef {
+                oid: oid::EC_PUBLIC_KEY,
+                parameters: Some(AnyRef::from_der(&curve_der)?),
+            },
+            subject_public_key: BitStringRef::from_bytes(&zero)?,
+        };
+        let mut der = spki.to_der()?;
+        der.truncate(der.len() - point.len());
+        Ok(der)
     };
-    Ok(spki.to_der()?)
+    static PREFIXES: [OnceLock<Vec<u8>>; 4] = [const { OnceLock::new() }; 4];
+    let slot = match alg {
+        KeyAlg::Sm2 => 0,
+        KeyAlg::EcP256 => 1,
+        KeyAlg::EcP384 => 2,
+        _ => 3,
+    };
+    let prefix = match PREFIXES[slot].get() {
+        Some(p) => p,
+        None => {
+            let p = make()?;
+            PREFIXES[slot].get_or_init(|| p)
+        }
+    };
+    let mut der = Vec::with_capacity(prefix.len() + point.len());
+    der.extend_from_slice(prefix);
+    der.extend_from_slice(point);
+    Ok(der)
 }
 
 fn rsa_spki_der(rsa_public_key_der: &[u8]) -> Result<Vec<u8>> {
@@ -519,7 +544,10 @@ impl PublicKey {
         let spki = ec_spki_der(alg, point)?;
         match alg {
             KeyAlg::Sm2 => {
-                super::backend::sm2::decode_point(point)?;
+                super::sm2::check_point_encoding(point)?;
+                if !super::backend::sm2fast::point_is_valid(point) {
+                    return Err(Error::invalid_data("SM2 point is not on the curve"));
+                }
             }
             KeyAlg::Ed25519 | KeyAlg::Ed448 => {
                 super::backend::edwards::check_public(alg, point)?;
@@ -908,6 +936,37 @@ impl PrivateKey {
                     expected_peer_confirmation: Some(out.expected_peer_confirmation()),
                 })
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cached prefix gives the same SubjectPublicKeyInfo as encoding it whole.
+    #[test]
+    fn ec_spki_from_the_prefix_equals_the_full_encoding() {
+        for alg in [KeyAlg::Sm2, KeyAlg::EcP256, KeyAlg::EcP384, KeyAlg::EcP521] {
+            let fl = alg.field_len().expect("field length");
+            for fill in [0u8, 0x5a, 0xff] {
+                let mut point = vec![fill; 1 + 2 * fl];
+                point[0] = 4;
+                let curve_der = alg.curve_oid().expect("curve").to_der().expect("oid");
+                let whole = SubjectPublicKeyInfoRef {
+                    algorithm: AlgorithmIdentifierRef {
+                        oid: oid::EC_PUBLIC_KEY,
+                        parameters: Some(AnyRef::from_der(&curve_der).expect("any")),
+                    },
+                    subject_public_key: BitStringRef::from_bytes(&point).expect("bits"),
+                }
+                .to_der()
+                .expect("der");
+                // Twice: the first call fills the cache, the second reads it.
+                assert_eq!(ec_spki_der(alg, &point).expect("spki"), whole, "{alg:?}");
+                assert_eq!(ec_spki_der(alg, &point).expect("spki"), whole, "{alg:?}");
+            }
+            assert!(ec_spki_der(alg, &[4u8; 3]).is_err());
         }
     }
 }

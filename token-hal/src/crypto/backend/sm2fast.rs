@@ -229,6 +229,12 @@ fn mul_point(p: &Affine, k: &[u64; 4]) -> Result<Option<Affine>> {
     Ok(a)
 }
 
+/// Whether `p` is 04‖x‖y with both coordinates below p, on the curve (so not the
+/// identity), the same check as the reference's `decode_point` on this backend's field.
+pub(crate) fn point_is_valid(p: &[u8]) -> bool {
+    Affine::from_uncompressed(p).is_some()
+}
+
 /// One precomputed nonce: k, x1 mod n and C1 = k·G.
 struct Nonce {
     k: Sc,
