@@ -33,11 +33,6 @@ pub(crate) fn ec_alg(params: &[u8]) -> Result<KeyAlg> {
     KeyAlg::from_ec_params(params).map_err(|_| Error(CKR_CURVE_NOT_SUPPORTED))
 }
 
-/// `CKA_EC_PARAMS` of an EC algorithm.
-pub(crate) fn ec_params(alg: KeyAlg) -> Result<Vec<u8>> {
-    alg.to_ec_params().ok_or(Error::GENERAL)
-}
-
 /// A raw public key from `CKA_EC_POINT` or ECDH public data: DER OCTET STRING or raw.
 pub(crate) fn raw_point(alg: KeyAlg, v: &[u8]) -> Vec<u8> {
     let want = alg.public_point_len().unwrap_or(0);
@@ -103,7 +98,7 @@ pub(crate) fn fill_public(pk: &PublicKey, a: &mut Attrs) -> Result<()> {
         a.set_bytes(CKA_MODULUS, strip(&n));
         a.set_bytes(CKA_PUBLIC_EXPONENT, strip(&e));
     } else if let Some(p) = pk.ec_point() {
-        a.set_bytes(CKA_EC_PARAMS, &ec_params(alg)?);
+        a.set_bytes(CKA_EC_PARAMS, alg.ec_params_der().ok_or(Error::GENERAL)?);
         let der = OctetStringRef::new(&p)
             .and_then(|o| o.to_der())
             .map_err(|_| Error::GENERAL)?;

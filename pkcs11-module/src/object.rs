@@ -561,12 +561,12 @@ pub(crate) fn new_unique_id() -> Result<Vec<u8>> {
         }
     };
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut out = Vec::with_capacity(32);
-    for b in prefix.to_be_bytes().into_iter().chain(n.to_be_bytes()) {
-        out.push(HEX[usize::from(b >> 4)]);
-        out.push(HEX[usize::from(b & 15)]);
+    let v = (u128::from(prefix) << 64) | u128::from(n);
+    let mut out = [0u8; 32];
+    for (i, c) in out.iter_mut().enumerate() {
+        *c = HEX[((v >> (124 - 4 * i)) & 15) as usize];
     }
-    Ok(out)
+    Ok(out.to_vec())
 }
 
 /// Checks a `C_SetAttributeValue` (or the template of `C_CopyObject`) against the object.
@@ -717,6 +717,22 @@ pub(crate) fn matches(a: &Attrs, tmpl: &[(CK_ATTRIBUTE_TYPE, AttrVal)]) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unique_ids_are_a_fixed_prefix_and_a_counter_in_hex() {
+        let (a, b) = (new_unique_id().unwrap(), new_unique_id().unwrap());
+        for id in [&a, &b] {
+            assert_eq!(id.len(), 32);
+            assert!(
+                id.iter()
+                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+            );
+        }
+        assert_eq!(a[..16], b[..16], "one prefix per process");
+        let counter = |id: &[u8]| u64::from_str_radix(std::str::from_utf8(&id[16..]).unwrap(), 16);
+        // Other tests may take IDs in between, but never the same one.
+        assert!(counter(&b).unwrap() > counter(&a).unwrap());
+    }
 
     /// The per-attribute `complete` this module had before the sorted tables; the
     /// tables must give the same objects.

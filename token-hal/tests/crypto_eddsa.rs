@@ -301,6 +301,7 @@ fn ec_params_mapping() {
         assert_eq!(KeyAlg::from_ec_params(&h(der)).unwrap(), *alg, "{der}");
         if der.starts_with("06") {
             assert_eq!(alg.to_ec_params().unwrap(), h(der));
+            assert_eq!(alg.ec_params_der().unwrap(), &h(der)[..]);
         }
     }
     assert_eq!(KeyAlg::Rsa(2048).to_ec_params(), None);

@@ -287,7 +287,24 @@ impl KeyAlg {
     /// The PKCS#11 `CKA_EC_PARAMS` value of an EC, Edwards or Montgomery key: the DER
     /// of [`Self::curve_oid`]. `None` for RSA.
     pub fn to_ec_params(self) -> Option<Vec<u8>> {
-        self.curve_oid().and_then(|o| o.to_der().ok())
+        self.ec_params_der().map(<[u8]>::to_vec)
+    }
+    /// [`Self::to_ec_params`] without an allocation: encoded once per curve.
+    pub fn ec_params_der(self) -> Option<&'static [u8]> {
+        static DER: [OnceLock<Option<Vec<u8>>>; 7] = [const { OnceLock::new() }; 7];
+        let slot = match self {
+            Self::Sm2 => 0,
+            Self::EcP256 => 1,
+            Self::EcP384 => 2,
+            Self::EcP521 => 3,
+            Self::Ed25519 => 4,
+            Self::Ed448 => 5,
+            Self::X25519 => 6,
+            Self::Rsa(_) => return None,
+        };
+        DER[slot]
+            .get_or_init(|| self.curve_oid().and_then(|o| o.to_der().ok()))
+            .as_deref()
     }
     /// Checks an RSA size is within 1024..=4096 bits.
     fn check(self) -> Result<()> {
