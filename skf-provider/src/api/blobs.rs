@@ -48,7 +48,8 @@ pub(crate) fn ecc_point(b: &ECCPUBLICKEYBLOB) -> Result<Vec<u8>> {
         return Err(Error::INVALID_PARAM);
     }
     let (x, y) = (b.XCoordinate, b.YCoordinate);
-    let mut p = vec![4u8];
+    let mut p = Vec::with_capacity(65);
+    p.push(4u8);
     p.extend_from_slice(&sm2_field(&x)?);
     p.extend_from_slice(&sm2_field(&y)?);
     Ok(p)

@@ -79,17 +79,63 @@ pub fn z_value(public_point: &[u8], id: &[u8]) -> Result<[u8; 32]> {
         .ok()
         .filter(|_| id.len() < 8192)
         .ok_or_else(|| Error::invalid_arg("SM2 ID longer than 8191 bytes"))?;
-    let mut h = if id == DEFAULT_ID {
-        // Only public constants are in this state.
-        static DEFAULT_PREFIX: OnceLock<Sm3> = OnceLock::new();
-        DEFAULT_PREFIX
-            .get_or_init(|| z_prefix(DEFAULT_ID, entl))
-            .clone()
-    } else {
-        z_prefix(id, entl)
-    };
-    h.update(&public_point[1..]);
-    Ok(h.finalize())
+    if id != DEFAULT_ID {
+        let mut h = z_prefix(id, entl);
+        h.update(&public_point[1..]);
+        return Ok(h.finalize());
+    }
+    let xy: &[u8; 64] = public_point[1..]
+        .try_into()
+        .map_err(|_| Error::internal("SM2 point length"))?;
+    if let Some(z) = DEFAULT_Z.lock().unwrap_or_else(|e| e.into_inner()).get(xy) {
+        return Ok(z);
+    }
+    // Only public constants are in this state.
+    static DEFAULT_PREFIX: OnceLock<Sm3> = OnceLock::new();
+    let mut h = DEFAULT_PREFIX
+        .get_or_init(|| z_prefix(DEFAULT_ID, entl))
+        .clone();
+    h.update(xy);
+    let z = h.finalize();
+    DEFAULT_Z
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .put(xy, z);
+    Ok(z)
+}
+
+/// The default-ID Z of the last few public keys: a front end that is handed the public key
+/// with every call (SKF_DigestInit, SKF_ExtECCEncrypt's callers) gets the same saving as a
+/// cached key. Z is a function of public values only.
+static DEFAULT_Z: std::sync::Mutex<ZCache> = std::sync::Mutex::new(ZCache {
+    keys: [[0; 64]; Z_CACHED],
+    zs: [[0; 32]; Z_CACHED],
+    used: 0,
+    next: 0,
+});
+
+const Z_CACHED: usize = 8;
+
+struct ZCache {
+    keys: [[u8; 64]; Z_CACHED],
+    zs: [[u8; 32]; Z_CACHED],
+    used: usize,
+    next: usize,
+}
+
+impl ZCache {
+    fn get(&self, xy: &[u8; 64]) -> Option<[u8; 32]> {
+        (0..self.used)
+            .find(|&i| self.keys[i] == *xy)
+            .map(|i| self.zs[i])
+    }
+    fn put(&mut self, xy: &[u8; 64], z: [u8; 32]) {
+        let i = self.next;
+        self.keys[i] = *xy;
+        self.zs[i] = z;
+        self.next = (i + 1) % Z_CACHED;
+        self.used = (self.used + 1).min(Z_CACHED);
+    }
 }
 
 /// e = SM3(Z ‖ M): the value SM2 signs.
@@ -186,5 +232,48 @@ pub mod test_seams {
     /// [`encrypt_with_k`] on the portable reference path.
     pub fn reference_encrypt_with_k(point: &[u8], msg: &[u8], k: &[u8]) -> Result<Vec<u8>> {
         imp::encrypt_with(&imp::decode_point(point)?, msg, fixed(k))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cached default-ID Z equals Z computed afresh, for more keys than the cache
+    /// holds, asked for in an order that evicts and refills it.
+    #[test]
+    fn cached_default_z_equals_fresh_z() {
+        let points: Vec<[u8; 65]> = (0..3 * Z_CACHED as u8)
+            .map(|i| {
+                let mut p = [i.wrapping_mul(37); 65];
+                p[0] = 4;
+                p[64] = i;
+                p
+            })
+            .collect();
+        let fresh = |p: &[u8; 65]| {
+            let mut h = z_prefix(DEFAULT_ID, 128);
+            h.update(&p[1..]);
+            h.finalize()
+        };
+        for round in 0..3 {
+            for (i, p) in points.iter().enumerate() {
+                let p = if round == 1 {
+                    &points[(i * 7) % points.len()]
+                } else {
+                    p
+                };
+                assert_eq!(z_value(p, DEFAULT_ID).unwrap(), fresh(p));
+                assert_eq!(z_value(p, DEFAULT_ID).unwrap(), fresh(p));
+            }
+        }
+        // Another ID never comes from the default-ID cache.
+        let mut h = z_prefix(b"ALICE123@YAHOO.COM", 18 * 8);
+        h.update(&points[0][1..]);
+        assert_eq!(
+            z_value(&points[0], b"ALICE123@YAHOO.COM").unwrap(),
+            h.finalize()
+        );
+        assert!(z_value(&points[0][..64], DEFAULT_ID).is_err());
     }
 }
