@@ -444,6 +444,23 @@ fn crypto_child() {
             ),
             SAR_OK
         );
+        // A public key off the curve is refused, and no handle is written.
+        let mut off_curve = a_pub.clone();
+        let last = off_curve.len() - 1;
+        off_curve[last] ^= 1;
+        let mut bad: H = null_mut();
+        assert_eq!(
+            dig_init(
+                d,
+                SGD_SM3,
+                off_curve.as_ptr().cast(),
+                b"1234567812345678".as_ptr(),
+                16,
+                &mut bad
+            ),
+            SAR_CSPIMPRTPUBKEYERR
+        );
+        assert!(bad.is_null());
         let mut ev = [0u8; 32];
         let mut l = 32u32;
         assert_eq!(dig(hh, data.as_ptr(), 100, ev.as_mut_ptr(), &mut l), SAR_OK);

@@ -1264,12 +1264,10 @@ pub unsafe extern "system" fn SKF_DigestInit(
             if id.len() > 8191 {
                 return Err(Error::INVALID_PARAM);
             }
-            Some((
-                blobs::ecc_pub_key(&pk)?
-                    .ec_point()
-                    .ok_or(Error::IMPORT_PUBKEY)?,
-                id,
-            ))
+            // Only the point's bytes go into Z: checked, without making a key of it.
+            let point = blobs::ecc_point(&pk)?;
+            token_hal::crypto::sm2::check_public_point(&point).map_err(|_| Error::IMPORT_PUBKEY)?;
+            Some((point, id))
         } else {
             None
         };

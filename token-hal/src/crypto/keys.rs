@@ -560,12 +560,7 @@ impl PublicKey {
     pub fn from_ec_point(alg: KeyAlg, point: &[u8]) -> Result<Self> {
         let spki = ec_spki_der(alg, point)?;
         match alg {
-            KeyAlg::Sm2 => {
-                super::sm2::check_point_encoding(point)?;
-                if !super::backend::sm2fast::point_is_valid(point) {
-                    return Err(Error::invalid_data("SM2 point is not on the curve"));
-                }
-            }
+            KeyAlg::Sm2 => super::sm2::check_public_point(point)?,
             KeyAlg::Ed25519 | KeyAlg::Ed448 => {
                 super::backend::edwards::check_public(alg, point)?;
             }

@@ -68,6 +68,18 @@ fn z_prefix(id: &[u8], entl: u16) -> Sm3 {
     h
 }
 
+/// Checks that `public_point` is an SM2 public key: 04‖x‖y with both coordinates below p
+/// and on the curve. The same check as [`crate::crypto::PublicKey::from_ec_point`], for
+/// callers that only need the point's bytes (Z, say).
+pub fn check_public_point(public_point: &[u8]) -> Result<()> {
+    check_point_encoding(public_point)?;
+    if crate::crypto::backend::sm2fast::point_is_valid(public_point) {
+        Ok(())
+    } else {
+        Err(Error::invalid_data("SM2 point is not on the curve"))
+    }
+}
+
 /// Z = SM3(ENTL ‖ ID ‖ a ‖ b ‖ xG ‖ yG ‖ xA ‖ yA) for an uncompressed public point.
 ///
 /// With the default ID the first 146 bytes are the same for every key: their two
