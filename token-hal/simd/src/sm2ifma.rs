@@ -530,10 +530,14 @@ mod x86 {
         let z3 = sub(&sub(&square(&add(&p.z, &h)), &z1z1), &hh);
         let p_inf = is_zero(&p.z);
         *exc |= !p_inf & !q_none & is_zero(&h) & is_zero(&r);
-        // P the identity: Q (Z = 1). Q absent: P.
+        // P the identity: Q (Z = 1). Q absent: P. `one` goes through the barrier right
+        // before its blend, so LLVM cannot turn the blend into a masked load of the
+        // constant (whether a masked-off load touches memory is not specified, and
+        // p_inf depends on the digits).
+        let one = F8(core::array::from_fn(|j| opaque(one.0[j])));
         let x = blend(p_inf, &x3, qx);
         let y = blend(p_inf, &y3, qy);
-        let z = blend(p_inf, &z3, one);
+        let z = blend(p_inf, &z3, &one);
         Jac8 {
             x: blend(q_none, &x, &p.x),
             y: blend(q_none, &y, &p.y),

@@ -301,8 +301,16 @@ impl NoncePool {
 fn make_nonces(count: usize) -> Result<Vec<Nonce>> {
     let mut ks = Vec::with_capacity(count);
     let mut kcs = Vec::with_capacity(count);
-    for _ in 0..count {
-        let k = SecretSc::random()?;
+    // One read of the OS random source for the whole batch (one system call instead of
+    // `count`). A 32-byte piece outside [1, n − 1] (probability about 2^−32) is replaced
+    // by a fresh draw, so every k stays uniform in [1, n − 1].
+    let mut buf = Zeroizing::new(vec![0u8; 32 * count]);
+    getrandom::fill(&mut buf[..]).map_err(|e| Error::internal(format!("OS random source: {e}")))?;
+    for piece in buf.chunks_exact(32) {
+        let k = match SecretSc::from_slice(piece) {
+            Ok(k) => k,
+            Err(_) => SecretSc::random()?,
+        };
         kcs.push(k.canonical());
         ks.push(k);
     }
