@@ -12,6 +12,7 @@
 
 pub mod ctscan;
 pub mod ghash;
+pub mod sm2ifma;
 pub mod sm2p;
 pub mod sm3;
 pub mod sm4;

@@ -15,6 +15,7 @@
 //! as the portable reference; the differential tests run this code against it.
 
 mod field;
+mod ifma;
 mod point;
 mod scalar;
 mod table;
@@ -25,6 +26,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
+use ukey_simd::sm2ifma::Ifma;
 use zeroize::{Zeroize, Zeroizing};
 
 use self::field::{Backend, Backends, Op};
@@ -149,8 +151,9 @@ impl Op for MulComb<'_> {
 }
 
 /// k·G for a batch of k, with one inversion; the flags mark the (negligible) exceptional
-/// cases, whose points are placeholders the caller recomputes.
-struct MulGBatch<'a>(&'a [Zeroizing<[u64; 4]>]);
+/// cases, whose points are placeholders the caller recomputes. With an IFMA proof the
+/// multiplications run eight at a time (`ifma::mul_g8`), else one at a time.
+struct MulGBatch<'a>(&'a [Zeroizing<[u64; 4]>], Option<Ifma>);
 
 impl Op for MulGBatch<'_> {
     type Out = (Vec<Affine>, Vec<Choice>);
@@ -158,10 +161,25 @@ impl Op for MulGBatch<'_> {
     fn run<B: Backend>(self, be: B) -> Self::Out {
         let mut jacs = Vec::with_capacity(self.0.len());
         let mut excs = Vec::with_capacity(self.0.len());
-        for k in self.0 {
-            let (j, exc) = table::mul_g_ct(be, k);
+        let mut push = |j: Jac, exc: Choice| {
             jacs.push(Jac::conditional_select(&j, &G.to_jac(), exc));
             excs.push(exc);
+        };
+        match self.1 {
+            Some(f) => {
+                for chunk in self.0.chunks(8) {
+                    let refs: Vec<&[u64; 4]> = chunk.iter().map(|k| &**k).collect();
+                    for (j, exc) in ifma::mul_g8(be, f, &refs) {
+                        push(j, exc);
+                    }
+                }
+            }
+            None => {
+                for k in self.0 {
+                    let (j, exc) = table::mul_g_ct(be, k);
+                    push(j, exc);
+                }
+            }
         }
         (batch_to_affine(be, &jacs), excs)
     }
@@ -289,12 +307,20 @@ impl NoncePool {
 fn make_nonces(count: usize) -> Result<Vec<Nonce>> {
     let mut ks = Vec::with_capacity(count);
     let mut kcs = Vec::with_capacity(count);
-    for _ in 0..count {
-        let k = SecretSc::random()?;
+    // One read of the OS random source for the whole batch (one system call instead of
+    // `count`). A 32-byte piece outside [1, n − 1] (probability about 2^−32) is replaced
+    // by a fresh draw, so every k stays uniform in [1, n − 1].
+    let mut buf = Zeroizing::new(vec![0u8; 32 * count]);
+    getrandom::fill(&mut buf[..]).map_err(|e| Error::internal(format!("OS random source: {e}")))?;
+    for piece in buf.chunks_exact(32) {
+        let k = match SecretSc::from_slice(piece) {
+            Ok(k) => k,
+            Err(_) => SecretSc::random()?,
+        };
         kcs.push(k.canonical());
         ks.push(k);
     }
-    let (mut affs, excs) = Backends::current().run(MulGBatch(&kcs));
+    let (mut affs, excs) = Backends::current().run(MulGBatch(&kcs, Ifma::get()));
     for ((a, exc), kc) in affs.iter_mut().zip(&excs).zip(&kcs) {
         if bool::from(*exc) {
             *a = mul_g(kc)?;

@@ -82,6 +82,11 @@ impl<const E: usize> Comb<E> {
         }
     }
 
+    /// The rows (entries x‖y in Montgomery form), for the 8-lane IFMA copy.
+    pub(crate) fn rows(&self) -> &[[[u64; 8]; E]] {
+        &self.rows
+    }
+
     /// acc + Σ d_j·2^(w·j)·B, constant-time in the digits. The flag is set in the
     /// negligible case the incomplete addition met P + P.
     #[inline(always)]
@@ -119,9 +124,9 @@ impl<const E: usize> Comb<E> {
 }
 
 /// Window width of the fixed-base table of G.
-const GW: usize = 7;
+pub(crate) const GW: usize = 7;
 /// Number of signed windows of a 256-bit scalar.
-const GNW: usize = 256 / GW + 1;
+pub(crate) const GNW: usize = 256 / GW + 1;
 /// Entries per window: 1·B … 2^(w−1)·B.
 const GENTRIES: usize = 1 << (GW - 1);
 

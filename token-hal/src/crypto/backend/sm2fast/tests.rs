@@ -635,13 +635,20 @@ fn dudect_sign_is_constant_time() {
     let fixed_d = Sc::from_canonical(rng.below(&N));
     let fixed_k_random = rng.below(&N);
     let mut failures = Vec::new();
-    for (name, which) in [
+    let ifma = ukey_simd::sm2ifma::Ifma::get();
+    let mut kernels = vec![
         ("k·G (mul_g_ct)", 0),
         ("sign_core (k, d), fixed = 1", 1),
         ("sign_core (k, d), fixed = random", 4),
         ("k·P (mul_ct)", 2),
         ("control: variable-time k·G", 3),
-    ] {
+    ];
+    if ifma.is_some() {
+        // The nonce pool's production path on this CPU: eight k·G with IFMA and the
+        // batched inversion; class A has k = 1 in every lane.
+        kernels.insert(1, ("k·G ×8, IFMA (MulGBatch)", 5));
+    }
+    for (name, which) in kernels {
         let fixed_k = if which == 4 { fixed_k_random } else { fixed_k };
         let fixed_d = if which == 4 { fixed_d } else { Sc::ONE };
         let n = if which == 2 { samples / 10 } else { samples };
@@ -670,6 +677,18 @@ fn dudect_sign_is_constant_time() {
                 }
             })
             .collect();
+        let ks8: Vec<Vec<Zeroizing<[u64; 4]>>> = if which == 5 {
+            classes
+                .iter()
+                .map(|&a| {
+                    (0..8)
+                        .map(|_| Zeroizing::new(if a { fixed_k } else { rng.below(&N) }))
+                        .collect()
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut times = vec![0f64; n];
         for i in 0..n {
             let t0 = Instant::now();
@@ -688,6 +707,9 @@ fn dudect_sign_is_constant_time() {
                 }
                 2 => {
                     black_box(Backends::current().run(MulPoint(&G, black_box(&ks[i]))));
+                }
+                5 => {
+                    black_box(Backends::current().run(MulGBatch(black_box(&ks8[i]), ifma)));
                 }
                 _ => {
                     black_box(table::add_mul_g_vartime(
