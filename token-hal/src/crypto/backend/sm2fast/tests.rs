@@ -780,6 +780,50 @@ fn fast_field_matches_portable_on_every_tier() {
                 "{tier:?} mul {a:x?} {bv:x?}"
             );
             assert_eq!(fa.sq(fast).0, fa.square().0, "{tier:?} square {a:x?}");
+            assert_eq!(
+                fa.ad(fast, &fb).0,
+                fa.add(&fb).0,
+                "{tier:?} add {a:x?} {bv:x?}"
+            );
+            assert_eq!(
+                fa.sb(fast, &fb).0,
+                fa.sub(&fb).0,
+                "{tier:?} sub {a:x?} {bv:x?}"
+            );
+            assert_eq!(
+                fb.sb(fast, &fa).0,
+                fb.sub(&fa).0,
+                "{tier:?} sub {bv:x?} {a:x?}"
+            );
+            assert_eq!(fa.dbl(fast).0, fa.double().0, "{tier:?} double {a:x?}");
+            assert_eq!(fa.ng(fast).0, fa.neg().0, "{tier:?} neg {a:x?}");
+            // Sums and differences that land exactly on, just below and just above p
+            // (or 0): b' = p − a − 1, p − a, p − a + 1, wherever b' is a valid input.
+            let (pa, _) = super::field::sub_borrow(&MODULUS, a);
+            let (pa_minus, _) = super::field::sub_borrow(&pa, &[1, 0, 0, 0]);
+            let (pa_plus, _) =
+                super::field::sub_borrow(&pa, &[u64::MAX, u64::MAX, u64::MAX, u64::MAX]);
+            for bd in [pa_minus, pa, pa_plus] {
+                if super::field::sub_borrow(&bd, &MODULUS).1 == 0 {
+                    continue; // b' ≥ p (or wrapped): not a valid input
+                }
+                let fbd = Fe(bd);
+                assert_eq!(
+                    fa.ad(fast, &fbd).0,
+                    fa.add(&fbd).0,
+                    "{tier:?} add {a:x?} {bd:x?}"
+                );
+                assert_eq!(
+                    fa.sb(fast, &fbd).0,
+                    fa.sub(&fbd).0,
+                    "{tier:?} sub {a:x?} {bd:x?}"
+                );
+                assert_eq!(
+                    fbd.sb(fast, &fa).0,
+                    fbd.sub(&fa).0,
+                    "{tier:?} sub {bd:x?} {a:x?}"
+                );
+            }
             if i % 16 == 0 {
                 // And against crypto-bigint, through the Montgomery conversion.
                 let (ca, cb) = (Fe::from_canonical(*a), Fe::from_canonical(bv));
@@ -795,7 +839,10 @@ fn fast_field_matches_portable_on_every_tier() {
         // Edge values against each other, both orders.
         for a in &edges {
             for bv in &edges {
-                assert_eq!(Fe(*a).mm(fast, &Fe(*bv)).0, Fe(*a).mul(&Fe(*bv)).0);
+                let (fa, fb) = (Fe(*a), Fe(*bv));
+                assert_eq!(fa.mm(fast, &fb).0, fa.mul(&fb).0);
+                assert_eq!(fa.ad(fast, &fb).0, fa.add(&fb).0);
+                assert_eq!(fa.sb(fast, &fb).0, fa.sub(&fb).0);
             }
         }
     }
