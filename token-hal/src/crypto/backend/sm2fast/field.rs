@@ -23,10 +23,24 @@ use ukey_simd::sm2p::Bmi2Adx;
 pub(crate) trait Backend: Copy {
     fn mul(self, a: &Fe, b: &Fe) -> Fe;
     fn square(self, a: &Fe) -> Fe;
-    fn add(self, a: &Fe, b: &Fe) -> Fe;
-    fn sub(self, a: &Fe, b: &Fe) -> Fe;
-    fn double(self, a: &Fe) -> Fe;
-    fn neg(self, a: &Fe) -> Fe;
+    /// Addition and friends default to the portable (fiat-crypto) code, so a backend
+    /// only has to override what it does faster.
+    #[inline(always)]
+    fn add(self, a: &Fe, b: &Fe) -> Fe {
+        a.add(b)
+    }
+    #[inline(always)]
+    fn sub(self, a: &Fe, b: &Fe) -> Fe {
+        a.sub(b)
+    }
+    #[inline(always)]
+    fn double(self, a: &Fe) -> Fe {
+        a.double()
+    }
+    #[inline(always)]
+    fn neg(self, a: &Fe) -> Fe {
+        a.neg()
+    }
     /// The vector table scan, when the CPU (and the tier cap) allow one.
     fn ct_select(self) -> Option<CtSelect>;
 }
@@ -97,22 +111,6 @@ impl Backend for Portable {
     #[inline(always)]
     fn square(self, a: &Fe) -> Fe {
         a.square()
-    }
-    #[inline(always)]
-    fn add(self, a: &Fe, b: &Fe) -> Fe {
-        a.add(b)
-    }
-    #[inline(always)]
-    fn sub(self, a: &Fe, b: &Fe) -> Fe {
-        a.sub(b)
-    }
-    #[inline(always)]
-    fn double(self, a: &Fe) -> Fe {
-        a.double()
-    }
-    #[inline(always)]
-    fn neg(self, a: &Fe) -> Fe {
-        a.neg()
     }
     #[inline(always)]
     fn ct_select(self) -> Option<CtSelect> {

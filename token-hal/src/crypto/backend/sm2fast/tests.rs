@@ -610,7 +610,9 @@ fn crop(v: &mut Vec<f64>, q: f64) {
 
 /// dudect-style check that signing's secret-dependent parts take the same time for two
 /// classes of secrets: class A a fixed, extreme scalar (1 for k, all windows zero but
-/// one), class B uniformly random, interleaved at random. |t| < 4.5 over 10^5+
+/// one) or, as a second k·G case, one fixed random scalar (dudect's usual fixed class:
+/// tells an effect of k = 1's values from one of repeating identical inputs), class B
+/// uniformly random, interleaved at random. |t| < 4.5 over 10^5+
 /// measurements is dudect's pass bar. A control, the variable-time k·G that
 /// verification uses, must fail it, which shows the harness can see a leak. Timing here is noisy (2 shared cores), so this is
 /// `#[ignore]`d: run it with
@@ -637,12 +639,17 @@ fn dudect_sign_is_constant_time() {
     let mut failures = Vec::new();
     for (name, which) in [
         ("k·G (mul_g_ct)", 0),
+        ("k·G (mul_g_ct), fixed = random", 5),
         ("sign_core (k, d), fixed = 1", 1),
         ("sign_core (k, d), fixed = random", 4),
         ("k·P (mul_ct)", 2),
         ("control: variable-time k·G", 3),
     ] {
-        let fixed_k = if which == 4 { fixed_k_random } else { fixed_k };
+        let fixed_k = if which == 4 || which == 5 {
+            fixed_k_random
+        } else {
+            fixed_k
+        };
         let fixed_d = if which == 4 { fixed_d } else { Sc::ONE };
         let n = if which == 2 { samples / 10 } else { samples };
         // Inputs for every measurement are made before any timing, so the only thing
@@ -674,7 +681,7 @@ fn dudect_sign_is_constant_time() {
         for i in 0..n {
             let t0 = Instant::now();
             match which {
-                0 => {
+                0 | 5 => {
                     // The production path: the current backend, inversion included.
                     black_box(Backends::current().run(MulG(black_box(&ks[i]))));
                 }
