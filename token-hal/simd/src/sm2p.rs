@@ -5,22 +5,27 @@
 //! ADX and that `UKEY_CPU_TIER` allows them (it is only obtainable after detection, and
 //! `UKEY_CPU_TIER=portable` never yields one):
 //!
-//! - [`Bmi2Adx::mul`] / [`Bmi2Adx::square`]: Montgomery multiplication and squaring
-//!   (R = 2^256) on four little-endian 64-bit limbs, the product with `mulx`, then four
-//!   Montgomery steps that need no multiplication (−p^−1 ≡ 1 mod 2^64, and
-//!   (m·p + m)/2^64 = m·2^192 − m·2^160 − m·2^32 + m). Branch-free, no memory indexed by
-//!   data. Inputs must be below p (the result is then below p too).
+//! - The field kernels, `core::arch::asm!` blocks in `#[inline(always)]` functions (an
+//!   `asm!` block needs no `#[target_feature]`, so they inline into token-hal's point
+//!   formulas): [`Bmi2Adx::mul`] / [`Bmi2Adx::square`], Montgomery multiplication and
+//!   squaring (R = 2^256) on four little-endian 64-bit limbs, the product with `mulx`
+//!   and two carry chains (`adcx`, `adox`), then four Montgomery steps that need no
+//!   multiplication (−p^−1 ≡ 1 mod 2^64, and (m·p + m)/2^64 = m·2^192 − m·2^160 −
+//!   m·2^32 + m); [`Bmi2Adx::add`] / [`Bmi2Adx::sub`] / [`Bmi2Adx::double`] /
+//!   [`Bmi2Adx::neg`] mod p. Branch-free, no memory indexed by data. Inputs must be
+//!   below p; results are below p.
 //! - [`Bmi2Adx::run`]: the "generic trampoline". It calls a caller-supplied
 //!   [`Kernel`] from inside a function compiled with `bmi2,adx`, so that a whole
 //!   scalar multiplication written in plain safe Rust in token-hal (marked
-//!   `#[inline(always)]`) is compiled with those features, and the `#[inline]` kernels
-//!   above inline into its loops instead of being called per field operation.
+//!   `#[inline(always)]`) is compiled with those features.
 //!
 //! The portable twin of both is token-hal's own `sm2fast::field` code; its differential
-//! tests compare the two on every tier this machine can force.
+//! tests compare the two on every tier this machine can force, and `tests/sm2p.rs`
+//! compares the kernels with a slow bit-serial reference.
 
-// The only `unsafe` here calls `#[target_feature(enable = "bmi2,adx")]` functions, which
-// a `Bmi2Adx` value proves the CPU supports.
+// `unsafe` here: the call into the `#[target_feature(enable = "bmi2,adx")]` trampoline
+// and into the `mulx`/`adcx`/`adox` kernels (a `Bmi2Adx` value proves the CPU supports
+// them), and the `asm!` blocks themselves (each with its own SAFETY comment).
 #![allow(unsafe_code)]
 
 use crate::Tier;
