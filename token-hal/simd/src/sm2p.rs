@@ -5,22 +5,27 @@
 //! ADX and that `UKEY_CPU_TIER` allows them (it is only obtainable after detection, and
 //! `UKEY_CPU_TIER=portable` never yields one):
 //!
-//! - [`Bmi2Adx::mul`] / [`Bmi2Adx::square`]: Montgomery multiplication and squaring
-//!   (R = 2^256) on four little-endian 64-bit limbs, the product with `mulx`, then four
-//!   Montgomery steps that need no multiplication (−p^−1 ≡ 1 mod 2^64, and
-//!   (m·p + m)/2^64 = m·2^192 − m·2^160 − m·2^32 + m). Branch-free, no memory indexed by
-//!   data. Inputs must be below p (the result is then below p too).
+//! - The field kernels, `core::arch::asm!` blocks in `#[inline(always)]` functions (an
+//!   `asm!` block needs no `#[target_feature]`, so they inline into token-hal's point
+//!   formulas): [`Bmi2Adx::mul`] / [`Bmi2Adx::square`], Montgomery multiplication and
+//!   squaring (R = 2^256) on four little-endian 64-bit limbs, the product with `mulx`
+//!   and two carry chains (`adcx`, `adox`), then four Montgomery steps that need no
+//!   multiplication (−p^−1 ≡ 1 mod 2^64, and (m·p + m)/2^64 = m·2^192 − m·2^160 −
+//!   m·2^32 + m); [`Bmi2Adx::add`] / [`Bmi2Adx::sub`] / [`Bmi2Adx::double`] /
+//!   [`Bmi2Adx::neg`] mod p. Branch-free, no memory indexed by data. Inputs must be
+//!   below p; results are below p.
 //! - [`Bmi2Adx::run`]: the "generic trampoline". It calls a caller-supplied
 //!   [`Kernel`] from inside a function compiled with `bmi2,adx`, so that a whole
 //!   scalar multiplication written in plain safe Rust in token-hal (marked
-//!   `#[inline(always)]`) is compiled with those features, and the `#[inline]` kernels
-//!   above inline into its loops instead of being called per field operation.
+//!   `#[inline(always)]`) is compiled with those features.
 //!
 //! The portable twin of both is token-hal's own `sm2fast::field` code; its differential
-//! tests compare the two on every tier this machine can force.
+//! tests compare the two on every tier this machine can force, and `tests/sm2p.rs`
+//! compares the kernels with a slow bit-serial reference.
 
-// The only `unsafe` here calls `#[target_feature(enable = "bmi2,adx")]` functions, which
-// a `Bmi2Adx` value proves the CPU supports.
+// `unsafe` here: the call into the `#[target_feature(enable = "bmi2,adx")]` trampoline
+// and into the `mulx`/`adcx`/`adox` kernels (a `Bmi2Adx` value proves the CPU supports
+// them), and the `asm!` blocks themselves (each with its own SAFETY comment).
 #![allow(unsafe_code)]
 
 use crate::Tier;
@@ -81,12 +86,13 @@ impl Bmi2Adx {
         }
     }
 
-    /// Montgomery product a·b·2^−256 mod p (a, b < p).
+    /// Montgomery product a·b·2^−256 mod p (a, b < p; the result is below p).
     #[inline(always)]
     pub fn mul(self, a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
         #[cfg(target_arch = "x86_64")]
         {
-            // SAFETY: as in `run`: the proof means BMI2 and ADX were detected.
+            // SAFETY: `x86::mul` needs BMI2 and ADX; a `Bmi2Adx` exists only after
+            // `for_tier` detected both on this CPU.
             unsafe { x86::mul(a, b) }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -96,12 +102,12 @@ impl Bmi2Adx {
         }
     }
 
-    /// Montgomery square a²·2^−256 mod p (a < p).
+    /// Montgomery square a²·2^−256 mod p (a < p; the result is below p).
     #[inline(always)]
     pub fn square(self, a: &[u64; 4]) -> [u64; 4] {
         #[cfg(target_arch = "x86_64")]
         {
-            // SAFETY: as in `run`.
+            // SAFETY: as in `mul`.
             unsafe { x86::square(a) }
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -110,168 +116,448 @@ impl Bmi2Adx {
             unreachable!("no Bmi2Adx proof exists off x86-64")
         }
     }
+
+    /// (a + b) mod p (a, b < p).
+    #[inline(always)]
+    pub fn add(self, a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
+        #[cfg(target_arch = "x86_64")]
+        {
+            x86::add(a, b)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (a, b);
+            unreachable!("no Bmi2Adx proof exists off x86-64")
+        }
+    }
+
+    /// (a − b) mod p (a, b < p).
+    #[inline(always)]
+    pub fn sub(self, a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
+        #[cfg(target_arch = "x86_64")]
+        {
+            x86::sub(a, b)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = (a, b);
+            unreachable!("no Bmi2Adx proof exists off x86-64")
+        }
+    }
+
+    /// 2a mod p (a < p).
+    #[inline(always)]
+    pub fn double(self, a: &[u64; 4]) -> [u64; 4] {
+        #[cfg(target_arch = "x86_64")]
+        {
+            x86::double(a)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            let _ = a;
+            unreachable!("no Bmi2Adx proof exists off x86-64")
+        }
+    }
+
+    /// −a mod p (a < p; 0 for 0).
+    #[inline(always)]
+    pub fn neg(self, a: &[u64; 4]) -> [u64; 4] {
+        self.sub(&[0; 4], a)
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use core::arch::x86_64::{_addcarry_u64, _mulx_u64, _subborrow_u64};
+    use core::arch::asm;
 
     use super::Kernel;
-
-    /// p, little-endian limbs.
-    const P: [u64; 4] = [
-        0xFFFF_FFFF_FFFF_FFFF,
-        0xFFFF_FFFF_0000_0000,
-        0xFFFF_FFFF_FFFF_FFFF,
-        0xFFFF_FFFE_FFFF_FFFF,
-    ];
 
     #[target_feature(enable = "bmi2,adx")]
     pub(super) fn run_bmi2_adx<K: Kernel>(k: K) -> K::Output {
         k.run()
     }
 
+    // The field kernels are `asm!` blocks in `#[inline(always)]` functions (an `asm!`
+    // block needs no `#[target_feature]`, so it inlines into any caller). Register
+    // conventions of the multiplication and the squaring: the 512-bit product in
+    // r8..r15 (least significant first), rax/rcx scratch, rdx the implicit `mulx`
+    // operand; the result in r8..r11.
+
+    /// One row of the schoolbook product: t_i..t_(i+4) += a_i·b, with a_i at
+    /// [rsi + off] and b at [rdi]. Two carry chains (`adox` for the low halves, `adcx`
+    /// for the high halves), both started clear by the `xor`; t_(i+4) is fresh (the
+    /// `mulx` writes it) and takes both chains' last carries. Nothing carries out of
+    /// t_(i+4): the running sum (a_0 + … + a_i·2^64i)·b fits in i + 5 limbs.
+    macro_rules! mul_row {
+        ($off:literal, $t0:literal, $t1:literal, $t2:literal, $t3:literal, $t4:literal) => {
+            concat!(
+                "xor edx, edx\n",
+                "mov rdx, [rsi + ",
+                $off,
+                "]\n",
+                "mulx rcx, rax, [rdi]\n",
+                "adox ",
+                $t0,
+                ", rax\n",
+                "adcx ",
+                $t1,
+                ", rcx\n",
+                "mulx rcx, rax, [rdi + 8]\n",
+                "adox ",
+                $t1,
+                ", rax\n",
+                "adcx ",
+                $t2,
+                ", rcx\n",
+                "mulx rcx, rax, [rdi + 16]\n",
+                "adox ",
+                $t2,
+                ", rax\n",
+                "adcx ",
+                $t3,
+                ", rcx\n",
+                "mulx ",
+                $t4,
+                ", rax, [rdi + 24]\n",
+                "adox ",
+                $t3,
+                ", rax\n",
+                "mov edx, 0\n",
+                "adcx ",
+                $t4,
+                ", rdx\n",
+                "adox ",
+                $t4,
+                ", rdx\n",
+            )
+        };
+    }
+
+    /// One Montgomery step on the low half r = [r0, r1, r2, r3] (< 2^256), with
+    /// m = r0 (−p^−1 ≡ 1 mod 2^64): (r + m·p)/2^64 = [r1, r2, r3, 0] + X with
+    /// X = m·2^192 − m·2^160 − m·2^32 + m = [m, 0, 0, m] − [lo, hi, lo, hi] for
+    /// lo = m << 32, hi = m >> 32. Computed as ([r1, r2, r3, m] + m − [lo, hi, lo, hi])
+    /// mod 2^256, which is exact because the result is below 2^256
+    /// ((2^256 − 1) + (2^64 − 1)·p < 2^320). The result is [r1, r2, r3, r0]: the
+    /// register that held m becomes the top limb.
+    macro_rules! mont_step {
+        ($r0:literal, $r1:literal, $r2:literal, $r3:literal) => {
+            concat!(
+                "mov rax, ",
+                $r0,
+                "\n",
+                "shl rax, 32\n",
+                "mov rcx, ",
+                $r0,
+                "\n",
+                "shr rcx, 32\n",
+                "add ",
+                $r1,
+                ", ",
+                $r0,
+                "\n",
+                "adc ",
+                $r2,
+                ", 0\n",
+                "adc ",
+                $r3,
+                ", 0\n",
+                "adc ",
+                $r0,
+                ", 0\n",
+                "sub ",
+                $r1,
+                ", rax\n",
+                "sbb ",
+                $r2,
+                ", rcx\n",
+                "sbb ",
+                $r3,
+                ", rax\n",
+                "sbb ",
+                $r0,
+                ", rcx\n",
+            )
+        };
+    }
+
+    /// From the product t = a·b (a, b < p) in r8..r15 to t·2^−256 mod p in r8..r11.
+    /// Four Montgomery steps take the low half L to L' = (L + M·p)/2^256 ≤ p; with
+    /// the high half H < p, s = L' + H < 2p, and one subtraction of p (kept when it
+    /// does not borrow, selected with `cmov`) gives the result below p.
+    macro_rules! reduce {
+        () => {
+            concat!(
+                mont_step!("r8", "r9", "r10", "r11"),
+                mont_step!("r9", "r10", "r11", "r8"),
+                mont_step!("r10", "r11", "r8", "r9"),
+                mont_step!("r11", "r8", "r9", "r10"),
+                // s = L' + H, carry in rcx.
+                "xor ecx, ecx\n",
+                "add r12, r8\n",
+                "adc r13, r9\n",
+                "adc r14, r10\n",
+                "adc r15, r11\n",
+                "adc rcx, 0\n",
+                // s − p (p's limbs 0 and 2 are all ones: the immediate −1).
+                "mov r8, r12\n",
+                "mov r9, r13\n",
+                "mov r10, r14\n",
+                "mov r11, r15\n",
+                "mov rax, 0xFFFFFFFF00000000\n",
+                "mov rdx, 0xFFFFFFFEFFFFFFFF\n",
+                "sub r8, -1\n",
+                "sbb r9, rax\n",
+                "sbb r10, -1\n",
+                "sbb r11, rdx\n",
+                // Borrow out of (carry − borrow): set exactly when s + carry·2^256 < p.
+                "sbb rcx, 0\n",
+                "cmovc r8, r12\n",
+                "cmovc r9, r13\n",
+                "cmovc r10, r14\n",
+                "cmovc r11, r15\n",
+            )
+        };
+    }
+
+    /// Montgomery product a·b·2^−256 mod p for a, b < p. The caller must make sure
+    /// the CPU has BMI2 (`mulx`) and ADX (`adcx`, `adox`).
     #[inline(always)]
-    fn adc(c: u8, a: u64, b: u64, out: &mut u64) -> u8 {
-        _addcarry_u64(c, a, b, out)
+    pub(super) unsafe fn mul(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
+        let (o0, o1, o2, o3): (u64, u64, u64, u64);
+        // SAFETY: reads the 32 bytes behind `a` (rsi) and `b` (rdi), both valid
+        // references to [u64; 4]; writes only registers, all declared; no stack use.
+        // mulx/adcx/adox are present by the caller's obligation.
+        unsafe {
+            asm!(
+                // Row 0: t0..t4 = a_0·b.
+                "mov rdx, [rsi]",
+                "mulx r9, r8, [rdi]",
+                "mulx r10, rax, [rdi + 8]",
+                "add r9, rax",
+                "mulx r11, rax, [rdi + 16]",
+                "adc r10, rax",
+                "mulx r12, rax, [rdi + 24]",
+                "adc r11, rax",
+                "adc r12, 0",
+                mul_row!("8", "r9", "r10", "r11", "r12", "r13"),
+                mul_row!("16", "r10", "r11", "r12", "r13", "r14"),
+                mul_row!("24", "r11", "r12", "r13", "r14", "r15"),
+                reduce!(),
+                in("rsi") a.as_ptr(),
+                in("rdi") b.as_ptr(),
+                out("rax") _,
+                out("rcx") _,
+                out("rdx") _,
+                out("r8") o0,
+                out("r9") o1,
+                out("r10") o2,
+                out("r11") o3,
+                out("r12") _,
+                out("r13") _,
+                out("r14") _,
+                out("r15") _,
+                options(pure, readonly, nostack),
+            );
+        }
+        [o0, o1, o2, o3]
     }
 
+    /// Montgomery square a²·2^−256 mod p for a < p: the six cross products once,
+    /// doubled, plus the four squares (10 `mulx` instead of 16). Same obligation as
+    /// [`mul`].
     #[inline(always)]
-    fn sbb(c: u8, a: u64, b: u64, out: &mut u64) -> u8 {
-        _subborrow_u64(c, a, b, out)
+    pub(super) unsafe fn square(a: &[u64; 4]) -> [u64; 4] {
+        let (o0, o1, o2, o3): (u64, u64, u64, u64);
+        // SAFETY: as in `mul`: reads the 32 bytes behind `a` (rsi) only, writes only
+        // declared registers, no stack use; BMI2/ADX by the caller's obligation.
+        unsafe {
+            asm!(
+                // Cross products Σ_(i<j) a_i·a_j·2^(64(i+j)) into r9..r14 (limbs 1..6;
+                // the sum is below 2^448).
+                "mov rdx, [rsi]",
+                "mulx r10, r9, [rsi + 8]",
+                "mulx r11, rax, [rsi + 16]",
+                "add r10, rax",
+                "mulx r12, rax, [rsi + 24]",
+                "adc r11, rax",
+                "adc r12, 0",
+                "xor r15d, r15d",
+                "mov rdx, [rsi + 8]",
+                "mulx rcx, rax, [rsi + 16]",
+                "adox r11, rax",
+                "adcx r12, rcx",
+                "mulx r13, rax, [rsi + 24]",
+                "adox r12, rax",
+                "mov rdx, [rsi + 16]",
+                "mulx r14, rax, [rsi + 24]",
+                "adcx r13, rax",
+                "adox r13, r15",
+                "adcx r14, r15",
+                "adox r14, r15",
+                // Double them (the adcx chain, t + t) and add the squares a_i² (the
+                // adox chain); r15 = 0 takes the top bit and the last carries.
+                "xor r15d, r15d",
+                "mov rdx, [rsi]",
+                "mulx rax, r8, rdx",
+                "adcx r9, r9",
+                "adox r9, rax",
+                "mov rdx, [rsi + 8]",
+                "mulx rcx, rax, rdx",
+                "adcx r10, r10",
+                "adox r10, rax",
+                "adcx r11, r11",
+                "adox r11, rcx",
+                "mov rdx, [rsi + 16]",
+                "mulx rcx, rax, rdx",
+                "adcx r12, r12",
+                "adox r12, rax",
+                "adcx r13, r13",
+                "adox r13, rcx",
+                "mov rdx, [rsi + 24]",
+                "mulx rcx, rax, rdx",
+                "adcx r14, r14",
+                "adox r14, rax",
+                "adcx r15, r15",
+                "adox r15, rcx",
+                reduce!(),
+                in("rsi") a.as_ptr(),
+                out("rax") _,
+                out("rcx") _,
+                out("rdx") _,
+                out("r8") o0,
+                out("r9") o1,
+                out("r10") o2,
+                out("r11") o3,
+                out("r12") _,
+                out("r13") _,
+                out("r14") _,
+                out("r15") _,
+                options(pure, readonly, nostack),
+            );
+        }
+        [o0, o1, o2, o3]
     }
 
-    /// One Montgomery step on a value r < 2^256: (r + m·p)/2^64 with m = r_0, which is
-    /// [r_1, r_2, r_3, 0] + X, X = m·2^192 − m·2^160 − m·2^32 + m, and stays below
-    /// 2^256 ((2^256 − 1) + (2^64 − 1)(2^256 − 1) < 2^320).
+    /// (a + b) mod p for a, b < p: the sum (carry c), then s − p; when that borrows
+    /// (s + c·2^256 < p) the register c ends as an all-ones mask and p & mask is added
+    /// back, else c ends 0 and the difference stands. p & mask needs only limbs 1 and
+    /// 3 in registers (limbs 0 and 2 are all ones, i.e. the mask itself). Baseline
+    /// x86-64 instructions only.
     #[inline(always)]
-    fn mont_step(r: [u64; 4]) -> [u64; 4] {
-        let m = r[0];
-        let lo = m << 32;
-        let hi = m >> 32;
-        let (mut x0, mut x1, mut x2, mut x3) = (0, 0, 0, 0);
-        let b = sbb(0, m, lo, &mut x0);
-        let b = sbb(b, 0, hi, &mut x1);
-        let b = sbb(b, 0, lo, &mut x2);
-        sbb(b, m, hi, &mut x3);
-        let mut o = [0u64; 4];
-        let c = adc(0, r[1], x0, &mut o[0]);
-        let c = adc(c, r[2], x1, &mut o[1]);
-        let c = adc(c, r[3], x2, &mut o[2]);
-        adc(c, 0, x3, &mut o[3]);
-        o
+    pub(super) fn add(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
+        let [mut r0, mut r1, mut r2, mut r3] = *a;
+        // SAFETY: reads the 32 bytes behind `b`, a valid &[u64; 4]; writes only the
+        // declared registers; baseline instructions; no stack use.
+        unsafe {
+            asm!(
+                "xor {c:e}, {c:e}",
+                "add {r0}, [{b}]",
+                "adc {r1}, [{b} + 8]",
+                "adc {r2}, [{b} + 16]",
+                "adc {r3}, [{b} + 24]",
+                "adc {c}, 0",
+                "mov {p1}, 0xFFFFFFFF00000000",
+                "mov {p3}, 0xFFFFFFFEFFFFFFFF",
+                "sub {r0}, -1",
+                "sbb {r1}, {p1}",
+                "sbb {r2}, -1",
+                "sbb {r3}, {p3}",
+                // c − borrow: 0 when s + c·2^256 ≥ p (c = 1 needs a borrow, since
+                // s + 2^256 < 2p), −1 (the mask) when it is below p.
+                "sbb {c}, 0",
+                "and {p1}, {c}",
+                "and {p3}, {c}",
+                "add {r0}, {c}",
+                "adc {r1}, {p1}",
+                "adc {r2}, {c}",
+                "adc {r3}, {p3}",
+                r0 = inout(reg) r0,
+                r1 = inout(reg) r1,
+                r2 = inout(reg) r2,
+                r3 = inout(reg) r3,
+                b = in(reg) b.as_ptr(),
+                c = out(reg) _,
+                p1 = out(reg) _,
+                p3 = out(reg) _,
+                options(pure, readonly, nostack),
+            );
+        }
+        [r0, r1, r2, r3]
     }
 
-    /// t·2^−256 mod p for t = a·b with a, b < p.
+    /// 2a mod p for a < p: [`add`] with both operands in registers.
     #[inline(always)]
-    fn reduce(t: &[u64; 8]) -> [u64; 4] {
-        // L' = (L + M·p)/2^256 ≤ p for the low half L, then L' + H < 2p.
-        let mut r = [t[0], t[1], t[2], t[3]];
-        for _ in 0..4 {
-            r = mont_step(r);
+    pub(super) fn double(a: &[u64; 4]) -> [u64; 4] {
+        let [mut r0, mut r1, mut r2, mut r3] = *a;
+        // SAFETY: registers only (all declared), baseline instructions, no memory.
+        unsafe {
+            asm!(
+                "xor {c:e}, {c:e}",
+                "add {r0}, {r0}",
+                "adc {r1}, {r1}",
+                "adc {r2}, {r2}",
+                "adc {r3}, {r3}",
+                "adc {c}, 0",
+                "mov {p1}, 0xFFFFFFFF00000000",
+                "mov {p3}, 0xFFFFFFFEFFFFFFFF",
+                "sub {r0}, -1",
+                "sbb {r1}, {p1}",
+                "sbb {r2}, -1",
+                "sbb {r3}, {p3}",
+                "sbb {c}, 0",
+                "and {p1}, {c}",
+                "and {p3}, {c}",
+                "add {r0}, {c}",
+                "adc {r1}, {p1}",
+                "adc {r2}, {c}",
+                "adc {r3}, {p3}",
+                r0 = inout(reg) r0,
+                r1 = inout(reg) r1,
+                r2 = inout(reg) r2,
+                r3 = inout(reg) r3,
+                c = out(reg) _,
+                p1 = out(reg) _,
+                p3 = out(reg) _,
+                options(pure, nomem, nostack),
+            );
         }
-        let mut s = [0u64; 4];
-        let c = adc(0, r[0], t[4], &mut s[0]);
-        let c = adc(c, r[1], t[5], &mut s[1]);
-        let c = adc(c, r[2], t[6], &mut s[2]);
-        let c = adc(c, r[3], t[7], &mut s[3]);
-        let mut d = [0u64; 4];
-        let b = sbb(0, s[0], P[0], &mut d[0]);
-        let b = sbb(b, s[1], P[1], &mut d[1]);
-        let b = sbb(b, s[2], P[2], &mut d[2]);
-        let b = sbb(b, s[3], P[3], &mut d[3]);
-        let mut top = 0;
-        // Borrow out of (carry − 0 − b): set exactly when s + carry·2^256 < p.
-        let b = sbb(b, u64::from(c), 0, &mut top);
-        let keep = 0u64.wrapping_sub(u64::from(b));
-        [
-            (s[0] & keep) | (d[0] & !keep),
-            (s[1] & keep) | (d[1] & !keep),
-            (s[2] & keep) | (d[2] & !keep),
-            (s[3] & keep) | (d[3] & !keep),
-        ]
+        [r0, r1, r2, r3]
     }
 
-    /// a_i·b as five limbs.
-    #[target_feature(enable = "bmi2,adx")]
-    #[inline]
-    fn row(ai: u64, b: &[u64; 4]) -> [u64; 5] {
-        let (mut h0, mut h1, mut h2, mut h3) = (0u64, 0u64, 0u64, 0u64);
-        let l0 = _mulx_u64(ai, b[0], &mut h0);
-        let l1 = _mulx_u64(ai, b[1], &mut h1);
-        let l2 = _mulx_u64(ai, b[2], &mut h2);
-        let l3 = _mulx_u64(ai, b[3], &mut h3);
-        let mut r = [l0, 0, 0, 0, 0];
-        let c = adc(0, l1, h0, &mut r[1]);
-        let c = adc(c, l2, h1, &mut r[2]);
-        let c = adc(c, l3, h2, &mut r[3]);
-        adc(c, h3, 0, &mut r[4]);
-        r
-    }
-
-    #[target_feature(enable = "bmi2,adx")]
-    #[inline]
-    pub(super) fn mul(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
-        let r0 = row(a[0], b);
-        let mut t = [r0[0], r0[1], r0[2], r0[3], r0[4], 0, 0, 0];
-        for i in 1..4 {
-            let r = row(a[i], b);
-            let c = adc(0, t[i], r[0], &mut t[i]);
-            let c = adc(c, t[i + 1], r[1], &mut t[i + 1]);
-            let c = adc(c, t[i + 2], r[2], &mut t[i + 2]);
-            let c = adc(c, t[i + 3], r[3], &mut t[i + 3]);
-            // t[i + 4] is still zero here; the sum cannot carry out (a·b < 2^512).
-            adc(c, 0, r[4], &mut t[i + 4]);
+    /// (a − b) mod p for a, b < p: the difference, then p & mask added back, the
+    /// mask being all ones exactly when the subtraction borrowed.
+    #[inline(always)]
+    pub(super) fn sub(a: &[u64; 4], b: &[u64; 4]) -> [u64; 4] {
+        let [mut r0, mut r1, mut r2, mut r3] = *a;
+        // SAFETY: as in `add`.
+        unsafe {
+            asm!(
+                "sub {r0}, [{b}]",
+                "sbb {r1}, [{b} + 8]",
+                "sbb {r2}, [{b} + 16]",
+                "sbb {r3}, [{b} + 24]",
+                "sbb {c}, {c}",
+                "mov {p1}, 0xFFFFFFFF00000000",
+                "mov {p3}, 0xFFFFFFFEFFFFFFFF",
+                "and {p1}, {c}",
+                "and {p3}, {c}",
+                "add {r0}, {c}",
+                "adc {r1}, {p1}",
+                "adc {r2}, {c}",
+                "adc {r3}, {p3}",
+                r0 = inout(reg) r0,
+                r1 = inout(reg) r1,
+                r2 = inout(reg) r2,
+                r3 = inout(reg) r3,
+                b = in(reg) b.as_ptr(),
+                c = out(reg) _,
+                p1 = out(reg) _,
+                p3 = out(reg) _,
+                options(pure, readonly, nostack),
+            );
         }
-        reduce(&t)
-    }
-
-    #[target_feature(enable = "bmi2,adx")]
-    #[inline]
-    pub(super) fn square(a: &[u64; 4]) -> [u64; 4] {
-        // Cross products a_i·a_j, i < j, into t[1..7].
-        let mut h = [0u64; 6];
-        let l01 = _mulx_u64(a[0], a[1], &mut h[0]);
-        let l02 = _mulx_u64(a[0], a[2], &mut h[1]);
-        let l03 = _mulx_u64(a[0], a[3], &mut h[2]);
-        let l12 = _mulx_u64(a[1], a[2], &mut h[3]);
-        let l13 = _mulx_u64(a[1], a[3], &mut h[4]);
-        let l23 = _mulx_u64(a[2], a[3], &mut h[5]);
-        let mut t = [0u64; 8];
-        // Row of a_0: t1 = l01, t2 = h01 + l02, t3 = h02 + l03, t4 = h03.
-        t[1] = l01;
-        let c = adc(0, h[0], l02, &mut t[2]);
-        let c = adc(c, h[1], l03, &mut t[3]);
-        adc(c, h[2], 0, &mut t[4]);
-        // Row of a_1: + l12·2^192 … : t3 += l12, t4 += h12 + l13, t5 = h13 + carry.
-        let mut u = [0u64; 3];
-        let c = adc(0, h[3], l13, &mut u[0]);
-        adc(c, h[4], 0, &mut u[1]);
-        let c = adc(0, t[3], l12, &mut t[3]);
-        let c = adc(c, t[4], u[0], &mut t[4]);
-        adc(c, u[1], 0, &mut t[5]);
-        // a_2·a_3 at 2^320.
-        let c = adc(0, t[5], l23, &mut t[5]);
-        adc(c, h[5], 0, &mut t[6]);
-        let _ = &mut u[2];
-        // Double.
-        t[7] = t[6] >> 63;
-        t[6] = (t[6] << 1) | (t[5] >> 63);
-        t[5] = (t[5] << 1) | (t[4] >> 63);
-        t[4] = (t[4] << 1) | (t[3] >> 63);
-        t[3] = (t[3] << 1) | (t[2] >> 63);
-        t[2] = (t[2] << 1) | (t[1] >> 63);
-        t[1] <<= 1;
-        // Add the squares.
-        let mut s = [0u64; 8];
-        for i in 0..4 {
-            s[2 * i] = _mulx_u64(a[i], a[i], &mut s[2 * i + 1]);
-        }
-        let mut c = 0;
-        for i in 0..8 {
-            c = adc(c, t[i], s[i], &mut t[i]);
-        }
-        reduce(&t)
+        [r0, r1, r2, r3]
     }
 }
 

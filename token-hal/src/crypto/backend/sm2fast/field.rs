@@ -16,12 +16,31 @@ use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use ukey_simd::ctscan::CtSelect;
 use ukey_simd::sm2p::Bmi2Adx;
 
-/// How field multiplications and table scans are done: chosen once per high-level
+/// How field arithmetic and table scans are done: chosen once per high-level
 /// operation (k·G, k·P, verification) and passed down by value, so the point and
 /// table code is monomorphised once per backend and has no per-operation dispatch.
+/// Every operation takes and returns fully reduced values (below p).
 pub(crate) trait Backend: Copy {
     fn mul(self, a: &Fe, b: &Fe) -> Fe;
     fn square(self, a: &Fe) -> Fe;
+    /// Addition and friends default to the portable (fiat-crypto) code, so a backend
+    /// only has to override what it does faster.
+    #[inline(always)]
+    fn add(self, a: &Fe, b: &Fe) -> Fe {
+        a.add(b)
+    }
+    #[inline(always)]
+    fn sub(self, a: &Fe, b: &Fe) -> Fe {
+        a.sub(b)
+    }
+    #[inline(always)]
+    fn double(self, a: &Fe) -> Fe {
+        a.double()
+    }
+    #[inline(always)]
+    fn neg(self, a: &Fe) -> Fe {
+        a.neg()
+    }
     /// The vector table scan, when the CPU (and the tier cap) allow one.
     fn ct_select(self) -> Option<CtSelect>;
 }
@@ -80,7 +99,7 @@ impl Backends {
     }
 }
 
-/// The plain-Rust multiplication below.
+/// The plain-Rust code below (u128 multiplication, fiat-crypto addition).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Portable(pub(crate) Option<CtSelect>);
 
@@ -99,8 +118,11 @@ impl Backend for Portable {
     }
 }
 
-/// `mulx` multiplication from ukey-simd; the operations that use it run inside
-/// [`Bmi2Adx::run`], so the whole loop is compiled with BMI2 and ADX.
+/// ukey-simd's inline-assembly field arithmetic (`mulx`/`adcx`/`adox` multiplication
+/// and squaring, carry-chain addition and subtraction), behind the [`Bmi2Adx`] proof.
+/// The kernels are `asm!` blocks in `#[inline(always)]` functions, so they inline into
+/// the point formulas; the operations also run inside [`Bmi2Adx::run`], so the code
+/// around them is compiled with BMI2 and ADX.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Fast(pub(crate) Bmi2Adx, pub(crate) Option<CtSelect>);
 
@@ -112,6 +134,22 @@ impl Backend for Fast {
     #[inline(always)]
     fn square(self, a: &Fe) -> Fe {
         Fe(self.0.square(&a.0))
+    }
+    #[inline(always)]
+    fn add(self, a: &Fe, b: &Fe) -> Fe {
+        Fe(self.0.add(&a.0, &b.0))
+    }
+    #[inline(always)]
+    fn sub(self, a: &Fe, b: &Fe) -> Fe {
+        Fe(self.0.sub(&a.0, &b.0))
+    }
+    #[inline(always)]
+    fn double(self, a: &Fe) -> Fe {
+        Fe(self.0.double(&a.0))
+    }
+    #[inline(always)]
+    fn neg(self, a: &Fe) -> Fe {
+        Fe(self.0.neg(&a.0))
     }
     #[inline(always)]
     fn ct_select(self) -> Option<CtSelect> {
@@ -214,6 +252,30 @@ impl Fe {
     #[inline(always)]
     pub(crate) fn sq<B: Backend>(&self, b: B) -> Self {
         b.square(self)
+    }
+
+    /// self + rhs on backend `b`.
+    #[inline(always)]
+    pub(crate) fn ad<B: Backend>(&self, b: B, rhs: &Self) -> Self {
+        b.add(self, rhs)
+    }
+
+    /// self − rhs on backend `b`.
+    #[inline(always)]
+    pub(crate) fn sb<B: Backend>(&self, b: B, rhs: &Self) -> Self {
+        b.sub(self, rhs)
+    }
+
+    /// 2·self on backend `b`.
+    #[inline(always)]
+    pub(crate) fn dbl<B: Backend>(&self, b: B) -> Self {
+        b.double(self)
+    }
+
+    /// −self on backend `b`.
+    #[inline(always)]
+    pub(crate) fn ng<B: Backend>(&self, b: B) -> Self {
+        b.neg(self)
     }
 
     /// Montgomery product self·rhs·2^−256 mod p (the portable code).

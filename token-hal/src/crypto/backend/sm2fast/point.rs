@@ -117,10 +117,10 @@ impl Affine {
     }
 
     #[inline(always)]
-    pub(crate) fn neg(&self) -> Self {
+    pub(crate) fn neg<B: Backend>(&self, be: B) -> Self {
         Self {
             x: self.x,
-            y: self.y.neg(),
+            y: self.y.ng(be),
         }
     }
 }
@@ -143,14 +143,14 @@ impl Jac {
         let delta = self.z.sq(be);
         let gamma = self.y.sq(be);
         let beta = self.x.mm(be, &gamma);
-        let t = self.x.sub(&delta).mm(be, &self.x.add(&delta));
-        let alpha = t.double().add(&t);
-        let beta4 = beta.double().double();
-        let x3 = alpha.sq(be).sub(&beta4.double());
-        let z3 = self.y.add(&self.z).sq(be).sub(&gamma).sub(&delta);
+        let t = self.x.sb(be, &delta).mm(be, &self.x.ad(be, &delta));
+        let alpha = t.dbl(be).ad(be, &t);
+        let beta4 = beta.dbl(be).dbl(be);
+        let x3 = alpha.sq(be).sb(be, &beta4.dbl(be));
+        let z3 = self.y.ad(be, &self.z).sq(be).sb(be, &gamma).sb(be, &delta);
         let g2 = gamma.sq(be);
-        let g8 = g2.double().double().double();
-        let y3 = alpha.mm(be, &beta4.sub(&x3)).sub(&g8);
+        let g8 = g2.dbl(be).dbl(be).dbl(be);
+        let y3 = alpha.mm(be, &beta4.sb(be, &x3)).sb(be, &g8);
         Self {
             x: x3,
             y: y3,
@@ -176,15 +176,15 @@ impl Jac {
         let z1z1 = self.z.sq(be);
         let u2 = q.x.mm(be, &z1z1);
         let s2 = q.y.mm(be, &self.z).mm(be, &z1z1);
-        let h = u2.sub(&self.x);
+        let h = u2.sb(be, &self.x);
         let hh = h.sq(be);
-        let i = hh.double().double();
+        let i = hh.dbl(be).dbl(be);
         let j = h.mm(be, &i);
-        let r = s2.sub(&self.y).double();
+        let r = s2.sb(be, &self.y).dbl(be);
         let v = self.x.mm(be, &i);
-        let x3 = r.sq(be).sub(&j).sub(&v.double());
-        let y3 = r.mm(be, &v.sub(&x3)).sub(&self.y.mm(be, &j).double());
-        let z3 = self.z.add(&h).sq(be).sub(&z1z1).sub(&hh);
+        let x3 = r.sq(be).sb(be, &j).sb(be, &v.dbl(be));
+        let y3 = r.mm(be, &v.sb(be, &x3)).sb(be, &self.y.mm(be, &j).dbl(be));
+        let z3 = self.z.ad(be, &h).sq(be).sb(be, &z1z1).sb(be, &hh);
         (
             Self {
                 x: x3,
@@ -238,14 +238,20 @@ impl Jac {
         let u2 = q.x.mm(be, &z1z1);
         let s1 = self.y.mm(be, &q.z).mm(be, &z2z2);
         let s2 = q.y.mm(be, &self.z).mm(be, &z1z1);
-        let h = u2.sub(&u1);
-        let i = h.double().sq(be);
+        let h = u2.sb(be, &u1);
+        let i = h.dbl(be).sq(be);
         let j = h.mm(be, &i);
-        let r = s2.sub(&s1).double();
+        let r = s2.sb(be, &s1).dbl(be);
         let v = u1.mm(be, &i);
-        let x3 = r.sq(be).sub(&j).sub(&v.double());
-        let y3 = r.mm(be, &v.sub(&x3)).sub(&s1.mm(be, &j).double());
-        let z3 = self.z.add(&q.z).sq(be).sub(&z1z1).sub(&z2z2).mm(be, &h);
+        let x3 = r.sq(be).sb(be, &j).sb(be, &v.dbl(be));
+        let y3 = r.mm(be, &v.sb(be, &x3)).sb(be, &s1.mm(be, &j).dbl(be));
+        let z3 = self
+            .z
+            .ad(be, &q.z)
+            .sq(be)
+            .sb(be, &z1z1)
+            .sb(be, &z2z2)
+            .mm(be, &h);
         (
             Self {
                 x: x3,
@@ -289,10 +295,10 @@ impl Jac {
     }
 
     #[inline(always)]
-    pub(crate) fn neg(&self) -> Self {
+    pub(crate) fn neg<B: Backend>(&self, be: B) -> Self {
         Self {
             x: self.x,
-            y: self.y.neg(),
+            y: self.y.ng(be),
             z: self.z,
         }
     }

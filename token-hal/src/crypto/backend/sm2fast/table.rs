@@ -102,7 +102,7 @@ impl<const E: usize> Comb<E> {
                 Some(sel) => from_words(&sel.select(row, u64::from(mag))),
                 None => lookup_affine(row, mag),
             };
-            let e = Affine::conditional_select(&e, &e.neg(), Choice::from(neg));
+            let e = Affine::conditional_select(&e, &e.neg(be), Choice::from(neg));
             acc = acc.madd_ct(be, &e, mag.ct_eq(&0), exc);
         }
         acc
@@ -116,7 +116,7 @@ impl<const E: usize> Comb<E> {
                 continue;
             }
             let e = from_words(&row[usize::from(mag) - 1]);
-            let e = if neg == 1 { e.neg() } else { e };
+            let e = if neg == 1 { e.neg(be) } else { e };
             acc = acc.madd_vartime(be, &e);
         }
         acc
@@ -259,7 +259,7 @@ pub(crate) fn double_mul_vartime<B: Backend>(
             if d > 0 {
                 acc = acc.madd_vartime(be, &p.odd[(d as usize) / 2]);
             } else if d < 0 {
-                acc = acc.madd_vartime(be, &p.odd[((-d) as usize) / 2].neg());
+                acc = acc.madd_vartime(be, &p.odd[((-d) as usize) / 2].neg(be));
             }
         }
     }
@@ -307,7 +307,7 @@ pub(crate) fn mul_ct<B: Backend>(be: B, p: &Affine, k: &[u64; 4]) -> (Jac, Choic
             Some(sel) => from_jac_words(&sel.select(&row, u64::from(mag))),
             None => lookup_jac(&row, mag),
         };
-        let e = Jac::conditional_select(&e, &e.neg(), Choice::from(neg));
+        let e = Jac::conditional_select(&e, &e.neg(be), Choice::from(neg));
         acc = acc.add_ct(be, &e, &mut exc);
     }
     (acc, exc)

@@ -610,7 +610,9 @@ fn crop(v: &mut Vec<f64>, q: f64) {
 
 /// dudect-style check that signing's secret-dependent parts take the same time for two
 /// classes of secrets: class A a fixed, extreme scalar (1 for k, all windows zero but
-/// one), class B uniformly random, interleaved at random. |t| < 4.5 over 10^5+
+/// one) or, as a second k·G case, one fixed random scalar (dudect's usual fixed class:
+/// tells an effect of k = 1's values from one of repeating identical inputs), class B
+/// uniformly random, interleaved at random. |t| < 4.5 over 10^5+
 /// measurements is dudect's pass bar. A control, the variable-time k·G that
 /// verification uses, must fail it, which shows the harness can see a leak. Timing here is noisy (2 shared cores), so this is
 /// `#[ignore]`d: run it with
@@ -638,6 +640,7 @@ fn dudect_sign_is_constant_time() {
     let ifma = ukey_simd::sm2ifma::Ifma::get();
     let mut kernels = vec![
         ("k·G (mul_g_ct)", 0),
+        ("k·G (mul_g_ct), fixed = random", 5),
         ("sign_core (k, d), fixed = 1", 1),
         ("sign_core (k, d), fixed = random", 4),
         ("k·P (mul_ct)", 2),
@@ -646,10 +649,14 @@ fn dudect_sign_is_constant_time() {
     if ifma.is_some() {
         // The nonce pool's production path on this CPU: eight k·G with IFMA and the
         // batched inversion; class A has k = 1 in every lane.
-        kernels.insert(1, ("k·G ×8, IFMA (MulGBatch)", 5));
+        kernels.insert(1, ("k·G ×8, IFMA (MulGBatch)", 6));
     }
     for (name, which) in kernels {
-        let fixed_k = if which == 4 { fixed_k_random } else { fixed_k };
+        let fixed_k = if which == 4 || which == 5 {
+            fixed_k_random
+        } else {
+            fixed_k
+        };
         let fixed_d = if which == 4 { fixed_d } else { Sc::ONE };
         let n = if which == 2 { samples / 10 } else { samples };
         // Inputs for every measurement are made before any timing, so the only thing
@@ -677,7 +684,7 @@ fn dudect_sign_is_constant_time() {
                 }
             })
             .collect();
-        let ks8: Vec<Vec<Zeroizing<[u64; 4]>>> = if which == 5 {
+        let ks8: Vec<Vec<Zeroizing<[u64; 4]>>> = if which == 6 {
             classes
                 .iter()
                 .map(|&a| {
@@ -693,7 +700,7 @@ fn dudect_sign_is_constant_time() {
         for i in 0..n {
             let t0 = Instant::now();
             match which {
-                0 => {
+                0 | 5 => {
                     // The production path: the current backend, inversion included.
                     black_box(Backends::current().run(MulG(black_box(&ks[i]))));
                 }
@@ -708,7 +715,7 @@ fn dudect_sign_is_constant_time() {
                 2 => {
                     black_box(Backends::current().run(MulPoint(&G, black_box(&ks[i]))));
                 }
-                5 => {
+                6 => {
                     black_box(Backends::current().run(MulGBatch(black_box(&ks8[i]), ifma)));
                 }
                 _ => {
@@ -802,6 +809,50 @@ fn fast_field_matches_portable_on_every_tier() {
                 "{tier:?} mul {a:x?} {bv:x?}"
             );
             assert_eq!(fa.sq(fast).0, fa.square().0, "{tier:?} square {a:x?}");
+            assert_eq!(
+                fa.ad(fast, &fb).0,
+                fa.add(&fb).0,
+                "{tier:?} add {a:x?} {bv:x?}"
+            );
+            assert_eq!(
+                fa.sb(fast, &fb).0,
+                fa.sub(&fb).0,
+                "{tier:?} sub {a:x?} {bv:x?}"
+            );
+            assert_eq!(
+                fb.sb(fast, &fa).0,
+                fb.sub(&fa).0,
+                "{tier:?} sub {bv:x?} {a:x?}"
+            );
+            assert_eq!(fa.dbl(fast).0, fa.double().0, "{tier:?} double {a:x?}");
+            assert_eq!(fa.ng(fast).0, fa.neg().0, "{tier:?} neg {a:x?}");
+            // Sums and differences that land exactly on, just below and just above p
+            // (or 0): b' = p − a − 1, p − a, p − a + 1, wherever b' is a valid input.
+            let (pa, _) = super::field::sub_borrow(&MODULUS, a);
+            let (pa_minus, _) = super::field::sub_borrow(&pa, &[1, 0, 0, 0]);
+            let (pa_plus, _) =
+                super::field::sub_borrow(&pa, &[u64::MAX, u64::MAX, u64::MAX, u64::MAX]);
+            for bd in [pa_minus, pa, pa_plus] {
+                if super::field::sub_borrow(&bd, &MODULUS).1 == 0 {
+                    continue; // b' ≥ p (or wrapped): not a valid input
+                }
+                let fbd = Fe(bd);
+                assert_eq!(
+                    fa.ad(fast, &fbd).0,
+                    fa.add(&fbd).0,
+                    "{tier:?} add {a:x?} {bd:x?}"
+                );
+                assert_eq!(
+                    fa.sb(fast, &fbd).0,
+                    fa.sub(&fbd).0,
+                    "{tier:?} sub {a:x?} {bd:x?}"
+                );
+                assert_eq!(
+                    fbd.sb(fast, &fa).0,
+                    fbd.sub(&fa).0,
+                    "{tier:?} sub {bd:x?} {a:x?}"
+                );
+            }
             if i % 16 == 0 {
                 // And against crypto-bigint, through the Montgomery conversion.
                 let (ca, cb) = (Fe::from_canonical(*a), Fe::from_canonical(bv));
@@ -817,7 +868,10 @@ fn fast_field_matches_portable_on_every_tier() {
         // Edge values against each other, both orders.
         for a in &edges {
             for bv in &edges {
-                assert_eq!(Fe(*a).mm(fast, &Fe(*bv)).0, Fe(*a).mul(&Fe(*bv)).0);
+                let (fa, fb) = (Fe(*a), Fe(*bv));
+                assert_eq!(fa.mm(fast, &fb).0, fa.mul(&fb).0);
+                assert_eq!(fa.ad(fast, &fb).0, fa.add(&fb).0);
+                assert_eq!(fa.sb(fast, &fb).0, fa.sub(&fb).0);
             }
         }
     }
