@@ -2,7 +2,7 @@
 # PKCS#11 benchmark: libukey_pkcs11.so next to SoftHSM2 through one harness (the cryptoki
 # crate), and next to the same operations on token-hal's crypto backend, in one run.
 # Not a timed test: compare the ratios it prints, never absolute figures across runs.
-#   P11BENCH_SECS=1 scripts/bench-pkcs11.sh     # longer samples (default 0.5 s, median of 3)
+#   P11BENCH_SECS=1 scripts/bench-pkcs11.sh     # longer runs (default 0.5 s: 15 rounds of 0.1 s)
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --release --locked -q -p pkcs11-module

@@ -4,7 +4,7 @@
 # OpenSSL 3, with the ratios and the targets (tests/benches/gmbench.rs, docs/bench.md).
 # Not a timed test: compare the ratios it prints, never absolute figures across runs.
 #   scripts/bench.sh                         # the table (about 2 minutes)
-#   GMBENCH_SECS=1 scripts/bench.sh          # longer samples (default 0.5 s, median of 3)
+#   GMBENCH_SECS=1 scripts/bench.sh          # longer runs (default 0.5 s: 15 rounds of 0.1 s)
 #   GMBENCH_ONLY=sm4 scripts/bench.sh        # only the rows whose name contains "sm4"
 #   UKEY_CPU_TIER=gfni-avx2 scripts/bench.sh # cap the provider's SIMD tier
 #   scripts/bench.sh --kernels               # the provider alone next to `openssl speed`

@@ -2,9 +2,11 @@
 //! (device, application) plus the free slot), sessions, the object handle table and the
 //! slot-event queue.
 
+use std::cell::OnceCell;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, TryLockError, Weak};
 use std::time::{Duration, Instant};
 
 use cryptoki_sys::*;
@@ -202,6 +204,8 @@ pub(crate) fn install(config: Config, compat: Compat) -> Result<()> {
     });
     m.refresh(false)?;
     *g = Some(m);
+    drop(g);
+    hot::invalidate();
     Ok(())
 }
 
@@ -211,6 +215,8 @@ pub(crate) fn remove() -> Result<()> {
         let mut g = MODULE.write().map_err(|_| Error::GENERAL)?;
         g.take().ok_or(Error(CKR_CRYPTOKI_NOT_INITIALIZED))?
     };
+    // No thread's cache may keep the module (its tokens, bridged modules) alive.
+    hot::clear_all(true);
     m.events.close();
     if let Ok(inner) = m.inner.lock() {
         for t in &inner.tokens {
@@ -225,6 +231,8 @@ pub(crate) fn forget() {
     if let Ok(mut g) = MODULE.write()
         && let Some(m) = g.take()
     {
+        // Other threads' cells may have been locked at fork time: skip those.
+        hot::clear_all(false);
         m.events.close();
     }
 }
@@ -410,6 +418,8 @@ impl Module {
 /// Drops the sessions and objects of a slot whose token went away or was re-initialised.
 pub(crate) fn drop_token_state(inner: &mut Inner, slot: CK_SLOT_ID) {
     inner.sessions.retain(|_, s| s.slot_id != slot);
+    // The module's lock is held: only mark the caches stale (cells lock before it).
+    hot::invalidate();
     inner.objects.retain(|_, o| o.slot != slot);
     inner.store_index.retain(|(s, _), _| *s != slot);
 }
@@ -418,4 +428,133 @@ pub(crate) fn drop_token_state(inner: &mut Inner, slot: CK_SLOT_ID) {
 #[allow(dead_code)]
 pub(crate) fn handles(inner: &Inner) -> BTreeMap<CK_OBJECT_HANDLE, CK_SLOT_ID> {
     inner.objects.iter().map(|(h, o)| (*h, o.slot)).collect()
+}
+
+/// Runs `f` on the module and session `h`: the calls of one operation (Init, a length query,
+/// the call) on one thread find them in that thread's cache, without the module's locks
+/// and reference counts. `CKR_CRYPTOKI_NOT_INITIALIZED` / `CKR_SESSION_HANDLE_INVALID` as
+/// [`module`] and [`Module::session`].
+pub(crate) fn with_session<R>(
+    h: CK_SESSION_HANDLE,
+    f: impl FnOnce(&Module, &Session) -> Result<R>,
+) -> Result<R> {
+    hot::with(h, f)
+}
+
+/// The per-thread cache of [`with_session`]. A cell holds the module and the session a
+/// thread used last, stamped with the epoch it was read in; closing a session, a token
+/// going away, `C_Initialize` and `C_Finalize` advance the epoch, so a stamped entry is
+/// only used while nothing it depends on has changed. Finalisation and closing also empty
+/// every cell, so no cache keeps a closed session or a finalised module alive.
+///
+/// Lock order: a thread's own cell, then the module's locks. Code that holds a module lock
+/// only advances the epoch ([`invalidate`]); emptying cells happens with no lock held.
+mod hot {
+    use super::*;
+
+    struct Hot {
+        epoch: u64,
+        module: Arc<Module>,
+        handle: CK_SESSION_HANDLE,
+        session: Arc<Session>,
+    }
+
+    type Cell = Mutex<Option<Hot>>;
+
+    static EPOCH: AtomicU64 = AtomicU64::new(0);
+    static CELLS: Mutex<Vec<Weak<Cell>>> = Mutex::new(Vec::new());
+
+    thread_local! {
+        static MINE: OnceCell<Arc<Cell>> = const { OnceCell::new() };
+    }
+
+    fn new_cell() -> Arc<Cell> {
+        let cell = Arc::new(Mutex::new(None));
+        let mut all = CELLS.lock().unwrap_or_else(|p| p.into_inner());
+        all.retain(|w| w.strong_count() > 0);
+        all.push(Arc::downgrade(&cell));
+        drop(all);
+        cell
+    }
+
+    pub(super) fn with<R>(
+        h: CK_SESSION_HANDLE,
+        f: impl FnOnce(&Module, &Session) -> Result<R>,
+    ) -> Result<R> {
+        let mut f = Some(f);
+        let cached = MINE.try_with(|c| {
+            let cell = c.get_or_init(new_cell);
+            let mut g = match cell.try_lock() {
+                Ok(g) => g,
+                // A panic inside `f` (caught at the C boundary): start the cell afresh.
+                Err(TryLockError::Poisoned(p)) => {
+                    let mut g = p.into_inner();
+                    *g = None;
+                    cell.clear_poison();
+                    g
+                }
+                // Re-entered from inside `f`: the uncached path.
+                Err(TryLockError::WouldBlock) => return None,
+            };
+            let epoch = EPOCH.load(Ordering::Acquire);
+            if !matches!(&*g, Some(e) if e.epoch == epoch && e.handle == h) {
+                *g = None;
+                let looked_up = module().and_then(|m| Ok((m.session(h)?, m)));
+                let (session, module) = match looked_up {
+                    Ok(v) => v,
+                    Err(e) => return Some(Err(e)),
+                };
+                *g = Some(Hot {
+                    epoch,
+                    module,
+                    handle: h,
+                    session,
+                });
+            }
+            let e = g.as_ref()?;
+            let f = f.take()?;
+            Some(f(&e.module, &e.session))
+        });
+        if let Ok(Some(r)) = cached {
+            return r;
+        }
+        let f = f.take().ok_or(Error::GENERAL)?;
+        let m = module()?;
+        let s = m.session(h)?;
+        f(&m, &s)
+    }
+
+    /// Marks every cached entry stale.
+    pub(super) fn invalidate() {
+        EPOCH.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Marks every entry stale and empties the cells; `wait` false skips a cell another
+    /// thread holds (after `fork()`, where that thread does not exist).
+    pub(super) fn clear_all(wait: bool) {
+        invalidate();
+        let cells: Vec<Arc<Cell>> = CELLS
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        // This thread's own cell may be the one held by the caller: never wait for it.
+        let own = MINE.try_with(|c| c.get().map(Arc::as_ptr)).ok().flatten();
+        for cell in cells {
+            let g = if wait && own != Some(Arc::as_ptr(&cell)) {
+                cell.lock().ok()
+            } else {
+                cell.try_lock().ok()
+            };
+            if let Some(mut g) = g {
+                *g = None;
+            }
+        }
+    }
+}
+
+/// After sessions were closed (no module lock held): no cache keeps them.
+pub(crate) fn sessions_closed() {
+    hot::clear_all(true);
 }

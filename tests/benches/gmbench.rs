@@ -6,14 +6,16 @@
 //!
 //! `scripts/bench.sh` builds the release libraries and runs this
 //! (`cargo bench -p ukey-tests --bench gmbench`). Environment:
-//! - `GMBENCH_SECS`: seconds per sample (default 0.5; OpenSSL's `speed` takes whole seconds,
-//!   at least 1); every figure is the median of 3 samples;
+//! - `GMBENCH_SECS`: each in-process column runs for 3 × this in all (default 0.5), split
+//!   into `GMBENCH_ROUNDS` samples (default 15); OpenSSL's `speed` runs 3 times for this
+//!   (whole seconds, at least 1);
 //! - `GMBENCH_ONLY`: only the rows whose name contains this (case-insensitive);
 //! - `GMBENCH_PKCS11`, `GMBENCH_SKF`: the libraries (default `target/release/…`);
 //! - `UKEY_CPU_TIER`: caps the SIMD tier of the provider (printed at the top).
 //!
-//! Each row samples its four columns in turn, three rounds, so a load change on the
-//! shared machine hits all of them alike. Rates are per second of this process's CPU
+//! Each row runs rounds that sample raw, PKCS#11 and SKF back to back, and the face ratios
+//! are medians of per-round ratios, so a change of the shared machine's speed between
+//! rounds cancels out of them. Rates are per second of this process's CPU
 //! time (`CLOCK_PROCESS_CPUTIME_ID`; `openssl speed` and the C program count their own
 //! CPU time the same way), so time the machine gives to other processes is not counted.
 //! Process time rather than thread time, so that work a library might hand to a thread
@@ -193,10 +195,23 @@ const P11: usize = 1;
 const SKF: usize = 2;
 const OSSL: usize = 3;
 
-/// Warms every column up (0.1 s; not the external samplers), then three rounds take one
-/// sample of every column in turn; each figure is the median of its three samples.
-fn measure(secs: f64, what: &str, cells: &mut [Cell<'_>; 4]) -> [Option<f64>; 4] {
+/// What [`measure`] found for one row.
+struct Measured {
+    /// Operations per CPU second of each column: the median of its samples.
+    rate: [Option<f64>; 4],
+    /// Each face against raw: the median of the ratios of samples taken back to back in
+    /// the same round (so a change of the machine's speed between rounds cancels out).
+    rel: [Option<f64>; 4],
+}
+
+/// Warms every column up (0.1 s; not the external samplers), then `rounds` rounds each
+/// take one short sample (`3 × secs / rounds` s) of every in-process column, back to back
+/// and in a rotating order. The external sampler (OpenSSL) takes 3 samples of `secs`,
+/// between rounds. Each rate is the median of its samples; each face's ratio to raw is the
+/// median of its per-round ratios.
+fn measure(secs: f64, rounds: usize, what: &str, cells: &mut [Cell<'_>; 4]) -> Measured {
     let mut samples: [Vec<f64>; 4] = Default::default();
+    let mut paired: [Vec<f64>; 4] = Default::default();
     let fail = |c: usize, err: String| eprintln!("  {}: {what}: {err}", COLS[c]);
     for (c, cell) in cells.iter_mut().enumerate() {
         if let Cell::Run(op @ Op::Call(_)) = cell
@@ -206,42 +221,95 @@ fn measure(secs: f64, what: &str, cells: &mut [Cell<'_>; 4]) -> [Option<f64>; 4]
             *cell = Cell::Failed;
         }
     }
-    for _ in 0..3 {
-        for (c, cell) in cells.iter_mut().enumerate() {
-            if let Cell::Run(op) = cell {
-                match op.sample(secs) {
-                    Ok(v) => samples[c].push(v),
-                    Err(err) => {
-                        fail(c, err);
-                        *cell = Cell::Failed;
-                    }
+    let rounds = rounds.max(3);
+    let slice = 3.0 * secs / rounds as f64;
+    let external_at = [0, rounds / 2, rounds - 1];
+    for round in 0..rounds {
+        let mut this: [Option<f64>; 4] = [None; 4];
+        for k in 0..cells.len() {
+            let c = (k + round) % cells.len();
+            let Cell::Run(op) = &mut cells[c] else {
+                continue;
+            };
+            let r = match op {
+                Op::Call(_) => op.sample(slice),
+                Op::Rate(_) if external_at.contains(&round) => op.sample(secs),
+                Op::Rate(_) => continue,
+            };
+            match r {
+                Ok(v) => {
+                    samples[c].push(v);
+                    this[c] = Some(v);
+                }
+                Err(err) => {
+                    fail(c, err);
+                    cells[c] = Cell::Failed;
+                }
+            }
+        }
+        if let Some(raw) = this[RAW].filter(|v| *v > 0.0) {
+            for c in [P11, SKF] {
+                if let Some(v) = this[c] {
+                    paired[c].push(v / raw);
                 }
             }
         }
     }
-    // The spread of each column's samples, for judging the noise of the run.
-    let spread: Vec<String> = samples
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| v.len() == 3)
-        .map(|(c, v)| {
+    let median = |v: &mut Vec<f64>| -> Option<f64> {
+        v.sort_by(|a, b| a.total_cmp(b));
+        (!v.is_empty()).then(|| {
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }
+        })
+    };
+    // The spread of each column's samples, and the quartiles of the paired ratios, for
+    // judging the noise of the run.
+    let mut notes: Vec<String> = Vec::new();
+    for (c, v) in samples.iter().enumerate() {
+        if v.len() >= 3 {
             let (lo, hi) = v
                 .iter()
                 .fold((f64::MAX, f64::MIN), |(lo, hi), x| (lo.min(*x), hi.max(*x)));
-            format!(
+            notes.push(format!(
                 "{} {:.0}%",
                 COLS[c],
                 100.0 * (hi - lo) / hi.max(f64::MIN_POSITIVE)
-            )
-        })
-        .collect();
-    eprintln!("  spread (max-min)/max: {}", spread.join(", "));
-    samples.map(|mut v| {
-        (v.len() == 3).then(|| {
-            v.sort_by(|a, b| a.total_cmp(b));
-            v[1]
-        })
-    })
+            ));
+        }
+    }
+    for c in [P11, SKF] {
+        let mut v = paired[c].clone();
+        v.sort_by(|a, b| a.total_cmp(b));
+        if v.len() >= 4 {
+            notes.push(format!(
+                "{}/raw quartiles {:.2}-{:.2}",
+                COLS[c],
+                v[v.len() / 4],
+                v[(3 * v.len()) / 4]
+            ));
+        }
+    }
+    eprintln!("  spread (max-min)/max: {}", notes.join(", "));
+    let failed = |c: usize| matches!(cells[c], Cell::Failed);
+    let rate = std::array::from_fn(|c| {
+        if failed(c) {
+            None
+        } else {
+            median(&mut samples[c])
+        }
+    });
+    let rel = std::array::from_fn(|c| {
+        if failed(c) || failed(RAW) {
+            None
+        } else {
+            median(&mut paired[c])
+        }
+    });
+    Measured { rate, rel }
 }
 
 // ---- rows -----------------------------------------------------------------------------
@@ -1800,6 +1868,11 @@ fn child() -> i32 {
         .and_then(|s| s.parse().ok())
         .filter(|s: &f64| *s > 0.0)
         .unwrap_or(0.5);
+    let rounds: usize = std::env::var("GMBENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|r: &usize| *r >= 3)
+        .unwrap_or(15);
     let only = std::env::var("GMBENCH_ONLY")
         .unwrap_or_default()
         .to_lowercase();
@@ -1889,7 +1962,8 @@ fn child() -> i32 {
         eprintln!("gmbench: {}", def.name);
         let row = &mut cells[r];
         let na: [bool; 4] = std::array::from_fn(|c| matches!(row[c], Cell::Na));
-        let ops = measure(secs, def.name, row);
+        let m = measure(secs, rounds, def.name, row);
+        let ops = m.rate;
         let failed: [bool; 4] = std::array::from_fn(|c| matches!(row[c], Cell::Failed));
         errors += failed.iter().filter(|f| **f).count();
         let scale = |v: Option<f64>| {
@@ -1901,7 +1975,7 @@ fn child() -> i32 {
         };
         let f = ops.map(scale);
         ossl_here[r] = f[OSSL];
-        let rel = |c: usize| f[c].zip(f[RAW]).map(|(a, b)| a / b);
+        let rel = |c: usize| m.rel[c];
         let faces_ok = (na[P11] || rel(P11).is_some_and(|x| x >= 0.90))
             && (na[SKF] || rel(SKF).is_some_and(|x| x >= 0.90));
         let mut miss = Vec::new();
@@ -1960,8 +2034,8 @@ fn child() -> i32 {
             fmt_value(f[SKF], def.unit, failed[SKF], na[SKF]),
             fmt_value(f[OSSL], def.unit, failed[OSSL], na[OSSL]),
             ratio(f[RAW], f[OSSL]),
-            ratio(f[P11], f[RAW]),
-            ratio(f[SKF], f[RAW]),
+            rel(P11).map_or("-".into(), |x| format!("{x:.2}")),
+            rel(SKF).map_or("-".into(), |x| format!("{x:.2}")),
             target,
             verdict,
             scaled_target,
@@ -1988,8 +2062,11 @@ fn child() -> i32 {
     println!("SKF:      {}", skf_path.display());
     println!("OpenSSL:  {ossl}");
     println!(
-        "Figures:  median of 3 samples of {secs} s (OpenSSL speed: {} s), the four columns \
-         sampled in turn; per second of process CPU time; MB/s and GB/s are 10^6 and 10^9 B/s",
+        "Figures:  {rounds} rounds, each one sample of {:.3} s of raw, PKCS#11 and SKF back to \
+         back (rotating order), figures the medians of the samples and P11/raw, SKF/raw the \
+         medians of the per-round ratios; OpenSSL speed: median of 3 runs of {} s between \
+         rounds; per second of process CPU time; MB/s and GB/s are 10^6 and 10^9 B/s",
+        3.0 * secs / rounds as f64,
         secs.ceil().max(1.0)
     );
     println!();

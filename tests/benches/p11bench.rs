@@ -6,11 +6,13 @@
 //! (`cargo bench -p ukey-tests --bench p11bench`). Environment:
 //! - `P11BENCH_MODULE`: the ukey module (default `target/release/libukey_pkcs11.so`);
 //! - `P11BENCH_PEER`: the peer (default `/usr/lib/softhsm/libsofthsm2.so`);
-//! - `P11BENCH_SECS`: seconds per sample (default 0.5); each figure is the median of 3;
+//! - `P11BENCH_SECS`: each column runs 3 × this in all (default 0.5), split into
+//!   `P11BENCH_ROUNDS` samples (default 15);
 //! - `P11BENCH_ONLY`: only the rows whose name contains this (for profiling).
 //!
-//! Each row runs its three columns (ukey, SoftHSM2, backend) in turn, three rounds, so
-//! a load change on the shared machine hits all of them; rates are per second of the
+//! Each row runs rounds that sample its three columns (ukey, SoftHSM2, backend) back to
+//! back, and the ratios are medians of per-round ratios, so a change of the shared
+//! machine's speed between rounds cancels out of them; rates are per second of the
 //! calling thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), so time the machine gives to
 //! other processes is not counted (every module works in the calling thread).
 //!
@@ -170,11 +172,22 @@ fn cpu_now() -> Duration {
 /// The columns measured side by side: ukey, SoftHSM2, the backend.
 const COLS: [&str; 3] = ["ukey", "SoftHSM2", "backend"];
 
-/// Measures one row: each column warms up for 0.1 s, then three rounds take one sample of
-/// every column in turn (so load changes on a shared machine hit all columns alike); each
-/// figure is the median of its three samples.
-fn measure(secs: f64, what: &str, ops: &mut [Option<Op<'_>>; 3]) -> [Option<f64>; 3] {
+/// What [`measure`] found for one row: each column's rate (the median of its samples), and
+/// ukey against SoftHSM2 and against the backend as medians of per-round ratios.
+struct Measured {
+    rate: [Option<f64>; 3],
+    vs_peer: Option<f64>,
+    vs_backend: Option<f64>,
+}
+
+/// Measures one row: each column warms up for 0.1 s, then `rounds` rounds each take one
+/// short sample (`3 × secs / rounds` s) of every column back to back, in a rotating order.
+/// Rates are the medians of the samples; the ratios are medians of the ratios within a
+/// round, a paired comparison that a change of the shared machine's speed between rounds
+/// does not move.
+fn measure(secs: f64, rounds: usize, what: &str, ops: &mut [Option<Op<'_>>; 3]) -> Measured {
     let mut samples: [Vec<f64>; 3] = Default::default();
+    let mut vs: [Vec<f64>; 3] = Default::default();
     for (c, op) in ops.iter_mut().enumerate() {
         if let Some(o) = op
             && let Err(err) = o.sample(0.1)
@@ -183,25 +196,52 @@ fn measure(secs: f64, what: &str, ops: &mut [Option<Op<'_>>; 3]) -> [Option<f64>
             *op = None;
         }
     }
-    for _ in 0..3 {
-        for (c, op) in ops.iter_mut().enumerate() {
-            if let Some(o) = op {
-                match o.sample(secs) {
-                    Ok(v) => samples[c].push(v),
+    let rounds = rounds.max(3);
+    let slice = 3.0 * secs / rounds as f64;
+    for round in 0..rounds {
+        let mut this: [Option<f64>; 3] = [None; 3];
+        for k in 0..ops.len() {
+            let c = (k + round) % ops.len();
+            if let Some(o) = &mut ops[c] {
+                match o.sample(slice) {
+                    Ok(v) => {
+                        samples[c].push(v);
+                        this[c] = Some(v);
+                    }
                     Err(err) => {
                         eprintln!("  {}: {what}: {err}", COLS[c]);
-                        *op = None;
+                        ops[c] = None;
                     }
                 }
             }
         }
+        if let Some(u) = this[0] {
+            for c in [1, 2] {
+                if let Some(v) = this[c].filter(|v| *v > 0.0) {
+                    vs[c].push(u / v);
+                }
+            }
+        }
     }
-    samples.map(|mut v| {
-        (v.len() == 3).then(|| {
-            v.sort_by(|a, b| a.total_cmp(b));
-            v[1]
+    let median = |v: &mut Vec<f64>| -> Option<f64> {
+        v.sort_by(|a, b| a.total_cmp(b));
+        let n = v.len();
+        (n > 0).then(|| {
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }
         })
-    })
+    };
+    let alive = |c: usize| ops[c].is_some();
+    let rate = std::array::from_fn(|c| alive(c).then(|| median(&mut samples[c])).flatten());
+    let mut paired = |c: usize| (alive(0) && alive(c)).then(|| median(&mut vs[c])).flatten();
+    Measured {
+        vs_peer: paired(1),
+        vs_backend: paired(2),
+        rate,
+    }
 }
 
 fn e(x: impl std::fmt::Display) -> String {
@@ -630,6 +670,11 @@ fn child() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0.5);
+    let rounds: usize = std::env::var("P11BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|r: &usize| *r >= 3)
+        .unwrap_or(15);
     // P11BENCH_ONLY=word: only the rows whose name contains it (for profiling).
     let only = std::env::var("P11BENCH_ONLY").unwrap_or_default();
     let module = PathBuf::from(std::env::var_os("P11BENCH_MODULE").expect("P11BENCH_MODULE"));
@@ -640,8 +685,10 @@ fn child() {
     println!("ukey:     {}", module.display());
     println!("SoftHSM2: {}", peer.display());
     println!(
-        "(median of 3 samples of {secs} s each, the three columns sampled in turn; \
-         per second of the calling thread's CPU time; ops/s, or MB/s = 10^6 B/s)"
+        "({rounds} rounds, each one sample of {:.3} s of every column back to back in a \
+         rotating order; rates are medians of the samples, ratios medians of the per-round \
+         ratios; per second of the calling thread's CPU time; ops/s, or MB/s = 10^6 B/s)",
+        3.0 * secs / rounds as f64
     );
 
     let inp = Inputs::new();
@@ -669,10 +716,6 @@ fn child() {
     ];
 
     let fmt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1}"));
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
-        _ => "-".to_string(),
-    };
     println!();
     println!(
         "{:<36} {:>7} {:>12} {:>12} {:>9} {:>7} {:>12} {:>11}",
@@ -683,18 +726,21 @@ fn child() {
             continue;
         }
         let mut ops = [cols[0][r].take(), cols[1][r].take(), cols[2][r].take()];
-        let f = measure(secs, name, &mut ops)
+        let m = measure(secs, rounds, name, &mut ops);
+        let f = m
+            .rate
             .map(|v| v.map(|ops| if *mb { ops * MIB as f64 / 1e6 } else { ops }));
+        let ratio = |x: Option<f64>| x.map_or("-".to_string(), |x| format!("{x:.2}x"));
         println!(
             "{:<36} {:>7} {:>12} {:>12} {:>9} {:>7} {:>12} {:>11}",
             name,
             unit,
             fmt(f[0]),
             fmt(f[1]),
-            ratio(f[0], f[1]),
+            ratio(m.vs_peer),
             target,
             fmt(f[2]),
-            ratio(f[0], f[2]),
+            ratio(m.vs_backend),
         );
     }
     println!();

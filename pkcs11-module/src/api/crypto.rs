@@ -89,9 +89,21 @@ pub(crate) fn key_checked(
     usage: CK_ATTRIBUTE_TYPE,
     mech: CK_MECHANISM_TYPE,
 ) -> Result<(Arc<crate::object::Object>, Option<CK_KEY_TYPE>)> {
-    let o = visible(m, s, kh, CKR_KEY_HANDLE_INVALID)?;
+    // `visible` and the key checks under one read of the attributes.
+    let o = m
+        .lock()?
+        .objects
+        .get(&kh)
+        .cloned()
+        .ok_or(Error(CKR_KEY_HANDLE_INVALID))?;
+    if o.slot != s.slot_id {
+        return Err(Error(CKR_KEY_HANDLE_INVALID));
+    }
     let kt = {
         let a = o.attrs.read().map_err(|_| Error::GENERAL)?;
+        if a.flag(CKA_PRIVATE) && !s.user() {
+            return Err(Error(CKR_KEY_HANDLE_INVALID));
+        }
         if !matches!(
             a.class(),
             Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY | CKO_PUBLIC_KEY)
@@ -363,45 +375,45 @@ pub(crate) fn crypt_init(
     kh: CK_OBJECT_HANDLE,
     dir: Direction,
 ) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    {
-        let ops = s.ops()?;
-        let busy = match dir {
-            Direction::Encrypt => ops.encrypt.is_some(),
-            Direction::Decrypt => ops.decrypt.is_some(),
-        };
-        if busy {
-            return Err(Error(CKR_OPERATION_ACTIVE));
+    state::with_session(h, |m, s| {
+        {
+            let ops = s.ops()?;
+            let busy = match dir {
+                Direction::Encrypt => ops.encrypt.is_some(),
+                Direction::Decrypt => ops.decrypt.is_some(),
+            };
+            if busy {
+                return Err(Error(CKR_OPERATION_ACTIVE));
+            }
         }
-    }
-    let flag = if dir == Direction::Encrypt {
-        CKF_ENCRYPT
-    } else {
-        CKF_DECRYPT
-    };
-    if !m.compat.allows(mech.ty)
-        || crate::mechanism::row(mech.ty).is_none()
-        || crate::api::general::vendor_skf_lacks(&s, mech.ty, flag)
-    {
-        return Err(Error(CKR_MECHANISM_INVALID));
-    }
-    let usage = if dir == Direction::Encrypt {
-        CKA_ENCRYPT
-    } else {
-        CKA_DECRYPT
-    };
-    let (o, kt) = key_checked(&m, &s, kh, usage, mech.ty)?;
-    let k = key_material(&s, &o)?;
-    let op = cipher_op(mech, kt, k, dir)?;
-    latch_role(&s, &o, Role::Crypt)?;
-    let mut ops = s.ops()?;
-    ops.pending = None;
-    match dir {
-        Direction::Encrypt => ops.encrypt = Some(op),
-        Direction::Decrypt => ops.decrypt = Some(op),
-    }
-    Ok(())
+        let flag = if dir == Direction::Encrypt {
+            CKF_ENCRYPT
+        } else {
+            CKF_DECRYPT
+        };
+        if !m.compat.allows(mech.ty)
+            || crate::mechanism::row(mech.ty).is_none()
+            || crate::api::general::vendor_skf_lacks(s, mech.ty, flag)
+        {
+            return Err(Error(CKR_MECHANISM_INVALID));
+        }
+        let usage = if dir == Direction::Encrypt {
+            CKA_ENCRYPT
+        } else {
+            CKA_DECRYPT
+        };
+        let (o, kt) = key_checked(m, s, kh, usage, mech.ty)?;
+        let k = key_material(s, &o)?;
+        let op = cipher_op(mech, kt, k, dir)?;
+        latch_role(s, &o, Role::Crypt)?;
+        let mut ops = s.ops()?;
+        ops.pending = None;
+        match dir {
+            Direction::Encrypt => ops.encrypt = Some(op),
+            Direction::Decrypt => ops.decrypt = Some(op),
+        }
+        Ok(())
+    })
 }
 
 fn take_op(ops: &mut crate::session::Ops, dir: Direction) -> Result<CryptOp> {
@@ -428,34 +440,34 @@ pub(crate) fn crypt(
     direct: Option<&mut [u8]>,
     dir: Direction,
 ) -> Result<Produced> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    let has = match dir {
-        Direction::Encrypt => ops.encrypt.is_some(),
-        Direction::Decrypt => ops.decrypt.is_some(),
-    };
-    if !has && ops.pending.as_ref().is_none_or(|(k, _)| *k != kind(dir)) {
-        return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
-    }
-    if let Some(r) = crypt_direct(&mut ops, data, cap, direct, dir) {
-        return r;
-    }
-    let r = produce(&mut ops, kind(dir), cap, |ops| {
-        let op = take_op(ops, dir)?;
-        run_cipher(op, data, dir)
-    });
-    match &r {
-        Err(_) => {
-            ops.pending = None;
-            let _ = take_op(&mut ops, dir);
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        let has = match dir {
+            Direction::Encrypt => ops.encrypt.is_some(),
+            Direction::Decrypt => ops.decrypt.is_some(),
+        };
+        if !has && ops.pending.as_ref().is_none_or(|(k, _)| *k != kind(dir)) {
+            return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
         }
-        Ok(Produced::Data(_) | Produced::Written(_)) => {
-            let _ = take_op(&mut ops, dir);
+        if let Some(r) = crypt_direct(&mut ops, data, cap, direct, dir) {
+            return r;
         }
-        Ok(Produced::Len(_)) => {}
-    }
-    r
+        let r = produce(&mut ops, kind(dir), cap, |ops| {
+            let op = take_op(ops, dir)?;
+            run_cipher(op, data, dir)
+        });
+        match &r {
+            Err(_) => {
+                ops.pending = None;
+                let _ = take_op(&mut ops, dir);
+            }
+            Ok(Produced::Data(_) | Produced::Written(_)) => {
+                let _ = take_op(&mut ops, dir);
+            }
+            Ok(Produced::Len(_)) => {}
+        }
+        r
+    })
 }
 
 /// The single-part fast path of a symmetric cipher whose output length is known before
@@ -524,29 +536,29 @@ pub(crate) fn crypt_update(
     cap: Option<usize>,
     dir: Direction,
 ) -> Result<Produced> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    let r = produce(&mut ops, kind(dir), cap, |ops| {
-        let op = match dir {
-            Direction::Encrypt => ops.encrypt.as_mut(),
-            Direction::Decrypt => ops.decrypt.as_mut(),
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        let r = produce(&mut ops, kind(dir), cap, |ops| {
+            let op = match dir {
+                Direction::Encrypt => ops.encrypt.as_mut(),
+                Direction::Decrypt => ops.decrypt.as_mut(),
+            }
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+            let mut out = Zeroizing::new(Vec::new());
+            match op {
+                CryptOp::Sym(c) => c.update(data, &mut out).map_err(|e| data_err(e, dir))?,
+                CryptOp::Asym { data: d, .. }
+                | CryptOp::KeyWrap { data: d, .. }
+                | CryptOp::Gcm { data: d, .. } => d.extend_from_slice(data),
+            }
+            Ok(out)
+        });
+        if r.is_err() {
+            ops.pending = None;
+            let _ = take_op(&mut ops, dir);
         }
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-        let mut out = Zeroizing::new(Vec::new());
-        match op {
-            CryptOp::Sym(c) => c.update(data, &mut out).map_err(|e| data_err(e, dir))?,
-            CryptOp::Asym { data: d, .. }
-            | CryptOp::KeyWrap { data: d, .. }
-            | CryptOp::Gcm { data: d, .. } => d.extend_from_slice(data),
-        }
-        Ok(out)
-    });
-    if r.is_err() {
-        ops.pending = None;
-        let _ = take_op(&mut ops, dir);
-    }
-    r
+        r
+    })
 }
 
 /// `C_EncryptFinal` / `C_DecryptFinal`.
@@ -555,141 +567,143 @@ pub(crate) fn crypt_final(
     cap: Option<usize>,
     dir: Direction,
 ) -> Result<Produced> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    let has = match dir {
-        Direction::Encrypt => ops.encrypt.is_some(),
-        Direction::Decrypt => ops.decrypt.is_some(),
-    };
-    if !has && ops.pending.as_ref().is_none_or(|(k, _)| *k != kind(dir)) {
-        return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
-    }
-    let r = produce(&mut ops, kind(dir), cap, |ops| {
-        let op = take_op(ops, dir)?;
-        match op {
-            CryptOp::Sym(c) => {
-                let mut out = Zeroizing::new(Vec::new());
-                c.finalize(&mut out).map_err(|e| data_err(e, dir))?;
-                Ok(out)
-            }
-            CryptOp::Asym { ref data, .. }
-            | CryptOp::KeyWrap { ref data, .. }
-            | CryptOp::Gcm { ref data, .. } => {
-                let d = data.clone();
-                run_cipher(op, &d, dir)
-            }
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        let has = match dir {
+            Direction::Encrypt => ops.encrypt.is_some(),
+            Direction::Decrypt => ops.decrypt.is_some(),
+        };
+        if !has && ops.pending.as_ref().is_none_or(|(k, _)| *k != kind(dir)) {
+            return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
         }
-    });
-    if !matches!(r, Ok(Produced::Len(_))) {
-        ops.pending = None;
-    }
-    r
+        let r = produce(&mut ops, kind(dir), cap, |ops| {
+            let op = take_op(ops, dir)?;
+            match op {
+                CryptOp::Sym(c) => {
+                    let mut out = Zeroizing::new(Vec::new());
+                    c.finalize(&mut out).map_err(|e| data_err(e, dir))?;
+                    Ok(out)
+                }
+                CryptOp::Asym { ref data, .. }
+                | CryptOp::KeyWrap { ref data, .. }
+                | CryptOp::Gcm { ref data, .. } => {
+                    let d = data.clone();
+                    run_cipher(op, &d, dir)
+                }
+            }
+        });
+        if !matches!(r, Ok(Produced::Len(_))) {
+            ops.pending = None;
+        }
+        r
+    })
 }
 
 /// `C_DigestInit`.
 pub(crate) fn digest_init(h: CK_SESSION_HANDLE, mech: &Mech) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    if ops.digest.is_some() {
-        return Err(Error(CKR_OPERATION_ACTIVE));
-    }
-    let alg = match mech.ty {
-        CKM_MD5 => Some(HashAlg::Md5),
-        CKM_SHA_1 | CKM_SHA224 | CKM_SHA256 | CKM_SHA384 | CKM_SHA512 | CKM_SM3 => hash_of(mech.ty),
-        _ => None,
-    }
-    .filter(|_| m.compat.allows(mech.ty))
-    .ok_or(Error(CKR_MECHANISM_INVALID))?;
-    ops.digest = Some(Hasher::new(alg));
-    Ok(())
+    state::with_session(h, |m, s| {
+        let mut ops = s.ops()?;
+        if ops.digest.is_some() {
+            return Err(Error(CKR_OPERATION_ACTIVE));
+        }
+        let alg = match mech.ty {
+            CKM_MD5 => Some(HashAlg::Md5),
+            CKM_SHA_1 | CKM_SHA224 | CKM_SHA256 | CKM_SHA384 | CKM_SHA512 | CKM_SM3 => {
+                hash_of(mech.ty)
+            }
+            _ => None,
+        }
+        .filter(|_| m.compat.allows(mech.ty))
+        .ok_or(Error(CKR_MECHANISM_INVALID))?;
+        ops.digest = Some(Hasher::new(alg));
+        Ok(())
+    })
 }
 
 /// `C_Digest`.
 pub(crate) fn digest(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Produced> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    if ops.digest.is_none()
-        && ops
-            .pending
-            .as_ref()
-            .is_none_or(|(k, _)| *k != OpKind::Digest)
-    {
-        return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
-    }
-    let r = produce(&mut ops, OpKind::Digest, cap, |ops| {
-        let mut hs = ops
-            .digest
-            .take()
-            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-        hs.update(data);
-        Ok(Zeroizing::new(hs.finish()))
-    });
-    if !matches!(r, Ok(Produced::Len(_))) {
-        ops.digest = None;
-    }
-    r
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        if ops.digest.is_none()
+            && ops
+                .pending
+                .as_ref()
+                .is_none_or(|(k, _)| *k != OpKind::Digest)
+        {
+            return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
+        }
+        let r = produce(&mut ops, OpKind::Digest, cap, |ops| {
+            let mut hs = ops
+                .digest
+                .take()
+                .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+            hs.update(data);
+            Ok(Zeroizing::new(hs.finish()))
+        });
+        if !matches!(r, Ok(Produced::Len(_))) {
+            ops.digest = None;
+        }
+        r
+    })
 }
 
 /// `C_DigestUpdate`.
 pub(crate) fn digest_update(h: CK_SESSION_HANDLE, data: &[u8]) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    ops.digest
-        .as_mut()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?
-        .update(data);
-    Ok(())
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        ops.digest
+            .as_mut()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?
+            .update(data);
+        Ok(())
+    })
 }
 
 /// `C_DigestKey`: digests a secret key's value (never of a sensitive... the value stays
 /// inside; only its digest leaves, as the spec allows).
 pub(crate) fn digest_key(h: CK_SESSION_HANDLE, kh: CK_OBJECT_HANDLE) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let o = visible(&m, &s, kh, CKR_KEY_HANDLE_INVALID)?;
-    if o.attrs()?.class() != Some(CKO_SECRET_KEY) {
-        return Err(Error(CKR_KEY_INDIGESTIBLE));
-    }
-    let k = key_material(&s, &o)?;
-    let v = secret(&k)?;
-    let mut ops = s.ops()?;
-    match ops.digest.as_mut() {
-        Some(d) => {
-            d.update(v);
-            Ok(())
+    state::with_session(h, |m, s| {
+        let o = visible(m, s, kh, CKR_KEY_HANDLE_INVALID)?;
+        if o.attrs()?.class() != Some(CKO_SECRET_KEY) {
+            return Err(Error(CKR_KEY_INDIGESTIBLE));
         }
-        None => Err(Error(CKR_OPERATION_NOT_INITIALIZED)),
-    }
+        let k = key_material(s, &o)?;
+        let v = secret(&k)?;
+        let mut ops = s.ops()?;
+        match ops.digest.as_mut() {
+            Some(d) => {
+                d.update(v);
+                Ok(())
+            }
+            None => Err(Error(CKR_OPERATION_NOT_INITIALIZED)),
+        }
+    })
 }
 
 /// `C_DigestFinal`.
 pub(crate) fn digest_final(h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Produced> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    if ops.digest.is_none()
-        && ops
-            .pending
-            .as_ref()
-            .is_none_or(|(k, _)| *k != OpKind::Digest)
-    {
-        return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
-    }
-    let r = produce(&mut ops, OpKind::Digest, cap, |ops| {
-        let hs = ops
-            .digest
-            .take()
-            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-        Ok(Zeroizing::new(hs.finish()))
-    });
-    if !matches!(r, Ok(Produced::Len(_))) {
-        ops.digest = None;
-    }
-    r
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        if ops.digest.is_none()
+            && ops
+                .pending
+                .as_ref()
+                .is_none_or(|(k, _)| *k != OpKind::Digest)
+        {
+            return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
+        }
+        let r = produce(&mut ops, OpKind::Digest, cap, |ops| {
+            let hs = ops
+                .digest
+                .take()
+                .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+            Ok(Zeroizing::new(hs.finish()))
+        });
+        if !matches!(r, Ok(Produced::Len(_))) {
+            ops.digest = None;
+        }
+        r
+    })
 }
 
 fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
@@ -907,33 +921,33 @@ pub(crate) fn sign_init(
     kh: CK_OBJECT_HANDLE,
     verify: bool,
 ) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    {
-        let ops = s.ops()?;
-        if (verify && ops.verify.is_some()) || (!verify && ops.sign.is_some()) {
-            return Err(Error(CKR_OPERATION_ACTIVE));
+    state::with_session(h, |m, s| {
+        {
+            let ops = s.ops()?;
+            if (verify && ops.verify.is_some()) || (!verify && ops.sign.is_some()) {
+                return Err(Error(CKR_OPERATION_ACTIVE));
+            }
         }
-    }
-    let flag = if verify { CKF_VERIFY } else { CKF_SIGN };
-    if !m.compat.allows(mech.ty)
-        || crate::mechanism::row(mech.ty).is_none()
-        || crate::api::general::vendor_skf_lacks(&s, mech.ty, flag)
-    {
-        return Err(Error(CKR_MECHANISM_INVALID));
-    }
-    let usage = if verify { CKA_VERIFY } else { CKA_SIGN };
-    let (o, kt) = key_checked(&m, &s, kh, usage, mech.ty)?;
-    let k = key_material(&s, &o)?;
-    let op = sign_op(mech, kt, k, verify)?;
-    let mut ops = s.ops()?;
-    ops.pending = None;
-    if verify {
-        ops.verify = Some((op, mech.clone()));
-    } else {
-        ops.sign = Some((op, mech.clone()));
-    }
-    Ok(())
+        let flag = if verify { CKF_VERIFY } else { CKF_SIGN };
+        if !m.compat.allows(mech.ty)
+            || crate::mechanism::row(mech.ty).is_none()
+            || crate::api::general::vendor_skf_lacks(s, mech.ty, flag)
+        {
+            return Err(Error(CKR_MECHANISM_INVALID));
+        }
+        let usage = if verify { CKA_VERIFY } else { CKA_SIGN };
+        let (o, kt) = key_checked(m, s, kh, usage, mech.ty)?;
+        let k = key_material(s, &o)?;
+        let op = sign_op(mech, kt, k, verify)?;
+        let mut ops = s.ops()?;
+        ops.pending = None;
+        if verify {
+            ops.verify = Some((op, mech.clone()));
+        } else {
+            ops.sign = Some((op, mech.clone()));
+        }
+        Ok(())
+    })
 }
 
 pub(crate) fn op_update(op: &mut SignOp, data: &[u8]) -> Result<()> {
@@ -1086,64 +1100,109 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// `C_Sign` (single part).
 pub(crate) fn sign(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Produced> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    if ops.sign.is_none() && ops.pending.as_ref().is_none_or(|(k, _)| *k != OpKind::Sign) {
-        return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
-    }
-    if let Some((SignOp::Asym { updated: true, .. }, _)) = &ops.sign {
-        return Err(Error(CKR_OPERATION_ACTIVE));
-    }
-    let r = produce(&mut ops, OpKind::Sign, cap, |ops| {
-        let (mut op, _) = ops
-            .sign
-            .take()
-            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-        if let SignOp::Asym { single_only, .. } = &mut op {
-            *single_only = false;
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        if ops.sign.is_none() && ops.pending.as_ref().is_none_or(|(k, _)| *k != OpKind::Sign) {
+            return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
         }
-        op_update(&mut op, data)?;
-        Ok(Zeroizing::new(op_sign(op)?))
-    });
-    if !matches!(r, Ok(Produced::Len(_))) {
-        ops.sign = None;
-        if r.is_err() {
-            ops.pending = None;
+        if let Some((SignOp::Asym { updated: true, .. }, _)) = &ops.sign {
+            return Err(Error(CKR_OPERATION_ACTIVE));
         }
-    }
-    r
+        let r = produce(&mut ops, OpKind::Sign, cap, |ops| {
+            let (mut op, _) = ops
+                .sign
+                .take()
+                .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+            if let SignOp::Asym { single_only, .. } = &mut op {
+                *single_only = false;
+            }
+            op_update(&mut op, data)?;
+            Ok(Zeroizing::new(op_sign(op)?))
+        });
+        if !matches!(r, Ok(Produced::Len(_))) {
+            ops.sign = None;
+            if r.is_err() {
+                ops.pending = None;
+            }
+        }
+        r
+    })
 }
 
 /// `C_SignUpdate` / `C_VerifyUpdate`.
 pub(crate) fn sign_update(h: CK_SESSION_HANDLE, data: &[u8], verify: bool) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    let slot = if verify {
-        &mut ops.verify
-    } else {
-        &mut ops.sign
-    };
-    let (op, _) = slot.as_mut().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    let r = op_update(op, data);
-    if r.is_err() {
-        *slot = None;
-    }
-    r
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        let slot = if verify {
+            &mut ops.verify
+        } else {
+            &mut ops.sign
+        };
+        let (op, _) = slot.as_mut().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        let r = op_update(op, data);
+        if r.is_err() {
+            *slot = None;
+        }
+        r
+    })
 }
 
 /// `C_SignFinal`.
 pub(crate) fn sign_final(h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Produced> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    if ops.sign.is_none() && ops.pending.as_ref().is_none_or(|(k, _)| *k != OpKind::Sign) {
-        return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
-    }
-    let r = produce(&mut ops, OpKind::Sign, cap, |ops| {
-        let (op, _) = ops
-            .sign
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        if ops.sign.is_none() && ops.pending.as_ref().is_none_or(|(k, _)| *k != OpKind::Sign) {
+            return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
+        }
+        let r = produce(&mut ops, OpKind::Sign, cap, |ops| {
+            let (op, _) = ops
+                .sign
+                .take()
+                .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+            if let SignOp::Asym {
+                single_only: true, ..
+            } = op
+            {
+                return Err(Error(CKR_FUNCTION_NOT_SUPPORTED));
+            }
+            Ok(Zeroizing::new(op_sign(op)?))
+        });
+        if !matches!(r, Ok(Produced::Len(_))) {
+            ops.sign = None;
+            if r.is_err() {
+                ops.pending = None;
+            }
+        }
+        r
+    })
+}
+
+/// `C_Verify` (single part).
+pub(crate) fn verify(h: CK_SESSION_HANDLE, data: &[u8], sig: &[u8]) -> Result<()> {
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        if let Some((SignOp::Asym { updated: true, .. }, _)) = &ops.verify {
+            return Err(Error(CKR_OPERATION_ACTIVE));
+        }
+        let (mut op, _) = ops
+            .verify
+            .take()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        drop(ops);
+        if let SignOp::Asym { single_only, .. } = &mut op {
+            *single_only = false;
+        }
+        op_update(&mut op, data)?;
+        op_verify(op, sig)
+    })
+}
+
+/// `C_VerifyFinal`.
+pub(crate) fn verify_final(h: CK_SESSION_HANDLE, sig: &[u8]) -> Result<()> {
+    state::with_session(h, |_, s| {
+        let (op, _) = s
+            .ops()?
+            .verify
             .take()
             .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
         if let SignOp::Asym {
@@ -1152,53 +1211,8 @@ pub(crate) fn sign_final(h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Pro
         {
             return Err(Error(CKR_FUNCTION_NOT_SUPPORTED));
         }
-        Ok(Zeroizing::new(op_sign(op)?))
-    });
-    if !matches!(r, Ok(Produced::Len(_))) {
-        ops.sign = None;
-        if r.is_err() {
-            ops.pending = None;
-        }
-    }
-    r
-}
-
-/// `C_Verify` (single part).
-pub(crate) fn verify(h: CK_SESSION_HANDLE, data: &[u8], sig: &[u8]) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    if let Some((SignOp::Asym { updated: true, .. }, _)) = &ops.verify {
-        return Err(Error(CKR_OPERATION_ACTIVE));
-    }
-    let (mut op, _) = ops
-        .verify
-        .take()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    drop(ops);
-    if let SignOp::Asym { single_only, .. } = &mut op {
-        *single_only = false;
-    }
-    op_update(&mut op, data)?;
-    op_verify(op, sig)
-}
-
-/// `C_VerifyFinal`.
-pub(crate) fn verify_final(h: CK_SESSION_HANDLE, sig: &[u8]) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let (op, _) = s
-        .ops()?
-        .verify
-        .take()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    if let SignOp::Asym {
-        single_only: true, ..
-    } = op
-    {
-        return Err(Error(CKR_FUNCTION_NOT_SUPPORTED));
-    }
-    op_verify(op, sig)
+        op_verify(op, sig)
+    })
 }
 
 #[allow(unused_imports)]

@@ -514,7 +514,9 @@ pub(crate) fn close_session(h: CK_SESSION_HANDLE) -> Result<()> {
         .sessions
         .remove(&h)
         .ok_or(Error(CKR_SESSION_HANDLE_INVALID))?;
-    after_close(&m, s.slot_id, &[h])
+    let r = after_close(&m, s.slot_id, &[h]);
+    state::sessions_closed();
+    r
 }
 
 /// `C_CloseAllSessions`.
@@ -531,7 +533,9 @@ pub(crate) fn close_all(slot: CK_SLOT_ID) -> Result<()> {
         }
         hs
     };
-    after_close(&m, slot, &closed)
+    let r = after_close(&m, slot, &closed);
+    state::sessions_closed();
+    r
 }
 
 /// `C_GetSessionInfo`.

@@ -71,14 +71,36 @@ fn z_prefix(id: &[u8], entl: u16) -> Sm3 {
 /// Checks that `public_point` is an SM2 public key: 04‖x‖y with both coordinates below p
 /// and on the curve. The same check as [`crate::crypto::PublicKey::from_ec_point`], for
 /// callers that only need the point's bytes (Z, say).
+///
+/// The last few points found valid are remembered (validity is a property of public
+/// bytes and never changes), so a front end handed the same key with every call checks it
+/// once.
 pub fn check_public_point(public_point: &[u8]) -> Result<()> {
     check_point_encoding(public_point)?;
+    let xy: &[u8; 64] = public_point[1..]
+        .try_into()
+        .map_err(|_| Error::internal("SM2 point length"))?;
+    if VALID_POINTS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(xy)
+        .is_some()
+    {
+        return Ok(());
+    }
     if crate::crypto::backend::sm2fast::point_is_valid(public_point) {
+        VALID_POINTS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(xy, ());
         Ok(())
     } else {
         Err(Error::invalid_data("SM2 point is not on the curve"))
     }
 }
+
+/// Points [`check_public_point`] found valid lately.
+static VALID_POINTS: std::sync::Mutex<Ring<()>> = std::sync::Mutex::new(Ring::new(()));
 
 /// Z = SM3(ENTL ‖ ID ‖ a ‖ b ‖ xG ‖ yG ‖ xA ‖ yA) for an uncompressed public point.
 ///
@@ -119,34 +141,38 @@ pub fn z_value(public_point: &[u8], id: &[u8]) -> Result<[u8; 32]> {
 /// The default-ID Z of the last few public keys: a front end that is handed the public key
 /// with every call (SKF_DigestInit, SKF_ExtECCEncrypt's callers) gets the same saving as a
 /// cached key. Z is a function of public values only.
-static DEFAULT_Z: std::sync::Mutex<ZCache> = std::sync::Mutex::new(ZCache {
-    keys: [[0; 64]; Z_CACHED],
-    zs: [[0; 32]; Z_CACHED],
-    used: 0,
-    next: 0,
-});
+static DEFAULT_Z: std::sync::Mutex<Ring<[u8; 32]>> = std::sync::Mutex::new(Ring::new([0; 32]));
 
-const Z_CACHED: usize = 8;
+const RING: usize = 8;
 
-struct ZCache {
-    keys: [[u8; 64]; Z_CACHED],
-    zs: [[u8; 32]; Z_CACHED],
+/// The last [`RING`] public points (x‖y) with a value each, the oldest replaced first.
+struct Ring<V: Copy> {
+    keys: [[u8; 64]; RING],
+    vals: [V; RING],
     used: usize,
     next: usize,
 }
 
-impl ZCache {
-    fn get(&self, xy: &[u8; 64]) -> Option<[u8; 32]> {
+impl<V: Copy> Ring<V> {
+    const fn new(fill: V) -> Self {
+        Self {
+            keys: [[0; 64]; RING],
+            vals: [fill; RING],
+            used: 0,
+            next: 0,
+        }
+    }
+    fn get(&self, xy: &[u8; 64]) -> Option<V> {
         (0..self.used)
             .find(|&i| self.keys[i] == *xy)
-            .map(|i| self.zs[i])
+            .map(|i| self.vals[i])
     }
-    fn put(&mut self, xy: &[u8; 64], z: [u8; 32]) {
+    fn put(&mut self, xy: &[u8; 64], v: V) {
         let i = self.next;
         self.keys[i] = *xy;
-        self.zs[i] = z;
-        self.next = (i + 1) % Z_CACHED;
-        self.used = (self.used + 1).min(Z_CACHED);
+        self.vals[i] = v;
+        self.next = (i + 1) % RING;
+        self.used = (self.used + 1).min(RING);
     }
 }
 
@@ -255,7 +281,7 @@ mod tests {
     /// holds, asked for in an order that evicts and refills it.
     #[test]
     fn cached_default_z_equals_fresh_z() {
-        let points: Vec<[u8; 65]> = (0..3 * Z_CACHED as u8)
+        let points: Vec<[u8; 65]> = (0..3 * RING as u8)
             .map(|i| {
                 let mut p = [i.wrapping_mul(37); 65];
                 p[0] = 4;
@@ -287,5 +313,37 @@ mod tests {
             h.finalize()
         );
         assert!(z_value(&points[0][..64], DEFAULT_ID).is_err());
+    }
+
+    /// The memo of valid points answers as the full check does: valid keys pass every time,
+    /// across evictions; off-curve points and a point differing from a remembered one in one
+    /// bit fail every time.
+    #[test]
+    fn remembered_points_are_checked_alike() {
+        let keys: Vec<Vec<u8>> = (0..2 * RING + 3)
+            .map(|_| {
+                crate::crypto::PrivateKey::generate(crate::crypto::KeyAlg::Sm2)
+                    .unwrap()
+                    .public_key()
+                    .unwrap()
+                    .ec_point()
+                    .unwrap()
+            })
+            .collect();
+        for round in 0..3 {
+            for (i, _k) in keys.iter().enumerate() {
+                let k = &keys[(i * (round + 1)) % keys.len()];
+                check_public_point(k).unwrap();
+                let mut bad = k.clone();
+                bad[64] ^= 1;
+                assert!(check_public_point(&bad).is_err());
+                assert!(check_public_point(&bad).is_err());
+                check_public_point(k).unwrap();
+            }
+        }
+        assert!(check_public_point(&keys[0][..64]).is_err());
+        let mut high = keys[0].clone();
+        high[1..33].fill(0xff);
+        assert!(check_public_point(&high).is_err());
     }
 }

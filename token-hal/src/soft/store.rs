@@ -383,6 +383,29 @@ pub(crate) struct Store {
     seen: Mutex<Option<SeenVersion>>,
     opts: SoftOptions,
     serial: String,
+    /// An `O_PATH` descriptor of the file, for the `fstat` of [`Store::version`]'s fast path
+    /// (no walk of the path on every use of a key). `O_PATH` because closing it must not
+    /// drop this process's POSIX locks on the file, SQLite's (Linux skips that for `O_PATH`
+    /// descriptors); `None` on other systems, where the path is stat'ed.
+    stat_fd: Option<fs::File>,
+    /// (device, inode) of the file opened: another file at the path is another device.
+    file_id: (u64, u64),
+}
+
+/// An `O_PATH` descriptor of `path` (Linux), for [`Store::file_meta`].
+fn open_stat_fd(path: &Path) -> Option<fs::File> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{Mode, OFlags};
+        rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty())
+            .ok()
+            .map(fs::File::from)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// What identifies one state of the database file for [`Store::version`]'s fast path:
@@ -466,7 +489,33 @@ impl Store {
             seen: Mutex::new(None),
             opts: opts.clone(),
             serial,
+            stat_fd: open_stat_fd(path),
+            file_id: {
+                use std::os::unix::fs::MetadataExt;
+                (meta.dev(), meta.ino())
+            },
         })
+    }
+
+    /// The file's metadata: through the kept descriptor while the file it names still has
+    /// a link (the usual case); by path when it has none (deleted or replaced) or there is
+    /// no descriptor. A missing file, or another file at the path (deleted, then made
+    /// again), is `DeviceRemoved`: this store's connection still reads the old one.
+    fn file_meta(&self) -> Result<fs::Metadata> {
+        use std::os::unix::fs::MetadataExt;
+        if let Some(f) = &self.stat_fd
+            && let Ok(m) = f.metadata()
+            && m.nlink() > 0
+        {
+            return Ok(m);
+        }
+        match fs::metadata(&self.path) {
+            Ok(m) if (m.dev(), m.ino()) == self.file_id => Ok(m),
+            Ok(_) => Err(Error::DeviceRemoved),
+            // A token whose database was deleted (ukey device delete) is gone for good.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::DeviceRemoved),
+            Err(e) => Err(io_err(&self.path, &e)),
+        }
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -483,9 +532,7 @@ impl Store {
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>> {
         // A token whose database was deleted (ukey device delete) is gone for good.
-        if !self.path.exists() {
-            return Err(Error::DeviceRemoved);
-        }
+        self.file_meta()?;
         Ok(self.conn.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
@@ -523,17 +570,10 @@ impl Store {
     /// This runs before every use of a cached key, so it has a fast path: when the
     /// file's stat stamp is the one seen at the last SQLite check, nothing was written
     /// by this connection since, and the file's mtime had settled at that check, no one
-    /// can have committed since, and the last answer stands. That costs one `statx`
+    /// can have committed since, and the last answer stands. That costs one `fstat` of a kept descriptor
     /// instead of SQLite's shared lock, journal probes and header read.
     pub(crate) fn version(&self) -> Result<(i64, u64)> {
-        let meta = match fs::metadata(&self.path) {
-            Ok(m) => m,
-            // A token whose database was deleted (ukey device delete) is gone for good.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(Error::DeviceRemoved);
-            }
-            Err(e) => return Err(io_err(&self.path, &e)),
-        };
+        let meta = self.file_meta()?;
         let stamp = StatStamp::of(&meta);
         let seen = *self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(v) = seen {

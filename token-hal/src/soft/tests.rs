@@ -1399,10 +1399,28 @@ fn corrupt_truncated_and_foreign_files() {
 fn deleted_device_reports_removal() {
     let fx = fixture();
     let app = fx.app();
+    // A key in the cache, whose next use checks the file through the kept descriptor.
+    let user = fx.user();
+    user.create_container("c", None).unwrap();
+    user.generate_key("c", KeyUsage::Sign, KeyAlg::Sm2, false)
+        .unwrap();
+    let r = KeyRef::active("c", KeyUsage::Sign);
+    user.sign(&r, &sm2_sign(), b"m").unwrap();
+    user.sign(&r, &sm2_sign(), b"m").unwrap();
     delete_soft_device_files(&fx.path).unwrap();
     assert!(!fx.path.exists() && !devkey_path(&fx.path).exists());
     assert!(matches!(fx.dev.info(), Err(Error::DeviceRemoved)));
     assert!(matches!(app.list_containers(), Err(Error::DeviceRemoved)));
+    assert!(matches!(
+        user.sign(&r, &sm2_sign(), b"m"),
+        Err(Error::DeviceRemoved)
+    ));
+    // A new file at the same path is another device: the old handle stays removed.
+    fs::write(&fx.path, b"not a database").unwrap();
+    assert!(matches!(
+        user.sign(&r, &sm2_sign(), b"m"),
+        Err(Error::DeviceRemoved)
+    ));
 }
 
 #[test]
