@@ -996,23 +996,40 @@ pub(crate) fn op_sign(op: SignOp) -> Result<Vec<u8>> {
         } => Ok(cmac(alg, &key, &data)?[..len].to_vec()),
         SignOp::Asym {
             key, mech, data, ..
-        } => match &*key {
-            KeyMaterial::Private(sk) => sk.sign(&mech, &data).map_err(|e| match e {
-                token_hal::Error::InvalidArgument(_) | token_hal::Error::InvalidData(_) => {
-                    Error(CKR_DATA_LEN_RANGE)
-                }
-                e => Error::from(e),
-            }),
-            KeyMaterial::Held(app, id, _) => app
-                .sign(&token_hal::KeyRef::Id(*id), &mech, &data)
-                .map_err(|e| match e {
-                    token_hal::Error::InvalidArgument(_) | token_hal::Error::InvalidData(_) => {
-                        Error(CKR_DATA_LEN_RANGE)
-                    }
-                    e => Error::from(e),
-                }),
-            _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
-        },
+        } => asym_sign(&key, &mech, &data),
+    }
+}
+
+/// `C_Sign`'s single part: an asymmetric operation with nothing fed by updates signs the
+/// caller's bytes where they are; the others take them as their one update.
+pub(crate) fn op_sign_single(mut op: SignOp, data: &[u8]) -> Result<Vec<u8>> {
+    if let SignOp::Asym {
+        key, mech, data: d, ..
+    } = &op
+        && d.is_empty()
+    {
+        return asym_sign(key, mech, data);
+    }
+    if let SignOp::Asym { single_only, .. } = &mut op {
+        *single_only = false;
+    }
+    op_update(&mut op, data)?;
+    op_sign(op)
+}
+
+fn asym_sign(key: &KeyMaterial, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>> {
+    let data_err = |e: token_hal::Error| match e {
+        token_hal::Error::InvalidArgument(_) | token_hal::Error::InvalidData(_) => {
+            Error(CKR_DATA_LEN_RANGE)
+        }
+        e => Error::from(e),
+    };
+    match key {
+        KeyMaterial::Private(sk) => sk.sign(mech, data).map_err(data_err),
+        KeyMaterial::Held(app, id, _) => app
+            .sign(&token_hal::KeyRef::Id(*id), mech, data)
+            .map_err(data_err),
+        _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
     }
 }
 
@@ -1109,15 +1126,11 @@ pub(crate) fn sign(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Res
             return Err(Error(CKR_OPERATION_ACTIVE));
         }
         let r = produce(&mut ops, OpKind::Sign, cap, |ops| {
-            let (mut op, _) = ops
+            let (op, _) = ops
                 .sign
                 .take()
                 .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-            if let SignOp::Asym { single_only, .. } = &mut op {
-                *single_only = false;
-            }
-            op_update(&mut op, data)?;
-            Ok(Zeroizing::new(op_sign(op)?))
+            Ok(Zeroizing::new(op_sign_single(op, data)?))
         });
         if !matches!(r, Ok(Produced::Len(_))) {
             ops.sign = None;
