@@ -94,16 +94,15 @@ fn token_slot(f: &CK_FUNCTION_LIST) -> CK_SLOT_ID {
     let mut slots = [0 as CK_SLOT_ID; 8];
     let mut n: CK_ULONG = 8;
     // SAFETY: a buffer of n slots.
-    assert_eq!(
-        unsafe { f.C_GetSlotList.unwrap()(CK_TRUE, slots.as_mut_ptr(), &mut n) },
-        CKR_OK
-    );
+    let rv = unsafe { f.C_GetSlotList.unwrap()(CK_TRUE, slots.as_mut_ptr(), &mut n) };
+    assert_eq!(rv, CKR_OK);
     slots[..n as usize]
         .iter()
         .copied()
         .find(|s| {
-            // SAFETY: a zeroed plain-data struct, then a valid out-pointer.
+            // SAFETY: a plain-data struct, for which all zeroes is a valid value.
             let mut info: CK_TOKEN_INFO = unsafe { std::mem::zeroed() };
+            // SAFETY: a valid out-pointer.
             let rv = unsafe { f.C_GetTokenInfo.unwrap()(*s, &mut info) };
             rv == CKR_OK && info.flags & CKF_TOKEN_INITIALIZED != 0
         })
@@ -122,18 +121,15 @@ fn cached_sessions_follow_close_finalize_and_reinit() {
     let mut slots = [0 as CK_SLOT_ID; 8];
     let mut n: CK_ULONG = 8;
     // SAFETY: a buffer of n slots.
-    assert_eq!(
-        unsafe { f.C_GetSlotList.unwrap()(CK_TRUE, slots.as_mut_ptr(), &mut n) },
-        CKR_OK
-    );
+    let rv = unsafe { f.C_GetSlotList.unwrap()(CK_TRUE, slots.as_mut_ptr(), &mut n) };
+    assert_eq!(rv, CKR_OK);
     let mut so_pin = *b"12345678";
     let mut label = [b' '; 32];
     label[..5].copy_from_slice(b"cache");
     // SAFETY: valid PIN and 32-byte label.
-    assert_eq!(
-        unsafe { f.C_InitToken.unwrap()(slots[0], so_pin.as_mut_ptr(), 8, label.as_mut_ptr()) },
-        CKR_OK
-    );
+    let rv =
+        unsafe { f.C_InitToken.unwrap()(slots[0], so_pin.as_mut_ptr(), 8, label.as_mut_ptr()) };
+    assert_eq!(rv, CKR_OK);
     let slot = token_slot(f);
 
     // A worker thread that digests on the sessions it is sent; its cache keeps the last.
