@@ -216,7 +216,7 @@ pub(crate) fn remove() -> Result<()> {
         g.take().ok_or(Error(CKR_CRYPTOKI_NOT_INITIALIZED))?
     };
     // No thread's cache may keep the module (its tokens, bridged modules) alive.
-    hot::clear_all(true);
+    hot::clear_all();
     m.events.close();
     if let Ok(inner) = m.inner.lock() {
         for t in &inner.tokens {
@@ -231,8 +231,7 @@ pub(crate) fn forget() {
     if let Ok(mut g) = MODULE.write()
         && let Some(m) = g.take()
     {
-        // Other threads' cells may have been locked at fork time: skip those.
-        hot::clear_all(false);
+        hot::clear_all();
         m.events.close();
     }
 }
@@ -445,10 +444,11 @@ pub(crate) fn with_session<R>(
 /// thread used last, stamped with the epoch it was read in; closing a session, a token
 /// going away, `C_Initialize` and `C_Finalize` advance the epoch, so a stamped entry is
 /// only used while nothing it depends on has changed. Finalisation and closing also empty
-/// every cell, so no cache keeps a closed session or a finalised module alive.
+/// every cell not in use, and a call that overlapped them empties its own when it ends, so
+/// no cache keeps a closed session or a finalised module alive. Nothing waits for a cell.
 ///
-/// Lock order: a thread's own cell, then the module's locks. Code that holds a module lock
-/// only advances the epoch ([`invalidate`]); emptying cells happens with no lock held.
+/// Lock order: a thread's own cell, then the module's locks. Cleaners only try a cell's
+/// lock, so they may run anywhere.
 mod hot {
     use super::*;
 
@@ -511,9 +511,17 @@ mod hot {
                     session,
                 });
             }
-            let e = g.as_ref()?;
             let f = f.take()?;
-            Some(f(&e.module, &e.session))
+            let r = {
+                let e = g.as_ref()?;
+                f(&e.module, &e.session)
+            };
+            // Something was closed or finalised meanwhile: drop what the entry keeps (a
+            // cleaner skipped this cell while it was busy).
+            if EPOCH.load(Ordering::Acquire) != epoch {
+                *g = None;
+            }
+            Some(r)
         });
         if let Ok(Some(r)) = cached {
             return r;
@@ -529,9 +537,10 @@ mod hot {
         EPOCH.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Marks every entry stale and empties the cells; `wait` false skips a cell another
-    /// thread holds (after `fork()`, where that thread does not exist).
-    pub(super) fn clear_all(wait: bool) {
+    /// Marks every entry stale and empties the cells that are not in use. A cell in use
+    /// is never waited for (its call may be a long key generation, or after `fork()` its
+    /// thread is gone): that call empties its own cell when it ends, as the epoch moved.
+    pub(super) fn clear_all() {
         invalidate();
         let cells: Vec<Arc<Cell>> = CELLS
             .lock()
@@ -539,15 +548,8 @@ mod hot {
             .iter()
             .filter_map(Weak::upgrade)
             .collect();
-        // This thread's own cell may be the one held by the caller: never wait for it.
-        let own = MINE.try_with(|c| c.get().map(Arc::as_ptr)).ok().flatten();
         for cell in cells {
-            let g = if wait && own != Some(Arc::as_ptr(&cell)) {
-                cell.lock().ok()
-            } else {
-                cell.try_lock().ok()
-            };
-            if let Some(mut g) = g {
+            if let Ok(mut g) = cell.try_lock() {
                 *g = None;
             }
         }
@@ -556,5 +558,5 @@ mod hot {
 
 /// After sessions were closed (no module lock held): no cache keeps them.
 pub(crate) fn sessions_closed() {
-    hot::clear_all(true);
+    hot::clear_all();
 }

@@ -435,32 +435,32 @@ pub(crate) fn init_token(slot: CK_SLOT_ID, so_pin: &[u8], label: &[u8]) -> Resul
 
 /// `C_InitPIN` (SO logged in, R/W session).
 pub(crate) fn init_pin(h: CK_SESSION_HANDLE, pin: &[u8]) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    if s.token.login() != LoginState::Admin || !s.rw {
-        return Err(Error(CKR_USER_NOT_LOGGED_IN));
-    }
-    let p = Pin::new(pin);
-    p.check_policy().map_err(|_| Error(CKR_PIN_LEN_RANGE))?;
-    s.token.app.init_user_pin(&p)?;
-    Ok(())
+    state::with_session(h, |_, s| {
+        if s.token.login() != LoginState::Admin || !s.rw {
+            return Err(Error(CKR_USER_NOT_LOGGED_IN));
+        }
+        let p = Pin::new(pin);
+        p.check_policy().map_err(|_| Error(CKR_PIN_LEN_RANGE))?;
+        s.token.app.init_user_pin(&p)?;
+        Ok(())
+    })
 }
 
 /// `C_SetPIN`: the PIN of whoever is logged in (the user's when nobody is).
 pub(crate) fn set_pin(h: CK_SESSION_HANDLE, old: &[u8], new: &[u8]) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    if !s.rw {
-        return Err(Error(CKR_SESSION_READ_ONLY));
-    }
-    let who = match s.token.login() {
-        LoginState::Admin => PinType::Admin,
-        _ => PinType::User,
-    };
-    let newp = Pin::new(new);
-    newp.check_policy().map_err(|_| Error(CKR_PIN_LEN_RANGE))?;
-    s.token.app.change_pin(who, &Pin::new(old), &newp)?;
-    Ok(())
+    state::with_session(h, |_, s| {
+        if !s.rw {
+            return Err(Error(CKR_SESSION_READ_ONLY));
+        }
+        let who = match s.token.login() {
+            LoginState::Admin => PinType::Admin,
+            _ => PinType::User,
+        };
+        let newp = Pin::new(new);
+        newp.check_policy().map_err(|_| Error(CKR_PIN_LEN_RANGE))?;
+        s.token.app.change_pin(who, &Pin::new(old), &newp)?;
+        Ok(())
+    })
 }
 
 /// `C_OpenSession`.
@@ -540,104 +540,104 @@ pub(crate) fn close_all(slot: CK_SLOT_ID) -> Result<()> {
 
 /// `C_GetSessionInfo`.
 pub(crate) fn session_info(h: CK_SESSION_HANDLE) -> Result<CK_SESSION_INFO> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    Ok(CK_SESSION_INFO {
-        slotID: s.slot_id,
-        state: s.state(),
-        flags: CKF_SERIAL_SESSION | if s.rw { CKF_RW_SESSION } else { 0 },
-        ulDeviceError: 0,
+    state::with_session(h, |_, s| {
+        Ok(CK_SESSION_INFO {
+            slotID: s.slot_id,
+            state: s.state(),
+            flags: CKF_SERIAL_SESSION | if s.rw { CKF_RW_SESSION } else { 0 },
+            ulDeviceError: 0,
+        })
     })
 }
 
 /// `C_Login` / `C_LoginUser`.
 pub(crate) fn login(h: CK_SESSION_HANDLE, user: CK_USER_TYPE, pin: &[u8]) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let t = &s.token;
-    let cur = t.login();
-    let (want, pin_type) = match user {
-        CKU_SO => (LoginState::Admin, PinType::Admin),
-        CKU_USER => (LoginState::User, PinType::User),
-        CKU_CONTEXT_SPECIFIC => {
-            if cur != LoginState::User {
-                return Err(Error(CKR_USER_NOT_LOGGED_IN));
+    state::with_session(h, |m, s| {
+        let t = &s.token;
+        let cur = t.login();
+        let (want, pin_type) = match user {
+            CKU_SO => (LoginState::Admin, PinType::Admin),
+            CKU_USER => (LoginState::User, PinType::User),
+            CKU_CONTEXT_SPECIFIC => {
+                if cur != LoginState::User {
+                    return Err(Error(CKR_USER_NOT_LOGGED_IN));
+                }
+                t.app.verify_pin(PinType::User, &Pin::new(pin))?;
+                return Ok(());
             }
-            t.app.verify_pin(PinType::User, &Pin::new(pin))?;
-            return Ok(());
+            _ => return Err(Error(CKR_USER_TYPE_INVALID)),
+        };
+        if cur == want {
+            return Err(Error(CKR_USER_ALREADY_LOGGED_IN));
         }
-        _ => return Err(Error(CKR_USER_TYPE_INVALID)),
-    };
-    if cur == want {
-        return Err(Error(CKR_USER_ALREADY_LOGGED_IN));
-    }
-    if cur != LoginState::None {
-        return Err(Error(CKR_USER_ANOTHER_ALREADY_LOGGED_IN));
-    }
-    if want == LoginState::Admin {
-        let inner = m.lock()?;
-        if inner.sessions_of(s.slot_id).any(|x| !x.rw) {
-            return Err(Error(CKR_SESSION_READ_ONLY_EXISTS));
+        if cur != LoginState::None {
+            return Err(Error(CKR_USER_ANOTHER_ALREADY_LOGGED_IN));
         }
-    }
-    if want == LoginState::User && !t.app.pin_info(PinType::User)?.initialized {
-        return Err(Error(CKR_USER_PIN_NOT_INITIALIZED));
-    }
-    t.app.verify_pin(pin_type, &Pin::new(pin))?;
-    Ok(())
+        if want == LoginState::Admin {
+            let inner = m.lock()?;
+            if inner.sessions_of(s.slot_id).any(|x| !x.rw) {
+                return Err(Error(CKR_SESSION_READ_ONLY_EXISTS));
+            }
+        }
+        if want == LoginState::User && !t.app.pin_info(PinType::User)?.initialized {
+            return Err(Error(CKR_USER_PIN_NOT_INITIALIZED));
+        }
+        t.app.verify_pin(pin_type, &Pin::new(pin))?;
+        Ok(())
+    })
 }
 
 /// `C_Logout`.
 pub(crate) fn logout(h: CK_SESSION_HANDLE) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    if s.token.login() == LoginState::None {
-        return Err(Error(CKR_USER_NOT_LOGGED_IN));
-    }
-    s.token.app.logout();
-    {
-        let inner = m.lock()?;
-        for o in inner.objects.values().filter(|o| o.slot == s.slot_id) {
-            o.forget_key();
+    state::with_session(h, |m, s| {
+        if s.token.login() == LoginState::None {
+            return Err(Error(CKR_USER_NOT_LOGGED_IN));
         }
-    }
-    scrub_stack();
-    Ok(())
+        s.token.app.logout();
+        {
+            let inner = m.lock()?;
+            for o in inner.objects.values().filter(|o| o.slot == s.slot_id) {
+                o.forget_key();
+            }
+        }
+        scrub_stack();
+        Ok(())
+    })
 }
 
 /// `C_SessionCancel`: ends the operations named by `flags`.
 pub(crate) fn session_cancel(h: CK_SESSION_HANDLE, flags: CK_FLAGS) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    if flags & (CKF_ENCRYPT | CKF_MESSAGE_ENCRYPT) != 0 {
-        ops.encrypt = None;
-        ops.msg_enc = None;
-    }
-    if flags & (CKF_DECRYPT | CKF_MESSAGE_DECRYPT) != 0 {
-        ops.decrypt = None;
-        ops.msg_dec = None;
-    }
-    if flags & CKF_DIGEST != 0 {
-        ops.digest = None;
-    }
-    if flags & (CKF_SIGN | CKF_MESSAGE_SIGN) != 0 {
-        ops.sign = None;
-    }
-    if flags & CKF_MESSAGE_SIGN != 0 {
-        ops.msg_sign = None;
-    }
-    if flags & (CKF_VERIFY | CKF_MESSAGE_VERIFY) != 0 {
-        ops.verify = None;
-    }
-    if flags & CKF_MESSAGE_VERIFY != 0 {
-        ops.msg_verify = None;
-    }
-    if flags & CKF_FIND_OBJECTS != 0 {
-        ops.find = None;
-    }
-    ops.pending = None;
-    Ok(())
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        if flags & (CKF_ENCRYPT | CKF_MESSAGE_ENCRYPT) != 0 {
+            ops.encrypt = None;
+            ops.msg_enc = None;
+        }
+        if flags & (CKF_DECRYPT | CKF_MESSAGE_DECRYPT) != 0 {
+            ops.decrypt = None;
+            ops.msg_dec = None;
+        }
+        if flags & CKF_DIGEST != 0 {
+            ops.digest = None;
+        }
+        if flags & (CKF_SIGN | CKF_MESSAGE_SIGN) != 0 {
+            ops.sign = None;
+        }
+        if flags & CKF_MESSAGE_SIGN != 0 {
+            ops.msg_sign = None;
+        }
+        if flags & (CKF_VERIFY | CKF_MESSAGE_VERIFY) != 0 {
+            ops.verify = None;
+        }
+        if flags & CKF_MESSAGE_VERIFY != 0 {
+            ops.msg_verify = None;
+        }
+        if flags & CKF_FIND_OBJECTS != 0 {
+            ops.find = None;
+        }
+        ops.pending = None;
+        Ok(())
+    })
 }
 
 /// `C_WaitForSlotEvent`.

@@ -78,37 +78,37 @@ pub(crate) fn generate_key(
     mech: &Mech,
     tmpl: &Template,
 ) -> Result<CK_OBJECT_HANDLE> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    if !m.compat.allows(mech.ty) {
-        return Err(Error(CKR_MECHANISM_INVALID));
-    }
-    let mut a = object::parse_template(tmpl, Purpose::Generate, s.token.login())?;
-    let kt = match mech.ty {
-        CKM_AES_KEY_GEN => CKK_AES,
-        CKM_SM4_KEY_GEN => CKK_SM4,
-        CKM_GENERIC_SECRET_KEY_GEN => CKK_GENERIC_SECRET,
-        CKM_SHA_1_KEY_GEN => CKK_SHA_1_HMAC,
-        CKM_SHA224_KEY_GEN => CKK_SHA224_HMAC,
-        CKM_SHA256_KEY_GEN => CKK_SHA256_HMAC,
-        CKM_SHA384_KEY_GEN => CKK_SHA384_HMAC,
-        CKM_SHA512_KEY_GEN => CKK_SHA512_HMAC,
-        _ => return Err(Error(CKR_MECHANISM_INVALID)),
-    };
-    expect(&mut a, CKA_KEY_TYPE, kt)?;
-    let len = match (kt, a.ulong(CKA_VALUE_LEN)) {
-        (CKK_SM4, None) => 16,
-        (_, Some(l)) => l as usize,
-        (_, None) => return Err(Error(CKR_TEMPLATE_INCOMPLETE)),
-    };
-    if a.contains_key(&CKA_VALUE) {
-        return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-    }
-    check_secret_len(Some(kt), len).map_err(|_| Error(CKR_KEY_SIZE_RANGE))?;
-    let mut v = Zeroizing::new(vec![0u8; len]);
-    token_hal::crypto::rng::fill(&mut v)?;
-    let (a, _) = new_secret(&s, a, &v, Some(mech.ty), true)?;
-    store_new(&m, &s, a)
+    state::with_session(h, |m, s| {
+        if !m.compat.allows(mech.ty) {
+            return Err(Error(CKR_MECHANISM_INVALID));
+        }
+        let mut a = object::parse_template(tmpl, Purpose::Generate, s.token.login())?;
+        let kt = match mech.ty {
+            CKM_AES_KEY_GEN => CKK_AES,
+            CKM_SM4_KEY_GEN => CKK_SM4,
+            CKM_GENERIC_SECRET_KEY_GEN => CKK_GENERIC_SECRET,
+            CKM_SHA_1_KEY_GEN => CKK_SHA_1_HMAC,
+            CKM_SHA224_KEY_GEN => CKK_SHA224_HMAC,
+            CKM_SHA256_KEY_GEN => CKK_SHA256_HMAC,
+            CKM_SHA384_KEY_GEN => CKK_SHA384_HMAC,
+            CKM_SHA512_KEY_GEN => CKK_SHA512_HMAC,
+            _ => return Err(Error(CKR_MECHANISM_INVALID)),
+        };
+        expect(&mut a, CKA_KEY_TYPE, kt)?;
+        let len = match (kt, a.ulong(CKA_VALUE_LEN)) {
+            (CKK_SM4, None) => 16,
+            (_, Some(l)) => l as usize,
+            (_, None) => return Err(Error(CKR_TEMPLATE_INCOMPLETE)),
+        };
+        if a.contains_key(&CKA_VALUE) {
+            return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+        }
+        check_secret_len(Some(kt), len).map_err(|_| Error(CKR_KEY_SIZE_RANGE))?;
+        let mut v = Zeroizing::new(vec![0u8; len]);
+        token_hal::crypto::rng::fill(&mut v)?;
+        let (a, _) = new_secret(s, a, &v, Some(mech.ty), true)?;
+        store_new(m, s, a)
+    })
 }
 
 /// `C_GenerateKeyPair`.
@@ -118,129 +118,129 @@ pub(crate) fn generate_key_pair(
     pub_t: &Template,
     priv_t: &Template,
 ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    if !m.compat.allows(mech.ty)
-        || (crate::landing::on_device(&s) && crate::api::general::card_lacks(mech.ty))
-        || crate::api::general::vendor_skf_lacks(&s, mech.ty, CKF_GENERATE_KEY_PAIR)
-    {
-        return Err(Error(CKR_MECHANISM_INVALID));
-    }
-    let login = s.token.login();
-    let mut pa = object::parse_template(pub_t, Purpose::Generate, login)?;
-    let mut sa = object::parse_template(priv_t, Purpose::Generate, login)?;
-    let usage = crate::landing::usage_of(&sa);
-    let alg = match mech.ty {
-        CKM_RSA_PKCS_KEY_PAIR_GEN => {
-            let bits = pa
-                .ulong(CKA_MODULUS_BITS)
-                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
-            if let Some(e) = pa.bytes(CKA_PUBLIC_EXPONENT) {
-                let e = e
-                    .iter()
-                    .skip_while(|b| **b == 0)
-                    .copied()
-                    .collect::<Vec<u8>>();
-                if e != [1, 0, 1] {
-                    return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-                }
-            }
-            if !(1024..=4096).contains(&bits) {
-                return Err(Error(CKR_KEY_SIZE_RANGE));
-            }
-            KeyAlg::Rsa(bits as u32)
-        }
-        CKM_EC_KEY_PAIR_GEN | CKM_EC_EDWARDS_KEY_PAIR_GEN | CKM_EC_MONTGOMERY_KEY_PAIR_GEN => {
-            let p = pa
-                .bytes(CKA_EC_PARAMS)
-                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
-            let alg = keys::ec_alg(p)?;
-            let ok = match mech.ty {
-                CKM_EC_KEY_PAIR_GEN => alg.is_ec(),
-                CKM_EC_EDWARDS_KEY_PAIR_GEN => alg.is_edwards(),
-                _ => alg.is_montgomery(),
-            };
-            if !ok {
-                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-            }
-            alg
-        }
-        CKM_SM2_KEY_PAIR_GEN => {
-            if let Some(p) = pa.bytes(CKA_EC_PARAMS)
-                && keys::ec_alg(p)? != KeyAlg::Sm2
-            {
-                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-            }
-            KeyAlg::Sm2
-        }
-        _ => return Err(Error(CKR_MECHANISM_INVALID)),
-    };
-    expect(&mut pa, CKA_CLASS, CKO_PUBLIC_KEY)?;
-    expect(&mut sa, CKA_CLASS, CKO_PRIVATE_KEY)?;
-    let kt = keys::key_type_of(alg);
-    let kt = match (alg, pa.key_type().or(sa.key_type())) {
-        (KeyAlg::Sm2, Some(CKK_EC)) => CKK_EC,
-        _ => kt,
-    };
-    expect(&mut pa, CKA_KEY_TYPE, kt)?;
-    expect(&mut sa, CKA_KEY_TYPE, kt)?;
-    // Check the write rights before the (slow) generation.
-    if (pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN)) && !s.rw {
-        return Err(Error(CKR_SESSION_READ_ONLY));
-    }
-    if crate::landing::on_device(&s) && (pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN)) {
-        // A card or a bridged library makes its token keys itself: the private key never
-        // exists on the host (docs/mapping.md).
-        object::complete(&mut pa, true, Some(mech.ty))?;
-        object::complete(&mut sa, true, Some(mech.ty))?;
-        if !matches!(alg, KeyAlg::Sm2 | KeyAlg::EcP256 | KeyAlg::Rsa(1024..=2048)) {
+    state::with_session(h, |m, s| {
+        if !m.compat.allows(mech.ty)
+            || (crate::landing::on_device(s) && crate::api::general::card_lacks(mech.ty))
+            || crate::api::general::vendor_skf_lacks(s, mech.ty, CKF_GENERATE_KEY_PAIR)
+        {
             return Err(Error(CKR_MECHANISM_INVALID));
         }
-        if !pa.flag(CKA_TOKEN) || !sa.flag(CKA_TOKEN) || !sa.flag(CKA_SENSITIVE) {
-            return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+        let login = s.token.login();
+        let mut pa = object::parse_template(pub_t, Purpose::Generate, login)?;
+        let mut sa = object::parse_template(priv_t, Purpose::Generate, login)?;
+        let usage = crate::landing::usage_of(&sa);
+        let alg = match mech.ty {
+            CKM_RSA_PKCS_KEY_PAIR_GEN => {
+                let bits = pa
+                    .ulong(CKA_MODULUS_BITS)
+                    .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+                if let Some(e) = pa.bytes(CKA_PUBLIC_EXPONENT) {
+                    let e = e
+                        .iter()
+                        .skip_while(|b| **b == 0)
+                        .copied()
+                        .collect::<Vec<u8>>();
+                    if e != [1, 0, 1] {
+                        return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+                    }
+                }
+                if !(1024..=4096).contains(&bits) {
+                    return Err(Error(CKR_KEY_SIZE_RANGE));
+                }
+                KeyAlg::Rsa(bits as u32)
+            }
+            CKM_EC_KEY_PAIR_GEN | CKM_EC_EDWARDS_KEY_PAIR_GEN | CKM_EC_MONTGOMERY_KEY_PAIR_GEN => {
+                let p = pa
+                    .bytes(CKA_EC_PARAMS)
+                    .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+                let alg = keys::ec_alg(p)?;
+                let ok = match mech.ty {
+                    CKM_EC_KEY_PAIR_GEN => alg.is_ec(),
+                    CKM_EC_EDWARDS_KEY_PAIR_GEN => alg.is_edwards(),
+                    _ => alg.is_montgomery(),
+                };
+                if !ok {
+                    return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+                }
+                alg
+            }
+            CKM_SM2_KEY_PAIR_GEN => {
+                if let Some(p) = pa.bytes(CKA_EC_PARAMS)
+                    && keys::ec_alg(p)? != KeyAlg::Sm2
+                {
+                    return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+                }
+                KeyAlg::Sm2
+            }
+            _ => return Err(Error(CKR_MECHANISM_INVALID)),
+        };
+        expect(&mut pa, CKA_CLASS, CKO_PUBLIC_KEY)?;
+        expect(&mut sa, CKA_CLASS, CKO_PRIVATE_KEY)?;
+        let kt = keys::key_type_of(alg);
+        let kt = match (alg, pa.key_type().or(sa.key_type())) {
+            (KeyAlg::Sm2, Some(CKK_EC)) => CKK_EC,
+            _ => kt,
+        };
+        expect(&mut pa, CKA_KEY_TYPE, kt)?;
+        expect(&mut sa, CKA_KEY_TYPE, kt)?;
+        // Check the write rights before the (slow) generation.
+        if (pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN)) && !s.rw {
+            return Err(Error(CKR_SESSION_READ_ONLY));
         }
-        let landed = crate::landing::land(
-            &m,
-            &s,
-            crate::landing::KeySource::Generate(alg),
+        if crate::landing::on_device(s) && (pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN)) {
+            // A card or a bridged library makes its token keys itself: the private key never
+            // exists on the host (docs/mapping.md).
+            object::complete(&mut pa, true, Some(mech.ty))?;
+            object::complete(&mut sa, true, Some(mech.ty))?;
+            if !matches!(alg, KeyAlg::Sm2 | KeyAlg::EcP256 | KeyAlg::Rsa(1024..=2048)) {
+                return Err(Error(CKR_MECHANISM_INVALID));
+            }
+            if !pa.flag(CKA_TOKEN) || !sa.flag(CKA_TOKEN) || !sa.flag(CKA_SENSITIVE) {
+                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+            }
+            let landed = crate::landing::land(
+                m,
+                s,
+                crate::landing::KeySource::Generate(alg),
+                usage,
+                Some(&pa),
+                &sa,
+            )?;
+            return match landed {
+                Some((Some(ph), sh)) => Ok((ph, sh)),
+                // The CKA_ID names a container whose slot is taken.
+                _ => Err(Error(CKR_ATTRIBUTE_VALUE_INVALID)),
+            };
+        }
+        let sk = PrivateKey::generate(alg)?;
+        let pk = sk.public_key()?;
+        keys::fill_public(&pk, &mut pa)?;
+        keys::fill_private_from(&sk, &pa, &mut sa)?;
+        pa.set_ulong(CKA_KEY_TYPE, kt);
+        sa.set_ulong(CKA_KEY_TYPE, kt);
+        object::complete(&mut pa, true, Some(mech.ty))?;
+        object::complete(&mut sa, true, Some(mech.ty))?;
+        // SM2 and RSA ≤ 2048 token pairs go into a container (docs/mapping.md).
+        if let Some((Some(ph), sh)) = crate::landing::land(
+            m,
+            s,
+            crate::landing::KeySource::Import(&sk),
             usage,
             Some(&pa),
             &sa,
-        )?;
-        return match landed {
-            Some((Some(ph), sh)) => Ok((ph, sh)),
-            // The CKA_ID names a container whose slot is taken.
-            _ => Err(Error(CKR_ATTRIBUTE_VALUE_INVALID)),
-        };
-    }
-    let sk = PrivateKey::generate(alg)?;
-    let pk = sk.public_key()?;
-    keys::fill_public(&pk, &mut pa)?;
-    keys::fill_private_from(&sk, &pa, &mut sa)?;
-    pa.set_ulong(CKA_KEY_TYPE, kt);
-    sa.set_ulong(CKA_KEY_TYPE, kt);
-    object::complete(&mut pa, true, Some(mech.ty))?;
-    object::complete(&mut sa, true, Some(mech.ty))?;
-    // SM2 and RSA ≤ 2048 token pairs go into a container (docs/mapping.md).
-    if let Some((Some(ph), sh)) = crate::landing::land(
-        &m,
-        &s,
-        crate::landing::KeySource::Import(&sk),
-        usage,
-        Some(&pa),
-        &sa,
-    )? {
-        return Ok((ph, sh));
-    }
-    let ph = store_new(&m, &s, pa)?;
-    let sh = match store_new(&m, &s, sa) {
-        Ok(h) => h,
-        Err(e) => {
-            let _ = crate::api::objects::destroy(h, ph);
-            return Err(e);
+        )? {
+            return Ok((ph, sh));
         }
-    };
-    Ok((ph, sh))
+        let ph = store_new(m, s, pa)?;
+        let sh = match store_new(m, s, sa) {
+            Ok(h) => h,
+            Err(e) => {
+                let _ = crate::api::objects::destroy(h, ph);
+                return Err(e);
+            }
+        };
+        Ok((ph, sh))
+    })
 }
 
 /// `C_WrapKey`: the wrapped bytes (computed afresh on each call).
@@ -250,50 +250,50 @@ pub(crate) fn wrap(
     wk: CK_OBJECT_HANDLE,
     kh: CK_OBJECT_HANDLE,
 ) -> Result<Vec<u8>> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    if !m.compat.allows(mech.ty) {
-        return Err(Error(CKR_MECHANISM_INVALID));
-    }
-    let (wo, wa) = key_for(&m, &s, wk, CKA_WRAP, mech.ty).map_err(|e| match e.0 {
-        CKR_KEY_HANDLE_INVALID => Error(CKR_WRAPPING_KEY_HANDLE_INVALID),
-        CKR_KEY_TYPE_INCONSISTENT => Error(CKR_WRAPPING_KEY_TYPE_INCONSISTENT),
-        _ => e,
-    })?;
-    let ko = visible(&m, &s, kh, CKR_KEY_HANDLE_INVALID)?;
-    let ka = crate::api::objects::full_attrs(&s, &ko)?;
-    if !ka.flag(CKA_EXTRACTABLE) {
-        return Err(Error(CKR_KEY_UNEXTRACTABLE));
-    }
-    if ka.flag(CKA_WRAP_WITH_TRUSTED) && !wa.flag(CKA_TRUSTED) {
-        return Err(Error(CKR_KEY_NOT_WRAPPABLE));
-    }
-    check_wrap_strength(&wa, &ka)?;
-    let plain: Zeroizing<Vec<u8>> = match ka.class() {
-        Some(CKO_SECRET_KEY) => Zeroizing::new(
-            ka.bytes(CKA_VALUE)
-                .ok_or(Error(CKR_KEY_NOT_WRAPPABLE))?
-                .to_vec(),
-        ),
-        Some(CKO_PRIVATE_KEY) => match &*key_material(&s, &ko)? {
-            KeyMaterial::Private(sk) => sk.to_pkcs8_der(),
-            // A container key PKCS#11 made extractable (docs/mapping.md).
-            KeyMaterial::Held(app, id, _) => app.export_key(*id)?.to_pkcs8_der(),
+    state::with_session(h, |m, s| {
+        if !m.compat.allows(mech.ty) {
+            return Err(Error(CKR_MECHANISM_INVALID));
+        }
+        let (wo, wa) = key_for(m, s, wk, CKA_WRAP, mech.ty).map_err(|e| match e.0 {
+            CKR_KEY_HANDLE_INVALID => Error(CKR_WRAPPING_KEY_HANDLE_INVALID),
+            CKR_KEY_TYPE_INCONSISTENT => Error(CKR_WRAPPING_KEY_TYPE_INCONSISTENT),
+            _ => e,
+        })?;
+        let ko = visible(m, s, kh, CKR_KEY_HANDLE_INVALID)?;
+        let ka = crate::api::objects::full_attrs(s, &ko)?;
+        if !ka.flag(CKA_EXTRACTABLE) {
+            return Err(Error(CKR_KEY_UNEXTRACTABLE));
+        }
+        if ka.flag(CKA_WRAP_WITH_TRUSTED) && !wa.flag(CKA_TRUSTED) {
+            return Err(Error(CKR_KEY_NOT_WRAPPABLE));
+        }
+        check_wrap_strength(&wa, &ka)?;
+        let plain: Zeroizing<Vec<u8>> = match ka.class() {
+            Some(CKO_SECRET_KEY) => Zeroizing::new(
+                ka.bytes(CKA_VALUE)
+                    .ok_or(Error(CKR_KEY_NOT_WRAPPABLE))?
+                    .to_vec(),
+            ),
+            Some(CKO_PRIVATE_KEY) => match &*key_material(s, &ko)? {
+                KeyMaterial::Private(sk) => sk.to_pkcs8_der(),
+                // A container key PKCS#11 made extractable (docs/mapping.md).
+                KeyMaterial::Held(app, id, _) => app.export_key(*id)?.to_pkcs8_der(),
+                _ => return Err(Error(CKR_KEY_NOT_WRAPPABLE)),
+            },
             _ => return Err(Error(CKR_KEY_NOT_WRAPPABLE)),
-        },
-        _ => return Err(Error(CKR_KEY_NOT_WRAPPABLE)),
-    };
-    let wkm = key_material(&s, &wo)?;
-    let op = cipher_op(mech, wa.key_type(), wkm, Direction::Encrypt)?;
-    latch_role(&s, &wo, Role::Wrap)?;
-    if wa.class() == Some(CKO_PUBLIC_KEY) && ka.flag(CKA_SENSITIVE) {
-        latch_private_halves(&m, &s, &wa)?;
-    }
-    let out = run_cipher(op, &plain, Direction::Encrypt).map_err(|e| match e.0 {
-        CKR_DATA_LEN_RANGE => Error(CKR_KEY_SIZE_RANGE),
-        _ => e,
-    })?;
-    Ok(out.to_vec())
+        };
+        let wkm = key_material(s, &wo)?;
+        let op = cipher_op(mech, wa.key_type(), wkm, Direction::Encrypt)?;
+        latch_role(s, &wo, Role::Wrap)?;
+        if wa.class() == Some(CKO_PUBLIC_KEY) && ka.flag(CKA_SENSITIVE) {
+            latch_private_halves(m, s, &wa)?;
+        }
+        let out = run_cipher(op, &plain, Direction::Encrypt).map_err(|e| match e.0 {
+            CKR_DATA_LEN_RANGE => Error(CKR_KEY_SIZE_RANGE),
+            _ => e,
+        })?;
+        Ok(out.to_vec())
+    })
 }
 
 /// `C_UnwrapKey`.
@@ -304,65 +304,67 @@ pub(crate) fn unwrap(
     blob: &[u8],
     tmpl: &Template,
 ) -> Result<CK_OBJECT_HANDLE> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let (uo, ua) = key_for(&m, &s, uk, CKA_UNWRAP, mech.ty).map_err(|e| match e.0 {
-        CKR_KEY_HANDLE_INVALID => Error(CKR_UNWRAPPING_KEY_HANDLE_INVALID),
-        CKR_KEY_TYPE_INCONSISTENT => Error(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT),
-        _ => e,
-    })?;
-    let mut a = object::parse_template(tmpl, Purpose::Create, s.token.login())?;
-    // The wrap format binds no attributes, so the blob does not say how the key was
-    // protected: an unwrapped key is sensitive whatever the template asks
-    // (docs/security.md, rule 12).
-    if a.bool_(CKA_SENSITIVE) == Some(false) {
-        return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-    }
-    a.set_bool(CKA_SENSITIVE, true);
-    let usage = crate::landing::usage_of(&a);
-    let ukm = key_material(&s, &uo)?;
-    let op = cipher_op(mech, ua.key_type(), ukm, Direction::Decrypt)?;
-    latch_role(&s, &uo, Role::Wrap)?;
-    let plain = run_cipher(op, blob, Direction::Decrypt).map_err(|e| match e.0 {
-        CKR_ENCRYPTED_DATA_INVALID | CKR_ENCRYPTED_DATA_LEN_RANGE => Error(CKR_WRAPPED_KEY_INVALID),
-        _ => e,
-    })?;
-    match a.class() {
-        Some(CKO_PRIVATE_KEY) => {
-            let sk =
-                PrivateKey::from_pkcs8_der(&plain).map_err(|_| Error(CKR_WRAPPED_KEY_INVALID))?;
-            if a.key_type()
-                .is_some_and(|k| k != keys::key_type_of(sk.alg()))
-            {
-                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-            }
-            keys::fill_private(&sk, &mut a)?;
-            object::complete(&mut a, false, None)?;
-            if let Some((_, h)) = crate::landing::land(
-                &m,
-                &s,
-                crate::landing::KeySource::Import(&sk),
-                usage,
-                None,
-                &a,
-            )? {
-                return Ok(h);
-            }
-            store_new(&m, &s, a)
+    state::with_session(h, |m, s| {
+        let (uo, ua) = key_for(m, s, uk, CKA_UNWRAP, mech.ty).map_err(|e| match e.0 {
+            CKR_KEY_HANDLE_INVALID => Error(CKR_UNWRAPPING_KEY_HANDLE_INVALID),
+            CKR_KEY_TYPE_INCONSISTENT => Error(CKR_UNWRAPPING_KEY_TYPE_INCONSISTENT),
+            _ => e,
+        })?;
+        let mut a = object::parse_template(tmpl, Purpose::Create, s.token.login())?;
+        // The wrap format binds no attributes, so the blob does not say how the key was
+        // protected: an unwrapped key is sensitive whatever the template asks
+        // (docs/security.md, rule 12).
+        if a.bool_(CKA_SENSITIVE) == Some(false) {
+            return Err(Error(CKR_TEMPLATE_INCONSISTENT));
         }
-        Some(CKO_SECRET_KEY) | None => {
-            let mut v = plain.to_vec();
-            if let Some(l) = a.ulong(CKA_VALUE_LEN) {
-                if (l as usize) > v.len() {
+        a.set_bool(CKA_SENSITIVE, true);
+        let usage = crate::landing::usage_of(&a);
+        let ukm = key_material(s, &uo)?;
+        let op = cipher_op(mech, ua.key_type(), ukm, Direction::Decrypt)?;
+        latch_role(s, &uo, Role::Wrap)?;
+        let plain = run_cipher(op, blob, Direction::Decrypt).map_err(|e| match e.0 {
+            CKR_ENCRYPTED_DATA_INVALID | CKR_ENCRYPTED_DATA_LEN_RANGE => {
+                Error(CKR_WRAPPED_KEY_INVALID)
+            }
+            _ => e,
+        })?;
+        match a.class() {
+            Some(CKO_PRIVATE_KEY) => {
+                let sk = PrivateKey::from_pkcs8_der(&plain)
+                    .map_err(|_| Error(CKR_WRAPPED_KEY_INVALID))?;
+                if a.key_type()
+                    .is_some_and(|k| k != keys::key_type_of(sk.alg()))
+                {
                     return Err(Error(CKR_TEMPLATE_INCONSISTENT));
                 }
-                v.truncate(l as usize);
+                keys::fill_private(&sk, &mut a)?;
+                object::complete(&mut a, false, None)?;
+                if let Some((_, h)) = crate::landing::land(
+                    m,
+                    s,
+                    crate::landing::KeySource::Import(&sk),
+                    usage,
+                    None,
+                    &a,
+                )? {
+                    return Ok(h);
+                }
+                store_new(m, s, a)
             }
-            let (a, _) = new_secret(&s, a, &Zeroizing::new(v), None, false)?;
-            store_new(&m, &s, a)
+            Some(CKO_SECRET_KEY) | None => {
+                let mut v = plain.to_vec();
+                if let Some(l) = a.ulong(CKA_VALUE_LEN) {
+                    if (l as usize) > v.len() {
+                        return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+                    }
+                    v.truncate(l as usize);
+                }
+                let (a, _) = new_secret(s, a, &Zeroizing::new(v), None, false)?;
+                store_new(m, s, a)
+            }
+            _ => Err(Error(CKR_TEMPLATE_INCONSISTENT)),
         }
-        _ => Err(Error(CKR_TEMPLATE_INCONSISTENT)),
-    }
+    })
 }
 
 /// The X9.63 / SP 800-56A KDFs of `CKD_*`.
@@ -531,266 +533,266 @@ pub(crate) fn derive(
     base: CK_OBJECT_HANDLE,
     tmpl: &Template,
 ) -> Result<(CK_OBJECT_HANDLE, Vec<CK_OBJECT_HANDLE>)> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    if !m.compat.allows(mech.ty) || crate::mechanism::row(mech.ty).is_none() {
-        return Err(Error(CKR_MECHANISM_INVALID));
-    }
-    let (bo, ba) = key_for(&m, &s, base, CKA_DERIVE, mech.ty)?;
-    let prep = |t: &[(CK_ATTRIBUTE_TYPE, crate::object::AttrVal)]| -> Result<Attrs> {
-        let mut a = object::parse_template(t, Purpose::Derive, s.token.login())?;
-        if a.key_type().is_none() {
-            a.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
+    state::with_session(h, |m, s| {
+        if !m.compat.allows(mech.ty) || crate::mechanism::row(mech.ty).is_none() {
+            return Err(Error(CKR_MECHANISM_INVALID));
         }
-        // Derived keys may do only what their template says.
-        for u in [
-            CKA_ENCRYPT,
-            CKA_DECRYPT,
-            CKA_SIGN,
-            CKA_VERIFY,
-            CKA_WRAP,
-            CKA_UNWRAP,
-            CKA_DERIVE,
-        ] {
-            a.default_bool(u, false);
-        }
-        Ok(a)
-    };
-    let a = prep(tmpl)?;
-    let finish = |a: Attrs, v: &[u8]| -> Result<CK_OBJECT_HANDLE> {
-        let (mut a, _) = new_secret(&s, a, v, None, false)?;
-        a.set_bool(
-            CKA_ALWAYS_SENSITIVE,
-            ba.flag(CKA_ALWAYS_SENSITIVE) && a.flag(CKA_SENSITIVE),
-        );
-        a.set_bool(
-            CKA_NEVER_EXTRACTABLE,
-            ba.flag(CKA_NEVER_EXTRACTABLE) && !a.flag(CKA_EXTRACTABLE),
-        );
-        store_new(&m, &s, a)
-    };
-    if let Param::Kbkdf {
-        prf,
-        data,
-        iv,
-        extra,
-    } = &mech.param
-    {
-        use crate::api::kbkdf::{Mode, derive as kdf};
-        let mode = match mech.ty {
-            CKM_SP800_108_COUNTER_KDF => Mode::Counter,
-            CKM_SP800_108_FEEDBACK_KDF => Mode::Feedback,
-            _ => Mode::Pipeline,
+        let (bo, ba) = key_for(m, s, base, CKA_DERIVE, mech.ty)?;
+        let prep = |t: &[(CK_ATTRIBUTE_TYPE, crate::object::AttrVal)]| -> Result<Attrs> {
+            let mut a = object::parse_template(t, Purpose::Derive, s.token.login())?;
+            if a.key_type().is_none() {
+                a.set_ulong(CKA_KEY_TYPE, CKK_GENERIC_SECRET);
+            }
+            // Derived keys may do only what their template says.
+            for u in [
+                CKA_ENCRYPT,
+                CKA_DECRYPT,
+                CKA_SIGN,
+                CKA_VERIFY,
+                CKA_WRAP,
+                CKA_UNWRAP,
+                CKA_DERIVE,
+            ] {
+                a.default_bool(u, false);
+            }
+            Ok(a)
         };
-        let mut all = vec![a];
-        for t in extra {
-            all.push(prep(t)?);
-        }
-        let lens = all
-            .iter()
-            .map(|a| {
-                a.ulong(CKA_VALUE_LEN)
-                    .map(|l| l as usize)
-                    .or(default_len(a.key_type()))
-                    .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))
-            })
-            .collect::<Result<Vec<usize>>>()?;
-        let KeyMaterial::Secret(kv) = &*key_material(&s, &bo)? else {
-            return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
+        let a = prep(tmpl)?;
+        let finish = |a: Attrs, v: &[u8]| -> Result<CK_OBJECT_HANDLE> {
+            let (mut a, _) = new_secret(s, a, v, None, false)?;
+            a.set_bool(
+                CKA_ALWAYS_SENSITIVE,
+                ba.flag(CKA_ALWAYS_SENSITIVE) && a.flag(CKA_SENSITIVE),
+            );
+            a.set_bool(
+                CKA_NEVER_EXTRACTABLE,
+                ba.flag(CKA_NEVER_EXTRACTABLE) && !a.flag(CKA_EXTRACTABLE),
+            );
+            store_new(m, s, a)
         };
-        let values = kdf(mode, *prf, kv, data, iv, &lens)?;
-        let mut handles = Vec::new();
-        for (a, v) in all.into_iter().zip(values.iter()) {
-            handles.push(finish(a, v)?);
-        }
-        let first = handles.remove(0);
-        return Ok((first, handles));
-    }
-    let want = a
-        .ulong(CKA_VALUE_LEN)
-        .map(|l| l as usize)
-        .or(default_len(a.key_type()));
-    let bk = key_material(&s, &bo)?;
-    let base_val = || -> Result<&[u8]> {
-        match &*bk {
-            KeyMaterial::Secret(v) => Ok(v),
-            _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
-        }
-    };
-    let mut v: Zeroizing<Vec<u8>> = match (mech.ty, &mech.param) {
-        (CKM_CONCATENATE_BASE_AND_KEY, Param::Key(other)) => {
-            let oo = visible(&m, &s, *other, CKR_KEY_HANDLE_INVALID)?;
-            let ok = key_material(&s, &oo)?;
-            let KeyMaterial::Secret(ov) = &*ok else {
+        if let Param::Kbkdf {
+            prf,
+            data,
+            iv,
+            extra,
+        } = &mech.param
+        {
+            use crate::api::kbkdf::{Mode, derive as kdf};
+            let mode = match mech.ty {
+                CKM_SP800_108_COUNTER_KDF => Mode::Counter,
+                CKM_SP800_108_FEEDBACK_KDF => Mode::Feedback,
+                _ => Mode::Pipeline,
+            };
+            let mut all = vec![a];
+            for t in extra {
+                all.push(prep(t)?);
+            }
+            let lens = all
+                .iter()
+                .map(|a| {
+                    a.ulong(CKA_VALUE_LEN)
+                        .map(|l| l as usize)
+                        .or(default_len(a.key_type()))
+                        .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))
+                })
+                .collect::<Result<Vec<usize>>>()?;
+            let KeyMaterial::Secret(kv) = &*key_material(s, &bo)? else {
                 return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
             };
-            let mut x = Zeroizing::new(base_val()?.to_vec());
-            x.extend_from_slice(ov);
-            x
-        }
-        (CKM_CONCATENATE_BASE_AND_DATA, Param::Bytes(d)) => {
-            let mut x = Zeroizing::new(base_val()?.to_vec());
-            x.extend_from_slice(d);
-            x
-        }
-        (CKM_CONCATENATE_DATA_AND_BASE, Param::Bytes(d)) => {
-            let mut x = Zeroizing::new(d.clone());
-            x.extend_from_slice(base_val()?);
-            x
-        }
-        (CKM_XOR_BASE_AND_DATA, Param::Bytes(d)) => {
-            let b = base_val()?;
-            Zeroizing::new(b.iter().zip(d).map(|(x, y)| x ^ y).collect())
-        }
-        (CKM_EXTRACT_KEY_FROM_KEY, Param::Ulong(bit)) => {
-            let b = base_val()?;
-            let n = want.ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
-            let total = b.len() * 8;
-            let mut out = Zeroizing::new(vec![0u8; n]);
-            for i in 0..n * 8 {
-                let src = (*bit as usize + i) % total;
-                let bitv = (b[src / 8] >> (7 - src % 8)) & 1;
-                out[i / 8] |= bitv << (7 - i % 8);
+            let values = kdf(mode, *prf, kv, data, iv, &lens)?;
+            let mut handles = Vec::new();
+            for (a, v) in all.into_iter().zip(values.iter()) {
+                handles.push(finish(a, v)?);
             }
-            out
+            let first = handles.remove(0);
+            return Ok((first, handles));
         }
-        (CKM_AES_CBC_ENCRYPT_DATA | CKM_AES_ECB_ENCRYPT_DATA, p) => {
-            use token_hal::crypto::sym::{SymAlg, SymMode, encrypt};
-            if ba.key_type() != Some(CKK_AES) {
-                return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
+        let want = a
+            .ulong(CKA_VALUE_LEN)
+            .map(|l| l as usize)
+            .or(default_len(a.key_type()));
+        let bk = key_material(s, &bo)?;
+        let base_val = || -> Result<&[u8]> {
+            match &*bk {
+                KeyMaterial::Secret(v) => Ok(v),
+                _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
             }
-            let r = match p {
-                Param::CbcData { iv, data } => {
-                    encrypt(SymAlg::Aes, SymMode::Cbc, base_val()?, iv, data)
+        };
+        let mut v: Zeroizing<Vec<u8>> = match (mech.ty, &mech.param) {
+            (CKM_CONCATENATE_BASE_AND_KEY, Param::Key(other)) => {
+                let oo = visible(m, s, *other, CKR_KEY_HANDLE_INVALID)?;
+                let ok = key_material(s, &oo)?;
+                let KeyMaterial::Secret(ov) = &*ok else {
+                    return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
+                };
+                let mut x = Zeroizing::new(base_val()?.to_vec());
+                x.extend_from_slice(ov);
+                x
+            }
+            (CKM_CONCATENATE_BASE_AND_DATA, Param::Bytes(d)) => {
+                let mut x = Zeroizing::new(base_val()?.to_vec());
+                x.extend_from_slice(d);
+                x
+            }
+            (CKM_CONCATENATE_DATA_AND_BASE, Param::Bytes(d)) => {
+                let mut x = Zeroizing::new(d.clone());
+                x.extend_from_slice(base_val()?);
+                x
+            }
+            (CKM_XOR_BASE_AND_DATA, Param::Bytes(d)) => {
+                let b = base_val()?;
+                Zeroizing::new(b.iter().zip(d).map(|(x, y)| x ^ y).collect())
+            }
+            (CKM_EXTRACT_KEY_FROM_KEY, Param::Ulong(bit)) => {
+                let b = base_val()?;
+                let n = want.ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+                let total = b.len() * 8;
+                let mut out = Zeroizing::new(vec![0u8; n]);
+                for i in 0..n * 8 {
+                    let src = (*bit as usize + i) % total;
+                    let bitv = (b[src / 8] >> (7 - src % 8)) & 1;
+                    out[i / 8] |= bitv << (7 - i % 8);
                 }
-                Param::Bytes(d) if mech.ty == CKM_AES_ECB_ENCRYPT_DATA => {
-                    encrypt(SymAlg::Aes, SymMode::Ecb, base_val()?, &[], d)
+                out
+            }
+            (CKM_AES_CBC_ENCRYPT_DATA | CKM_AES_ECB_ENCRYPT_DATA, p) => {
+                use token_hal::crypto::sym::{SymAlg, SymMode, encrypt};
+                if ba.key_type() != Some(CKK_AES) {
+                    return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
                 }
-                _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
-            };
-            Zeroizing::new(r.map_err(|_| Error(CKR_DATA_LEN_RANGE))?)
-        }
-        (
-            CKM_ECDH1_DERIVE,
-            Param::Ecdh {
-                kdf,
-                shared,
-                public,
-            },
-        ) => {
-            let out = match &*bk {
-                KeyMaterial::Private(sk) => sk.derive(&DeriveMech::Ecdh {
-                    peer_point: keys::raw_point(sk.alg(), public),
-                }),
-                KeyMaterial::Held(app, id, alg) => app.derive(
-                    &token_hal::KeyRef::Id(*id),
-                    &DeriveMech::Ecdh {
-                        peer_point: keys::raw_point(*alg, public),
+                let r = match p {
+                    Param::CbcData { iv, data } => {
+                        encrypt(SymAlg::Aes, SymMode::Cbc, base_val()?, iv, data)
+                    }
+                    Param::Bytes(d) if mech.ty == CKM_AES_ECB_ENCRYPT_DATA => {
+                        encrypt(SymAlg::Aes, SymMode::Ecb, base_val()?, &[], d)
+                    }
+                    _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
+                };
+                Zeroizing::new(r.map_err(|_| Error(CKR_DATA_LEN_RANGE))?)
+            }
+            (
+                CKM_ECDH1_DERIVE,
+                Param::Ecdh {
+                    kdf,
+                    shared,
+                    public,
+                },
+            ) => {
+                let out = match &*bk {
+                    KeyMaterial::Private(sk) => sk.derive(&DeriveMech::Ecdh {
+                        peer_point: keys::raw_point(sk.alg(), public),
+                    }),
+                    KeyMaterial::Held(app, id, alg) => app.derive(
+                        &token_hal::KeyRef::Id(*id),
+                        &DeriveMech::Ecdh {
+                            peer_point: keys::raw_point(*alg, public),
+                        },
+                    ),
+                    _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
+                };
+                let z = out
+                    .map_err(|e| match e {
+                        token_hal::Error::InvalidData(_) | token_hal::Error::InvalidArgument(_) => {
+                            Error(CKR_MECHANISM_PARAM_INVALID)
+                        }
+                        e => Error::from(e),
+                    })?
+                    .secret;
+                let n = want.unwrap_or(z.len());
+                ecdh_kdf(*kdf, &z, shared, n)?
+            }
+            (
+                CKM_UKEY_SM2_KEY_EXCHANGE,
+                Param::Sm2Exchange {
+                    initiator,
+                    own_id,
+                    ephemeral,
+                    peer_public,
+                    peer_id,
+                    peer_ephemeral,
+                    confirm,
+                },
+            ) => {
+                use token_hal::crypto::sm2::{DEFAULT_ID, ExchangeRole};
+                let klen = want.ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+                let eo = visible(m, s, *ephemeral, CKR_KEY_HANDLE_INVALID)?;
+                let r = match &*key_material(s, &eo)? {
+                    KeyMaterial::Private(k) if k.alg() == KeyAlg::Sm2 => k
+                        .raw_private_value()
+                        .ok_or(Error(CKR_KEY_TYPE_INCONSISTENT))?,
+                    _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
+                };
+                let peer = token_hal::crypto::PublicKey::from_ec_point(KeyAlg::Sm2, peer_public)
+                    .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID))?;
+                let id = |v: &Vec<u8>| {
+                    if v.is_empty() {
+                        DEFAULT_ID.to_vec()
+                    } else {
+                        v.clone()
+                    }
+                };
+                let dm = DeriveMech::Sm2Exchange {
+                    role: if *initiator {
+                        ExchangeRole::Initiator
+                    } else {
+                        ExchangeRole::Responder
                     },
-                ),
-                _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
-            };
-            let z = out
-                .map_err(|e| match e {
+                    own_id: id(own_id),
+                    ephemeral: r,
+                    peer,
+                    peer_id: id(peer_id),
+                    peer_ephemeral: peer_ephemeral.clone(),
+                    klen,
+                };
+                let out = match &*bk {
+                    KeyMaterial::Private(sk) if sk.alg() == KeyAlg::Sm2 => sk.derive(&dm),
+                    KeyMaterial::Held(app, id, KeyAlg::Sm2) => {
+                        app.derive(&token_hal::KeyRef::Id(*id), &dm)
+                    }
+                    _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
+                };
+                let out = out.map_err(|e| match e {
                     token_hal::Error::InvalidData(_) | token_hal::Error::InvalidArgument(_) => {
                         Error(CKR_MECHANISM_PARAM_INVALID)
                     }
                     e => Error::from(e),
-                })?
-                .secret;
-            let n = want.unwrap_or(z.len());
-            ecdh_kdf(*kdf, &z, shared, n)?
+                })?;
+                // Key confirmation: the peer's value is checked before any key is made.
+                confirm.settle(out.confirmation, out.expected_peer_confirmation)?;
+                out.secret
+            }
+            _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
+        };
+        if let Some(n) = want {
+            if n > v.len() {
+                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+            }
+            v.truncate(n);
+        } else if a.key_type() == Some(CKK_AES) && !matches!(v.len(), 16 | 24 | 32) {
+            return Err(Error(CKR_TEMPLATE_INCOMPLETE));
         }
-        (
-            CKM_UKEY_SM2_KEY_EXCHANGE,
-            Param::Sm2Exchange {
-                initiator,
-                own_id,
-                ephemeral,
-                peer_public,
-                peer_id,
-                peer_ephemeral,
-                confirm,
-            },
-        ) => {
-            use token_hal::crypto::sm2::{DEFAULT_ID, ExchangeRole};
-            let klen = want.ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
-            let eo = visible(&m, &s, *ephemeral, CKR_KEY_HANDLE_INVALID)?;
-            let r = match &*key_material(&s, &eo)? {
-                KeyMaterial::Private(k) if k.alg() == KeyAlg::Sm2 => k
-                    .raw_private_value()
-                    .ok_or(Error(CKR_KEY_TYPE_INCONSISTENT))?,
-                _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
-            };
-            let peer = token_hal::crypto::PublicKey::from_ec_point(KeyAlg::Sm2, peer_public)
-                .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID))?;
-            let id = |v: &Vec<u8>| {
-                if v.is_empty() {
-                    DEFAULT_ID.to_vec()
-                } else {
-                    v.clone()
-                }
-            };
-            let dm = DeriveMech::Sm2Exchange {
-                role: if *initiator {
-                    ExchangeRole::Initiator
-                } else {
-                    ExchangeRole::Responder
-                },
-                own_id: id(own_id),
-                ephemeral: r,
-                peer,
-                peer_id: id(peer_id),
-                peer_ephemeral: peer_ephemeral.clone(),
-                klen,
-            };
-            let out = match &*bk {
-                KeyMaterial::Private(sk) if sk.alg() == KeyAlg::Sm2 => sk.derive(&dm),
-                KeyMaterial::Held(app, id, KeyAlg::Sm2) => {
-                    app.derive(&token_hal::KeyRef::Id(*id), &dm)
-                }
-                _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
-            };
-            let out = out.map_err(|e| match e {
-                token_hal::Error::InvalidData(_) | token_hal::Error::InvalidArgument(_) => {
-                    Error(CKR_MECHANISM_PARAM_INVALID)
-                }
-                e => Error::from(e),
-            })?;
-            // Key confirmation: the peer's value is checked before any key is made.
-            confirm.settle(out.confirmation, out.expected_peer_confirmation)?;
-            out.secret
+        let mut a = a;
+        let n = v.len();
+        let base_len = ba.ulong(CKA_VALUE_LEN).unwrap_or(0) as usize;
+        match (mech.ty, &mech.param) {
+            (CKM_CONCATENATE_BASE_AND_KEY, Param::Key(other)) => {
+                let oa = visible(m, s, *other, CKR_KEY_HANDLE_INVALID)?.attrs()?;
+                let from_base = n.min(base_len);
+                check_copying_derive(&mut a, &ba, Some(&oa), from_base, n - from_base)?;
+            }
+            (CKM_CONCATENATE_BASE_AND_DATA, _) => {
+                check_copying_derive(&mut a, &ba, None, n.min(base_len), 0)?;
+            }
+            (CKM_CONCATENATE_DATA_AND_BASE, Param::Bytes(d)) => {
+                check_copying_derive(&mut a, &ba, None, n.saturating_sub(d.len()), 0)?;
+            }
+            (CKM_XOR_BASE_AND_DATA | CKM_EXTRACT_KEY_FROM_KEY, _) => {
+                check_copying_derive(&mut a, &ba, None, n, 0)?;
+            }
+            _ => {}
         }
-        _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
-    };
-    if let Some(n) = want {
-        if n > v.len() {
-            return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-        }
-        v.truncate(n);
-    } else if a.key_type() == Some(CKK_AES) && !matches!(v.len(), 16 | 24 | 32) {
-        return Err(Error(CKR_TEMPLATE_INCOMPLETE));
-    }
-    let mut a = a;
-    let n = v.len();
-    let base_len = ba.ulong(CKA_VALUE_LEN).unwrap_or(0) as usize;
-    match (mech.ty, &mech.param) {
-        (CKM_CONCATENATE_BASE_AND_KEY, Param::Key(other)) => {
-            let oa = visible(&m, &s, *other, CKR_KEY_HANDLE_INVALID)?.attrs()?;
-            let from_base = n.min(base_len);
-            check_copying_derive(&mut a, &ba, Some(&oa), from_base, n - from_base)?;
-        }
-        (CKM_CONCATENATE_BASE_AND_DATA, _) => {
-            check_copying_derive(&mut a, &ba, None, n.min(base_len), 0)?;
-        }
-        (CKM_CONCATENATE_DATA_AND_BASE, Param::Bytes(d)) => {
-            check_copying_derive(&mut a, &ba, None, n.saturating_sub(d.len()), 0)?;
-        }
-        (CKM_XOR_BASE_AND_DATA | CKM_EXTRACT_KEY_FROM_KEY, _) => {
-            check_copying_derive(&mut a, &ba, None, n, 0)?;
-        }
-        _ => {}
-    }
-    let _ = hash_of;
-    Ok((finish(a, &v)?, Vec::new()))
+        let _ = hash_of;
+        Ok((finish(a, &v)?, Vec::new()))
+    })
 }

@@ -63,56 +63,56 @@ pub(crate) fn msg_init(
     kh: CK_OBJECT_HANDLE,
     dir: Direction,
 ) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    if slot(&mut *s.ops()?, dir).is_some() {
-        return Err(Error(CKR_OPERATION_ACTIVE));
-    }
-    let alg = match mech.ty {
-        CKM_AES_GCM => SymAlg::Aes,
-        CKM_UKEY_SM4_GCM => SymAlg::Sm4,
-        _ => return Err(Error(CKR_MECHANISM_INVALID)),
-    };
-    if !m.compat.allows(mech.ty) {
-        return Err(Error(CKR_MECHANISM_INVALID));
-    }
-    let usage = if dir == Direction::Encrypt {
-        CKA_ENCRYPT
-    } else {
-        CKA_DECRYPT
-    };
-    let (o, a) = key_for(&m, &s, kh, usage, mech.ty)?;
-    crypto::sym_alg(crate::object::AttrsExt::key_type(&a), alg)?;
-    let k = key_material(&s, &o)?;
-    let key = Zeroizing::new(crypto::secret(&k)?.to_vec());
-    if !alg.key_len_ok(key.len()) {
-        return Err(Error(CKR_KEY_SIZE_RANGE));
-    }
-    latch_role(&s, &o, Role::Crypt)?;
-    let mut ops = s.ops()?;
-    let sl = slot(&mut ops, dir);
-    if sl.is_some() {
-        return Err(Error(CKR_OPERATION_ACTIVE));
-    }
-    *sl = Some(MsgOp {
-        alg,
-        key,
-        counter: 0,
-        part: None,
-    });
-    Ok(())
+    state::with_session(h, |m, s| {
+        if slot(&mut *s.ops()?, dir).is_some() {
+            return Err(Error(CKR_OPERATION_ACTIVE));
+        }
+        let alg = match mech.ty {
+            CKM_AES_GCM => SymAlg::Aes,
+            CKM_UKEY_SM4_GCM => SymAlg::Sm4,
+            _ => return Err(Error(CKR_MECHANISM_INVALID)),
+        };
+        if !m.compat.allows(mech.ty) {
+            return Err(Error(CKR_MECHANISM_INVALID));
+        }
+        let usage = if dir == Direction::Encrypt {
+            CKA_ENCRYPT
+        } else {
+            CKA_DECRYPT
+        };
+        let (o, a) = key_for(m, s, kh, usage, mech.ty)?;
+        crypto::sym_alg(crate::object::AttrsExt::key_type(&a), alg)?;
+        let k = key_material(s, &o)?;
+        let key = Zeroizing::new(crypto::secret(&k)?.to_vec());
+        if !alg.key_len_ok(key.len()) {
+            return Err(Error(CKR_KEY_SIZE_RANGE));
+        }
+        latch_role(s, &o, Role::Crypt)?;
+        let mut ops = s.ops()?;
+        let sl = slot(&mut ops, dir);
+        if sl.is_some() {
+            return Err(Error(CKR_OPERATION_ACTIVE));
+        }
+        *sl = Some(MsgOp {
+            alg,
+            key,
+            counter: 0,
+            part: None,
+        });
+        Ok(())
+    })
 }
 
 /// `C_MessageEncryptFinal` / `C_MessageDecryptFinal`: ends the context, and with it any
 /// message still in progress.
 pub(crate) fn msg_final(h: CK_SESSION_HANDLE, dir: Direction) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    slot(&mut ops, dir)
-        .take()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    Ok(())
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        slot(&mut ops, dir)
+            .take()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        Ok(())
+    })
 }
 
 /// The nonce of an encrypted message: the caller's (`CKG_NO_GENERATE`), or the caller's
@@ -181,32 +181,32 @@ pub(crate) fn encrypt_message(
     data: &[u8],
     cap: Option<usize>,
 ) -> Result<Option<Sealed>> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let tag_len = p.tag_len()?;
-    let (alg, key, iv) = {
-        let mut ops = s.ops()?;
-        let op = ops
-            .msg_enc
-            .as_mut()
-            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-        if op.part.is_some() {
-            return Err(Error(CKR_OPERATION_ACTIVE));
-        }
-        if cap.is_none_or(|c| c < data.len()) {
-            return Ok(None);
-        }
-        let iv = message_iv(p, op)?;
-        (op.alg, op.key.clone(), iv)
-    };
-    let nonce = iv.as_deref().unwrap_or(&p.iv);
-    let ct = crypto::gcm(alg, &key, nonce, aad, tag_len, data, Direction::Encrypt)?;
-    let split = ct.len() - tag_len;
-    Ok(Some(Sealed {
-        ct: Zeroizing::new(ct[..split].to_vec()),
-        iv,
-        tag: ct[split..].to_vec(),
-    }))
+    state::with_session(h, |_, s| {
+        let tag_len = p.tag_len()?;
+        let (alg, key, iv) = {
+            let mut ops = s.ops()?;
+            let op = ops
+                .msg_enc
+                .as_mut()
+                .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+            if op.part.is_some() {
+                return Err(Error(CKR_OPERATION_ACTIVE));
+            }
+            if cap.is_none_or(|c| c < data.len()) {
+                return Ok(None);
+            }
+            let iv = message_iv(p, op)?;
+            (op.alg, op.key.clone(), iv)
+        };
+        let nonce = iv.as_deref().unwrap_or(&p.iv);
+        let ct = crypto::gcm(alg, &key, nonce, aad, tag_len, data, Direction::Encrypt)?;
+        let split = ct.len() - tag_len;
+        Ok(Some(Sealed {
+            ct: Zeroizing::new(ct[..split].to_vec()),
+            iv,
+            tag: ct[split..].to_vec(),
+        }))
+    })
 }
 
 /// `C_DecryptMessage`: one GCM message; the tag comes from the parameter. A generator in
@@ -220,30 +220,30 @@ pub(crate) fn decrypt_message(
     data: &[u8],
     cap: Option<usize>,
 ) -> Result<Option<Zeroizing<Vec<u8>>>> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let tag_len = p.tag_len()?;
-    if tag.len() != tag_len {
-        return Err(Error(CKR_MECHANISM_PARAM_INVALID));
-    }
-    let (alg, key) = {
-        let ops = s.ops()?;
-        let op = ops
-            .msg_dec
-            .as_ref()
-            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-        if op.part.is_some() {
-            return Err(Error(CKR_OPERATION_ACTIVE));
+    state::with_session(h, |_, s| {
+        let tag_len = p.tag_len()?;
+        if tag.len() != tag_len {
+            return Err(Error(CKR_MECHANISM_PARAM_INVALID));
         }
-        if cap.is_none_or(|c| c < data.len()) {
-            return Ok(None);
-        }
-        (op.alg, op.key.clone())
-    };
-    let mut input = Zeroizing::new(Vec::with_capacity(data.len() + tag_len));
-    input.extend_from_slice(data);
-    input.extend_from_slice(tag);
-    crypto::gcm(alg, &key, &p.iv, aad, tag_len, &input, Direction::Decrypt).map(Some)
+        let (alg, key) = {
+            let ops = s.ops()?;
+            let op = ops
+                .msg_dec
+                .as_ref()
+                .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+            if op.part.is_some() {
+                return Err(Error(CKR_OPERATION_ACTIVE));
+            }
+            if cap.is_none_or(|c| c < data.len()) {
+                return Ok(None);
+            }
+            (op.alg, op.key.clone())
+        };
+        let mut input = Zeroizing::new(Vec::with_capacity(data.len() + tag_len));
+        input.extend_from_slice(data);
+        input.extend_from_slice(tag);
+        crypto::gcm(alg, &key, &p.iv, aad, tag_len, &input, Direction::Decrypt).map(Some)
+    })
 }
 
 /// `C_EncryptMessageBegin` / `C_DecryptMessageBegin`: starts a message with its nonce
@@ -254,29 +254,29 @@ pub(crate) fn message_begin(
     aad: &[u8],
     dir: Direction,
 ) -> Result<Option<Vec<u8>>> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let tag_len = p.tag_len()?;
-    let mut ops = s.ops()?;
-    let op = slot(&mut ops, dir)
-        .as_mut()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    if op.part.is_some() {
-        return Err(Error(CKR_OPERATION_ACTIVE));
-    }
-    let gen_iv = match dir {
-        Direction::Encrypt => message_iv(p, op)?,
-        Direction::Decrypt => None,
-    };
-    let nonce = gen_iv.as_deref().unwrap_or(&p.iv);
-    let cipher = SymCipher::new_gcm(op.alg, dir, &op.key, nonce, aad, tag_len)
-        .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID))?;
-    op.part = Some(MsgPart {
-        cipher,
-        tag_len,
-        len: 0,
-    });
-    Ok(gen_iv)
+    state::with_session(h, |_, s| {
+        let tag_len = p.tag_len()?;
+        let mut ops = s.ops()?;
+        let op = slot(&mut ops, dir)
+            .as_mut()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        if op.part.is_some() {
+            return Err(Error(CKR_OPERATION_ACTIVE));
+        }
+        let gen_iv = match dir {
+            Direction::Encrypt => message_iv(p, op)?,
+            Direction::Decrypt => None,
+        };
+        let nonce = gen_iv.as_deref().unwrap_or(&p.iv);
+        let cipher = SymCipher::new_gcm(op.alg, dir, &op.key, nonce, aad, tag_len)
+            .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID))?;
+        op.part = Some(MsgPart {
+            cipher,
+            tag_len,
+            len: 0,
+        });
+        Ok(gen_iv)
+    })
 }
 
 /// Ends the message in progress, if any (after an error in a `Next` call).
@@ -304,74 +304,74 @@ pub(crate) fn message_next(
     last: Option<(CK_ULONG, &[u8])>,
     dir: Direction,
 ) -> Result<MsgNext> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    let op = slot(&mut ops, dir)
-        .as_mut()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    let part = op
-        .part
-        .as_mut()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    let total = part
-        .len
-        .checked_add(data.len())
-        .ok_or(Error(CKR_DATA_LEN_RANGE))?;
-    let needed = match (dir, last.is_some()) {
-        (Direction::Encrypt, _) => data.len(),
-        (Direction::Decrypt, false) => 0,
-        (Direction::Decrypt, true) => total,
-    };
-    if cap.is_none_or(|c| c < needed) {
-        return Ok(MsgNext::Len(needed));
-    }
-    let Some((tag_bits, tag_in)) = last else {
-        let mut out = Zeroizing::new(Vec::with_capacity(needed));
-        part.cipher
-            .update(data, &mut out)
-            .map_err(|e| data_err(e, dir))?;
-        part.len = total;
-        return Ok(MsgNext::Done {
-            out,
-            tag: Vec::new(),
-        });
-    };
-    if tag_bits != (part.tag_len * 8) as CK_ULONG
-        || (dir == Direction::Decrypt && tag_in.len() != part.tag_len)
-    {
-        return Err(Error(CKR_MECHANISM_PARAM_INVALID));
-    }
-    let MsgPart {
-        mut cipher,
-        tag_len,
-        ..
-    } = op.part.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    let mut out = Zeroizing::new(Vec::with_capacity(needed + tag_len));
-    match dir {
-        Direction::Encrypt => {
-            cipher
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        let op = slot(&mut ops, dir)
+            .as_mut()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        let part = op
+            .part
+            .as_mut()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        let total = part
+            .len
+            .checked_add(data.len())
+            .ok_or(Error(CKR_DATA_LEN_RANGE))?;
+        let needed = match (dir, last.is_some()) {
+            (Direction::Encrypt, _) => data.len(),
+            (Direction::Decrypt, false) => 0,
+            (Direction::Decrypt, true) => total,
+        };
+        if cap.is_none_or(|c| c < needed) {
+            return Ok(MsgNext::Len(needed));
+        }
+        let Some((tag_bits, tag_in)) = last else {
+            let mut out = Zeroizing::new(Vec::with_capacity(needed));
+            part.cipher
                 .update(data, &mut out)
                 .map_err(|e| data_err(e, dir))?;
-            let mut tag = Vec::with_capacity(tag_len);
-            cipher.finalize(&mut tag).map_err(|e| data_err(e, dir))?;
-            Ok(MsgNext::Done { out, tag })
-        }
-        Direction::Decrypt => {
-            let mut none = Vec::new();
-            cipher
-                .update(data, &mut none)
-                .map_err(|e| data_err(e, dir))?;
-            cipher
-                .update(tag_in, &mut none)
-                .map_err(|e| data_err(e, dir))?;
-            cipher.finalize(&mut out).map_err(|e| data_err(e, dir))?;
-            Ok(MsgNext::Done {
+            part.len = total;
+            return Ok(MsgNext::Done {
                 out,
                 tag: Vec::new(),
-            })
+            });
+        };
+        if tag_bits != (part.tag_len * 8) as CK_ULONG
+            || (dir == Direction::Decrypt && tag_in.len() != part.tag_len)
+        {
+            return Err(Error(CKR_MECHANISM_PARAM_INVALID));
         }
-    }
+        let MsgPart {
+            mut cipher,
+            tag_len,
+            ..
+        } = op.part.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        let mut out = Zeroizing::new(Vec::with_capacity(needed + tag_len));
+        match dir {
+            Direction::Encrypt => {
+                cipher
+                    .update(data, &mut out)
+                    .map_err(|e| data_err(e, dir))?;
+                let mut tag = Vec::with_capacity(tag_len);
+                cipher.finalize(&mut tag).map_err(|e| data_err(e, dir))?;
+                Ok(MsgNext::Done { out, tag })
+            }
+            Direction::Decrypt => {
+                let mut none = Vec::new();
+                cipher
+                    .update(data, &mut none)
+                    .map_err(|e| data_err(e, dir))?;
+                cipher
+                    .update(tag_in, &mut none)
+                    .map_err(|e| data_err(e, dir))?;
+                cipher.finalize(&mut out).map_err(|e| data_err(e, dir))?;
+                Ok(MsgNext::Done {
+                    out,
+                    tag: Vec::new(),
+                })
+            }
+        }
+    })
 }
 
 fn sign_slot(ops: &mut Ops, verify: bool) -> &mut Option<MsgSignOp> {
@@ -389,47 +389,47 @@ pub(crate) fn msg_sign_init(
     kh: CK_OBJECT_HANDLE,
     verify: bool,
 ) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    if sign_slot(&mut *s.ops()?, verify).is_some() {
-        return Err(Error(CKR_OPERATION_ACTIVE));
-    }
-    if !m.compat.allows(mech.ty) || crate::mechanism::row(mech.ty).is_none() {
-        return Err(Error(CKR_MECHANISM_INVALID));
-    }
-    let usage = if verify { CKA_VERIFY } else { CKA_SIGN };
-    let (o, attrs) = key_for(&m, &s, kh, usage, mech.ty)?;
-    let key = key_material(&s, &o)?;
-    // Checks mechanism, parameter and key type now, as C_SignInit does.
-    crypto::sign_op(
-        mech,
-        crate::object::AttrsExt::key_type(&attrs),
-        key.clone(),
-        verify,
-    )?;
-    let mut ops = s.ops()?;
-    let sl = sign_slot(&mut ops, verify);
-    if sl.is_some() {
-        return Err(Error(CKR_OPERATION_ACTIVE));
-    }
-    *sl = Some(MsgSignOp {
-        mech: mech.clone(),
-        attrs,
-        key,
-        part: None,
-        done: None,
-    });
-    Ok(())
+    state::with_session(h, |m, s| {
+        if sign_slot(&mut *s.ops()?, verify).is_some() {
+            return Err(Error(CKR_OPERATION_ACTIVE));
+        }
+        if !m.compat.allows(mech.ty) || crate::mechanism::row(mech.ty).is_none() {
+            return Err(Error(CKR_MECHANISM_INVALID));
+        }
+        let usage = if verify { CKA_VERIFY } else { CKA_SIGN };
+        let (o, attrs) = key_for(m, s, kh, usage, mech.ty)?;
+        let key = key_material(s, &o)?;
+        // Checks mechanism, parameter and key type now, as C_SignInit does.
+        crypto::sign_op(
+            mech,
+            crate::object::AttrsExt::key_type(&attrs),
+            key.clone(),
+            verify,
+        )?;
+        let mut ops = s.ops()?;
+        let sl = sign_slot(&mut ops, verify);
+        if sl.is_some() {
+            return Err(Error(CKR_OPERATION_ACTIVE));
+        }
+        *sl = Some(MsgSignOp {
+            mech: mech.clone(),
+            attrs,
+            key,
+            part: None,
+            done: None,
+        });
+        Ok(())
+    })
 }
 
 /// `C_MessageSignFinal` / `C_MessageVerifyFinal`.
 pub(crate) fn msg_sign_final(h: CK_SESSION_HANDLE, verify: bool) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    sign_slot(&mut *s.ops()?, verify)
-        .take()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    Ok(())
+    state::with_session(h, |_, s| {
+        sign_slot(&mut *s.ops()?, verify)
+            .take()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        Ok(())
+    })
 }
 
 fn new_op(op: &MsgSignOp, verify: bool) -> Result<SignOp> {
@@ -465,59 +465,59 @@ pub(crate) fn sign_message(
     data: &[u8],
     cap: Option<usize>,
 ) -> Result<Produced> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    let op = ops
-        .msg_sign
-        .as_mut()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    if op.part.is_some() || matches!(op.done, Some((false, _))) {
-        return Err(Error(CKR_OPERATION_ACTIVE));
-    }
-    let sig = match op.done.take() {
-        Some((_, sig)) => sig,
-        None => {
-            let mut so = new_op(op, false)?;
-            crypto::op_update(&mut so, data)?;
-            Zeroizing::new(crypto::op_sign(so)?)
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        let op = ops
+            .msg_sign
+            .as_mut()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        if op.part.is_some() || matches!(op.done, Some((false, _))) {
+            return Err(Error(CKR_OPERATION_ACTIVE));
         }
-    };
-    Ok(hand_out(op, sig, cap, true))
+        let sig = match op.done.take() {
+            Some((_, sig)) => sig,
+            None => {
+                let mut so = new_op(op, false)?;
+                crypto::op_update(&mut so, data)?;
+                Zeroizing::new(crypto::op_sign(so)?)
+            }
+        };
+        Ok(hand_out(op, sig, cap, true))
+    })
 }
 
 /// `C_VerifyMessage`.
 pub(crate) fn verify_message(h: CK_SESSION_HANDLE, data: &[u8], sig: &[u8]) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut so = {
-        let ops = s.ops()?;
-        let op = ops
-            .msg_verify
-            .as_ref()
-            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-        if op.part.is_some() {
-            return Err(Error(CKR_OPERATION_ACTIVE));
-        }
-        new_op(op, true)?
-    };
-    crypto::op_update(&mut so, data)?;
-    crypto::op_verify(so, sig)
+    state::with_session(h, |_, s| {
+        let mut so = {
+            let ops = s.ops()?;
+            let op = ops
+                .msg_verify
+                .as_ref()
+                .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+            if op.part.is_some() {
+                return Err(Error(CKR_OPERATION_ACTIVE));
+            }
+            new_op(op, true)?
+        };
+        crypto::op_update(&mut so, data)?;
+        crypto::op_verify(so, sig)
+    })
 }
 
 /// `C_SignMessageBegin` / `C_VerifyMessageBegin`.
 pub(crate) fn sign_begin(h: CK_SESSION_HANDLE, verify: bool) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    let op = sign_slot(&mut ops, verify)
-        .as_mut()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    if op.part.is_some() || op.done.is_some() {
-        return Err(Error(CKR_OPERATION_ACTIVE));
-    }
-    op.part = Some(new_op(op, verify)?);
-    Ok(())
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        let op = sign_slot(&mut ops, verify)
+            .as_mut()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        if op.part.is_some() || op.done.is_some() {
+            return Err(Error(CKR_OPERATION_ACTIVE));
+        }
+        op.part = Some(new_op(op, verify)?);
+        Ok(())
+    })
 }
 
 /// Ends the message being signed or verified in parts (after an error).
@@ -539,54 +539,54 @@ pub(crate) fn sign_next(
     data: &[u8],
     last: Option<Option<usize>>,
 ) -> Result<Option<Produced>> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    let op = ops
-        .msg_sign
-        .as_mut()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    let Some(cap) = last else {
-        if op.done.is_some() {
-            return Err(Error(CKR_OPERATION_ACTIVE));
-        }
-        let so = op
-            .part
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        let op = ops
+            .msg_sign
             .as_mut()
             .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-        crypto::op_update(so, data)?;
-        return Ok(None);
-    };
-    let sig = match op.done.take() {
-        Some((false, sig)) => sig,
-        Some((true, _)) => return Err(Error(CKR_OPERATION_ACTIVE)),
-        None => {
-            let mut so = op.part.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-            crypto::op_update(&mut so, data)?;
-            Zeroizing::new(crypto::op_sign(so)?)
-        }
-    };
-    Ok(Some(hand_out(op, sig, cap, false)))
+        let Some(cap) = last else {
+            if op.done.is_some() {
+                return Err(Error(CKR_OPERATION_ACTIVE));
+            }
+            let so = op
+                .part
+                .as_mut()
+                .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+            crypto::op_update(so, data)?;
+            return Ok(None);
+        };
+        let sig = match op.done.take() {
+            Some((false, sig)) => sig,
+            Some((true, _)) => return Err(Error(CKR_OPERATION_ACTIVE)),
+            None => {
+                let mut so = op.part.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+                crypto::op_update(&mut so, data)?;
+                Zeroizing::new(crypto::op_sign(so)?)
+            }
+        };
+        Ok(Some(hand_out(op, sig, cap, false)))
+    })
 }
 
 /// `C_VerifyMessageNext`: `sig` is None for a part with more to follow.
 pub(crate) fn verify_next(h: CK_SESSION_HANDLE, data: &[u8], sig: Option<&[u8]>) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    let op = ops
-        .msg_verify
-        .as_mut()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    let Some(sig) = sig else {
-        let so = op
-            .part
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        let op = ops
+            .msg_verify
             .as_mut()
             .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-        return crypto::op_update(so, data);
-    };
-    let mut so = op.part.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    drop(ops);
-    crypto::op_update(&mut so, data)?;
-    crypto::op_verify(so, sig)
+        let Some(sig) = sig else {
+            let so = op
+                .part
+                .as_mut()
+                .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+            return crypto::op_update(so, data);
+        };
+        let mut so = op.part.take().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        drop(ops);
+        crypto::op_update(&mut so, data)?;
+        crypto::op_verify(so, sig)
+    })
 }

@@ -407,22 +407,22 @@ fn cert_fields(der: &[u8]) -> Result<Vec<(CK_ATTRIBUTE_TYPE, Vec<u8>)>> {
 
 /// `C_CreateObject`.
 pub(crate) fn create(h: CK_SESSION_HANDLE, tmpl: &Template) -> Result<CK_OBJECT_HANDLE> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut a = object::parse_template(tmpl, Purpose::Create, s.token.login())?;
-    let usage = landing::usage_of(&a);
-    check_write(&s, &a)?;
-    object::complete(&mut a, false, None)?;
-    derive_content(&mut a)?;
-    if a.class() == Some(CKO_PRIVATE_KEY) {
-        let sk = keys::private_from_attrs(&a)?;
-        if let Some((_, h)) =
-            landing::land(&m, &s, landing::KeySource::Import(&sk), usage, None, &a)?
-        {
-            return Ok(h);
+    state::with_session(h, |m, s| {
+        let mut a = object::parse_template(tmpl, Purpose::Create, s.token.login())?;
+        let usage = landing::usage_of(&a);
+        check_write(s, &a)?;
+        object::complete(&mut a, false, None)?;
+        derive_content(&mut a)?;
+        if a.class() == Some(CKO_PRIVATE_KEY) {
+            let sk = keys::private_from_attrs(&a)?;
+            if let Some((_, h)) =
+                landing::land(m, s, landing::KeySource::Import(&sk), usage, None, &a)?
+            {
+                return Ok(h);
+            }
         }
-    }
-    store_new(&m, &s, a)
+        store_new(m, s, a)
+    })
 }
 
 /// `C_CopyObject`: the copy's template may only tighten (security.md).
@@ -431,39 +431,39 @@ pub(crate) fn copy(
     src: CK_OBJECT_HANDLE,
     tmpl: &Template,
 ) -> Result<CK_OBJECT_HANDLE> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let o = visible(&m, &s, src, CKR_OBJECT_HANDLE_INVALID)?;
-    let mut a = full_attrs(&s, &o)?;
-    if !a.bool_(CKA_COPYABLE).unwrap_or(true) {
-        return Err(Error(CKR_ACTION_PROHIBITED));
-    }
-    let changes = object::parse_template(tmpl, Purpose::Copy, s.token.login())?;
-    object::check_set(&a, &changes, true)?;
-    // A key copied before its first use would give two unlatched keys of one value, one
-    // to wrap and one to decrypt with: the original and the copy are latched to the crypt
-    // role now (docs/security.md, rule 7).
-    if matches!(a.class(), Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY))
-        && a.ulong(crate::mechanism::vendor::CKA_UKEY_ROLE).is_none()
-    {
-        crate::api::crypto::latch_role(&s, &o, object::Role::Crypt)?;
-        a.set_ulong(
-            crate::mechanism::vendor::CKA_UKEY_ROLE,
-            object::Role::Crypt as CK_ULONG,
-        );
-    }
-    a.absorb(changes);
-    landing::strip_markers(&mut a);
-    // The copy of a container key is a generic object holding the key itself.
-    if let Loc::ContainerKey(kid) = o.loc {
-        if !s.user() {
-            return Err(Error(CKR_USER_NOT_LOGGED_IN));
+    state::with_session(h, |m, s| {
+        let o = visible(m, s, src, CKR_OBJECT_HANDLE_INVALID)?;
+        let mut a = full_attrs(s, &o)?;
+        if !a.bool_(CKA_COPYABLE).unwrap_or(true) {
+            return Err(Error(CKR_ACTION_PROHIBITED));
         }
-        let sk = s.token.app.export_key(kid)?;
-        keys::fill_private(&sk, &mut a)?;
-    }
-    a.set_bytes(CKA_UNIQUE_ID, &object::new_unique_id()?);
-    store_new(&m, &s, a)
+        let changes = object::parse_template(tmpl, Purpose::Copy, s.token.login())?;
+        object::check_set(&a, &changes, true)?;
+        // A key copied before its first use would give two unlatched keys of one value, one
+        // to wrap and one to decrypt with: the original and the copy are latched to the crypt
+        // role now (docs/security.md, rule 7).
+        if matches!(a.class(), Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY))
+            && a.ulong(crate::mechanism::vendor::CKA_UKEY_ROLE).is_none()
+        {
+            crate::api::crypto::latch_role(s, &o, object::Role::Crypt)?;
+            a.set_ulong(
+                crate::mechanism::vendor::CKA_UKEY_ROLE,
+                object::Role::Crypt as CK_ULONG,
+            );
+        }
+        a.absorb(changes);
+        landing::strip_markers(&mut a);
+        // The copy of a container key is a generic object holding the key itself.
+        if let Loc::ContainerKey(kid) = o.loc {
+            if !s.user() {
+                return Err(Error(CKR_USER_NOT_LOGGED_IN));
+            }
+            let sk = s.token.app.export_key(kid)?;
+            keys::fill_private(&sk, &mut a)?;
+        }
+        a.set_bytes(CKA_UNIQUE_ID, &object::new_unique_id()?);
+        store_new(m, s, a)
+    })
 }
 
 /// The attributes of an object with its sealed values (fetched from the store).
@@ -486,34 +486,34 @@ pub(crate) fn full_attrs(s: &Session, o: &Object) -> Result<Attrs> {
 
 /// `C_DestroyObject`.
 pub(crate) fn destroy(h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let o = visible(&m, &s, oh, CKR_OBJECT_HANDLE_INVALID)?;
-    let a = o.attrs()?;
-    if !a.bool_(CKA_DESTROYABLE).unwrap_or(true) {
-        return Err(Error(CKR_ACTION_PROHIBITED));
-    }
-    check_write(&s, &a)?;
-    if matches!(o.loc, Loc::ContainerKey(_) | Loc::ContainerPub(_)) {
-        return landing::destroy(&m, &s, &o, &a);
-    }
-    if let Loc::Store(id) = o.loc {
-        s.token.app.delete_object(id)?;
-    }
-    let mut inner = m.lock()?;
-    inner.objects.remove(&oh);
-    if let Loc::Store(id) = o.loc {
-        inner.forget_destroyed(o.slot, format!("o{}", id.0));
-    }
-    Ok(())
+    state::with_session(h, |m, s| {
+        let o = visible(m, s, oh, CKR_OBJECT_HANDLE_INVALID)?;
+        let a = o.attrs()?;
+        if !a.bool_(CKA_DESTROYABLE).unwrap_or(true) {
+            return Err(Error(CKR_ACTION_PROHIBITED));
+        }
+        check_write(s, &a)?;
+        if matches!(o.loc, Loc::ContainerKey(_) | Loc::ContainerPub(_)) {
+            return landing::destroy(m, s, &o, &a);
+        }
+        if let Loc::Store(id) = o.loc {
+            s.token.app.delete_object(id)?;
+        }
+        let mut inner = m.lock()?;
+        inner.objects.remove(&oh);
+        if let Loc::Store(id) = o.loc {
+            inner.forget_destroyed(o.slot, format!("o{}", id.0));
+        }
+        Ok(())
+    })
 }
 
 /// `C_GetObjectSize`: the bytes of its attribute values.
 pub(crate) fn size(h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<CK_ULONG> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let o = visible(&m, &s, oh, CKR_OBJECT_HANDLE_INVALID)?;
-    Ok(o.attrs()?.values().map(|v| v.len() as CK_ULONG).sum())
+    state::with_session(h, |m, s| {
+        let o = visible(m, s, oh, CKR_OBJECT_HANDLE_INVALID)?;
+        Ok(o.attrs()?.values().map(|v| v.len() as CK_ULONG).sum())
+    })
 }
 
 /// One attribute's answer to `C_GetAttributeValue`.
@@ -529,88 +529,88 @@ pub(crate) fn get_attrs(
     oh: CK_OBJECT_HANDLE,
     types: &[CK_ATTRIBUTE_TYPE],
 ) -> Result<Vec<AttrAnswer>> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let o = visible(&m, &s, oh, CKR_OBJECT_HANDLE_INVALID)?;
-    let a = full_attrs(&s, &o)?;
-    Ok(types
-        .iter()
-        .map(|ty| match object::read(&a, *ty) {
-            Read::Value(v) => AttrAnswer::Value(Zeroizing::new(v.to_vec())),
-            Read::Sensitive => AttrAnswer::Sensitive,
-            Read::Invalid => AttrAnswer::Invalid,
-        })
-        .collect())
+    state::with_session(h, |m, s| {
+        let o = visible(m, s, oh, CKR_OBJECT_HANDLE_INVALID)?;
+        let a = full_attrs(s, &o)?;
+        Ok(types
+            .iter()
+            .map(|ty| match object::read(&a, *ty) {
+                Read::Value(v) => AttrAnswer::Value(Zeroizing::new(v.to_vec())),
+                Read::Sensitive => AttrAnswer::Sensitive,
+                Read::Invalid => AttrAnswer::Invalid,
+            })
+            .collect())
+    })
 }
 
 /// `C_SetAttributeValue`.
 pub(crate) fn set_attrs(h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE, tmpl: &Template) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let o = visible(&m, &s, oh, CKR_OBJECT_HANDLE_INVALID)?;
-    let mut a = full_attrs(&s, &o)?;
-    check_write(&s, &a)?;
-    let changes = object::parse_template(tmpl, Purpose::Set, s.token.login())?;
-    object::check_set(&a, &changes, false)?;
-    a.absorb(changes);
-    persist(&s, &o, &a)?;
-    *o.attrs.write().map_err(|_| Error::GENERAL)? = a;
-    Ok(())
+    state::with_session(h, |m, s| {
+        let o = visible(m, s, oh, CKR_OBJECT_HANDLE_INVALID)?;
+        let mut a = full_attrs(s, &o)?;
+        check_write(s, &a)?;
+        let changes = object::parse_template(tmpl, Purpose::Set, s.token.login())?;
+        object::check_set(&a, &changes, false)?;
+        a.absorb(changes);
+        persist(s, &o, &a)?;
+        *o.attrs.write().map_err(|_| Error::GENERAL)? = a;
+        Ok(())
+    })
 }
 
 /// `C_FindObjectsInit`.
 pub(crate) fn find_init(h: CK_SESSION_HANDLE, tmpl: &Template) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    if s.ops()?.find.is_some() {
-        return Err(Error(CKR_OPERATION_ACTIVE));
-    }
-    sync_store(&m, &s.token)?;
-    let user = s.user();
-    let mut found: Vec<CK_OBJECT_HANDLE> = {
-        let inner = m.lock()?;
-        inner
-            .objects
-            .values()
-            .filter(|o| o.slot == s.slot_id)
-            .filter_map(|o| {
-                let a = o.attrs.read().ok()?;
-                if a.flag(CKA_PRIVATE) && !user {
-                    return None;
-                }
-                object::matches(&a, tmpl).then_some(o.handle)
-            })
-            .collect()
-    };
-    found.sort_unstable();
-    s.ops()?.find = Some((found, 0));
-    Ok(())
+    state::with_session(h, |m, s| {
+        if s.ops()?.find.is_some() {
+            return Err(Error(CKR_OPERATION_ACTIVE));
+        }
+        sync_store(m, &s.token)?;
+        let user = s.user();
+        let mut found: Vec<CK_OBJECT_HANDLE> = {
+            let inner = m.lock()?;
+            inner
+                .objects
+                .values()
+                .filter(|o| o.slot == s.slot_id)
+                .filter_map(|o| {
+                    let a = o.attrs.read().ok()?;
+                    if a.flag(CKA_PRIVATE) && !user {
+                        return None;
+                    }
+                    object::matches(&a, tmpl).then_some(o.handle)
+                })
+                .collect()
+        };
+        found.sort_unstable();
+        s.ops()?.find = Some((found, 0));
+        Ok(())
+    })
 }
 
 /// `C_FindObjects`.
 pub(crate) fn find(h: CK_SESSION_HANDLE, max: usize) -> Result<Vec<CK_OBJECT_HANDLE>> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    let (list, pos) = ops
-        .find
-        .as_mut()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    let end = (*pos + max).min(list.len());
-    let out = list[*pos..end].to_vec();
-    *pos = end;
-    Ok(out)
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        let (list, pos) = ops
+            .find
+            .as_mut()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        let end = (*pos + max).min(list.len());
+        let out = list[*pos..end].to_vec();
+        *pos = end;
+        Ok(out)
+    })
 }
 
 /// `C_FindObjectsFinal`.
 pub(crate) fn find_final(h: CK_SESSION_HANDLE) -> Result<()> {
-    let m = state::module()?;
-    let s = m.session(h)?;
-    let mut ops = s.ops()?;
-    ops.find
-        .take()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    Ok(())
+    state::with_session(h, |_, s| {
+        let mut ops = s.ops()?;
+        ops.find
+            .take()
+            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        Ok(())
+    })
 }
 
 /// The parsed key of an object, made once per handle until logout.
