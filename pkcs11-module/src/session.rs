@@ -35,7 +35,7 @@ pub(crate) enum SignOp {
     /// An asymmetric signature; data accumulated until the final call.
     Asym {
         key: Arc<KeyMaterial>,
-        mech: SignMech,
+        mech: std::borrow::Cow<'static, SignMech>,
         data: Vec<u8>,
         single_only: bool,
         updated: bool,

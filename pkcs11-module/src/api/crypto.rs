@@ -2,6 +2,7 @@
 //! signatures and MACs, single- and multi-part (the 3.0 message-based functions are in
 //! `message.rs`).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use cryptoki_sys::*;
@@ -706,13 +707,19 @@ pub(crate) fn digest_final(h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<P
     })
 }
 
-fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
+/// CKM_SM3_SM2 with the default ID, made once: the common case needs no allocation.
+static SM2_SM3_DEFAULT_ID: std::sync::LazyLock<SignMech> =
+    std::sync::LazyLock::new(|| SignMech::Sm2Sm3 {
+        id: token_hal::crypto::sm2::DEFAULT_ID.to_vec(),
+    });
+
+fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(Cow<'static, SignMech>, bool)> {
     let ec = matches!(alg, Some(KeyAlg::EcP256 | KeyAlg::EcP384 | KeyAlg::EcP521));
     let ed = matches!(alg, Some(KeyAlg::Ed25519 | KeyAlg::Ed448));
     let rsa = matches!(alg, Some(KeyAlg::Rsa(_)));
     let sm2 = alg == Some(KeyAlg::Sm2);
     let bad = || Error(CKR_KEY_TYPE_INCONSISTENT);
-    Ok(match mech.ty {
+    let (m, single) = match mech.ty {
         CKM_ECDSA if ec => (SignMech::EcdsaPrehashed, true),
         CKM_ECDSA_SHA1 | CKM_ECDSA_SHA224 | CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384
         | CKM_ECDSA_SHA512
@@ -788,11 +795,16 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
         },
         CKM_SM2 if sm2 => (SignMech::Sm2Prehashed, true),
         CKM_SM3_SM2 if sm2 => {
-            let id = match mech.bytes() {
-                [] => token_hal::crypto::sm2::DEFAULT_ID.to_vec(),
-                b => b.to_vec(),
-            };
-            (SignMech::Sm2Sm3 { id }, false)
+            return Ok((
+                match mech.bytes() {
+                    [] => Cow::Borrowed(&*SM2_SM3_DEFAULT_ID),
+                    id if id == token_hal::crypto::sm2::DEFAULT_ID => {
+                        Cow::Borrowed(&*SM2_SM3_DEFAULT_ID)
+                    }
+                    id => Cow::Owned(SignMech::Sm2Sm3 { id: id.to_vec() }),
+                },
+                false,
+            ));
         }
         CKM_ECDSA
         | CKM_ECDSA_SHA1
@@ -819,7 +831,8 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(SignMech, bool)> {
             return Err(bad());
         }
         _ => return Err(Error(CKR_MECHANISM_INVALID)),
-    })
+    };
+    Ok((Cow::Owned(m), single))
 }
 
 fn key_alg(k: &KeyMaterial) -> Option<KeyAlg> {

@@ -401,14 +401,13 @@ impl FastPrivate {
     }
 }
 
-/// e = SM3(Z ‖ M).
+/// e = SM3(Z ‖ M), with ukey-simd's SM3 on the stack (the provider's `Hasher` boxes its
+/// context and returns a `Vec`: two allocations per signature).
 fn e_from_z(z: &[u8; 32], msg: &[u8]) -> [u8; 32] {
-    let mut h = Hasher::new(HashAlg::Sm3);
+    let mut h = ukey_simd::sm3::Sm3::new();
     h.update(z);
     h.update(msg);
-    let mut e = [0u8; 32];
-    e.copy_from_slice(&h.finish());
-    e
+    h.finalize()
 }
 
 fn prehashed(data: &[u8]) -> Result<[u8; 32]> {
