@@ -698,8 +698,8 @@ fn ec_pkcs8(alg: KeyAlg, sec1_der: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let s = super::backend::sm2::SecretScalar::from_slice(&d)?;
         return super::backend::sm2::pkcs8_from_scalar(&s);
     }
-    // ECDSA: re-encode with the curve parameters and the public key dropped; aws-lc-rs
-    // recomputes the public key.
+    // ECDSA: re-encode without the curve parameters (the algorithm identifier names the
+    // curve); a public key present is kept, and aws-lc-rs checks it against d.
     let curve = alg.curve_oid().ok_or_else(|| Error::internal("EC curve"))?;
     let inner = sec1::EcPrivateKey {
         private_key: &d,
@@ -755,34 +755,52 @@ fn rsa_pkcs8(pkcs1_der: &[u8]) -> Result<(KeyAlg, Zeroizing<Vec<u8>>)> {
     Ok((alg, p8))
 }
 
+/// The algorithm of an unencrypted PKCS#8 PrivateKeyInfo (DER) and the same key in
+/// token-hal's canonical PKCS#8 form.
+fn canonical_pkcs8(der: &[u8]) -> Result<(KeyAlg, Zeroizing<Vec<u8>>)> {
+    let pki = pkcs8::PrivateKeyInfoRef::from_der(der)
+        .map_err(|e| Error::invalid_data(format!("PKCS#8 PrivateKeyInfo: {e}")))?;
+    let inner = pki.private_key.as_bytes();
+    let inner_curve = if pki.algorithm.oid == oid::RSA {
+        None
+    } else {
+        sec1::EcPrivateKey::from_der(inner)
+            .ok()
+            .and_then(|k| k.parameters.and_then(|p| p.named_curve()))
+    };
+    let (alg, canonical) = match alg_of(&pki.algorithm, inner_curve)? {
+        KeyAlg::Rsa(_) => rsa_pkcs8(inner)?,
+        alg @ (KeyAlg::Ed25519 | KeyAlg::Ed448 | KeyAlg::X25519) => {
+            let seed = <&OctetStringRef>::from_der(inner)
+                .map_err(|e| Error::invalid_data(format!("{alg:?} CurvePrivateKey: {e}")))?;
+            (alg, raw_curve_pkcs8(alg, seed.as_bytes())?)
+        }
+        alg => (alg, ec_pkcs8(alg, inner)?),
+    };
+    Ok((alg, canonical))
+}
+
 impl PrivateKey {
     /// Generates a key pair.
     pub fn generate(alg: KeyAlg) -> Result<Self> {
         alg.check()?;
-        let p8 = provider().asym(alg).generate(alg)?;
-        Self::from_pkcs8_der(&p8)
+        let (p8, loaded) = provider().asym(alg).generate_loaded(alg)?;
+        let Some(ops) = loaded else {
+            return Self::from_pkcs8_der(&p8);
+        };
+        // The key the provider made, kept as it is; its PKCS#8 in the canonical form a
+        // parse gives (what is stored and exported).
+        let (parsed, pkcs8) = canonical_pkcs8(&p8)?;
+        if parsed != alg {
+            return Err(Error::internal(format!(
+                "{alg:?} generation gave a {parsed:?} key"
+            )));
+        }
+        Ok(Self { alg, pkcs8, ops })
     }
     /// Parses an unencrypted PKCS#8 PrivateKeyInfo (DER).
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
-        let pki = pkcs8::PrivateKeyInfoRef::from_der(der)
-            .map_err(|e| Error::invalid_data(format!("PKCS#8 PrivateKeyInfo: {e}")))?;
-        let inner = pki.private_key.as_bytes();
-        let inner_curve = if pki.algorithm.oid == oid::RSA {
-            None
-        } else {
-            sec1::EcPrivateKey::from_der(inner)
-                .ok()
-                .and_then(|k| k.parameters.and_then(|p| p.named_curve()))
-        };
-        let (alg, canonical) = match alg_of(&pki.algorithm, inner_curve)? {
-            KeyAlg::Rsa(_) => rsa_pkcs8(inner)?,
-            alg @ (KeyAlg::Ed25519 | KeyAlg::Ed448 | KeyAlg::X25519) => {
-                let seed = <&OctetStringRef>::from_der(inner)
-                    .map_err(|e| Error::invalid_data(format!("{alg:?} CurvePrivateKey: {e}")))?;
-                (alg, raw_curve_pkcs8(alg, seed.as_bytes())?)
-            }
-            alg => (alg, ec_pkcs8(alg, inner)?),
-        };
+        let (alg, canonical) = canonical_pkcs8(der)?;
         Self::from_canonical(alg, canonical)
     }
     fn from_canonical(alg: KeyAlg, pkcs8: Zeroizing<Vec<u8>>) -> Result<Self> {
@@ -979,6 +997,48 @@ mod tests {
                 assert_eq!(ec_spki_der(alg, &point).expect("spki"), whole, "{alg:?}");
             }
             assert!(ec_spki_der(alg, &[4u8; 3]).is_err());
+        }
+    }
+
+    /// A generated key the provider handed over loaded is the key its PKCS#8 holds: the
+    /// same canonical PKCS#8 and public key as parsing that PKCS#8 gives, and each key's
+    /// signatures verify under the other's public key.
+    #[test]
+    fn generated_keys_equal_their_parsed_pkcs8() {
+        for alg in [
+            KeyAlg::EcP256,
+            KeyAlg::EcP384,
+            KeyAlg::EcP521,
+            KeyAlg::Sm2,
+            KeyAlg::Ed25519,
+        ] {
+            for _ in 0..4 {
+                let made = PrivateKey::generate(alg).expect("generate");
+                let parsed = PrivateKey::from_pkcs8_der(&made.to_pkcs8_der()).expect("parse");
+                assert_eq!(made.alg(), alg);
+                assert_eq!(*made.to_pkcs8_der(), *parsed.to_pkcs8_der(), "{alg:?}");
+                let (pm, pp) = (
+                    made.public_key().expect("public"),
+                    parsed.public_key().expect("public"),
+                );
+                assert_eq!(pm, pp, "{alg:?}");
+                let mech = match alg {
+                    KeyAlg::Sm2 => SignMech::Sm2Sm3 {
+                        id: crate::crypto::sm2::DEFAULT_ID.to_vec(),
+                    },
+                    KeyAlg::Ed25519 => SignMech::EdDsa {
+                        ph: false,
+                        context: None,
+                    },
+                    _ => SignMech::Ecdsa(HashAlg::Sha256),
+                };
+                let sig = made.sign(&mech, b"message").expect("sign");
+                pp.verify(&mech, b"message", &sig)
+                    .expect("parsed key verifies");
+                let sig = parsed.sign(&mech, b"message").expect("sign");
+                pm.verify(&mech, b"message", &sig)
+                    .expect("made key verifies");
+            }
         }
     }
 }

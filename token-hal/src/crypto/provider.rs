@@ -175,9 +175,19 @@ pub trait PrivateKeyOps: Send + Sync {
 }
 
 /// One family of asymmetric keys (SM2, ECDSA, Edwards/Montgomery, RSA).
+/// A generated key: its PKCS#8 PrivateKeyInfo DER, and the key loaded when the provider
+/// hands it over ([`AsymProvider::generate_loaded`]).
+pub type Generated = (Zeroizing<Vec<u8>>, Option<Box<dyn PrivateKeyOps>>);
+
 pub trait AsymProvider: Send + Sync + fmt::Debug {
     /// Generates a key and returns its PKCS#8 PrivateKeyInfo DER.
     fn generate(&self, alg: KeyAlg) -> Result<Zeroizing<Vec<u8>>>;
+    /// Generates a key: its PKCS#8 PrivateKeyInfo DER and, where the provider can hand
+    /// over the key it has just made, that key loaded (so the caller need not parse the
+    /// provider's own output and recompute its public point). By default, `None`.
+    fn generate_loaded(&self, alg: KeyAlg) -> Result<Generated> {
+        Ok((self.generate(alg)?, None))
+    }
     /// Loads a PKCS#8 PrivateKeyInfo DER that [`crate::crypto::keys`] already checked
     /// to be of `alg` and normalised.
     fn load_private(&self, alg: KeyAlg, pkcs8: &[u8]) -> Result<Box<dyn PrivateKeyOps>>;

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::crypto::hash;
 use crate::crypto::keys::{DecMech, EncMech, KeyAlg, PublicKey, SignMech};
-use crate::crypto::provider::{AeadProvider, AsymProvider, PrivateKeyOps};
+use crate::crypto::provider::{AeadProvider, AsymProvider, Generated, PrivateKeyOps};
 use crate::error::{Error, Result};
 
 /// AES-256-GCM through aws-lc-rs.
@@ -225,6 +225,25 @@ impl AsymProvider for AwsLcEcdsa {
             .to_pkcs8v1()
             .map_err(|_| Error::internal("ECDSA PKCS#8 export failed"))?;
         Ok(Zeroizing::new(doc.as_ref().to_vec()))
+    }
+
+    fn generate_loaded(&self, alg: KeyAlg) -> Result<Generated> {
+        let c = curve(alg)?;
+        let pair = EcdsaKeyPair::generate(c.signing)
+            .map_err(|_| Error::internal("ECDSA key generation failed"))?;
+        let doc = pair
+            .to_pkcs8v1()
+            .map_err(|_| Error::internal("ECDSA PKCS#8 export failed"))?;
+        let pkcs8 = Zeroizing::new(doc.as_ref().to_vec());
+        let d = ec_scalar(&pkcs8, c.field_len)?;
+        let key: Box<dyn PrivateKeyOps> = Box::new(EcdsaPrivate {
+            alg,
+            curve: c,
+            pair,
+            d,
+            agree: OnceLock::new(),
+        });
+        Ok((pkcs8, Some(key)))
     }
 
     fn load_private(&self, alg: KeyAlg, pkcs8: &[u8]) -> Result<Box<dyn PrivateKeyOps>> {
