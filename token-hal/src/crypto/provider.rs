@@ -174,11 +174,11 @@ pub trait PrivateKeyOps: Send + Sync {
     }
 }
 
-/// One family of asymmetric keys (SM2, ECDSA, Edwards/Montgomery, RSA).
 /// A generated key: its PKCS#8 PrivateKeyInfo DER, and the key loaded when the provider
 /// hands it over ([`AsymProvider::generate_loaded`]).
 pub type Generated = (Zeroizing<Vec<u8>>, Option<Box<dyn PrivateKeyOps>>);
 
+/// One family of asymmetric keys (SM2, ECDSA, Edwards/Montgomery, RSA).
 pub trait AsymProvider: Send + Sync + fmt::Debug {
     /// Generates a key and returns its PKCS#8 PrivateKeyInfo DER.
     fn generate(&self, alg: KeyAlg) -> Result<Zeroizing<Vec<u8>>>;
