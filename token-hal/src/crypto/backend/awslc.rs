@@ -216,33 +216,43 @@ fn ec_scalar(pkcs8: &[u8], field_len: usize) -> Result<Zeroizing<Vec<u8>>> {
     Ok(d)
 }
 
+/// A fresh key pair on `alg`'s curve and its PKCS#8 (version 1, with the public key).
+fn new_pair(alg: KeyAlg) -> Result<(Curve, EcdsaKeyPair, Zeroizing<Vec<u8>>)> {
+    let c = curve(alg)?;
+    let pair = EcdsaKeyPair::generate(c.signing)
+        .map_err(|_| Error::internal("ECDSA key generation failed"))?;
+    let doc = pair
+        .to_pkcs8v1()
+        .map_err(|_| Error::internal("ECDSA PKCS#8 export failed"))?;
+    let pkcs8 = Zeroizing::new(doc.as_ref().to_vec());
+    Ok((c, pair, pkcs8))
+}
+
+/// The private-key operations of `pair`, whose PKCS#8 is `pkcs8`.
+fn ecdsa_private(
+    alg: KeyAlg,
+    curve: Curve,
+    pair: EcdsaKeyPair,
+    pkcs8: &[u8],
+) -> Result<Box<dyn PrivateKeyOps>> {
+    let d = ec_scalar(pkcs8, curve.field_len)?;
+    Ok(Box::new(EcdsaPrivate {
+        alg,
+        curve,
+        pair,
+        d,
+        agree: OnceLock::new(),
+    }))
+}
+
 impl AsymProvider for AwsLcEcdsa {
     fn generate(&self, alg: KeyAlg) -> Result<Zeroizing<Vec<u8>>> {
-        let c = curve(alg)?;
-        let pair = EcdsaKeyPair::generate(c.signing)
-            .map_err(|_| Error::internal("ECDSA key generation failed"))?;
-        let doc = pair
-            .to_pkcs8v1()
-            .map_err(|_| Error::internal("ECDSA PKCS#8 export failed"))?;
-        Ok(Zeroizing::new(doc.as_ref().to_vec()))
+        Ok(new_pair(alg)?.2)
     }
 
     fn generate_loaded(&self, alg: KeyAlg) -> Result<Generated> {
-        let c = curve(alg)?;
-        let pair = EcdsaKeyPair::generate(c.signing)
-            .map_err(|_| Error::internal("ECDSA key generation failed"))?;
-        let doc = pair
-            .to_pkcs8v1()
-            .map_err(|_| Error::internal("ECDSA PKCS#8 export failed"))?;
-        let pkcs8 = Zeroizing::new(doc.as_ref().to_vec());
-        let d = ec_scalar(&pkcs8, c.field_len)?;
-        let key: Box<dyn PrivateKeyOps> = Box::new(EcdsaPrivate {
-            alg,
-            curve: c,
-            pair,
-            d,
-            agree: OnceLock::new(),
-        });
+        let (c, pair, pkcs8) = new_pair(alg)?;
+        let key = ecdsa_private(alg, c, pair, &pkcs8)?;
         Ok((pkcs8, Some(key)))
     }
 
@@ -250,14 +260,7 @@ impl AsymProvider for AwsLcEcdsa {
         let c = curve(alg)?;
         let pair = EcdsaKeyPair::from_pkcs8(c.signing, pkcs8)
             .map_err(|e| Error::invalid_data(format!("{alg:?} private key: {e}")))?;
-        let d = ec_scalar(pkcs8, c.field_len)?;
-        Ok(Box::new(EcdsaPrivate {
-            alg,
-            curve: c,
-            pair,
-            d,
-            agree: OnceLock::new(),
-        }))
+        ecdsa_private(alg, c, pair, pkcs8)
     }
 
     fn verify(&self, key: &PublicKey, mech: &SignMech, data: &[u8], sig: &[u8]) -> Result<()> {
