@@ -729,3 +729,63 @@ fn sm2_key_exchange_through_derive_matches_the_peer() {
     let v = s.get_attributes(k, &[AttributeType::Value]).unwrap();
     assert_eq!(v[0], Attribute::Value(b_out.key.to_vec()));
 }
+
+/// A key pair just generated signs at once with the key it was made with (its parsed
+/// form is cached on the new objects), the public object verifies, and the cache follows
+/// the login rules: after a logout the private key refuses to sign, and after a new
+/// login it signs again, parsed from its attributes.
+#[test]
+fn generated_pair_signs_at_once_and_follows_logout() {
+    let slot = token("gen-sign");
+    let s = user_session(slot);
+    let (public, private) = s
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::Verify(true),
+                Attribute::EcParams(b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07".to_vec()),
+            ],
+            &[
+                Attribute::Token(false),
+                Attribute::Sign(true),
+                Attribute::Private(true),
+            ],
+        )
+        .unwrap();
+    let msg = [7u8; 32];
+    let sig = s.sign(&Mechanism::Ecdsa, private, &msg).unwrap();
+    s.verify(&Mechanism::Ecdsa, public, &msg, &sig).unwrap();
+    s.logout().unwrap();
+    // Logged out: the private object is not even visible.
+    assert_eq!(
+        rv(s.sign(&Mechanism::Ecdsa, private, &msg)),
+        RvError::KeyHandleInvalid
+    );
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    let sig = s.sign(&Mechanism::Ecdsa, private, &msg).unwrap();
+    s.verify(&Mechanism::Ecdsa, public, &msg, &sig).unwrap();
+    // A private key generated without CKA_PRIVATE while logged out of a public session
+    // still needs the login to sign, as it did before the cache.
+    s.logout().unwrap();
+    let (_, open_private) = s
+        .generate_key_pair(
+            &Mechanism::EccKeyPairGen,
+            &[
+                Attribute::Token(false),
+                Attribute::Verify(true),
+                Attribute::EcParams(b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07".to_vec()),
+            ],
+            &[
+                Attribute::Token(false),
+                Attribute::Sign(true),
+                Attribute::Private(false),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        rv(s.sign(&Mechanism::Ecdsa, open_private, &msg)),
+        RvError::UserNotLoggedIn
+    );
+}

@@ -1,5 +1,7 @@
 //! Key management (PKCS#11 3.0 §5.14): generation, wrapping, unwrapping and derivation.
 
+use std::sync::Arc;
+
 use cryptoki_sys::*;
 use token_hal::crypto::hash::{HashAlg, digest};
 use token_hal::crypto::sym::Direction;
@@ -7,7 +9,7 @@ use token_hal::crypto::{DeriveMech, KeyAlg, PrivateKey};
 use zeroize::Zeroizing;
 
 use crate::api::crypto::{cipher_op, hash_of, key_for, latch_role, run_cipher};
-use crate::api::objects::{Template, key_material, store_new, visible};
+use crate::api::objects::{Template, key_material, store_new, store_new_keyed, visible};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::mechanism::vendor::*;
@@ -231,8 +233,13 @@ pub(crate) fn generate_key_pair(
         )? {
             return Ok((ph, sh));
         }
-        let ph = store_new(m, s, pa)?;
-        let sh = match store_new(m, s, sa) {
+        // The objects' parsed keys are the ones just made: their first use needs no
+        // parse. The private one only while the user is logged in, as `key_material`
+        // would cache it (logout forgets it).
+        let public_key = Some(Arc::new(KeyMaterial::Public(pk)));
+        let private_key = s.user().then(|| Arc::new(KeyMaterial::Private(sk)));
+        let ph = store_new_keyed(m, s, pa, public_key)?;
+        let sh = match store_new_keyed(m, s, sa, private_key) {
             Ok(h) => h,
             Err(e) => {
                 let _ = crate::api::objects::destroy(h, ph);

@@ -310,7 +310,25 @@ fn check_write(s: &Session, a: &Attrs) -> Result<()> {
 
 /// Stores a completed new object and returns its handle.
 pub(crate) fn store_new(m: &Module, s: &Session, a: Attrs) -> Result<CK_OBJECT_HANDLE> {
+    store_new_keyed(m, s, a, None)
+}
+
+/// [`store_new`], with the object's parsed key already known (a key just generated):
+/// its first use then skips parsing it back from the attributes.
+pub(crate) fn store_new_keyed(
+    m: &Module,
+    s: &Session,
+    a: Attrs,
+    key: Option<Arc<KeyMaterial>>,
+) -> Result<CK_OBJECT_HANDLE> {
     check_write(s, &a)?;
+    let made = |h, loc, a| {
+        let o = Object::new(h, s.slot_id, loc, a);
+        if let (Some(k), Ok(mut slot)) = (key, o.key.lock()) {
+            *slot = Some(k);
+        }
+        Arc::new(o)
+    };
     if a.flag(CKA_TOKEN) {
         let id = s
             .token
@@ -318,17 +336,12 @@ pub(crate) fn store_new(m: &Module, s: &Session, a: Attrs) -> Result<CK_OBJECT_H
             .create_object(a.flag(CKA_PRIVATE), &to_hal(&a))?;
         let mut inner = m.lock()?;
         let (h, _) = inner.store_handle(s.slot_id, id);
-        inner
-            .objects
-            .insert(h, Arc::new(Object::new(h, s.slot_id, Loc::Store(id), a)));
+        inner.objects.insert(h, made(h, Loc::Store(id), a));
         Ok(h)
     } else {
         let mut inner = m.lock()?;
         let h = inner.new_object_handle();
-        inner.objects.insert(
-            h,
-            Arc::new(Object::new(h, s.slot_id, Loc::Session(s.handle), a)),
-        );
+        inner.objects.insert(h, made(h, Loc::Session(s.handle), a));
         Ok(h)
     }
 }
