@@ -1,0 +1,106 @@
+//! A token key one process keeps unsealed stops signing once another process destroys it
+//! (the soft store's cross-process check, robustness.md). The child is this test binary
+//! re-run on the ignored test `child_destroys_the_sm2_key`. One test per binary: the
+//! module's state is per process.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::Command;
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, ObjectClass};
+use cryptoki::session::UserType;
+use cryptoki::types::AuthPin;
+
+fn open() -> Pkcs11 {
+    let p11 = Pkcs11::new(ukey_tests::pkcs11_lib()).unwrap();
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    p11
+}
+
+const CKM_SM2_KEY_PAIR_GEN: u64 = 0x8000_8001;
+const CKM_SM3_SM2: u64 = 0x8000_8100;
+const SM2_PARAMS: &[u8] = b"\x06\x08\x2a\x81\x1c\xcf\x55\x01\x82\x2d";
+
+fn vendor(ty: u64) -> Mechanism<'static> {
+    Mechanism::VendorDefined(
+        cryptoki::mechanism::vendor_defined::VendorDefinedMechanism::new::<()>(
+            cryptoki::mechanism::MechanismType::new_vendor_defined(ty).unwrap(),
+            None,
+        ),
+    )
+}
+
+#[test]
+#[ignore = "run by a_key_destroyed_by_another_process_stops_signing_here"]
+fn child_destroys_the_sm2_key() {
+    if std::env::var_os("UKEY_P11_CHILD").is_none() {
+        return;
+    }
+    let p11 = open();
+    let slot = p11.get_slots_with_initialized_token().unwrap()[0];
+    let s = p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new("123456".into())))
+        .unwrap();
+    let keys = s
+        .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    s.destroy_object(keys[0]).unwrap();
+}
+
+/// A container key this process has used (and keeps unsealed) stops signing once another
+/// process has destroyed it: the store's version is asked again at the latest 100 µs
+/// after the last answer (robustness.md), and the other process's commit is seen.
+#[test]
+fn a_key_destroyed_by_another_process_stops_signing_here() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = ukey_tests::write_soft_conf(dir.path(), "");
+    // SAFETY: set before the module is loaded in this process.
+    unsafe { std::env::set_var("UKEY_CONF", &conf) };
+    let p11 = open();
+    let slot = p11.get_all_slots().unwrap()[0];
+    p11.init_token(slot, &AuthPin::new("12345678".into()), "shared")
+        .unwrap();
+    let s = p11.open_rw_session(slot).unwrap();
+    s.login(UserType::So, Some(&AuthPin::new("12345678".into())))
+        .unwrap();
+    s.init_pin(&AuthPin::new("123456".into())).unwrap();
+    s.logout().unwrap();
+    s.login(UserType::User, Some(&AuthPin::new("123456".into())))
+        .unwrap();
+    let (_, sk) = s
+        .generate_key_pair(
+            &vendor(CKM_SM2_KEY_PAIR_GEN),
+            &[
+                Attribute::EcParams(SM2_PARAMS.to_vec()),
+                Attribute::Token(true),
+                Attribute::Verify(true),
+            ],
+            &[Attribute::Token(true), Attribute::Sign(true)],
+        )
+        .unwrap();
+    // Signing in a loop: the key is cached here, the store's answer reused.
+    for i in 0..50u32 {
+        s.sign(&vendor(CKM_SM3_SM2), sk, &i.to_be_bytes()).unwrap();
+    }
+    let exe = std::env::current_exe().unwrap();
+    let st = Command::new(&exe)
+        .args([
+            "--exact",
+            "child_destroys_the_sm2_key",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("UKEY_P11_CHILD", "1")
+        .env("UKEY_CONF", &conf)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The child's commit returned before it exited, well over 100 µs ago.
+    let r = s.sign(&vendor(CKM_SM3_SM2), sk, b"after");
+    assert!(r.is_err(), "a key destroyed elsewhere still signed: {r:?}");
+    p11.finalize().unwrap();
+}
