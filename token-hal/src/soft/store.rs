@@ -909,9 +909,10 @@ pub(crate) fn write_file_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Deletes a device's database, its journals and its device key.
 pub(crate) fn delete_device_files(db_path: &Path) -> Result<()> {
-    // Ends every store's reuse window (`RECHECK`) in this process.
-    LOCAL_COMMITS.fetch_add(1, Ordering::SeqCst);
     fs::remove_file(db_path).map_err(|e| io_err(db_path, &e))?;
+    // Ends every store's reuse window (`RECHECK`) in this process; after the removal, so
+    // that no answer confirmed in between outlives it.
+    LOCAL_COMMITS.fetch_add(1, Ordering::SeqCst);
     for suffix in ["-journal", "-wal", "-shm"] {
         let mut p = db_path.as_os_str().to_owned();
         p.push(suffix);
