@@ -1,9 +1,10 @@
 //! A token key one process keeps unsealed stops signing once another process destroys it
 //! (the soft store's cross-process check, robustness.md). The child is this test binary
-//! re-run on the ignored test `child_destroys_the_sm2_key`. One test per binary: the
-//! module's state is per process.
+//! re-run on the ignored test `child_destroys_the_sm2_key`, on the parent's `UKEY_CONF`.
 
 #![allow(clippy::unwrap_used)]
+
+mod p11_common;
 
 use std::process::Command;
 
@@ -12,13 +13,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
-
-fn open() -> Pkcs11 {
-    let p11 = Pkcs11::new(ukey_tests::pkcs11_lib()).unwrap();
-    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
-        .unwrap();
-    p11
-}
+use p11_common::USER_PIN;
 
 const CKM_SM2_KEY_PAIR_GEN: u64 = 0x8000_8001;
 const CKM_SM3_SM2: u64 = 0x8000_8100;
@@ -39,10 +34,13 @@ fn child_destroys_the_sm2_key() {
     if std::env::var_os("UKEY_P11_CHILD").is_none() {
         return;
     }
-    let p11 = open();
+    // The parent's configuration, inherited (p11_common would make a new one).
+    let p11 = Pkcs11::new(ukey_tests::pkcs11_lib()).unwrap();
+    p11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
     let slot = p11.get_slots_with_initialized_token().unwrap()[0];
     let s = p11.open_rw_session(slot).unwrap();
-    s.login(UserType::User, Some(&AuthPin::new("123456".into())))
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
         .unwrap();
     let keys = s
         .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)])
@@ -56,20 +54,10 @@ fn child_destroys_the_sm2_key() {
 /// after the last answer (robustness.md), and the other process's commit is seen.
 #[test]
 fn a_key_destroyed_by_another_process_stops_signing_here() {
-    let dir = tempfile::tempdir().unwrap();
-    let conf = ukey_tests::write_soft_conf(dir.path(), "");
-    // SAFETY: set before the module is loaded in this process.
-    unsafe { std::env::set_var("UKEY_CONF", &conf) };
-    let p11 = open();
-    let slot = p11.get_all_slots().unwrap()[0];
-    p11.init_token(slot, &AuthPin::new("12345678".into()), "shared")
-        .unwrap();
+    let p11 = &p11_common::env_with("").p11;
+    let slot = p11_common::new_token(p11, "shared", true);
     let s = p11.open_rw_session(slot).unwrap();
-    s.login(UserType::So, Some(&AuthPin::new("12345678".into())))
-        .unwrap();
-    s.init_pin(&AuthPin::new("123456".into())).unwrap();
-    s.logout().unwrap();
-    s.login(UserType::User, Some(&AuthPin::new("123456".into())))
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
         .unwrap();
     let (_, sk) = s
         .generate_key_pair(
@@ -86,8 +74,7 @@ fn a_key_destroyed_by_another_process_stops_signing_here() {
     for i in 0..50u32 {
         s.sign(&vendor(CKM_SM3_SM2), sk, &i.to_be_bytes()).unwrap();
     }
-    let exe = std::env::current_exe().unwrap();
-    let st = Command::new(&exe)
+    let st = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "child_destroys_the_sm2_key",
@@ -95,12 +82,10 @@ fn a_key_destroyed_by_another_process_stops_signing_here() {
             "--nocapture",
         ])
         .env("UKEY_P11_CHILD", "1")
-        .env("UKEY_CONF", &conf)
         .status()
         .unwrap();
     assert!(st.success());
     // The child's commit returned before it exited, well over 100 µs ago.
     let r = s.sign(&vendor(CKM_SM3_SM2), sk, b"after");
     assert!(r.is_err(), "a key destroyed elsewhere still signed: {r:?}");
-    p11.finalize().unwrap();
 }

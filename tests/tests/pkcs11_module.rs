@@ -730,6 +730,24 @@ fn sm2_key_exchange_through_derive_matches_the_peer() {
     assert_eq!(v[0], Attribute::Value(b_out.key.to_vec()));
 }
 
+/// A P-256 session key pair with a signing private key, private (`CKA_PRIVATE`) or not.
+fn p256_session_pair(s: &Session, private: bool) -> (ObjectHandle, ObjectHandle) {
+    s.generate_key_pair(
+        &Mechanism::EccKeyPairGen,
+        &[
+            Attribute::Token(false),
+            Attribute::Verify(true),
+            Attribute::EcParams(b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07".to_vec()),
+        ],
+        &[
+            Attribute::Token(false),
+            Attribute::Sign(true),
+            Attribute::Private(private),
+        ],
+    )
+    .unwrap()
+}
+
 /// A key pair just generated signs at once with the key it was made with (its parsed
 /// form is cached on the new objects), the public object verifies, and the cache follows
 /// the login rules: after a logout the private key refuses to sign, and after a new
@@ -738,21 +756,7 @@ fn sm2_key_exchange_through_derive_matches_the_peer() {
 fn generated_pair_signs_at_once_and_follows_logout() {
     let slot = token("gen-sign");
     let s = user_session(slot);
-    let (public, private) = s
-        .generate_key_pair(
-            &Mechanism::EccKeyPairGen,
-            &[
-                Attribute::Token(false),
-                Attribute::Verify(true),
-                Attribute::EcParams(b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07".to_vec()),
-            ],
-            &[
-                Attribute::Token(false),
-                Attribute::Sign(true),
-                Attribute::Private(true),
-            ],
-        )
-        .unwrap();
+    let (public, private) = p256_session_pair(&s, true);
     let msg = [7u8; 32];
     let sig = s.sign(&Mechanism::Ecdsa, private, &msg).unwrap();
     s.verify(&Mechanism::Ecdsa, public, &msg, &sig).unwrap();
@@ -769,21 +773,7 @@ fn generated_pair_signs_at_once_and_follows_logout() {
     // A private key generated without CKA_PRIVATE while logged out of a public session
     // still needs the login to sign, as it did before the cache.
     s.logout().unwrap();
-    let (_, open_private) = s
-        .generate_key_pair(
-            &Mechanism::EccKeyPairGen,
-            &[
-                Attribute::Token(false),
-                Attribute::Verify(true),
-                Attribute::EcParams(b"\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07".to_vec()),
-            ],
-            &[
-                Attribute::Token(false),
-                Attribute::Sign(true),
-                Attribute::Private(false),
-            ],
-        )
-        .unwrap();
+    let (_, open_private) = p256_session_pair(&s, false);
     assert_eq!(
         rv(s.sign(&Mechanism::Ecdsa, open_private, &msg)),
         RvError::UserNotLoggedIn
