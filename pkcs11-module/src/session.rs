@@ -130,6 +130,18 @@ pub(crate) struct Ops {
     pub pending: Option<(OpKind, Zeroizing<Vec<u8>>)>,
 }
 
+impl Ops {
+    /// `CKR_OPERATION_NOT_INITIALIZED` unless the operation of `kind` is active (`active`)
+    /// or the output of an earlier size query of it is waiting to be delivered.
+    pub(crate) fn started(&self, active: bool, kind: OpKind) -> Result<()> {
+        if active || self.pending.as_ref().is_some_and(|(k, _)| *k == kind) {
+            Ok(())
+        } else {
+            Err(Error(CKR_OPERATION_NOT_INITIALIZED))
+        }
+    }
+}
+
 /// One session.
 pub(crate) struct Session {
     pub handle: CK_SESSION_HANDLE,

@@ -447,9 +447,7 @@ pub(crate) fn crypt(
             Direction::Encrypt => ops.encrypt.is_some(),
             Direction::Decrypt => ops.decrypt.is_some(),
         };
-        if !has && ops.pending.as_ref().is_none_or(|(k, _)| *k != kind(dir)) {
-            return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
-        }
+        ops.started(has, kind(dir))?;
         if let Some(r) = crypt_direct(&mut ops, data, cap, direct, dir) {
             return r;
         }
@@ -574,9 +572,7 @@ pub(crate) fn crypt_final(
             Direction::Encrypt => ops.encrypt.is_some(),
             Direction::Decrypt => ops.decrypt.is_some(),
         };
-        if !has && ops.pending.as_ref().is_none_or(|(k, _)| *k != kind(dir)) {
-            return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
-        }
+        ops.started(has, kind(dir))?;
         let r = produce(&mut ops, kind(dir), cap, |ops| {
             let op = take_op(ops, dir)?;
             match op {
@@ -625,14 +621,7 @@ pub(crate) fn digest_init(h: CK_SESSION_HANDLE, mech: &Mech) -> Result<()> {
 pub(crate) fn digest(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Produced> {
     state::with_session(h, |_, s| {
         let mut ops = s.ops()?;
-        if ops.digest.is_none()
-            && ops
-                .pending
-                .as_ref()
-                .is_none_or(|(k, _)| *k != OpKind::Digest)
-        {
-            return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
-        }
+        ops.started(ops.digest.is_some(), OpKind::Digest)?;
         let r = produce(&mut ops, OpKind::Digest, cap, |ops| {
             let mut hs = ops
                 .digest
@@ -685,14 +674,7 @@ pub(crate) fn digest_key(h: CK_SESSION_HANDLE, kh: CK_OBJECT_HANDLE) -> Result<(
 pub(crate) fn digest_final(h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Produced> {
     state::with_session(h, |_, s| {
         let mut ops = s.ops()?;
-        if ops.digest.is_none()
-            && ops
-                .pending
-                .as_ref()
-                .is_none_or(|(k, _)| *k != OpKind::Digest)
-        {
-            return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
-        }
+        ops.started(ops.digest.is_some(), OpKind::Digest)?;
         let r = produce(&mut ops, OpKind::Digest, cap, |ops| {
             let hs = ops
                 .digest
@@ -797,8 +779,7 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(Cow<'static, SignMech>
         CKM_SM3_SM2 if sm2 => {
             return Ok((
                 match mech.bytes() {
-                    [] => Cow::Borrowed(&*SM2_SM3_DEFAULT_ID),
-                    id if id == token_hal::crypto::sm2::DEFAULT_ID => {
+                    id if id.is_empty() || id == token_hal::crypto::sm2::DEFAULT_ID => {
                         Cow::Borrowed(&*SM2_SM3_DEFAULT_ID)
                     }
                     id => Cow::Owned(SignMech::Sm2Sm3 { id: id.to_vec() }),
@@ -1132,9 +1113,7 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 pub(crate) fn sign(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Produced> {
     state::with_session(h, |_, s| {
         let mut ops = s.ops()?;
-        if ops.sign.is_none() && ops.pending.as_ref().is_none_or(|(k, _)| *k != OpKind::Sign) {
-            return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
-        }
+        ops.started(ops.sign.is_some(), OpKind::Sign)?;
         if let Some((SignOp::Asym { updated: true, .. }, _)) = &ops.sign {
             return Err(Error(CKR_OPERATION_ACTIVE));
         }
@@ -1177,9 +1156,7 @@ pub(crate) fn sign_update(h: CK_SESSION_HANDLE, data: &[u8], verify: bool) -> Re
 pub(crate) fn sign_final(h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Produced> {
     state::with_session(h, |_, s| {
         let mut ops = s.ops()?;
-        if ops.sign.is_none() && ops.pending.as_ref().is_none_or(|(k, _)| *k != OpKind::Sign) {
-            return Err(Error(CKR_OPERATION_NOT_INITIALIZED));
-        }
+        ops.started(ops.sign.is_some(), OpKind::Sign)?;
         let r = produce(&mut ops, OpKind::Sign, cap, |ops| {
             let (op, _) = ops
                 .sign
