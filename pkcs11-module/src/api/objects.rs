@@ -501,13 +501,17 @@ pub(crate) fn full_attrs(s: &Session, o: &Object) -> Result<Attrs> {
 pub(crate) fn destroy(h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<()> {
     state::with_session(h, |m, s| {
         let o = visible(m, s, oh, CKR_OBJECT_HANDLE_INVALID)?;
-        let a = o.attrs()?;
-        if !a.bool_(CKA_DESTROYABLE).unwrap_or(true) {
-            return Err(Error(CKR_ACTION_PROHIBITED));
+        {
+            // Read in place: a copy of the attributes cost more than the rest of a
+            // session object's destruction.
+            let a = o.attrs.read().map_err(|_| Error::GENERAL)?;
+            if !a.bool_(CKA_DESTROYABLE).unwrap_or(true) {
+                return Err(Error(CKR_ACTION_PROHIBITED));
+            }
+            check_write(s, &a)?;
         }
-        check_write(s, &a)?;
         if matches!(o.loc, Loc::ContainerKey(_) | Loc::ContainerPub(_)) {
-            return landing::destroy(m, s, &o, &a);
+            return landing::destroy(m, s, &o, &o.attrs()?);
         }
         if let Loc::Store(id) = o.loc {
             s.token.app.delete_object(id)?;
