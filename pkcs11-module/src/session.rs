@@ -37,7 +37,6 @@ pub(crate) enum SignOp {
         key: Arc<KeyMaterial>,
         mech: std::borrow::Cow<'static, SignMech>,
         data: Vec<u8>,
-        single_only: bool,
         updated: bool,
     },
 }

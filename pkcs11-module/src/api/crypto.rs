@@ -695,27 +695,27 @@ static SM2_SM3_DEFAULT_ID: std::sync::LazyLock<SignMech> =
         id: token_hal::crypto::sm2::DEFAULT_ID.to_vec(),
     });
 
-fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(Cow<'static, SignMech>, bool)> {
+fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<Cow<'static, SignMech>> {
     let ec = matches!(alg, Some(KeyAlg::EcP256 | KeyAlg::EcP384 | KeyAlg::EcP521));
     let ed = matches!(alg, Some(KeyAlg::Ed25519 | KeyAlg::Ed448));
     let rsa = matches!(alg, Some(KeyAlg::Rsa(_)));
     let sm2 = alg == Some(KeyAlg::Sm2);
     let bad = || Error(CKR_KEY_TYPE_INCONSISTENT);
-    let (m, single) = match mech.ty {
-        CKM_ECDSA if ec => (SignMech::EcdsaPrehashed, true),
+    let m = match mech.ty {
+        CKM_ECDSA if ec => SignMech::EcdsaPrehashed,
         CKM_ECDSA_SHA1 | CKM_ECDSA_SHA224 | CKM_ECDSA_SHA256 | CKM_ECDSA_SHA384
         | CKM_ECDSA_SHA512
             if ec =>
         {
-            (SignMech::Ecdsa(hash_of(mech.ty).ok_or(bad())?), false)
+            SignMech::Ecdsa(hash_of(mech.ty).ok_or(bad())?)
         }
-        CKM_RSA_PKCS if rsa => (SignMech::RsaPkcs1Raw, true),
-        CKM_RSA_X_509 if rsa => (SignMech::RsaRaw, true),
+        CKM_RSA_PKCS if rsa => SignMech::RsaPkcs1Raw,
+        CKM_RSA_X_509 if rsa => SignMech::RsaRaw,
         CKM_SHA1_RSA_PKCS | CKM_SHA224_RSA_PKCS | CKM_SHA256_RSA_PKCS | CKM_SHA384_RSA_PKCS
         | CKM_SHA512_RSA_PKCS
             if rsa =>
         {
-            (SignMech::RsaPkcs1(hash_of(mech.ty).ok_or(bad())?), false)
+            SignMech::RsaPkcs1(hash_of(mech.ty).ok_or(bad())?)
         }
         CKM_RSA_PKCS_PSS
         | CKM_SHA1_RSA_PKCS_PSS
@@ -738,54 +738,39 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(Cow<'static, SignMech>
                 return Err(Error(CKR_MECHANISM_PARAM_INVALID));
             }
             if mech.ty == CKM_RSA_PKCS_PSS {
-                (
-                    SignMech::RsaPssPrehashed {
-                        hash: h,
-                        salt_len: *salt_len,
-                    },
-                    true,
-                )
+                SignMech::RsaPssPrehashed {
+                    hash: h,
+                    salt_len: *salt_len,
+                }
             } else {
                 if hash_of(mech.ty) != Some(h) {
                     return Err(Error(CKR_MECHANISM_PARAM_INVALID));
                 }
-                (
-                    SignMech::RsaPss {
-                        hash: h,
-                        salt_len: *salt_len,
-                    },
-                    false,
-                )
+                SignMech::RsaPss {
+                    hash: h,
+                    salt_len: *salt_len,
+                }
             }
         }
         CKM_EDDSA if ed => match &mech.param {
-            Param::None => (
-                SignMech::EdDsa {
-                    ph: false,
-                    context: None,
-                },
-                false,
-            ),
-            Param::Eddsa { ph, context } => (
-                SignMech::EdDsa {
-                    ph: *ph,
-                    context: context.clone().filter(|c| !c.is_empty() || *ph),
-                },
-                false,
-            ),
+            Param::None => SignMech::EdDsa {
+                ph: false,
+                context: None,
+            },
+            Param::Eddsa { ph, context } => SignMech::EdDsa {
+                ph: *ph,
+                context: context.clone().filter(|c| !c.is_empty() || *ph),
+            },
             _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
         },
-        CKM_SM2 if sm2 => (SignMech::Sm2Prehashed, true),
+        CKM_SM2 if sm2 => SignMech::Sm2Prehashed,
         CKM_SM3_SM2 if sm2 => {
-            return Ok((
-                match mech.bytes() {
-                    id if id.is_empty() || id == token_hal::crypto::sm2::DEFAULT_ID => {
-                        Cow::Borrowed(&*SM2_SM3_DEFAULT_ID)
-                    }
-                    id => Cow::Owned(SignMech::Sm2Sm3 { id: id.to_vec() }),
-                },
-                false,
-            ));
+            return Ok(match mech.bytes() {
+                id if id.is_empty() || id == token_hal::crypto::sm2::DEFAULT_ID => {
+                    Cow::Borrowed(&*SM2_SM3_DEFAULT_ID)
+                }
+                id => Cow::Owned(SignMech::Sm2Sm3 { id: id.to_vec() }),
+            });
         }
         CKM_ECDSA
         | CKM_ECDSA_SHA1
@@ -813,7 +798,7 @@ fn sign_mech(mech: &Mech, alg: Option<KeyAlg>) -> Result<(Cow<'static, SignMech>
         }
         _ => return Err(Error(CKR_MECHANISM_INVALID)),
     };
-    Ok((Cow::Owned(m), single))
+    Ok(Cow::Owned(m))
 }
 
 fn key_alg(k: &KeyMaterial) -> Option<KeyAlg> {
@@ -897,13 +882,11 @@ pub(crate) fn sign_op(
         | (KeyMaterial::Public(_), true) => {}
         _ => return Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
     }
-    let (sm, single_only) = sign_mech(mech, key_alg(&k))?;
-    let _ = single_only;
+    let mech = sign_mech(mech, key_alg(&k))?;
     Ok(SignOp::Asym {
         key: k,
-        mech: sm,
+        mech,
         data: Vec::new(),
-        single_only: false,
         updated: false,
     })
 }
@@ -949,14 +932,8 @@ pub(crate) fn op_update(op: &mut SignOp, data: &[u8]) -> Result<()> {
         SignOp::Hmac { h, .. } => h.update(data),
         SignOp::CbcMac { data: d, .. } | SignOp::Cmac { data: d, .. } => d.extend_from_slice(data),
         SignOp::Asym {
-            data: d,
-            single_only,
-            updated,
-            ..
+            data: d, updated, ..
         } => {
-            if *single_only {
-                return Err(Error(CKR_FUNCTION_NOT_SUPPORTED));
-            }
             *updated = true;
             d.extend_from_slice(data);
         }
@@ -1003,9 +980,6 @@ pub(crate) fn op_sign_single(mut op: SignOp, data: &[u8]) -> Result<Vec<u8>> {
         && d.is_empty()
     {
         return asym_sign(key, mech, data);
-    }
-    if let SignOp::Asym { single_only, .. } = &mut op {
-        *single_only = false;
     }
     op_update(&mut op, data)?;
     op_sign(op)
@@ -1109,12 +1083,24 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// `C_Sign` (single part).
+/// `C_Sign`: the caller's bytes signed as the operation's only part.
 pub(crate) fn sign(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Result<Produced> {
+    sign_produce(h, Some(data), cap)
+}
+
+/// `C_Sign` (`Some(data)`, refused after `C_SignUpdate`) and `C_SignFinal` (`None`) under
+/// the two-call length protocol: a size query keeps the operation; anything else ends it.
+fn sign_produce(
+    h: CK_SESSION_HANDLE,
+    single: Option<&[u8]>,
+    cap: Option<usize>,
+) -> Result<Produced> {
     state::with_session(h, |_, s| {
         let mut ops = s.ops()?;
         ops.started(ops.sign.is_some(), OpKind::Sign)?;
-        if let Some((SignOp::Asym { updated: true, .. }, _)) = &ops.sign {
+        if single.is_some()
+            && let Some((SignOp::Asym { updated: true, .. }, _)) = &ops.sign
+        {
             return Err(Error(CKR_OPERATION_ACTIVE));
         }
         let r = produce(&mut ops, OpKind::Sign, cap, |ops| {
@@ -1122,7 +1108,10 @@ pub(crate) fn sign(h: CK_SESSION_HANDLE, data: &[u8], cap: Option<usize>) -> Res
                 .sign
                 .take()
                 .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-            Ok(Zeroizing::new(op_sign_single(op, data)?))
+            Ok(Zeroizing::new(match single {
+                Some(data) => op_sign_single(op, data)?,
+                None => op_sign(op)?,
+            }))
         });
         if !matches!(r, Ok(Produced::Len(_))) {
             ops.sign = None;
@@ -1154,30 +1143,7 @@ pub(crate) fn sign_update(h: CK_SESSION_HANDLE, data: &[u8], verify: bool) -> Re
 
 /// `C_SignFinal`.
 pub(crate) fn sign_final(h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Produced> {
-    state::with_session(h, |_, s| {
-        let mut ops = s.ops()?;
-        ops.started(ops.sign.is_some(), OpKind::Sign)?;
-        let r = produce(&mut ops, OpKind::Sign, cap, |ops| {
-            let (op, _) = ops
-                .sign
-                .take()
-                .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-            if let SignOp::Asym {
-                single_only: true, ..
-            } = op
-            {
-                return Err(Error(CKR_FUNCTION_NOT_SUPPORTED));
-            }
-            Ok(Zeroizing::new(op_sign(op)?))
-        });
-        if !matches!(r, Ok(Produced::Len(_))) {
-            ops.sign = None;
-            if r.is_err() {
-                ops.pending = None;
-            }
-        }
-        r
-    })
+    sign_produce(h, None, cap)
 }
 
 /// `C_Verify` (single part).
@@ -1192,9 +1158,6 @@ pub(crate) fn verify(h: CK_SESSION_HANDLE, data: &[u8], sig: &[u8]) -> Result<()
             .take()
             .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
         drop(ops);
-        if let SignOp::Asym { single_only, .. } = &mut op {
-            *single_only = false;
-        }
         op_update(&mut op, data)?;
         op_verify(op, sig)
     })
@@ -1208,12 +1171,6 @@ pub(crate) fn verify_final(h: CK_SESSION_HANDLE, sig: &[u8]) -> Result<()> {
             .verify
             .take()
             .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-        if let SignOp::Asym {
-            single_only: true, ..
-        } = op
-        {
-            return Err(Error(CKR_FUNCTION_NOT_SUPPORTED));
-        }
         op_verify(op, sig)
     })
 }

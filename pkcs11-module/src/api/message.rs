@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::mechanism::Mech;
 use crate::mechanism::vendor::*;
 use crate::object::Role;
-use crate::session::{MsgOp, MsgPart, MsgSignOp, Ops, Produced, SignOp};
+use crate::session::{MsgOp, MsgPart, MsgSignOp, Ops, Produced, Session, SignOp};
 use crate::state;
 
 /// The fields of a caller's `CK_GCM_MESSAGE_PARAMS` (the pointers stay at the C boundary).
@@ -172,6 +172,36 @@ pub(crate) struct Sealed {
     pub tag: Vec<u8>,
 }
 
+/// What a single-call message (`C_EncryptMessage` / `C_DecryptMessage`) needs from the
+/// active operation: its algorithm, its key, and for encryption with a generator the
+/// nonce made for this message. None: `cap` (the output capacity, None for a size query)
+/// cannot take `len` bytes; nothing was done, and no nonce was used up.
+type Single = (SymAlg, Zeroizing<Vec<u8>>, Option<Vec<u8>>);
+
+fn single_message(
+    s: &Session,
+    dir: Direction,
+    p: &GcmMsgParam,
+    len: usize,
+    cap: Option<usize>,
+) -> Result<Option<Single>> {
+    let mut ops = s.ops()?;
+    let op = slot(&mut ops, dir)
+        .as_mut()
+        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+    if op.part.is_some() {
+        return Err(Error(CKR_OPERATION_ACTIVE));
+    }
+    if cap.is_none_or(|c| c < len) {
+        return Ok(None);
+    }
+    let iv = match dir {
+        Direction::Encrypt => message_iv(p, op)?,
+        Direction::Decrypt => None,
+    };
+    Ok(Some((op.alg, op.key.clone(), iv)))
+}
+
 /// `C_EncryptMessage`: one GCM message. None: `cap` (the output capacity, None for a
 /// size query) cannot take the ciphertext, which is as long as `data`; nothing was done.
 pub(crate) fn encrypt_message(
@@ -183,20 +213,9 @@ pub(crate) fn encrypt_message(
 ) -> Result<Option<Sealed>> {
     state::with_session(h, |_, s| {
         let tag_len = p.tag_len()?;
-        let (alg, key, iv) = {
-            let mut ops = s.ops()?;
-            let op = ops
-                .msg_enc
-                .as_mut()
-                .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-            if op.part.is_some() {
-                return Err(Error(CKR_OPERATION_ACTIVE));
-            }
-            if cap.is_none_or(|c| c < data.len()) {
-                return Ok(None);
-            }
-            let iv = message_iv(p, op)?;
-            (op.alg, op.key.clone(), iv)
+        let Some((alg, key, iv)) = single_message(s, Direction::Encrypt, p, data.len(), cap)?
+        else {
+            return Ok(None);
         };
         let nonce = iv.as_deref().unwrap_or(&p.iv);
         let ct = crypto::gcm(alg, &key, nonce, aad, tag_len, data, Direction::Encrypt)?;
@@ -225,19 +244,8 @@ pub(crate) fn decrypt_message(
         if tag.len() != tag_len {
             return Err(Error(CKR_MECHANISM_PARAM_INVALID));
         }
-        let (alg, key) = {
-            let ops = s.ops()?;
-            let op = ops
-                .msg_dec
-                .as_ref()
-                .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-            if op.part.is_some() {
-                return Err(Error(CKR_OPERATION_ACTIVE));
-            }
-            if cap.is_none_or(|c| c < data.len()) {
-                return Ok(None);
-            }
-            (op.alg, op.key.clone())
+        let Some((alg, key, _)) = single_message(s, Direction::Decrypt, p, data.len(), cap)? else {
+            return Ok(None);
         };
         let mut input = Zeroizing::new(Vec::with_capacity(data.len() + tag_len));
         input.extend_from_slice(data);
