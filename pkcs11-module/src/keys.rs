@@ -136,7 +136,7 @@ pub(crate) fn fill_private_from(sk: &PrivateKey, public: &Attrs, a: &mut Attrs) 
     a.set_ulong(CKA_KEY_TYPE, key_type_of(alg));
     for ty in [CKA_PUBLIC_KEY_INFO, CKA_EC_PARAMS, CKA_EC_POINT] {
         if let Some(v) = public.get(&ty) {
-            a.insert(ty, v.clone());
+            a.put(ty, v.clone());
         }
     }
     let p8 = sk.to_pkcs8_der();
@@ -155,12 +155,12 @@ pub(crate) fn fill_private_from(sk: &PrivateKey, public: &Attrs, a: &mut Attrs) 
         }
         _ => {
             if let Some(v) = sk.raw_private_value() {
-                a.insert(CKA_VALUE, v.into());
+                a.put(CKA_VALUE, v.into());
             }
         }
     }
     // The PKCS#8 itself is moved in, not copied again.
-    a.insert(CKA_UKEY_PKCS8, p8.into());
+    a.put(CKA_UKEY_PKCS8, p8.into());
     Ok(())
 }
 

@@ -130,13 +130,13 @@ impl AttrsExt for Attrs {
         })
     }
     fn set_bool(&mut self, ty: CK_ATTRIBUTE_TYPE, v: bool) {
-        self.insert(ty, AttrVal::new(&[u8::from(v)]));
+        self.put(ty, AttrVal::new(&[u8::from(v)]));
     }
     fn set_ulong(&mut self, ty: CK_ATTRIBUTE_TYPE, v: CK_ULONG) {
-        self.insert(ty, AttrVal::new(&v.to_ne_bytes()));
+        self.put(ty, AttrVal::new(&v.to_ne_bytes()));
     }
     fn set_bytes(&mut self, ty: CK_ATTRIBUTE_TYPE, v: &[u8]) {
-        self.insert(ty, AttrVal::new(v));
+        self.put(ty, AttrVal::new(v));
     }
     fn default_bool(&mut self, ty: CK_ATTRIBUTE_TYPE, v: bool) {
         self.entry(ty)
@@ -268,7 +268,9 @@ pub(crate) fn parse_template(
     purpose: Purpose,
     login: LoginState,
 ) -> Result<Attrs> {
-    let mut out = Attrs::with_capacity(tmpl.len());
+    // No capacity from the template's length: the first insert makes room for a whole
+    // object (`TYPICAL`), so completing it later does not grow the map again.
+    let mut out = Attrs::new();
     for (ty, v) in tmpl {
         let k = kind(*ty).ok_or(Error(CKR_ATTRIBUTE_TYPE_INVALID))?;
         let ok = match k {
@@ -296,7 +298,7 @@ pub(crate) fn parse_template(
             return Err(Error(CKR_TEMPLATE_INCONSISTENT));
         }
         let _ = purpose;
-        out.insert(*ty, v.clone());
+        out.put(*ty, v.clone());
     }
     Ok(out)
 }
@@ -328,7 +330,7 @@ pub(crate) fn complete(
     let unique = AttrVal::from(new_unique_id()?);
     let (table, base) = class_defaults(which);
     a.merge_defaults(base);
-    // The values the token sets (each already present from `base`, so no shifting).
+    // The values the token sets (placeholders in `base`; these entries are the map's own).
     let flag = |b: bool| AttrVal::small([u8::from(b)]);
     let sens = a.flag(CKA_SENSITIVE);
     let ext = a.flag(CKA_EXTRACTABLE);
@@ -346,7 +348,7 @@ pub(crate) fn complete(
             Dflt::UniqueId => unique.take().unwrap_or_default(),
             Dflt::True | Dflt::False | Dflt::Empty | Dflt::Zero => continue,
         };
-        a.insert(ty, v);
+        a.put(ty, v);
     }
     Ok(())
 }
