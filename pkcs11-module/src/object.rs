@@ -39,7 +39,8 @@ pub(crate) enum Loc {
 
 /// Parsed key material of an object, made once per handle and dropped at logout.
 pub(crate) enum KeyMaterial {
-    Secret(Zeroizing<Vec<u8>>),
+    /// A secret key's value, and its prepared SM4 schedule (made on first SM4 use).
+    Secret(Zeroizing<Vec<u8>>, Sm4Cache),
     Private(PrivateKey),
     Public(PublicKey),
     /// A container key: operations go to the application (the key never leaves it).
@@ -48,6 +49,24 @@ pub(crate) enum KeyMaterial {
         token_hal::KeyId,
         token_hal::crypto::KeyAlg,
     ),
+}
+
+/// A secret key's SM4 schedule (and GCM's GHASH key powers), made on the first SM4
+/// operation with the key and kept, like the parsed key, until the key material is
+/// dropped (zeroized with it): "parse keys once per key, not once per operation".
+#[derive(Default)]
+pub(crate) struct Sm4Cache(std::sync::OnceLock<Option<token_hal::crypto::sym::SymKey>>);
+
+impl Sm4Cache {
+    /// The prepared key for `value` (this cache's key's value), or `None` when `value` is
+    /// not an SM4 key.
+    pub(crate) fn get(&self, value: &[u8]) -> Option<&token_hal::crypto::sym::SymKey> {
+        self.0
+            .get_or_init(|| {
+                token_hal::crypto::sym::SymKey::new(token_hal::crypto::sym::SymAlg::Sm4, value).ok()
+            })
+            .as_ref()
+    }
 }
 
 /// One object.

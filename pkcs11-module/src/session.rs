@@ -55,6 +55,8 @@ pub(crate) enum CryptOp {
     Gcm {
         alg: token_hal::crypto::sym::SymAlg,
         key: Zeroizing<Vec<u8>>,
+        /// The key object's material (its prepared schedule, when it has one).
+        material: Arc<KeyMaterial>,
         iv: Vec<u8>,
         aad: Vec<u8>,
         tag_len: usize,

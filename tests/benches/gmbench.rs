@@ -52,7 +52,7 @@ use cryptoki::types::AuthPin;
 use skf_sys::{BLOCKCIPHERPARAM, ECCCIPHERBLOB, ECCPUBLICKEYBLOB, ECCSIGNATUREBLOB};
 use token_hal::crypto::hash::{self, HashAlg};
 use token_hal::crypto::sm2::DEFAULT_ID;
-use token_hal::crypto::sym::{Direction, SymAlg, SymCipher, SymMode};
+use token_hal::crypto::sym::{Direction, SymAlg, SymCipher, SymKey, SymMode};
 use token_hal::crypto::{EncMech, KeyAlg, PrivateKey, PublicKey, SignMech};
 
 /// The bulk buffer: 16 KiB, as `openssl speed -bytes 16384`.
@@ -725,9 +725,16 @@ fn raw_cells<'a>(cells: &mut Cells<'a>, ck: &mut Checks, inp: &'a Inputs, rk: &'
         raw_sm4(mode, Direction::Decrypt, &inp.key, iv, ct)
             .and_then(|p| same("decrypt(encrypt(data))", &p, &inp.data))
     };
+    // The key prepared once per row, as a key handle keeps it (PKCS#11 and SKF prepare
+    // theirs once per key object); each call starts a cipher from it.
     let sym = |mode: SymMode, dir: Direction, iv: &'a [u8], input: &'a [u8]| {
+        let key = SymKey::new(SymAlg::Sm4, &inp.key);
         Op::call(move || {
-            let c = SymCipher::new(SymAlg::Sm4, mode, dir, &inp.key, iv).map_err(e)?;
+            let c = key
+                .as_ref()
+                .map_err(e)?
+                .cipher(mode, dir, iv, &[])
+                .map_err(e)?;
             let mut out = vec![0u8; c.single_part_len(input.len()).unwrap_or(input.len() + 16)];
             let n = c.finish_into(black_box(input), &mut out).map_err(e)?;
             black_box(&out[..n]);
@@ -2124,8 +2131,9 @@ fn child() -> i32 {
     println!();
     println!(
         "- raw: token-hal's crypto provider in this process: `PrivateKey::sign` / `PublicKey::verify` with \
-         `SignMech::Sm2Sm3` (default ID) on a loaded key, `encrypt`/`decrypt` with `EncMech::Sm2`; per SM4 call \
-         `SymCipher::new` + `finish_into` a fresh output buffer (as a PKCS#11 caller gets); `hash::digest`."
+         `SignMech::Sm2Sm3` (default ID) on a loaded key, `encrypt`/`decrypt` with `EncMech::Sm2`; the SM4 key \
+         prepared once (`SymKey`, as the PKCS#11 and SKF key handles keep theirs), per call `SymKey::cipher` + \
+         `finish_into` a fresh output buffer (as a PKCS#11 caller gets); `hash::digest`."
     );
     println!(
         "- PKCS#11: cryptoki single-part calls (Init, length query, call; a fresh output buffer) on a logged-in \

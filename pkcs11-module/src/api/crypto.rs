@@ -149,8 +149,16 @@ pub(crate) fn latch_role(s: &Session, o: &crate::object::Object, role: Role) -> 
 
 pub(crate) fn secret(k: &KeyMaterial) -> Result<&[u8]> {
     match k {
-        KeyMaterial::Secret(v) => Ok(v),
+        KeyMaterial::Secret(v, _) => Ok(v),
         _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
+    }
+}
+
+/// A secret key's schedule prepared once (SM4), for ciphers of `alg`.
+fn prepared(alg: SymAlg, k: &KeyMaterial) -> Option<&token_hal::crypto::sym::SymKey> {
+    match (alg, k) {
+        (SymAlg::Sm4, KeyMaterial::Secret(v, cache)) => cache.get(v),
+        _ => None,
     }
 }
 
@@ -203,6 +211,7 @@ pub(crate) fn cipher_op(
                 return Ok(CryptOp::Gcm {
                     alg,
                     key: Zeroizing::new(key.to_vec()),
+                    material: k.clone(),
                     iv: iv.clone(),
                     aad: aad.clone(),
                     tag_len: tag_bits / 8,
@@ -211,8 +220,11 @@ pub(crate) fn cipher_op(
             }
             _ => return Err(Error(CKR_MECHANISM_PARAM_INVALID)),
         };
-        let c = SymCipher::new_with_aad(alg, mode, dir, key, &iv, &aad)
-            .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID))?;
+        let c = match prepared(alg, &k) {
+            Some(sk) => sk.cipher(mode, dir, &iv, &aad),
+            None => SymCipher::new_with_aad(alg, mode, dir, key, &iv, &aad),
+        }
+        .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID))?;
         return Ok(CryptOp::Sym(c));
     }
     match mech.ty {
@@ -503,18 +515,22 @@ fn crypt_direct(
                 Some(CryptOp::Gcm {
                     alg,
                     key,
+                    material,
                     iv,
                     aad,
                     tag_len,
                     ..
-                }) => token_hal::crypto::sym::SymCipher::new_gcm(
-                    alg,
-                    Direction::Encrypt,
-                    &key,
-                    &iv,
-                    &aad,
-                    tag_len,
-                )
+                }) => match prepared(alg, &material) {
+                    Some(sk) => sk.gcm(Direction::Encrypt, &iv, &aad, tag_len),
+                    None => token_hal::crypto::sym::SymCipher::new_gcm(
+                        alg,
+                        Direction::Encrypt,
+                        &key,
+                        &iv,
+                        &aad,
+                        tag_len,
+                    ),
+                }
                 .and_then(|c| c.finish_into(data, buf))
                 // As `gcm`: a nonce or tag the cipher refuses is a parameter error.
                 .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID)),
@@ -806,7 +822,7 @@ fn key_alg(k: &KeyMaterial) -> Option<KeyAlg> {
         KeyMaterial::Private(p) => Some(p.alg()),
         KeyMaterial::Held(_, _, alg) => Some(*alg),
         KeyMaterial::Public(p) => Some(p.alg()),
-        KeyMaterial::Secret(_) => None,
+        KeyMaterial::Secret(..) => None,
     }
 }
 

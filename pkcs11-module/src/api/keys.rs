@@ -603,7 +603,7 @@ pub(crate) fn derive(
                         .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))
                 })
                 .collect::<Result<Vec<usize>>>()?;
-            let KeyMaterial::Secret(kv) = &*key_material(s, &bo)? else {
+            let KeyMaterial::Secret(kv, _) = &*key_material(s, &bo)? else {
                 return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
             };
             let values = kdf(mode, *prf, kv, data, iv, &lens)?;
@@ -621,7 +621,7 @@ pub(crate) fn derive(
         let bk = key_material(s, &bo)?;
         let base_val = || -> Result<&[u8]> {
             match &*bk {
-                KeyMaterial::Secret(v) => Ok(v),
+                KeyMaterial::Secret(v, _) => Ok(v),
                 _ => Err(Error(CKR_KEY_TYPE_INCONSISTENT)),
             }
         };
@@ -629,7 +629,7 @@ pub(crate) fn derive(
             (CKM_CONCATENATE_BASE_AND_KEY, Param::Key(other)) => {
                 let oo = visible(m, s, *other, CKR_KEY_HANDLE_INVALID)?;
                 let ok = key_material(s, &oo)?;
-                let KeyMaterial::Secret(ov) = &*ok else {
+                let KeyMaterial::Secret(ov, _) = &*ok else {
                     return Err(Error(CKR_KEY_TYPE_INCONSISTENT));
                 };
                 let mut x = Zeroizing::new(base_val()?.to_vec());

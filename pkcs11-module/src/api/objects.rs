@@ -637,11 +637,14 @@ pub(crate) fn key_material(s: &Session, o: &Object) -> Result<Arc<KeyMaterial>> 
     }
     let a = full_attrs(s, o)?;
     let k = match a.class() {
-        Some(CKO_SECRET_KEY) => KeyMaterial::Secret(Zeroizing::new(
-            a.bytes(CKA_VALUE)
-                .ok_or(Error(CKR_KEY_HANDLE_INVALID))?
-                .to_vec(),
-        )),
+        Some(CKO_SECRET_KEY) => KeyMaterial::Secret(
+            Zeroizing::new(
+                a.bytes(CKA_VALUE)
+                    .ok_or(Error(CKR_KEY_HANDLE_INVALID))?
+                    .to_vec(),
+            ),
+            Default::default(),
+        ),
         Some(CKO_PRIVATE_KEY) => {
             if !s.user() {
                 return Err(Error(CKR_USER_NOT_LOGGED_IN));

@@ -107,6 +107,9 @@ struct CipherOp {
 pub(crate) struct SessionKey {
     pub alg_id: ULONG,
     key: Zeroizing<Vec<u8>>,
+    /// The SM4 schedule, made once for the handle (`None` if the key was refused: the
+    /// cipher then reports the error at `init`).
+    prepared: Option<sym::SymKey>,
     op: Option<CipherOp>,
 }
 
@@ -151,6 +154,7 @@ impl SessionKey {
         Self {
             alg_id,
             key: Zeroizing::new(key.to_vec()),
+            prepared: sym::SymKey::new(SymAlg::Sm4, key).ok(),
             op: None,
         }
     }
@@ -187,7 +191,10 @@ impl SessionKey {
             }
             p.iv[..BLOCK].to_vec()
         };
-        let cipher = SymCipher::new(SymAlg::Sm4, mode.sym(), dir, &self.key, &iv)?;
+        let cipher = match &self.prepared {
+            Some(k) => k.cipher(mode.sym(), dir, &iv, &[])?,
+            None => SymCipher::new(SymAlg::Sm4, mode.sym(), dir, &self.key, &iv)?,
+        };
         self.op = Some(CipherOp {
             dir,
             mode,

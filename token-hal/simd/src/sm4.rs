@@ -285,17 +285,14 @@ impl Sm4Key {
     }
 }
 
-/// SM4-GCM (NIST SP 800-38D over SM4; RFC 8998): the key schedule and the GHASH key.
+/// SM4-GCM (NIST SP 800-38D over SM4; RFC 8998): the key schedule and the GHASH key,
+/// with the GHASH key powers computed once (each message's [`Self::ghash`] copies them).
 #[derive(Clone, Debug)]
 pub struct Sm4Gcm {
     key: Sm4Key,
-    h: [u8; 16],
-}
-
-impl Drop for Sm4Gcm {
-    fn drop(&mut self) {
-        self.h.zeroize();
-    }
+    /// A GHASH over nothing yet under H = E_K(0), the template of every message's (both
+    /// zeroize themselves on drop).
+    fresh: Ghash,
 }
 
 impl Sm4Gcm {
@@ -309,7 +306,9 @@ impl Sm4Gcm {
         let key = Sm4Key::with_tier(key, tier);
         let mut h = [0u8; 16];
         key.encrypt_block(&mut h);
-        Self { key, h }
+        let fresh = Ghash::with_tier(&h, key.tier);
+        h.zeroize();
+        Self { key, fresh }
     }
 
     /// The block cipher.
@@ -319,7 +318,7 @@ impl Sm4Gcm {
 
     /// A fresh GHASH under this key's H.
     pub fn ghash(&self) -> Ghash {
-        Ghash::with_tier(&self.h, self.key.tier)
+        self.fresh.clone()
     }
 
     /// The pre-counter block J0 for `nonce` (SP 800-38D §7.1 step 2); empty nonces are

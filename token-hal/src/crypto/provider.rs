@@ -108,7 +108,35 @@ pub trait MacOps: Send {
 }
 
 /// Block ciphers and their modes.
+/// A key's schedule computed once by a provider ([`SymProvider::prepare`]): the ciphers
+/// started from it skip the key expansion (and for GCM the GHASH key powers). Zeroized
+/// when dropped, like the key.
+pub trait PreparedSym: Send + Sync {
+    /// As [`SymProvider::cipher`] with this key.
+    fn cipher(
+        &self,
+        mode: SymMode,
+        dir: Direction,
+        iv: &[u8],
+        aad: &[u8],
+    ) -> Result<Box<dyn SymCipherOps>>;
+    /// As [`SymProvider::gcm`] with this key.
+    fn gcm(
+        &self,
+        dir: Direction,
+        nonce: &[u8],
+        aad: &[u8],
+        tag_len: usize,
+    ) -> Result<Box<dyn SymCipherOps>>;
+}
+
 pub trait SymProvider: Send + Sync + fmt::Debug {
+    /// The key's schedule for repeated use, when this provider keeps one (`None`: each
+    /// cipher starts from the key bytes).
+    fn prepare(&self, alg: SymAlg, key: &[u8]) -> Result<Option<Box<dyn PreparedSym>>> {
+        let _ = (alg, key);
+        Ok(None)
+    }
     /// Starts a cipher. For GCM, `iv` is the nonce and `aad` the associated data; the tag
     /// (16 bytes) is appended on encryption and expected at the end on decryption.
     fn cipher(

@@ -111,6 +111,97 @@ pub(crate) fn check_key_iv(alg: SymAlg, mode: SymMode, key: &[u8], iv: &[u8]) ->
     Ok(())
 }
 
+/// A symmetric key with its schedule computed once, as a key handle keeps it: every
+/// cipher started from it ([`Self::cipher`], [`Self::gcm`]) skips the key expansion and,
+/// for GCM, the GHASH key powers. The key bytes and the schedule are zeroized on drop.
+pub struct SymKey {
+    alg: SymAlg,
+    key: Zeroizing<Vec<u8>>,
+    prepared: Option<Box<dyn crate::crypto::provider::PreparedSym>>,
+}
+
+impl fmt::Debug for SymKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SymKey({:?}, {} bytes)", self.alg, self.key.len())
+    }
+}
+
+impl SymKey {
+    /// Checks `key`'s length for `alg` and prepares it.
+    pub fn new(alg: SymAlg, key: &[u8]) -> Result<Self> {
+        if !alg.key_len_ok(key.len()) {
+            return Err(Error::invalid_arg(format!(
+                "{alg:?} key of {} bytes is not a valid length",
+                key.len()
+            )));
+        }
+        Ok(Self {
+            alg,
+            key: Zeroizing::new(key.to_vec()),
+            prepared: provider().sym(alg).prepare(alg, key)?,
+        })
+    }
+    /// The algorithm.
+    pub fn alg(&self) -> SymAlg {
+        self.alg
+    }
+    /// The key bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.key
+    }
+    /// [`SymCipher::new_with_aad`] with this key.
+    pub fn cipher(
+        &self,
+        mode: SymMode,
+        dir: Direction,
+        iv: &[u8],
+        aad: &[u8],
+    ) -> Result<SymCipher> {
+        let Some(p) = &self.prepared else {
+            return SymCipher::new_with_aad(self.alg, mode, dir, &self.key, iv, aad);
+        };
+        check_key_iv(self.alg, mode, &self.key, iv)?;
+        if mode != SymMode::Gcm && !aad.is_empty() {
+            return Err(Error::invalid_arg("only GCM takes associated data"));
+        }
+        Ok(SymCipher {
+            alg: self.alg,
+            mode,
+            dir,
+            inner: p.cipher(mode, dir, iv, aad)?,
+        })
+    }
+    /// [`SymCipher::new_gcm`] with this key.
+    pub fn gcm(
+        &self,
+        dir: Direction,
+        nonce: &[u8],
+        aad: &[u8],
+        tag_len: usize,
+    ) -> Result<SymCipher> {
+        let Some(p) = &self.prepared else {
+            return SymCipher::new_gcm(self.alg, dir, &self.key, nonce, aad, tag_len);
+        };
+        check_key_iv(self.alg, SymMode::Gcm, &self.key, nonce)?;
+        check_tag_len(tag_len)?;
+        Ok(SymCipher {
+            alg: self.alg,
+            mode: SymMode::Gcm,
+            dir,
+            inner: p.gcm(dir, nonce, aad, tag_len)?,
+        })
+    }
+}
+
+fn check_tag_len(tag_len: usize) -> Result<()> {
+    if !(4..=16).contains(&tag_len) {
+        return Err(Error::invalid_arg(format!(
+            "GCM tag of {tag_len} bytes (4 to 16 supported)"
+        )));
+    }
+    Ok(())
+}
+
 /// A streaming cipher (encryption or decryption in one mode).
 pub struct SymCipher {
     alg: SymAlg,
@@ -168,11 +259,7 @@ impl SymCipher {
         tag_len: usize,
     ) -> Result<Self> {
         check_key_iv(alg, SymMode::Gcm, key, nonce)?;
-        if !(4..=16).contains(&tag_len) {
-            return Err(Error::invalid_arg(format!(
-                "GCM tag of {tag_len} bytes (4 to 16 supported)"
-            )));
-        }
+        check_tag_len(tag_len)?;
         let inner = provider()
             .sym(alg)
             .gcm(alg, dir, key, nonce, aad, tag_len)?;
