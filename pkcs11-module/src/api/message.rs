@@ -178,6 +178,17 @@ pub(crate) struct Sealed {
 /// cannot take `len` bytes; nothing was done, and no nonce was used up.
 type Single = (SymAlg, Zeroizing<Vec<u8>>, Option<Vec<u8>>);
 
+/// The message operation of `dir`, active and with no message in parts.
+fn idle(ops: &mut Ops, dir: Direction) -> Result<&mut MsgOp> {
+    let op = slot(ops, dir)
+        .as_mut()
+        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+    if op.part.is_some() {
+        return Err(Error(CKR_OPERATION_ACTIVE));
+    }
+    Ok(op)
+}
+
 fn single_message(
     s: &Session,
     dir: Direction,
@@ -186,12 +197,7 @@ fn single_message(
     cap: Option<usize>,
 ) -> Result<Option<Single>> {
     let mut ops = s.ops()?;
-    let op = slot(&mut ops, dir)
-        .as_mut()
-        .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-    if op.part.is_some() {
-        return Err(Error(CKR_OPERATION_ACTIVE));
-    }
+    let op = idle(&mut ops, dir)?;
     if cap.is_none_or(|c| c < len) {
         return Ok(None);
     }
@@ -265,12 +271,7 @@ pub(crate) fn message_begin(
     state::with_session(h, |_, s| {
         let tag_len = p.tag_len()?;
         let mut ops = s.ops()?;
-        let op = slot(&mut ops, dir)
-            .as_mut()
-            .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
-        if op.part.is_some() {
-            return Err(Error(CKR_OPERATION_ACTIVE));
-        }
+        let op = idle(&mut ops, dir)?;
         let gen_iv = match dir {
             Direction::Encrypt => message_iv(p, op)?,
             Direction::Decrypt => None,

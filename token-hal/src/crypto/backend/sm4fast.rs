@@ -847,6 +847,19 @@ mod tests {
         drive(c, data, rng)
     }
 
+    /// Both sides gave the same output, or failed with the same kind of error.
+    fn same_outcome(ours: &Result<Vec<u8>>, theirs: &Result<Vec<u8>>, what: &str) {
+        match (ours, theirs) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{what}"),
+            (Err(a), Err(b)) => assert_eq!(
+                std::mem::discriminant(a),
+                std::mem::discriminant(b),
+                "{what} errors: {a:?} vs {b:?}"
+            ),
+            _ => panic!("{what}: {ours:?} vs {theirs:?}"),
+        }
+    }
+
     /// Feeds `data` to `c` in random pieces and finishes; the output or the error.
     fn drive(mut c: Box<dyn SymCipherOps>, data: &[u8], rng: &mut Rng) -> Result<Vec<u8>> {
         let mut out = Vec::new();
@@ -955,15 +968,7 @@ mod tests {
                 &ct,
                 &mut Rng(seed),
             );
-            match (&ours, &theirs) {
-                (Ok(a), Ok(b)) => assert_eq!(a, b, "{mode:?} decrypt, case {case}"),
-                (Err(a), Err(b)) => assert_eq!(
-                    std::mem::discriminant(a),
-                    std::mem::discriminant(b),
-                    "{mode:?} decrypt errors, case {case}: {a:?} vs {b:?}"
-                ),
-                _ => panic!("{mode:?} decrypt, case {case}: {ours:?} vs {theirs:?}"),
-            }
+            same_outcome(&ours, &theirs, &format!("{mode:?} decrypt, case {case}"));
         }
     }
 
@@ -1023,15 +1028,7 @@ mod tests {
                     &data,
                     &mut Rng(seed),
                 );
-                match (&ours, &theirs) {
-                    (Ok(a), Ok(b)) => assert_eq!(a, b, "{mode:?} {dir:?}, case {case}"),
-                    (Err(a), Err(b)) => assert_eq!(
-                        std::mem::discriminant(a),
-                        std::mem::discriminant(b),
-                        "{mode:?} {dir:?} errors, case {case}"
-                    ),
-                    _ => panic!("{mode:?} {dir:?}, case {case}: {ours:?} vs {theirs:?}"),
-                }
+                same_outcome(&ours, &theirs, &format!("{mode:?} {dir:?}, case {case}"));
             }
         }
     }
