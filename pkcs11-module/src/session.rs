@@ -54,8 +54,8 @@ pub(crate) enum CryptOp {
     /// plaintext is released).
     Gcm {
         alg: token_hal::crypto::sym::SymAlg,
-        key: Zeroizing<Vec<u8>>,
-        /// The key object's material (its prepared schedule, when it has one).
+        /// The key object's material: its value, and its prepared schedule when it has
+        /// one.
         material: Arc<KeyMaterial>,
         iv: Vec<u8>,
         aad: Vec<u8>,

@@ -210,7 +210,6 @@ pub(crate) fn cipher_op(
             {
                 return Ok(CryptOp::Gcm {
                     alg,
-                    key: Zeroizing::new(key.to_vec()),
                     material: k.clone(),
                     iv: iv.clone(),
                     aad: aad.clone(),
@@ -280,13 +279,13 @@ pub(crate) fn run_cipher(op: CryptOp, data: &[u8], dir: Direction) -> Result<Zer
         }
         CryptOp::Gcm {
             alg,
-            key,
+            material,
             iv,
             aad,
             tag_len,
             ..
         } => {
-            out = gcm(alg, &key, &iv, &aad, tag_len, data, dir)?;
+            out = gcm(alg, secret(&material)?, &iv, &aad, tag_len, data, dir)?;
         }
         CryptOp::KeyWrap { key, pad, .. } => {
             let r = match (dir, pad) {
@@ -514,22 +513,22 @@ fn crypt_direct(
                 Some(CryptOp::Sym(c)) => c.finish_into(data, buf).map_err(|e| data_err(e, dir)),
                 Some(CryptOp::Gcm {
                     alg,
-                    key,
                     material,
                     iv,
                     aad,
                     tag_len,
                     ..
-                }) => match prepared(alg, &material) {
-                    Some(sk) => sk.gcm(Direction::Encrypt, &iv, &aad, tag_len),
-                    None => token_hal::crypto::sym::SymCipher::new_gcm(
+                }) => match (prepared(alg, &material), secret(&material)) {
+                    (Some(sk), _) => sk.gcm(Direction::Encrypt, &iv, &aad, tag_len),
+                    (None, Ok(key)) => token_hal::crypto::sym::SymCipher::new_gcm(
                         alg,
                         Direction::Encrypt,
-                        &key,
+                        key,
                         &iv,
                         &aad,
                         tag_len,
                     ),
+                    (None, Err(e)) => return Some(Err(e)),
                 }
                 .and_then(|c| c.finish_into(data, buf))
                 // As `gcm`: a nonce or tag the cipher refuses is a parameter error.

@@ -145,10 +145,6 @@ impl SymKey {
     pub fn alg(&self) -> SymAlg {
         self.alg
     }
-    /// The key bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.key
-    }
     /// [`SymCipher::new_with_aad`] with this key.
     pub fn cipher(
         &self,
