@@ -593,7 +593,7 @@ fn decrypt_ber<R: BufRead, W: Write>(
             st.copy(&mut r, l, &mut cipher, &mut out, progress)?;
         }
         _ => {
-            let f = r.enter(content);
+            let f = r.enter(content)?;
             st.segments(&mut r, f, 0, &mut cipher, &mut out, progress)?;
         }
     }
@@ -721,7 +721,7 @@ impl Stream {
             match (h.tag, h.len) {
                 (OCTET_STRING, Some(l)) => self.copy(r, l, cipher, out, progress)?,
                 (OCTET_STRING_CONS, _) => {
-                    let inner = r.enter(h);
+                    let inner = r.enter(h)?;
                     self.segments(r, inner, depth + 1, cipher, out, progress)?;
                 }
                 (t, _) => {

@@ -193,16 +193,26 @@ impl<R: BufRead> BerReader<R> {
     /// Opens a constructed element with this tag.
     pub(crate) fn open(&mut self, tag: u8, what: &str) -> Result<Frame> {
         let h = self.expect(tag, what)?;
-        Ok(self.enter(h))
+        self.enter(h)
     }
 
-    /// Enters a constructed element whose header was read.
-    pub(crate) fn enter(&mut self, h: Header) -> Frame {
-        let end = h.len.map(|l| self.pos + l);
+    /// Enters a constructed element whose header was read. A definite length that would
+    /// end past 2^64 − 1 bytes (outside any element, where `header` has no end to check
+    /// it against) is refused.
+    pub(crate) fn enter(&mut self, h: Header) -> Result<Frame> {
+        let end = match h.len {
+            Some(l) => Some(self.pos.checked_add(l).ok_or_else(|| {
+                Error::invalid_data(format!(
+                    "envelope damaged: the element at byte {} claims {l} bytes",
+                    self.pos - h.header_len
+                ))
+            })?),
+            None => None,
+        };
         if let Some(e) = end {
             self.limits.push(e);
         }
-        Frame { end }
+        Ok(Frame { end })
     }
 
     /// Whether the element of `f` has no more content. For an indefinite element the
@@ -310,7 +320,7 @@ impl<R: BufRead> BerReader<R> {
         match h.len {
             Some(l) => self.skip(l),
             None => {
-                let f = self.enter(h);
+                let f = self.enter(h)?;
                 while !self.at_end(&f)? {
                     self.skip_element()?;
                 }
@@ -380,6 +390,18 @@ mod tests {
                 .to_string()
                 .contains("truncated")
         );
+    }
+
+    /// A constructed element whose length would end past 2^64 − 1 (found by the `cms`
+    /// fuzz target: it overflowed the end's addition) is refused, not entered.
+    #[test]
+    fn a_length_past_the_largest_offset_is_refused() {
+        let mut v = vec![0x30, 0x88];
+        v.extend_from_slice(&[0xFF; 8]);
+        v.extend_from_slice(&[0x04, 0x00]);
+        let mut r = BerReader::new(&v[..]);
+        let e = r.open(SEQUENCE, "outer").unwrap_err();
+        assert!(e.to_string().contains("claims"), "{e}");
     }
 
     #[test]
