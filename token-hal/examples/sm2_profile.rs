@@ -1,10 +1,11 @@
 //! Runs one SM2 operation in a loop, for profilers and instruction counters:
 //! `valgrind --tool=callgrind target/release/examples/sm2_profile sign 2000`.
-//! Operations: sign, verify, encrypt, decrypt, keygen; append `-ref` for the portable
-//! RustCrypto reference.
+//! Operations: sign, verify, encrypt, decrypt, keygen (append `-ref` for the portable
+//! RustCrypto reference), and sm3-96 (the hash a signature takes).
 
 use std::hint::black_box;
 
+use token_hal::crypto::hash::{HashAlg, digest};
 use token_hal::crypto::provider::REFERENCE_SM2;
 use token_hal::crypto::sm2::DEFAULT_ID;
 use token_hal::crypto::{EncMech, KeyAlg, PrivateKey, SignMech};
@@ -22,6 +23,7 @@ fn main() {
         id: DEFAULT_ID.to_vec(),
     };
     let msg = [0x5au8; 20];
+    let zm = [0xa5u8; 96];
     let secret = [0x33u8; 32];
     let sig = key.sign(&mech, &msg).expect("sign");
     let ct = public.encrypt(&EncMech::Sm2, &secret).expect("encrypt");
@@ -37,6 +39,8 @@ fn main() {
             )),
             "decrypt" => drop(black_box(key.decrypt(&EncMech::Sm2, &ct).expect("dec"))),
             "keygen" => drop(black_box(PrivateKey::generate(KeyAlg::Sm2).expect("gen"))),
+            // What signing hashes: SM3(Z ‖ M), 96 bytes, two blocks.
+            "sm3-96" => drop(black_box(digest(HashAlg::Sm3, black_box(&zm)))),
             "sign-ref" => drop(black_box(reference.sign(&mech, &msg).expect("sign"))),
             "verify-ref" => REFERENCE_SM2
                 .verify(&public, &mech, &msg, &sig)

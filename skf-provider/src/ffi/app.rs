@@ -138,8 +138,9 @@ pub unsafe extern "system" fn SKF_OpenApplication(
 #[unsafe(no_mangle)]
 pub extern "system" fn SKF_CloseApplication(hApplication: HAPPLICATION) -> ULONG {
     run("SKF_CloseApplication", || {
-        let a = handles::app(hApplication)?;
-        handles::remove(hApplication)?;
+        let Obj::App(a) = handles::remove(hApplication, |o| matches!(o, Obj::App(_)))? else {
+            return Err(Error::INVALID_HANDLE);
+        };
         a.app.logout();
         Ok(())
     })
@@ -402,8 +403,7 @@ pub unsafe extern "system" fn SKF_OpenContainer(
 #[unsafe(no_mangle)]
 pub extern "system" fn SKF_CloseContainer(hContainer: HCONTAINER) -> ULONG {
     run("SKF_CloseContainer", || {
-        handles::con(hContainer)?;
-        handles::remove(hContainer).map(|_| ())
+        handles::remove(hContainer, |o| matches!(o, Obj::Con(_))).map(drop)
     })
 }
 

@@ -1466,10 +1466,10 @@ pub unsafe extern "system" fn SKF_MacFinal(
 /// `SKF_CloseHandle` (§7.6.42): closes a session-key, hash, MAC or agreement handle.
 #[unsafe(no_mangle)]
 pub extern "system" fn SKF_CloseHandle(hHandle: HANDLE) -> ULONG {
-    run("SKF_CloseHandle", || match handles::get(hHandle)? {
-        Obj::Key(_) | Obj::Hash(_) | Obj::Mac(_) | Obj::Agree(_) => {
-            handles::remove(hHandle).map(|_| ())
-        }
-        _ => Err(Error::INVALID_HANDLE),
+    run("SKF_CloseHandle", || {
+        handles::remove(hHandle, |o| {
+            matches!(o, Obj::Key(_) | Obj::Hash(_) | Obj::Mac(_) | Obj::Agree(_))
+        })
+        .map(drop)
     })
 }

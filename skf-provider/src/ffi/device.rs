@@ -118,8 +118,7 @@ pub unsafe extern "system" fn SKF_ConnectDev(szName: LPSTR, phDev: *mut DEVHANDL
 #[unsafe(no_mangle)]
 pub extern "system" fn SKF_DisConnectDev(hDev: DEVHANDLE) -> ULONG {
     run("SKF_DisConnectDev", || {
-        handles::dev(hDev)?;
-        handles::remove(hDev)?;
+        handles::remove(hDev, |o| matches!(o, Obj::Dev(_)))?;
         api::release_all(hDev as usize);
         Ok(())
     })

@@ -102,29 +102,29 @@ pub(crate) fn get(h: HANDLE) -> Result<Obj> {
         .ok_or(Error::INVALID_HANDLE)
 }
 
-/// Closes a handle and everything opened under it; returns the closed object.
-pub(crate) fn remove(h: HANDLE) -> Result<Obj> {
+/// Closes a handle of the kind `is` accepts, and everything opened under it; returns the
+/// closed object. The kind is checked under the same lock as the removal, so a handle
+/// closed and reused by another thread in between is not closed as the wrong kind.
+pub(crate) fn remove(h: HANDLE, is: fn(&Obj) -> bool) -> Result<Obj> {
     let mut t = table();
     let h = h as usize;
-    let obj = t
-        .lookup(h)
-        .map(|(o, _)| o.clone())
-        .ok_or(Error::INVALID_HANDLE)?;
+    let (index, _) = decode(h).ok_or(Error::INVALID_HANDLE)?;
+    if !t.lookup(h).is_some_and(|(o, _)| is(o)) {
+        return Err(Error::INVALID_HANDLE);
+    }
+    let (obj, _) = t.slots[index].entry.take().ok_or(Error::INVALID_HANDLE)?;
     let mut doomed = vec![h];
     while let Some(cur) = doomed.pop() {
-        if let Some((i, _)) = decode(cur)
-            && let Some(slot) = t.slots.get_mut(i)
-        {
-            slot.entry = None;
-        }
-        for (i, s) in t.slots.iter().enumerate() {
+        for (i, s) in t.slots.iter_mut().enumerate() {
             if let Some((_, Some(p))) = &s.entry
                 && *p == cur
             {
                 doomed.push(encode(i, s.generation));
+                s.entry = None;
             }
         }
     }
+    drop(t);
     Ok(obj)
 }
 
@@ -173,7 +173,10 @@ mod tests {
         let b = insert(k(), Some(a)).unwrap();
         let c = insert(k(), Some(b)).unwrap();
         assert!(get(to_c(c)).is_ok());
-        remove(to_c(a)).unwrap();
+        // The kind is checked: a key handle is not closed as a device.
+        assert!(remove(to_c(a), |o| matches!(o, Obj::Dev(_))).is_err());
+        assert!(get(to_c(a)).is_ok());
+        remove(to_c(a), |o| matches!(o, Obj::Key(_))).unwrap();
         for h in [a, b, c] {
             assert!(get(to_c(h)).is_err());
         }
@@ -184,6 +187,7 @@ mod tests {
         assert!(get(to_c(0x1234_5678)).is_err());
         assert!(get(std::ptr::null_mut()).is_err());
         assert!(dev(to_c(d)).is_err());
-        remove(to_c(d)).unwrap();
+        remove(to_c(d), |_| true).unwrap();
+        assert!(remove(to_c(d), |_| true).is_err());
     }
 }

@@ -4,7 +4,7 @@
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering, fence};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -381,6 +381,8 @@ pub(crate) struct Store {
     /// The last [`Store::version`] answered through SQLite, with the file's stat stamp
     /// at that moment (the fast path of `version`).
     seen: Mutex<Option<SeenVersion>>,
+    /// The reuse window of `seen`, readable without its lock ([`Window`]).
+    window: Window,
     opts: SoftOptions,
     serial: String,
     /// An `O_PATH` descriptor of the file, for the `fstat` of [`Store::version`]'s fast path
@@ -448,6 +450,64 @@ struct SeenVersion {
     local: u64,
 }
 
+/// The fast path of [`Store::version`] without a lock: the last confirmed answer and the
+/// moment its reuse window ends, published like a sequence lock. A writer (holding
+/// `seen`'s lock, so writers take turns) first clears `until`, then stores the answer,
+/// then the new end, which is later than every end before it. A reader that finds the
+/// same nonzero `until` before and after reading the answer read one writer's answer
+/// whole; otherwise it takes the locked path. Signing in a loop then costs no atomic
+/// read-modify-write here (a locked instruction waits for the store buffer to drain, and
+/// behind a signature that buffer is full).
+#[derive(Default)]
+struct Window {
+    /// Nanoseconds after [`window_base`] at which the answer lapses; 0: none.
+    until: AtomicU64,
+    data_version: AtomicI64,
+    writes: AtomicU64,
+    local: AtomicU64,
+}
+
+/// The origin of [`Window::until`].
+fn window_base() -> Instant {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// `t` in nanoseconds after [`window_base`] (0 before it).
+fn window_ns(t: Instant) -> u64 {
+    u64::try_from(t.saturating_duration_since(window_base()).as_nanos()).unwrap_or(u64::MAX)
+}
+
+impl Window {
+    /// The answer, if one stands at `now` for these commit counts.
+    fn read(&self, now: Instant, writes: u64, local: u64) -> Option<i64> {
+        let until = self.until.load(Ordering::Acquire);
+        if until == 0 || window_ns(now) >= until {
+            return None;
+        }
+        let dv = self.data_version.load(Ordering::Relaxed);
+        let w = self.writes.load(Ordering::Relaxed);
+        let l = self.local.load(Ordering::Relaxed);
+        fence(Ordering::Acquire);
+        if self.until.load(Ordering::Relaxed) != until || w != writes || l != local {
+            return None;
+        }
+        Some(dv)
+    }
+
+    /// Publishes `v` (call with `seen`'s lock held).
+    fn publish(&self, v: &SeenVersion) {
+        let old = self.until.load(Ordering::Relaxed);
+        self.until.store(0, Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.data_version.store(v.data_version, Ordering::Relaxed);
+        self.writes.store(v.writes, Ordering::Relaxed);
+        self.local.store(v.local, Ordering::Relaxed);
+        let end = window_ns(v.confirmed + RECHECK).max(old + 1);
+        self.until.store(end, Ordering::Release);
+    }
+}
+
 /// How long an answer of [`Store::version`] stands without a new look at the file: a
 /// process that signs in a loop stats the file once per window instead of once per
 /// signature (an `fstat` is about 0.4 µs, a tenth of an SM2 signature). A commit by
@@ -502,6 +562,7 @@ impl Store {
             conn: Mutex::new(conn),
             writes: AtomicU64::new(0),
             seen: Mutex::new(None),
+            window: Window::default(),
             opts: opts.clone(),
             serial,
             stat_fd: open_stat_fd(path),
@@ -595,6 +656,9 @@ impl Store {
         let now = Instant::now();
         let writes = self.writes.load(Ordering::SeqCst);
         let local = LOCAL_COMMITS.load(Ordering::SeqCst);
+        if let Some(dv) = self.window.read(now, writes, local) {
+            return Ok((dv, writes));
+        }
         let seen = *self.seen.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(v) = seen
             && v.writes == writes
@@ -610,11 +674,12 @@ impl Store {
             && v.stamp == stamp
             && v.writes == writes
         {
-            *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(SeenVersion {
+            let v = SeenVersion {
                 confirmed: now,
                 local,
                 ..v
-            });
+            };
+            self.remember(v);
             return Ok((v.data_version, writes));
         }
         let conn = self.lock()?;
@@ -631,7 +696,7 @@ impl Store {
             .ok()
             .and_then(|m| SystemTime::now().duration_since(m).ok())
             .is_some_and(|age| age > SETTLE);
-        *self.seen.lock().unwrap_or_else(|p| p.into_inner()) = Some(SeenVersion {
+        self.remember(SeenVersion {
             stamp,
             writes,
             data_version: dv,
@@ -640,6 +705,14 @@ impl Store {
             local,
         });
         Ok((dv, writes))
+    }
+
+    /// Keeps `v` as the last confirmed answer of [`Self::version`], and publishes its
+    /// reuse window.
+    fn remember(&self, v: SeenVersion) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        *seen = Some(v);
+        self.window.publish(&v);
     }
 
     /// A read-only transaction (a consistent snapshot).
@@ -1003,5 +1076,50 @@ mod version_tests {
         fs::remove_file(&path).expect("rm");
         std::thread::sleep(RECHECK);
         assert!(matches!(a.version(), Err(Error::DeviceRemoved)));
+    }
+
+    /// The lock-free window answers only within its time, only for the commit counts it
+    /// was published with, and after a new publication only with the new answer.
+    #[test]
+    fn the_window_answers_only_what_was_published_for_its_time() {
+        let w = Window::default();
+        let now = Instant::now();
+        assert_eq!(w.read(now, 0, 0), None, "nothing published yet");
+        let stamp = StatStamp {
+            dev: 1,
+            ino: 2,
+            size: 3,
+            mtime: (4, 5),
+            ctime: (6, 7),
+        };
+        let v = SeenVersion {
+            stamp,
+            writes: 3,
+            data_version: 41,
+            settled: true,
+            confirmed: now,
+            local: 9,
+        };
+        w.publish(&v);
+        assert_eq!(w.read(now, 3, 9), Some(41));
+        assert_eq!(w.read(now, 4, 9), None, "this connection committed since");
+        assert_eq!(w.read(now, 3, 10), None, "this process committed since");
+        assert_eq!(w.read(now + RECHECK, 3, 9), None, "the window is over");
+        w.publish(&SeenVersion {
+            data_version: 42,
+            writes: 4,
+            ..v
+        });
+        assert_eq!(w.read(now, 3, 9), None);
+        assert_eq!(w.read(now, 4, 9), Some(42));
+        // A republication at the same moment still moves the end forward (the value a
+        // reader compares before and after is never reused).
+        let before = w.until.load(Ordering::Relaxed);
+        w.publish(&SeenVersion {
+            data_version: 42,
+            writes: 4,
+            ..v
+        });
+        assert!(w.until.load(Ordering::Relaxed) > before);
     }
 }
