@@ -212,7 +212,9 @@ pub trait AsymProvider: Send + Sync + fmt::Debug {
     fn generate(&self, alg: KeyAlg) -> Result<Zeroizing<Vec<u8>>>;
     /// Generates a key: its PKCS#8 PrivateKeyInfo DER and, where the provider can hand
     /// over the key it has just made, that key loaded (so the caller need not parse the
-    /// provider's own output and recompute its public point). By default, `None`.
+    /// provider's own output and recompute its public point). By default, `None`. With
+    /// a loaded key, the PKCS#8 must already be in the canonical form
+    /// `keys::canonical_pkcs8` gives (it is stored as it is).
     fn generate_loaded(&self, alg: KeyAlg) -> Result<Generated> {
         Ok((self.generate(alg)?, None))
     }

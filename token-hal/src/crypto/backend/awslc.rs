@@ -216,16 +216,42 @@ fn ec_scalar(pkcs8: &[u8], field_len: usize) -> Result<Zeroizing<Vec<u8>>> {
     Ok(d)
 }
 
-/// A fresh key pair on `alg`'s curve and its PKCS#8 (version 1, with the public key).
-fn new_pair(alg: KeyAlg) -> Result<(Curve, EcdsaKeyPair, Zeroizing<Vec<u8>>)> {
+/// A fresh key pair on `alg`'s curve, its scalar (padded to the field's length) and its
+/// canonical PKCS#8 (with the public key), made from the scalar and the point aws-lc-rs
+/// computed at generation: no PKCS#8 export to parse back, and no second conversion of
+/// the point to affine coordinates.
+fn new_pair(alg: KeyAlg) -> Result<NewPair> {
+    use aws_lc_rs::encoding::AsBigEndian;
     let c = curve(alg)?;
     let pair = EcdsaKeyPair::generate(c.signing)
         .map_err(|_| Error::internal("ECDSA key generation failed"))?;
-    let doc = pair
-        .to_pkcs8v1()
-        .map_err(|_| Error::internal("ECDSA PKCS#8 export failed"))?;
-    let pkcs8 = Zeroizing::new(doc.as_ref().to_vec());
-    Ok((c, pair, pkcs8))
+    let be = pair
+        .private_key()
+        .as_be_bytes()
+        .map_err(|_| Error::internal("ECDSA private key export failed"))?;
+    let k = be.as_ref();
+    if k.len() > c.field_len {
+        return Err(Error::internal("EC private key longer than the field"));
+    }
+    let mut d = Zeroizing::new(vec![0u8; c.field_len]);
+    d[c.field_len - k.len()..].copy_from_slice(k);
+    let pkcs8 = crate::crypto::keys::ecdsa_pkcs8(alg, &d, Some(pair.public_key().as_ref()))?;
+    Ok(NewPair {
+        curve: c,
+        pair,
+        d,
+        pkcs8,
+    })
+}
+
+/// What [`new_pair`] makes.
+struct NewPair {
+    curve: Curve,
+    pair: EcdsaKeyPair,
+    /// The scalar, padded to the field's length.
+    d: Zeroizing<Vec<u8>>,
+    /// The canonical PKCS#8.
+    pkcs8: Zeroizing<Vec<u8>>,
 }
 
 /// The private-key operations of `pair`, whose PKCS#8 is `pkcs8`.
@@ -247,12 +273,23 @@ fn ecdsa_private(
 
 impl AsymProvider for AwsLcEcdsa {
     fn generate(&self, alg: KeyAlg) -> Result<Zeroizing<Vec<u8>>> {
-        Ok(new_pair(alg)?.2)
+        Ok(new_pair(alg)?.pkcs8)
     }
 
     fn generate_loaded(&self, alg: KeyAlg) -> Result<Generated> {
-        let (c, pair, pkcs8) = new_pair(alg)?;
-        let key = ecdsa_private(alg, c, pair, &pkcs8)?;
+        let NewPair {
+            curve,
+            pair,
+            d,
+            pkcs8,
+        } = new_pair(alg)?;
+        let key: Box<dyn PrivateKeyOps> = Box::new(EcdsaPrivate {
+            alg,
+            curve,
+            pair,
+            d,
+            agree: OnceLock::new(),
+        });
         Ok((pkcs8, Some(key)))
     }
 
