@@ -351,7 +351,7 @@ pub unsafe extern "system" fn SKF_CreateContainer(
     phContainer: *mut HCONTAINER,
 ) -> ULONG {
     run("SKF_CreateContainer", || {
-        handles::app(hApplication)?;
+        handles::check_app(hApplication)?;
         // SAFETY: the caller's contract.
         let name = unsafe { cstr(szContainerName, MAX_CONTAINER_NAME) }?;
         nonnull(phContainer)?;
@@ -389,7 +389,7 @@ pub unsafe extern "system" fn SKF_OpenContainer(
     phContainer: *mut HCONTAINER,
 ) -> ULONG {
     run("SKF_OpenContainer", || {
-        handles::app(hApplication)?;
+        handles::check_app(hApplication)?;
         // SAFETY: the caller's contract.
         let name = unsafe { cstr(szContainerName, MAX_CONTAINER_NAME) }?;
         nonnull(phContainer)?;

@@ -150,7 +150,7 @@ pub unsafe extern "system" fn SKF_GenExtRSAKey(
     pBlob: *mut RSAPRIVATEKEYBLOB,
 ) -> ULONG {
     run("SKF_GenExtRSAKey", || {
-        handles::dev(hDev)?;
+        handles::check_dev(hDev)?;
         nonnull(pBlob)?;
         let k = PrivateKey::generate(KeyAlg::Rsa(rsa_bits(ulBitsLen)?))
             .map_err(|_| Error::GEN_RSA_KEY)?;
@@ -327,7 +327,7 @@ pub unsafe extern "system" fn SKF_RSAVerify(
     ulSignLen: ULONG,
 ) -> ULONG {
     run("SKF_RSAVerify", || {
-        handles::dev(hDev)?;
+        handles::check_dev(hDev)?;
         // SAFETY: the caller's contract.
         let (b, data, sig) = unsafe {
             (
@@ -399,7 +399,7 @@ pub unsafe extern "system" fn SKF_ExtRSAPubKeyOperation(
     pulOutputLen: *mut ULONG,
 ) -> ULONG {
     run("SKF_ExtRSAPubKeyOperation", || {
-        handles::dev(hDev)?;
+        handles::check_dev(hDev)?;
         // SAFETY: the caller's contract.
         let (b, input) = unsafe { (read(pRSAPubKeyBlob)?, bytes(pbInput, ulInputLen)?) };
         let out = blobs::rsa_raw_public(&b, input)?;
@@ -422,7 +422,7 @@ pub unsafe extern "system" fn SKF_ExtRSAPriKeyOperation(
     pulOutputLen: *mut ULONG,
 ) -> ULONG {
     run("SKF_ExtRSAPriKeyOperation", || {
-        handles::dev(hDev)?;
+        handles::check_dev(hDev)?;
         // SAFETY: the caller's contract.
         let b = Zeroizing::new(blobs::RsaPrivBlob(unsafe { read(pRSAPriKeyBlob) }?));
         // SAFETY: as above.
@@ -597,7 +597,7 @@ pub unsafe extern "system" fn SKF_ECCVerify(
     pSignature: *mut ECCSIGNATUREBLOB,
 ) -> ULONG {
     run("SKF_ECCVerify", || {
-        handles::dev(hDev)?;
+        handles::check_dev(hDev)?;
         // SAFETY: the caller's contract.
         let (pk, e, sig) = unsafe {
             (
@@ -656,7 +656,7 @@ pub unsafe extern "system" fn SKF_ExtECCEncrypt(
     pCipherText: *mut ECCCIPHERBLOB,
 ) -> ULONG {
     run("SKF_ExtECCEncrypt", || {
-        handles::dev(hDev)?;
+        handles::check_dev(hDev)?;
         // SAFETY: the caller's contract.
         let (b, m) = unsafe { (read(pECCPubKeyBlob)?, bytes(pbPlainText, ulPlainTextLen)?) };
         if m.is_empty() || m.len() > MAX_ECC_BUFFER {
@@ -683,7 +683,7 @@ pub unsafe extern "system" fn SKF_ExtECCDecrypt(
     pulPlainTextLen: *mut ULONG,
 ) -> ULONG {
     run("SKF_ExtECCDecrypt", || {
-        handles::dev(hDev)?;
+        handles::check_dev(hDev)?;
         // SAFETY: the caller's contract.
         let (kb, ct) = unsafe { (read(pECCPriKeyBlob)?, cipher_blob(pCipherText)?) };
         let k = blobs::ecc_priv_key(&kb)?;
@@ -706,7 +706,7 @@ pub unsafe extern "system" fn SKF_ExtECCSign(
     pSignature: *mut ECCSIGNATUREBLOB,
 ) -> ULONG {
     run("SKF_ExtECCSign", || {
-        handles::dev(hDev)?;
+        handles::check_dev(hDev)?;
         // SAFETY: the caller's contract.
         let (kb, e) = unsafe { (read(pECCPriKeyBlob)?, bytes(pbData, ulDataLen)?) };
         if e.len() != 32 {
@@ -733,7 +733,7 @@ pub unsafe extern "system" fn SKF_ExtECCVerify(
     pSignature: *mut ECCSIGNATUREBLOB,
 ) -> ULONG {
     run("SKF_ExtECCVerify", || {
-        handles::dev(hDev)?;
+        handles::check_dev(hDev)?;
         // SAFETY: the caller's contract.
         let (pk, e, sig) = unsafe {
             (
@@ -985,7 +985,7 @@ pub unsafe extern "system" fn SKF_SetSymmKey(
     phKey: *mut HANDLE,
 ) -> ULONG {
     run("SKF_SetSymmKey", || {
-        handles::dev(hDev)?;
+        handles::check_dev(hDev)?;
         check_sym_alg(ulAlgID)?;
         // SAFETY: the caller's contract (an SM4 key is 16 bytes).
         let k = unsafe { bytes(pbKey, SM4_KEY as ULONG) }?;
@@ -1256,7 +1256,7 @@ pub unsafe extern "system" fn SKF_DigestInit(
     phHash: *mut HANDLE,
 ) -> ULONG {
     run("SKF_DigestInit", || {
-        handles::dev(hDev)?;
+        handles::check_dev(hDev)?;
         nonnull(phHash)?;
         let z = if ulAlgID == SGD_SM3 && !pPubKey.is_null() && ulIDLen != 0 {
             // SAFETY: the caller's contract.

@@ -128,6 +128,26 @@ pub(crate) fn remove(h: HANDLE, is: fn(&Obj) -> bool) -> Result<Obj> {
     Ok(obj)
 }
 
+/// Checks that `h` is an open handle of the kind `is` accepts, without taking a
+/// reference to its object (for calls that only need the handle to be valid).
+pub(crate) fn check(h: HANDLE, is: fn(&Obj) -> bool) -> Result<()> {
+    let t = table();
+    match t.lookup(h as usize) {
+        Some((o, _)) if is(o) => Ok(()),
+        _ => Err(Error::INVALID_HANDLE),
+    }
+}
+
+/// Checks that `h` is an open device handle.
+pub(crate) fn check_dev(h: HANDLE) -> Result<()> {
+    check(h, |o| matches!(o, Obj::Dev(_)))
+}
+
+/// Checks that `h` is an open application handle.
+pub(crate) fn check_app(h: HANDLE) -> Result<()> {
+    check(h, |o| matches!(o, Obj::App(_)))
+}
+
 /// The parent handle of a handle.
 pub(crate) fn parent(h: HANDLE) -> Result<Option<usize>> {
     let t = table();
@@ -187,6 +207,8 @@ mod tests {
         assert!(get(to_c(0x1234_5678)).is_err());
         assert!(get(std::ptr::null_mut()).is_err());
         assert!(dev(to_c(d)).is_err());
+        assert!(check_dev(to_c(d)).is_err());
+        assert!(check(to_c(d), |o| matches!(o, Obj::Key(_))).is_ok());
         remove(to_c(d), |_| true).unwrap();
         assert!(remove(to_c(d), |_| true).is_err());
     }
