@@ -44,20 +44,14 @@ fn main() {
                 &[7u8; 16],
             ),
             "ecb" => SymCipher::new(SymAlg::Sm4, SymMode::Ecb, Direction::Encrypt, &key, &[]),
-            "cbc" => SymCipher::new(
-                SymAlg::Sm4,
-                SymMode::Cbc,
-                Direction::Encrypt,
-                &key,
-                &[7u8; 16],
-            ),
-            "cbc-dec" => SymCipher::new(
-                SymAlg::Sm4,
-                SymMode::Cbc,
-                Direction::Decrypt,
-                &key,
-                &[7u8; 16],
-            ),
+            "cbc" | "cbc-dec" => {
+                let dir = if mode == "cbc" {
+                    Direction::Encrypt
+                } else {
+                    Direction::Decrypt
+                };
+                SymCipher::new(SymAlg::Sm4, SymMode::Cbc, dir, &key, &[7u8; 16])
+            }
             other => panic!("unknown mode {other}"),
         }
         .expect("cipher");
