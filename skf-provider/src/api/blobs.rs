@@ -43,15 +43,14 @@ pub(crate) fn ecc_pub_blob(k: &PublicKey) -> Result<ECCPUBLICKEYBLOB> {
 }
 
 /// The uncompressed point 04‖x‖y of an ECCPUBLICKEYBLOB.
-pub(crate) fn ecc_point(b: &ECCPUBLICKEYBLOB) -> Result<Vec<u8>> {
+pub(crate) fn ecc_point(b: &ECCPUBLICKEYBLOB) -> Result<[u8; 65]> {
     if b.BitLen != 256 {
         return Err(Error::INVALID_PARAM);
     }
-    let (x, y) = (b.XCoordinate, b.YCoordinate);
-    let mut p = Vec::with_capacity(65);
-    p.push(4u8);
-    p.extend_from_slice(&sm2_field(&x)?);
-    p.extend_from_slice(&sm2_field(&y)?);
+    let mut p = [0u8; 65];
+    p[0] = 4;
+    p[1..33].copy_from_slice(&sm2_field(&b.XCoordinate)?);
+    p[33..].copy_from_slice(&sm2_field(&b.YCoordinate)?);
     Ok(p)
 }
 

@@ -837,7 +837,7 @@ pub unsafe extern "system" fn SKF_GenerateAgreementDataAndKeyWithECC(
         nonnull(pTempECCPubKeyBlob)?;
         nonnull(phKeyHandle)?;
         let peer = blobs::ecc_pub_key(&sp)?;
-        let peer_eph = blobs::ecc_point(&stp)?;
+        let peer_eph = blobs::ecc_point(&stp)?.to_vec();
         let (r, point) = generate_ephemeral()?;
         let key = agreement::agree(
             c.app.app.as_ref(),
@@ -894,7 +894,7 @@ pub unsafe extern "system" fn SKF_GenerateKeyWithECC(
             &a.own_id,
             blobs::ecc_pub_key(&p)?,
             id,
-            blobs::ecc_point(&tp)?,
+            blobs::ecc_point(&tp)?.to_vec(),
         )?;
         // SAFETY: checked non-null.
         unsafe { new_key(dev_of(&a.con), a.alg_id, &key, phKeyHandle) }
