@@ -285,7 +285,7 @@ pub(crate) fn run_cipher(op: CryptOp, data: &[u8], dir: Direction) -> Result<Zer
             tag_len,
             ..
         } => {
-            out = gcm(alg, secret(&material)?, &iv, &aad, tag_len, data, dir)?;
+            out = gcm(&GcmKey::of(alg, &material)?, &iv, &aad, tag_len, data, dir)?;
         }
         CryptOp::KeyWrap { key, pad, .. } => {
             let r = match (dir, pad) {
@@ -331,26 +331,67 @@ pub(crate) fn run_cipher(op: CryptOp, data: &[u8], dir: Direction) -> Result<Zer
     Ok(out)
 }
 
-/// GCM with a tag of `tag_len` bytes (token-hal's GCM takes any nonce length).
-pub(crate) fn gcm(
+/// A GCM key as an operation holds it: its bytes, and the key object's prepared
+/// schedule when it has one (SM4).
+pub(crate) struct GcmKey<'a> {
     alg: SymAlg,
-    key: &[u8],
+    key: &'a [u8],
+    prepared: Option<&'a token_hal::crypto::sym::SymKey>,
+}
+
+impl<'a> GcmKey<'a> {
+    /// Key bytes with no prepared schedule (the message functions' copy of the key).
+    pub(crate) fn bytes(alg: SymAlg, key: &'a [u8]) -> Self {
+        Self {
+            alg,
+            key,
+            prepared: None,
+        }
+    }
+    /// A secret key object's material.
+    fn of(alg: SymAlg, material: &'a KeyMaterial) -> Result<Self> {
+        Ok(Self {
+            alg,
+            key: secret(material)?,
+            prepared: prepared(alg, material),
+        })
+    }
+    /// Starts a GCM cipher (token-hal's GCM takes any nonce length).
+    fn start(
+        &self,
+        dir: Direction,
+        iv: &[u8],
+        aad: &[u8],
+        tag_len: usize,
+    ) -> token_hal::Result<SymCipher> {
+        match self.prepared {
+            Some(sk) => sk.gcm(dir, iv, aad, tag_len),
+            None => SymCipher::new_gcm(self.alg, dir, self.key, iv, aad, tag_len),
+        }
+    }
+}
+
+/// GCM over all of `data` with a tag of `tag_len` bytes.
+pub(crate) fn gcm(
+    key: &GcmKey<'_>,
     iv: &[u8],
     aad: &[u8],
     tag_len: usize,
     data: &[u8],
     dir: Direction,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    use token_hal::crypto::sym::{gcm_open_with_tag_len, gcm_seal_with_tag_len};
     match dir {
-        Direction::Encrypt => gcm_seal_with_tag_len(alg, key, iv, aad, data, tag_len)
-            .map(Zeroizing::new)
+        Direction::Encrypt => key
+            .start(dir, iv, aad, tag_len)
+            .and_then(|c| c.run(data))
             .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID)),
         Direction::Decrypt => {
             if data.len() < tag_len {
                 return Err(Error(CKR_ENCRYPTED_DATA_LEN_RANGE));
             }
-            gcm_open_with_tag_len(alg, key, iv, aad, data, tag_len).map_err(|e| data_err(e, dir))
+            key.start(dir, iv, aad, tag_len)
+                .and_then(|c| c.run(data))
+                .map_err(|e| data_err(e, dir))
         }
     }
 }
@@ -518,21 +559,12 @@ fn crypt_direct(
                     aad,
                     tag_len,
                     ..
-                }) => match (prepared(alg, &material), secret(&material)) {
-                    (Some(sk), _) => sk.gcm(Direction::Encrypt, &iv, &aad, tag_len),
-                    (None, Ok(key)) => token_hal::crypto::sym::SymCipher::new_gcm(
-                        alg,
-                        Direction::Encrypt,
-                        key,
-                        &iv,
-                        &aad,
-                        tag_len,
-                    ),
-                    (None, Err(e)) => return Some(Err(e)),
-                }
-                .and_then(|c| c.finish_into(data, buf))
-                // As `gcm`: a nonce or tag the cipher refuses is a parameter error.
-                .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID)),
+                }) => GcmKey::of(alg, &material).and_then(|k| {
+                    k.start(Direction::Encrypt, &iv, &aad, tag_len)
+                        .and_then(|c| c.finish_into(data, buf))
+                        // As `gcm`: a nonce or tag the cipher refuses is a parameter error.
+                        .map_err(|_| Error(CKR_MECHANISM_PARAM_INVALID))
+                }),
                 _ => return None,
             };
             Some(r.map(Produced::Written))

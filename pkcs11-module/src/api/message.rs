@@ -224,7 +224,14 @@ pub(crate) fn encrypt_message(
             return Ok(None);
         };
         let nonce = iv.as_deref().unwrap_or(&p.iv);
-        let ct = crypto::gcm(alg, &key, nonce, aad, tag_len, data, Direction::Encrypt)?;
+        let ct = crypto::gcm(
+            &crypto::GcmKey::bytes(alg, &key),
+            nonce,
+            aad,
+            tag_len,
+            data,
+            Direction::Encrypt,
+        )?;
         let split = ct.len() - tag_len;
         Ok(Some(Sealed {
             ct: Zeroizing::new(ct[..split].to_vec()),
@@ -256,7 +263,15 @@ pub(crate) fn decrypt_message(
         let mut input = Zeroizing::new(Vec::with_capacity(data.len() + tag_len));
         input.extend_from_slice(data);
         input.extend_from_slice(tag);
-        crypto::gcm(alg, &key, &p.iv, aad, tag_len, &input, Direction::Decrypt).map(Some)
+        crypto::gcm(
+            &crypto::GcmKey::bytes(alg, &key),
+            &p.iv,
+            aad,
+            tag_len,
+            &input,
+            Direction::Decrypt,
+        )
+        .map(Some)
     })
 }
 

@@ -107,7 +107,6 @@ pub trait MacOps: Send {
     fn finish(self: Box<Self>) -> Zeroizing<Vec<u8>>;
 }
 
-/// Block ciphers and their modes.
 /// A key's schedule computed once by a provider ([`SymProvider::prepare`]): the ciphers
 /// started from it skip the key expansion (and for GCM the GHASH key powers). Zeroized
 /// when dropped, like the key.
@@ -130,6 +129,7 @@ pub trait PreparedSym: Send + Sync {
     ) -> Result<Box<dyn SymCipherOps>>;
 }
 
+/// Block ciphers and their modes.
 pub trait SymProvider: Send + Sync + fmt::Debug {
     /// The key's schedule for repeated use, when this provider keeps one (`None`: each
     /// cipher starts from the key bytes).

@@ -156,10 +156,7 @@ impl SymKey {
         let Some(p) = &self.prepared else {
             return SymCipher::new_with_aad(self.alg, mode, dir, &self.key, iv, aad);
         };
-        check_key_iv(self.alg, mode, &self.key, iv)?;
-        if mode != SymMode::Gcm && !aad.is_empty() {
-            return Err(Error::invalid_arg("only GCM takes associated data"));
-        }
+        check_cipher_args(self.alg, mode, &self.key, iv, aad)?;
         Ok(SymCipher {
             alg: self.alg,
             mode,
@@ -178,8 +175,7 @@ impl SymKey {
         let Some(p) = &self.prepared else {
             return SymCipher::new_gcm(self.alg, dir, &self.key, nonce, aad, tag_len);
         };
-        check_key_iv(self.alg, SymMode::Gcm, &self.key, nonce)?;
-        check_tag_len(tag_len)?;
+        check_gcm_args(self.alg, &self.key, nonce, tag_len)?;
         Ok(SymCipher {
             alg: self.alg,
             mode: SymMode::Gcm,
@@ -189,7 +185,23 @@ impl SymKey {
     }
 }
 
-fn check_tag_len(tag_len: usize) -> Result<()> {
+/// The checks of [`SymCipher::new_with_aad`], shared with [`SymKey::cipher`].
+fn check_cipher_args(alg: SymAlg, mode: SymMode, key: &[u8], iv: &[u8], aad: &[u8]) -> Result<()> {
+    check_key_iv(alg, mode, key, iv)?;
+    if mode != SymMode::Gcm && !aad.is_empty() {
+        return Err(Error::invalid_arg("only GCM takes associated data"));
+    }
+    Ok(())
+}
+
+/// The checks of [`SymCipher::new_gcm`], shared with [`SymKey::gcm`].
+fn check_gcm_args(alg: SymAlg, key: &[u8], nonce: &[u8], tag_len: usize) -> Result<()> {
+    check_key_iv(alg, SymMode::Gcm, key, nonce)?;
+    check_tag_len(tag_len)
+}
+
+/// A GCM tag length the ciphers take (4 to 16 bytes; PKCS#11 `ulTagBits` / 8).
+pub(crate) fn check_tag_len(tag_len: usize) -> Result<()> {
     if !(4..=16).contains(&tag_len) {
         return Err(Error::invalid_arg(format!(
             "GCM tag of {tag_len} bytes (4 to 16 supported)"
@@ -230,10 +242,7 @@ impl SymCipher {
         iv: &[u8],
         aad: &[u8],
     ) -> Result<Self> {
-        check_key_iv(alg, mode, key, iv)?;
-        if mode != SymMode::Gcm && !aad.is_empty() {
-            return Err(Error::invalid_arg("only GCM takes associated data"));
-        }
+        check_cipher_args(alg, mode, key, iv, aad)?;
         let inner = provider().sym(alg).cipher(alg, mode, dir, key, iv, aad)?;
         Ok(Self {
             alg,
@@ -254,8 +263,7 @@ impl SymCipher {
         aad: &[u8],
         tag_len: usize,
     ) -> Result<Self> {
-        check_key_iv(alg, SymMode::Gcm, key, nonce)?;
-        check_tag_len(tag_len)?;
+        check_gcm_args(alg, key, nonce, tag_len)?;
         let inner = provider()
             .sym(alg)
             .gcm(alg, dir, key, nonce, aad, tag_len)?;
@@ -290,6 +298,15 @@ impl SymCipher {
     pub fn finalize(self, out: &mut Vec<u8>) -> Result<()> {
         self.inner.finalize(out)
     }
+    /// Single part into a fresh buffer ([`Self::update`] + [`Self::finalize`]), zeroized
+    /// when dropped. It is sized for the input plus a block or a tag, so it never
+    /// reallocates (no copy of plaintext is left behind).
+    pub fn run(mut self, input: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let mut out = Zeroizing::new(Vec::with_capacity(input.len() + 16));
+        self.update(input, &mut out)?;
+        self.finalize(&mut out)?;
+        Ok(out)
+    }
 }
 
 /// One-shot encryption.
@@ -309,11 +326,7 @@ pub fn decrypt(
     iv: &[u8],
     data: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let mut c = SymCipher::new(alg, mode, Direction::Decrypt, key, iv)?;
-    let mut out = Zeroizing::new(Vec::with_capacity(data.len()));
-    c.update(data, &mut out)?;
-    c.finalize(&mut out)?;
-    Ok(out)
+    SymCipher::new(alg, mode, Direction::Decrypt, key, iv)?.run(data)
 }
 
 /// One-shot GCM encryption with associated data: ciphertext ‖ tag(16).
@@ -333,11 +346,7 @@ pub fn gcm_open(
     aad: &[u8],
     data: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let mut c = SymCipher::new_with_aad(alg, SymMode::Gcm, Direction::Decrypt, key, nonce, aad)?;
-    let mut out = Zeroizing::new(Vec::with_capacity(data.len()));
-    c.update(data, &mut out)?;
-    c.finalize(&mut out)?;
-    Ok(out)
+    SymCipher::new_with_aad(alg, SymMode::Gcm, Direction::Decrypt, key, nonce, aad)?.run(data)
 }
 
 /// One-shot GCM encryption with a `tag_len`-byte tag: ciphertext ‖ tag.
@@ -365,11 +374,7 @@ pub fn gcm_open_with_tag_len(
     data: &[u8],
     tag_len: usize,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let mut c = SymCipher::new_gcm(alg, Direction::Decrypt, key, nonce, aad, tag_len)?;
-    let mut out = Zeroizing::new(Vec::with_capacity(data.len()));
-    c.update(data, &mut out)?;
-    c.finalize(&mut out)?;
-    Ok(out)
+    SymCipher::new_gcm(alg, Direction::Decrypt, key, nonce, aad, tag_len)?.run(data)
 }
 
 /// CBC-MAC: the last block of CBC encryption of `data` under `iv` (all zero for the

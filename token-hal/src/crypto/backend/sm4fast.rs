@@ -377,11 +377,7 @@ impl Gcm {
         aad: &[u8],
         tag_len: usize,
     ) -> Result<Self> {
-        if !(4..=16).contains(&tag_len) {
-            return Err(Error::invalid_arg(format!(
-                "GCM tag of {tag_len} bytes (4 to 16 supported)"
-            )));
-        }
+        crate::crypto::sym::check_tag_len(tag_len)?;
         if nonce.is_empty() {
             return Err(Error::invalid_arg("GCM needs a nonce of at least 1 byte"));
         }
