@@ -3,7 +3,7 @@
 //! wrapping, the wrap/encrypt role latch).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, LockResult, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use cryptoki_sys::*;
 use token_hal::crypto::{PrivateKey, PublicKey};
@@ -74,7 +74,9 @@ pub(crate) struct Object {
     pub handle: CK_OBJECT_HANDLE,
     pub slot: CK_SLOT_ID,
     pub loc: Loc,
-    pub attrs: RwLock<Attrs>,
+    /// Read through [`Object::read_attrs`]; written only through [`Object::write_attrs`],
+    /// which counts the change.
+    attrs: RwLock<Attrs>,
     pub key: Mutex<Option<Arc<KeyMaterial>>>,
     /// When this handle entry was made, on the [`epoch`] clock.
     pub born: u64,
@@ -95,6 +97,21 @@ pub(crate) fn tick() -> u64 {
     EPOCH.fetch_add(1, Ordering::SeqCst) + 1
 }
 
+/// A process-wide count of changes to objects: every attribute write, and every removal
+/// or replacement of a handle's entry, advances it. A result computed from objects while
+/// it read `n` still holds while it reads `n` (the sessions' key-check memos).
+static CHANGES: AtomicU64 = AtomicU64::new(0);
+
+/// The current count of object changes. Read it before the reads it vouches for.
+pub(crate) fn changes() -> u64 {
+    CHANGES.load(Ordering::SeqCst)
+}
+
+/// Counts one change to an object (its attributes, or its handle's entry).
+pub(crate) fn changed() {
+    CHANGES.fetch_add(1, Ordering::SeqCst);
+}
+
 impl Object {
     pub fn new(handle: CK_OBJECT_HANDLE, slot: CK_SLOT_ID, loc: Loc, attrs: Attrs) -> Self {
         Self {
@@ -109,6 +126,17 @@ impl Object {
     /// A copy of the attributes.
     pub fn attrs(&self) -> Result<Attrs> {
         Ok(self.attrs.read().map_err(|_| Error::GENERAL)?.clone())
+    }
+    /// The attributes, for reading.
+    pub fn read_attrs(&self) -> LockResult<RwLockReadGuard<'_, Attrs>> {
+        self.attrs.read()
+    }
+    /// The attributes, for writing. The change is counted ([`changes`]) once the lock is
+    /// held, before anything is written, so that no reader trusts a check made before it.
+    pub fn write_attrs(&self) -> LockResult<RwLockWriteGuard<'_, Attrs>> {
+        let g = self.attrs.write();
+        changed();
+        g
     }
     /// Forgets cached key material (logout).
     pub fn forget_key(&self) {

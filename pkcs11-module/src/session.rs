@@ -1,6 +1,6 @@
 //! Sessions and the operations running in them.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use cryptoki_sys::*;
 use token_hal::LoginState;
@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::mechanism::Mech;
-use crate::object::KeyMaterial;
+use crate::object::{KeyMaterial, Object};
 use crate::state::Token;
 
 /// A signing or verifying operation.
@@ -119,8 +119,8 @@ pub(crate) enum OpKind {
 pub(crate) struct Ops {
     pub find: Option<(Vec<CK_OBJECT_HANDLE>, usize)>,
     pub digest: Option<Hasher>,
-    pub sign: Option<(SignOp, Mech)>,
-    pub verify: Option<(SignOp, Mech)>,
+    pub sign: Option<SignOp>,
+    pub verify: Option<SignOp>,
     pub encrypt: Option<CryptOp>,
     pub decrypt: Option<CryptOp>,
     pub msg_enc: Option<MsgOp>,
@@ -143,6 +143,62 @@ impl Ops {
     }
 }
 
+/// A key check that passed ([`crate::api::crypto::key_checked`]): the key `kh` may serve
+/// `mech` for `usage` in this session. It is what the check read: while no object has
+/// changed since (the count of [`crate::object::changes`] is still `changes`), the object
+/// table and the key's attributes still say the same.
+pub(crate) struct KeyCheck {
+    pub kh: CK_OBJECT_HANDLE,
+    pub usage: CK_ATTRIBUTE_TYPE,
+    pub mech: CK_MECHANISM_TYPE,
+    pub changes: u64,
+    /// `CKA_PRIVATE`: the key is visible only while the user is logged in.
+    pub private: bool,
+    pub key_type: Option<CK_KEY_TYPE>,
+    /// Weak, so that a destroyed object (and its key material) is freed as it would be
+    /// without the memo.
+    pub object: Weak<Object>,
+}
+
+/// The last few key checks of a session that passed, so that an application that signs
+/// (or encrypts, …) again and again with one key pays for the object-table lookup and the
+/// attribute reads once, not at every init call.
+#[derive(Default)]
+pub(crate) struct KeyChecks {
+    recent: [Option<KeyCheck>; 4],
+    next: usize,
+}
+
+impl KeyChecks {
+    /// The check of (`kh`, `usage`, `mech`) if it still holds at the change count `now`.
+    pub fn find(
+        &self,
+        kh: CK_OBJECT_HANDLE,
+        usage: CK_ATTRIBUTE_TYPE,
+        mech: CK_MECHANISM_TYPE,
+        now: u64,
+    ) -> Option<&KeyCheck> {
+        self.recent
+            .iter()
+            .flatten()
+            .find(|c| c.kh == kh && c.usage == usage && c.mech == mech && c.changes == now)
+    }
+    /// Keeps `check`, in place of an older check of the same key, usage and mechanism,
+    /// else of the oldest.
+    pub fn remember(&mut self, check: KeyCheck) {
+        let same = self.recent.iter().position(|c| {
+            c.as_ref()
+                .is_some_and(|c| c.kh == check.kh && c.usage == check.usage && c.mech == check.mech)
+        });
+        let i = same.unwrap_or_else(|| {
+            let i = self.next;
+            self.next = (i + 1) % self.recent.len();
+            i
+        });
+        self.recent[i] = Some(check);
+    }
+}
+
 /// One session.
 pub(crate) struct Session {
     pub handle: CK_SESSION_HANDLE,
@@ -150,6 +206,8 @@ pub(crate) struct Session {
     pub token: Arc<Token>,
     pub rw: bool,
     pub ops: Mutex<Ops>,
+    /// Recent key checks that passed (a memo: never the only record of anything).
+    pub checks: Mutex<KeyChecks>,
 }
 
 impl Session {

@@ -64,13 +64,49 @@ impl Hasher for HandleHasher {
     }
 }
 
+/// The object table: handle → object. Removing or replacing an entry counts as a change
+/// to objects ([`crate::object::changes`]), as an attribute write does.
+#[derive(Default)]
+pub(crate) struct Objects(HandleMap<Arc<Object>>);
+
+impl Objects {
+    pub fn get(&self, h: &CK_OBJECT_HANDLE) -> Option<&Arc<Object>> {
+        self.0.get(h)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&CK_OBJECT_HANDLE, &Arc<Object>)> {
+        self.0.iter()
+    }
+    pub fn values(&self) -> impl Iterator<Item = &Arc<Object>> {
+        self.0.values()
+    }
+    pub fn insert(&mut self, h: CK_OBJECT_HANDLE, o: Arc<Object>) {
+        if self.0.insert(h, o).is_some() {
+            crate::object::changed();
+        }
+    }
+    pub fn remove(&mut self, h: &CK_OBJECT_HANDLE) -> Option<Arc<Object>> {
+        let gone = self.0.remove(h);
+        if gone.is_some() {
+            crate::object::changed();
+        }
+        gone
+    }
+    pub fn retain(&mut self, keep: impl FnMut(&CK_OBJECT_HANDLE, &mut Arc<Object>) -> bool) {
+        let before = self.0.len();
+        self.0.retain(keep);
+        if self.0.len() != before {
+            crate::object::changed();
+        }
+    }
+}
+
 /// Mutable tables, under one short-held lock.
 pub(crate) struct Inner {
     /// Initialised tokens in listing order.
     pub tokens: Vec<Arc<Token>>,
     pub sessions: HandleMap<Arc<Session>>,
     next_session: CK_SESSION_HANDLE,
-    pub objects: HandleMap<Arc<Object>>,
+    pub objects: Objects,
     /// Stable handles of token objects: (slot, where) → handle.
     pub store_index: HashMap<(CK_SLOT_ID, String), CK_OBJECT_HANDLE>,
     next_object: CK_OBJECT_HANDLE,
@@ -192,7 +228,7 @@ pub(crate) fn install(config: Config, compat: Compat) -> Result<()> {
             tokens: Vec::new(),
             sessions: HandleMap::default(),
             next_session: 0,
-            objects: HandleMap::default(),
+            objects: Objects::default(),
             store_index: HashMap::new(),
             next_object: 0,
             free_slot: FIRST_FREE_SLOT,

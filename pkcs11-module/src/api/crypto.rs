@@ -83,6 +83,10 @@ pub(crate) fn key_for(
 
 /// [`key_for`] without copying the attributes (they are read under the object's lock):
 /// the key object and its key type. For the per-operation init calls.
+///
+/// A check that passed is remembered in the session ([`crate::session::KeyChecks`]) and
+/// answers the next one for the same key, usage and mechanism while no object has
+/// changed since and, for a private object, the user is still logged in.
 pub(crate) fn key_checked(
     m: &Module,
     s: &Session,
@@ -90,6 +94,18 @@ pub(crate) fn key_checked(
     usage: CK_ATTRIBUTE_TYPE,
     mech: CK_MECHANISM_TYPE,
 ) -> Result<(Arc<crate::object::Object>, Option<CK_KEY_TYPE>)> {
+    // Read before anything the check reads: a change after this reading makes the memo
+    // entry stale even when the check below already saw it.
+    let now = object::changes();
+    {
+        let checks = s.checks.lock().map_err(|_| Error::GENERAL)?;
+        if let Some(c) = checks.find(kh, usage, mech, now)
+            && (!c.private || s.user())
+            && let Some(o) = c.object.upgrade()
+        {
+            return Ok((o, c.key_type));
+        }
+    }
     // `visible` and the key checks under one read of the attributes.
     let o = m
         .lock()?
@@ -100,9 +116,10 @@ pub(crate) fn key_checked(
     if o.slot != s.slot_id {
         return Err(Error(CKR_KEY_HANDLE_INVALID));
     }
-    let kt = {
-        let a = o.attrs.read().map_err(|_| Error::GENERAL)?;
-        if a.flag(CKA_PRIVATE) && !s.user() {
+    let (private, kt) = {
+        let a = o.read_attrs().map_err(|_| Error::GENERAL)?;
+        let private = a.flag(CKA_PRIVATE);
+        if private && !s.user() {
             return Err(Error(CKR_KEY_HANDLE_INVALID));
         }
         if !matches!(
@@ -113,14 +130,26 @@ pub(crate) fn key_checked(
         }
         object::require(&a, usage)?;
         object::mechanism_allowed(&a, mech)?;
-        a.key_type()
+        (private, a.key_type())
     };
+    s.checks
+        .lock()
+        .map_err(|_| Error::GENERAL)?
+        .remember(crate::session::KeyCheck {
+            kh,
+            usage,
+            mech,
+            changes: now,
+            private,
+            key_type: kt,
+            object: Arc::downgrade(&o),
+        });
     Ok((o, kt))
 }
 
 /// Latches a key's role (wrap vs encrypt) and persists the latch (security.md).
 pub(crate) fn latch_role(s: &Session, o: &crate::object::Object, role: Role) -> Result<()> {
-    let mut a = o.attrs.write().map_err(|_| Error::GENERAL)?;
+    let mut a = o.write_attrs().map_err(|_| Error::GENERAL)?;
     if !matches!(a.class(), Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY)) {
         return Ok(());
     }
@@ -966,9 +995,9 @@ pub(crate) fn sign_init(
         let mut ops = s.ops()?;
         ops.pending = None;
         if verify {
-            ops.verify = Some((op, mech.clone()));
+            ops.verify = Some(op);
         } else {
-            ops.sign = Some((op, mech.clone()));
+            ops.sign = Some(op);
         }
         Ok(())
     })
@@ -1146,12 +1175,12 @@ fn sign_produce(
         let mut ops = s.ops()?;
         ops.started(ops.sign.is_some(), OpKind::Sign)?;
         if single.is_some()
-            && let Some((SignOp::Asym { updated: true, .. }, _)) = &ops.sign
+            && let Some(SignOp::Asym { updated: true, .. }) = &ops.sign
         {
             return Err(Error(CKR_OPERATION_ACTIVE));
         }
         let r = produce(&mut ops, OpKind::Sign, cap, |ops| {
-            let (op, _) = ops
+            let op = ops
                 .sign
                 .take()
                 .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
@@ -1179,7 +1208,7 @@ pub(crate) fn sign_update(h: CK_SESSION_HANDLE, data: &[u8], verify: bool) -> Re
         } else {
             &mut ops.sign
         };
-        let (op, _) = slot.as_mut().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
+        let op = slot.as_mut().ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
         let r = op_update(op, data);
         if r.is_err() {
             *slot = None;
@@ -1197,10 +1226,10 @@ pub(crate) fn sign_final(h: CK_SESSION_HANDLE, cap: Option<usize>) -> Result<Pro
 pub(crate) fn verify(h: CK_SESSION_HANDLE, data: &[u8], sig: &[u8]) -> Result<()> {
     state::with_session(h, |_, s| {
         let mut ops = s.ops()?;
-        if let Some((SignOp::Asym { updated: true, .. }, _)) = &ops.verify {
+        if let Some(SignOp::Asym { updated: true, .. }) = &ops.verify {
             return Err(Error(CKR_OPERATION_ACTIVE));
         }
-        let (mut op, _) = ops
+        let mut op = ops
             .verify
             .take()
             .ok_or(Error(CKR_OPERATION_NOT_INITIALIZED))?;
@@ -1213,7 +1242,7 @@ pub(crate) fn verify(h: CK_SESSION_HANDLE, data: &[u8], sig: &[u8]) -> Result<()
 /// `C_VerifyFinal`.
 pub(crate) fn verify_final(h: CK_SESSION_HANDLE, sig: &[u8]) -> Result<()> {
     state::with_session(h, |_, s| {
-        let (op, _) = s
+        let op = s
             .ops()?
             .verify
             .take()

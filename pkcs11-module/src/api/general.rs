@@ -484,6 +484,7 @@ pub(crate) fn open_session(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSI
             token: t,
             rw,
             ops: Mutex::new(Ops::default()),
+            checks: Mutex::default(),
         }),
     );
     Ok(h)

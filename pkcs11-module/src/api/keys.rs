@@ -433,7 +433,7 @@ fn latch_private_halves(m: &state::Module, s: &crate::session::Session, wa: &Att
         .values()
         .filter(|o| o.slot == s.slot_id)
         .filter(|o| {
-            o.attrs.read().is_ok_and(|a| {
+            o.read_attrs().is_ok_and(|a| {
                 a.class() == Some(CKO_PRIVATE_KEY)
                     && (same(&a, CKA_PUBLIC_KEY_INFO)
                         || same(&a, CKA_MODULUS)

@@ -76,7 +76,7 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
         seen.push(h);
         match inner.objects.get(&h) {
             Some(o) if !new => {
-                if let Ok(mut a) = o.attrs.write() {
+                if let Ok(mut a) = o.write_attrs() {
                     *a = attrs;
                 }
             }
@@ -96,7 +96,7 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
         let attrs = from_hal(&r.attrs);
         match inner.objects.get(&h) {
             Some(o) if !new => {
-                if let Ok(mut a) = o.attrs.write() {
+                if let Ok(mut a) = o.write_attrs() {
                     // Keep sealed values read earlier when this listing has them empty.
                     let mut merged = attrs;
                     for (ty, v) in a.iter() {
@@ -124,7 +124,7 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
             || matches!(o.loc, Loc::Session(_))
             || seen.contains(h)
             || o.born > start
-            || (!user && o.attrs.read().map(|a| a.flag(CKA_PRIVATE)).unwrap_or(false))
+            || (!user && o.read_attrs().map(|a| a.flag(CKA_PRIVATE)).unwrap_or(false))
     });
     Ok(())
 }
@@ -272,8 +272,7 @@ pub(crate) fn visible(
     if o.slot != s.slot_id {
         return Err(Error(err));
     }
-    if o.attrs
-        .read()
+    if o.read_attrs()
         .map_err(|_| Error::GENERAL)?
         .flag(CKA_PRIVATE)
         && !s.user()
@@ -489,7 +488,7 @@ pub(crate) fn full_attrs(s: &Session, o: &Object) -> Result<Attrs> {
         if needs && s.user() {
             let rec = s.token.app.get_object(id)?;
             a = from_hal(&rec.attrs);
-            if let Ok(mut w) = o.attrs.write() {
+            if let Ok(mut w) = o.write_attrs() {
                 *w = a.clone();
             }
         }
@@ -504,7 +503,7 @@ pub(crate) fn destroy(h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE) -> Result<()> 
         {
             // Read in place: a copy of the attributes cost more than the rest of a
             // session object's destruction.
-            let a = o.attrs.read().map_err(|_| Error::GENERAL)?;
+            let a = o.read_attrs().map_err(|_| Error::GENERAL)?;
             if !a.bool_(CKA_DESTROYABLE).unwrap_or(true) {
                 return Err(Error(CKR_ACTION_PROHIBITED));
             }
@@ -570,7 +569,7 @@ pub(crate) fn set_attrs(h: CK_SESSION_HANDLE, oh: CK_OBJECT_HANDLE, tmpl: &Templ
         object::check_set(&a, &changes, false)?;
         a.absorb(changes);
         persist(s, &o, &a)?;
-        *o.attrs.write().map_err(|_| Error::GENERAL)? = a;
+        *o.write_attrs().map_err(|_| Error::GENERAL)? = a;
         Ok(())
     })
 }
@@ -590,7 +589,7 @@ pub(crate) fn find_init(h: CK_SESSION_HANDLE, tmpl: &Template) -> Result<()> {
                 .values()
                 .filter(|o| o.slot == s.slot_id)
                 .filter_map(|o| {
-                    let a = o.attrs.read().ok()?;
+                    let a = o.read_attrs().ok()?;
                     if a.flag(CKA_PRIVATE) && !user {
                         return None;
                     }
