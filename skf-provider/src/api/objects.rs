@@ -27,6 +27,23 @@ pub(crate) struct AppObj {
 pub(crate) struct ConObj {
     pub app: Arc<AppObj>,
     pub name: String,
+    /// Its active signing and encryption keys, named once (the sign and decrypt calls
+    /// pass them on every call).
+    pub sign_key: token_hal::KeyRef,
+    pub enc_key: token_hal::KeyRef,
+}
+
+impl ConObj {
+    /// The opened container `name` of `app`.
+    pub(crate) fn new(app: Arc<AppObj>, name: String) -> Self {
+        use token_hal::{KeyRef, KeyUsage};
+        Self {
+            sign_key: KeyRef::active(&name, KeyUsage::Sign),
+            enc_key: KeyRef::active(&name, KeyUsage::Encrypt),
+            app,
+            name,
+        }
+    }
 }
 
 /// SM2 key-agreement state of the initiator (GenerateAgreementDataWithECC).

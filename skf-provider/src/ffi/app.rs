@@ -335,7 +335,7 @@ fn open_container(hApplication: HAPPLICATION, name: String, create: bool) -> Res
         }
     }
     handles::insert(
-        Obj::Con(Arc::new(ConObj { app: a, name })),
+        Obj::Con(Arc::new(ConObj::new(a, name))),
         Some(hApplication as usize),
     )
 }

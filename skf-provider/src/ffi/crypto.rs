@@ -59,11 +59,7 @@ fn sign_key_alg(c: &ConObj) -> Result<KeyAlg> {
 /// The container listing (a store read) only on the failure path: the active key is
 /// tried first, and it is the one almost every call uses.
 fn decrypt_enc(c: &ConObj, mech: &DecMech, data: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    match c
-        .app
-        .app
-        .decrypt(&KeyRef::active(&c.name, KeyUsage::Encrypt), mech, data)
-    {
+    match c.app.app.decrypt(&c.enc_key, mech, data) {
         Ok(v) => Ok(v),
         Err(first) => {
             let info = con_info(c)?;
@@ -238,11 +234,7 @@ pub unsafe extern "system" fn SKF_ImportRSAKeyPair(
         let k = c
             .app
             .app
-            .decrypt(
-                &KeyRef::active(&c.name, KeyUsage::Sign),
-                &DecMech::RsaPkcs1,
-                wrapped,
-            )
+            .decrypt(&c.sign_key, &DecMech::RsaPkcs1, wrapped)
             .map_err(Error::key)?;
         let pt = sym::decrypt(SymAlg::Sm4, SymMode::Ecb, &k, &[], enc)?;
         let key = if pt.first() == Some(&0x30) {
@@ -302,11 +294,7 @@ pub unsafe extern "system" fn SKF_RSASignData(
         let sig = c
             .app
             .app
-            .sign(
-                &KeyRef::active(&c.name, KeyUsage::Sign),
-                &SignMech::RsaPkcs1Raw,
-                data,
-            )
+            .sign(&c.sign_key, &SignMech::RsaPkcs1Raw, data)
             .map_err(Error::key)?;
         // SAFETY: the caller's contract.
         unsafe { write_sized(pbSignature, pulSignLen, &sig) }
@@ -514,13 +502,8 @@ pub unsafe extern "system" fn SKF_ImportECCKeyPair(
             Err(token_hal::Error::InvalidData(_)) => return Err(Error::DATA),
             Err(e) => return Err(Error::key(e)),
         }
-        let key = blob.unwrap_with(|wrapped| {
-            c.app.app.decrypt(
-                &KeyRef::active(&c.name, KeyUsage::Sign),
-                &DecMech::Sm2,
-                wrapped,
-            )
-        });
+        let key =
+            blob.unwrap_with(|wrapped| c.app.app.decrypt(&c.sign_key, &DecMech::Sm2, wrapped));
         let key = match key {
             Ok(k) => k,
             Err(token_hal::Error::InvalidData(_)) => return Err(Error::DATA),
@@ -556,11 +539,7 @@ pub unsafe extern "system" fn SKF_ECCSignData(
         nonnull(pSignature)?;
         // The key's algorithm (a store read) is looked up only when signing fails, to
         // give a non-SM2 key's error.
-        let rs = match c.app.app.sign(
-            &KeyRef::active(&c.name, KeyUsage::Sign),
-            &SignMech::Sm2Prehashed,
-            e,
-        ) {
+        let rs = match c.app.app.sign(&c.sign_key, &SignMech::Sm2Prehashed, e) {
             Ok(rs) => rs,
             Err(err) => {
                 if sign_key_alg(&c)? != KeyAlg::Sm2 {

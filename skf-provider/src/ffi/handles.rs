@@ -113,8 +113,11 @@ pub(crate) fn remove(h: HANDLE, is: fn(&Obj) -> bool) -> Result<Obj> {
         return Err(Error::INVALID_HANDLE);
     }
     let (obj, _) = t.slots[index].entry.take().ok_or(Error::INVALID_HANDLE)?;
-    let mut doomed = vec![h];
-    while let Some(cur) = doomed.pop() {
+    // The handles whose children are still to close (no allocation for a leaf, such as
+    // a hash or key handle).
+    let mut doomed = Vec::new();
+    let mut next = Some(h);
+    while let Some(cur) = next {
         for (i, s) in t.slots.iter_mut().enumerate() {
             if let Some((_, Some(p))) = &s.entry
                 && *p == cur
@@ -123,6 +126,7 @@ pub(crate) fn remove(h: HANDLE, is: fn(&Obj) -> bool) -> Result<Obj> {
                 s.entry = None;
             }
         }
+        next = doomed.pop();
     }
     drop(t);
     Ok(obj)
