@@ -149,6 +149,20 @@ pub(crate) fn key_checked(
 
 /// Latches a key's role (wrap vs encrypt) and persists the latch (security.md).
 pub(crate) fn latch_role(s: &Session, o: &crate::object::Object, role: Role) -> Result<()> {
+    // Almost every call finds the key latched already (or not a key that latches): a read
+    // answers it, with no write (which would count as a change to objects and so make
+    // every session's key checks stale).
+    {
+        let a = o.read_attrs().map_err(|_| Error::GENERAL)?;
+        if !matches!(a.class(), Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY)) {
+            return Ok(());
+        }
+        match a.ulong(CKA_UKEY_ROLE) {
+            Some(r) if r == role as CK_ULONG => return Ok(()),
+            Some(_) => return Err(Error(CKR_KEY_FUNCTION_NOT_PERMITTED)),
+            None => {}
+        }
+    }
     let mut a = o.write_attrs().map_err(|_| Error::GENERAL)?;
     if !matches!(a.class(), Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY)) {
         return Ok(());

@@ -56,6 +56,19 @@ fn from_hal(attrs: &[Attr]) -> Attrs {
         .collect()
 }
 
+/// Gives a listed object the attributes the store lists for it. An object whose
+/// attributes are already those is not written: a write counts as a change to objects
+/// ([`object::changes`]), and a listing that changed nothing must not make every
+/// session's key checks stale.
+fn replace_attrs(o: &Object, listed: Attrs) {
+    if o.read_attrs().is_ok_and(|a| *a == listed) {
+        return;
+    }
+    if let Ok(mut a) = o.write_attrs() {
+        *a = listed;
+    }
+}
+
 /// Re-reads the token's object store into the handle table (new objects get handles,
 /// vanished ones lose theirs).
 pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
@@ -75,11 +88,7 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
         let (h, new) = inner.token_handle(t.slot_id, key);
         seen.push(h);
         match inner.objects.get(&h) {
-            Some(o) if !new => {
-                if let Ok(mut a) = o.write_attrs() {
-                    *a = attrs;
-                }
-            }
+            Some(o) if !new => replace_attrs(o, attrs),
             _ => {
                 inner
                     .objects
@@ -96,16 +105,16 @@ pub(crate) fn sync_store(m: &Module, t: &Token) -> Result<()> {
         let attrs = from_hal(&r.attrs);
         match inner.objects.get(&h) {
             Some(o) if !new => {
-                if let Ok(mut a) = o.write_attrs() {
-                    // Keep sealed values read earlier when this listing has them empty.
-                    let mut merged = attrs;
+                // Keep sealed values read earlier when this listing has them empty.
+                let mut merged = attrs;
+                if let Ok(a) = o.read_attrs() {
                     for (ty, v) in a.iter() {
                         if merged.get(ty).is_some_and(|x| x.is_empty()) && !v.is_empty() {
                             merged.insert(*ty, v.clone());
                         }
                     }
-                    *a = merged;
                 }
+                replace_attrs(o, merged);
             }
             _ => {
                 inner.objects.insert(
