@@ -138,11 +138,14 @@ impl Object {
         changed();
         g
     }
-    /// Forgets cached key material (logout).
+    /// Forgets cached key material (logout). Counts as a change to objects, so that no
+    /// memo hands out the material it named (another session's running operation may
+    /// still hold it).
     pub fn forget_key(&self) {
         if let Ok(mut k) = self.key.lock() {
             *k = None;
         }
+        changed();
     }
 }
 

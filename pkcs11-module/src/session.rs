@@ -129,6 +129,22 @@ pub(crate) struct Ops {
     pub msg_verify: Option<MsgSignOp>,
     /// Output computed by a call whose buffer was missing or short, kept for the repeat.
     pub pending: Option<(OpKind, Zeroizing<Vec<u8>>)>,
+    /// The key of the last `C_SignInit` / `C_VerifyInit` that passed.
+    pub sign_memo: Option<SignMemo>,
+    pub verify_memo: Option<SignMemo>,
+}
+
+/// What a `C_SignInit` (or `C_VerifyInit`) that passed found, for the next one with the same
+/// key and mechanism (`crate::api::crypto::sign_init`). Like [`KeyCheck`], it holds while
+/// the count of object changes is still `changes`; it names the key material weakly, so
+/// that logout and destroy still drop it.
+pub(crate) struct SignMemo {
+    pub kh: CK_OBJECT_HANDLE,
+    pub mech: CK_MECHANISM_TYPE,
+    pub changes: u64,
+    pub private: bool,
+    pub key_type: Option<CK_KEY_TYPE>,
+    pub key: Weak<KeyMaterial>,
 }
 
 impl Ops {

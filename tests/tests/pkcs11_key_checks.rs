@@ -190,3 +190,24 @@ fn the_memo_keeps_usages_and_mechanisms_apart() {
         s.sign(&Mechanism::AesCMac, key, b"data").unwrap();
     }
 }
+
+#[test]
+fn a_public_private_key_needs_the_login_even_while_another_session_uses_it() {
+    // A private key with CKA_PRIVATE false is visible without a login but signs only for
+    // the user. Another session's operation on it keeps its key material alive past the
+    // logout: the memo of this session's earlier init must not hand that material out.
+    let e = env();
+    let slot = p11_common::new_token(&e.p11, "memo-public-private", true);
+    let s = e.p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    let (public, private) = ec_pair(&s, &[Attribute::Private(false)]);
+    signs(&s, public, private);
+    let other = e.p11.open_rw_session(slot).unwrap();
+    other.sign_init(&Mechanism::Ecdsa, private).unwrap();
+    s.logout().unwrap();
+    assert_eq!(
+        rv(s.sign(&Mechanism::Ecdsa, private, &[7u8; 32])),
+        RvError::UserNotLoggedIn
+    );
+}

@@ -94,6 +94,17 @@ pub(crate) fn key_checked(
     usage: CK_ATTRIBUTE_TYPE,
     mech: CK_MECHANISM_TYPE,
 ) -> Result<(Arc<crate::object::Object>, Option<CK_KEY_TYPE>)> {
+    key_checked_private(m, s, kh, usage, mech).map(|(o, kt, _)| (o, kt))
+}
+
+/// [`key_checked`], and whether the key is `CKA_PRIVATE` (visible only to the user).
+fn key_checked_private(
+    m: &Module,
+    s: &Session,
+    kh: CK_OBJECT_HANDLE,
+    usage: CK_ATTRIBUTE_TYPE,
+    mech: CK_MECHANISM_TYPE,
+) -> Result<(Arc<crate::object::Object>, Option<CK_KEY_TYPE>, bool)> {
     // Read before anything the check reads: a change after this reading makes the memo
     // entry stale even when the check below already saw it.
     let now = object::changes();
@@ -103,7 +114,7 @@ pub(crate) fn key_checked(
             && (!c.private || s.user())
             && let Some(o) = c.object.upgrade()
         {
-            return Ok((o, c.key_type));
+            return Ok((o, c.key_type, c.private));
         }
     }
     // `visible` and the key checks under one read of the attributes.
@@ -144,7 +155,7 @@ pub(crate) fn key_checked(
             key_type: kt,
             object: Arc::downgrade(&o),
         });
-    Ok((o, kt))
+    Ok((o, kt, private))
 }
 
 /// Latches a key's role (wrap vs encrypt) and persists the latch (security.md).
@@ -982,6 +993,14 @@ pub(crate) fn sign_op(
 }
 
 /// `C_SignInit` / `C_VerifyInit`.
+///
+/// An init with the key and mechanism of the session's last one that passed (of the same
+/// direction) takes the key from that one's memo ([`crate::session::SignMemo`]) under the
+/// one lock of the operation state: no object-table lookup, attribute read or key-cache
+/// lock. The memo answers only while no object has changed since, the key material it
+/// names weakly is still the object's (logout and destroy drop it), and, for a
+/// `CKA_PRIVATE` key, the user is still logged in; the mechanism's parameters are checked
+/// afresh every time.
 pub(crate) fn sign_init(
     h: CK_SESSION_HANDLE,
     mech: &Mech,
@@ -989,10 +1008,32 @@ pub(crate) fn sign_init(
     verify: bool,
 ) -> Result<()> {
     state::with_session(h, |m, s| {
+        let now = object::changes();
         {
-            let ops = s.ops()?;
+            let mut ops = s.ops()?;
             if (verify && ops.verify.is_some()) || (!verify && ops.sign.is_some()) {
                 return Err(Error(CKR_OPERATION_ACTIVE));
+            }
+            let memo = if verify {
+                &ops.verify_memo
+            } else {
+                &ops.sign_memo
+            };
+            if let Some(c) = memo
+                && c.kh == kh
+                && c.mech == mech.ty
+                && c.changes == now
+                && (!c.private || s.user())
+                && let Some(k) = c.key.upgrade()
+            {
+                let op = sign_op(mech, c.key_type, k, verify)?;
+                ops.pending = None;
+                if verify {
+                    ops.verify = Some(op);
+                } else {
+                    ops.sign = Some(op);
+                }
+                return Ok(());
             }
         }
         let flag = if verify { CKF_VERIFY } else { CKF_SIGN };
@@ -1003,15 +1044,25 @@ pub(crate) fn sign_init(
             return Err(Error(CKR_MECHANISM_INVALID));
         }
         let usage = if verify { CKA_VERIFY } else { CKA_SIGN };
-        let (o, kt) = key_checked(m, s, kh, usage, mech.ty)?;
+        let (o, kt, private) = key_checked_private(m, s, kh, usage, mech.ty)?;
         let k = key_material(s, &o)?;
+        let memo = crate::session::SignMemo {
+            kh,
+            mech: mech.ty,
+            changes: now,
+            private,
+            key_type: kt,
+            key: Arc::downgrade(&k),
+        };
         let op = sign_op(mech, kt, k, verify)?;
         let mut ops = s.ops()?;
         ops.pending = None;
         if verify {
             ops.verify = Some(op);
+            ops.verify_memo = Some(memo);
         } else {
             ops.sign = Some(op);
+            ops.sign_memo = Some(memo);
         }
         Ok(())
     })
