@@ -129,22 +129,10 @@ pub(crate) struct Ops {
     pub msg_verify: Option<MsgSignOp>,
     /// Output computed by a call whose buffer was missing or short, kept for the repeat.
     pub pending: Option<(OpKind, Zeroizing<Vec<u8>>)>,
-    /// The key of the last `C_SignInit` / `C_VerifyInit` that passed.
-    pub sign_memo: Option<SignMemo>,
-    pub verify_memo: Option<SignMemo>,
-}
-
-/// What a `C_SignInit` (or `C_VerifyInit`) that passed found, for the next one with the same
-/// key and mechanism (`crate::api::crypto::sign_init`). Like [`KeyCheck`], it holds while
-/// the count of object changes is still `changes`; it names the key material weakly, so
-/// that logout and destroy still drop it.
-pub(crate) struct SignMemo {
-    pub kh: CK_OBJECT_HANDLE,
-    pub mech: CK_MECHANISM_TYPE,
-    pub changes: u64,
-    pub private: bool,
-    pub key_type: Option<CK_KEY_TYPE>,
-    pub key: Weak<KeyMaterial>,
+    /// The key material of the last `C_SignInit` / `C_VerifyInit` that passed
+    /// (`crate::api::crypto::sign_init`).
+    pub sign_memo: Option<KeyCheck<KeyMaterial>>,
+    pub verify_memo: Option<KeyCheck<KeyMaterial>>,
 }
 
 impl Ops {
@@ -159,21 +147,40 @@ impl Ops {
     }
 }
 
-/// A key check that passed ([`crate::api::crypto::key_checked`]): the key `kh` may serve
-/// `mech` for `usage` in this session. It is what the check read: while no object has
-/// changed since (the count of [`crate::object::changes`] is still `changes`), the object
-/// table and the key's attributes still say the same.
-pub(crate) struct KeyCheck {
-    pub kh: CK_OBJECT_HANDLE,
-    pub usage: CK_ATTRIBUTE_TYPE,
-    pub mech: CK_MECHANISM_TYPE,
+/// A key check that passed: the key `kh` may serve `mech` for `usage` in this session,
+/// and `held` is what the check found (the key object for
+/// [`crate::api::crypto::key_checked`], the key material for `C_SignInit`). It is what the
+/// check read: while no object has changed since (the count of [`crate::object::changes`]
+/// is still `changes`), the object table and the key's attributes still say the same.
+pub(crate) struct KeyCheck<T> {
+    pub of: KeyUse,
     pub changes: u64,
     /// `CKA_PRIVATE`: the key is visible only while the user is logged in.
     pub private: bool,
     pub key_type: Option<CK_KEY_TYPE>,
-    /// Weak, so that a destroyed object (and its key material) is freed as it would be
-    /// without the memo.
-    pub object: Weak<Object>,
+    /// Weak, so that a destroyed object, or key material forgotten at logout, is freed as
+    /// it would be without the memo.
+    pub held: Weak<T>,
+}
+
+/// What a key check is of: key `kh` serving `mech` for `usage` (`CKA_SIGN`, …).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyUse {
+    pub kh: CK_OBJECT_HANDLE,
+    pub usage: CK_ATTRIBUTE_TYPE,
+    pub mech: CK_MECHANISM_TYPE,
+}
+
+impl<T> KeyCheck<T> {
+    /// What the check found, if it answers for `of` at the change count `now` in session
+    /// `s` (a `CKA_PRIVATE` key only while the user is logged in).
+    pub fn answers(&self, of: KeyUse, now: u64, s: &Session) -> Option<Arc<T>> {
+        if self.of == of && self.changes == now && (!self.private || s.user()) {
+            self.held.upgrade()
+        } else {
+            None
+        }
+    }
 }
 
 /// The last few key checks of a session that passed, so that an application that signs
@@ -181,31 +188,31 @@ pub(crate) struct KeyCheck {
 /// attribute reads once, not at every init call.
 #[derive(Default)]
 pub(crate) struct KeyChecks {
-    recent: [Option<KeyCheck>; 4],
+    recent: [Option<KeyCheck<Object>>; 4],
     next: usize,
 }
 
 impl KeyChecks {
-    /// The check of (`kh`, `usage`, `mech`) if it still holds at the change count `now`.
+    /// The key object of a check of `of` that still answers at the change count `now` in
+    /// session `s`, with the key's type and `CKA_PRIVATE`.
     pub fn find(
         &self,
-        kh: CK_OBJECT_HANDLE,
-        usage: CK_ATTRIBUTE_TYPE,
-        mech: CK_MECHANISM_TYPE,
+        of: KeyUse,
         now: u64,
-    ) -> Option<&KeyCheck> {
+        s: &Session,
+    ) -> Option<(Arc<Object>, Option<CK_KEY_TYPE>, bool)> {
         self.recent
             .iter()
             .flatten()
-            .find(|c| c.kh == kh && c.usage == usage && c.mech == mech && c.changes == now)
+            .find_map(|c| c.answers(of, now, s).map(|o| (o, c.key_type, c.private)))
     }
     /// Keeps `check`, in place of an older check of the same key, usage and mechanism,
     /// else of the oldest.
-    pub fn remember(&mut self, check: KeyCheck) {
-        let same = self.recent.iter().position(|c| {
-            c.as_ref()
-                .is_some_and(|c| c.kh == check.kh && c.usage == check.usage && c.mech == check.mech)
-        });
+    pub fn remember(&mut self, check: KeyCheck<Object>) {
+        let same = self
+            .recent
+            .iter()
+            .position(|c| c.as_ref().is_some_and(|c| c.of == check.of));
         let i = same.unwrap_or_else(|| {
             let i = self.next;
             self.next = (i + 1) % self.recent.len();

@@ -18,9 +18,8 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::ekdf::AesCbcDeriveParams;
 use cryptoki::mechanism::misc::{ExtractParams, KeyDerivationStringData};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
-use cryptoki::types::AuthPin;
-use p11_common::{Env, USER_PIN};
+use cryptoki::session::Session;
+use p11_common::{Env, rv};
 
 const IV: [u8; 16] = [0x11; 16];
 
@@ -30,19 +29,7 @@ fn env() -> &'static Env {
 
 /// A fresh token with a user PIN and a logged-in RW session on it.
 fn session(label: &str) -> Session {
-    let e = env();
-    let slot = p11_common::new_token(&e.p11, label, true);
-    let s = e.p11.open_rw_session(slot).unwrap();
-    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-        .unwrap();
-    s
-}
-
-fn rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> RvError {
-    match r {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
+    p11_common::user_session(&env().p11, label)
 }
 
 /// A generated AES key (sensitive and extractable unless `extra` says).

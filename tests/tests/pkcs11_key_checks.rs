@@ -8,31 +8,19 @@
 
 mod p11_common;
 
-use cryptoki::error::{Error, RvError};
+use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::types::AuthPin;
-use p11_common::{Env, USER_PIN};
+use p11_common::{Env, USER_PIN, rv};
 
 fn env() -> &'static Env {
     p11_common::env_with("")
 }
 
 fn session(label: &str) -> Session {
-    let e = env();
-    let slot = p11_common::new_token(&e.p11, label, true);
-    let s = e.p11.open_rw_session(slot).unwrap();
-    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
-        .unwrap();
-    s
-}
-
-fn rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> RvError {
-    match r {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
+    p11_common::user_session(&env().p11, label)
 }
 
 const P256: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];

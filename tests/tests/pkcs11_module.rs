@@ -18,7 +18,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use p11_common::{Env, SO_PIN, USER_PIN};
+use p11_common::{Env, SO_PIN, USER_PIN, rv};
 
 const CKK_SM2: u64 = 0x8000_0004;
 const CKM_SM2_KEY_PAIR_GEN: u64 = 0x8000_8001;
@@ -47,13 +47,6 @@ fn user_session(slot: Slot) -> Session {
         Err(e) => panic!("{e}"),
     }
     s
-}
-
-fn rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> RvError {
-    match r {
-        Err(Error::Pkcs11(rv, _)) => rv,
-        other => panic!("expected a PKCS#11 error, got {other:?}"),
-    }
 }
 
 fn aes_key(s: &Session, extra: &[Attribute]) -> ObjectHandle {

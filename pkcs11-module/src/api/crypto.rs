@@ -108,13 +108,11 @@ fn key_checked_private(
     // Read before anything the check reads: a change after this reading makes the memo
     // entry stale even when the check below already saw it.
     let now = object::changes();
+    let of = crate::session::KeyUse { kh, usage, mech };
     {
         let checks = s.checks.lock().map_err(|_| Error::GENERAL)?;
-        if let Some(c) = checks.find(kh, usage, mech, now)
-            && (!c.private || s.user())
-            && let Some(o) = c.object.upgrade()
-        {
-            return Ok((o, c.key_type, c.private));
+        if let Some(found) = checks.find(of, now, s) {
+            return Ok(found);
         }
     }
     // `visible` and the key checks under one read of the attributes.
@@ -147,13 +145,11 @@ fn key_checked_private(
         .lock()
         .map_err(|_| Error::GENERAL)?
         .remember(crate::session::KeyCheck {
-            kh,
-            usage,
-            mech,
+            of,
             changes: now,
             private,
             key_type: kt,
-            object: Arc::downgrade(&o),
+            held: Arc::downgrade(&o),
         });
     Ok((o, kt, private))
 }
@@ -995,7 +991,7 @@ pub(crate) fn sign_op(
 /// `C_SignInit` / `C_VerifyInit`.
 ///
 /// An init with the key and mechanism of the session's last one that passed (of the same
-/// direction) takes the key from that one's memo ([`crate::session::SignMemo`]) under the
+/// direction) takes the key from that one's memo ([`crate::session::KeyCheck`]) under the
 /// one lock of the operation state: no object-table lookup, attribute read or key-cache
 /// lock. The memo answers only while no object has changed since, the key material it
 /// names weakly is still the object's (logout and destroy drop it), and, for a
@@ -1007,6 +1003,12 @@ pub(crate) fn sign_init(
     kh: CK_OBJECT_HANDLE,
     verify: bool,
 ) -> Result<()> {
+    let usage = if verify { CKA_VERIFY } else { CKA_SIGN };
+    let of = crate::session::KeyUse {
+        kh,
+        usage,
+        mech: mech.ty,
+    };
     state::with_session(h, |m, s| {
         let now = object::changes();
         {
@@ -1020,11 +1022,7 @@ pub(crate) fn sign_init(
                 &ops.sign_memo
             };
             if let Some(c) = memo
-                && c.kh == kh
-                && c.mech == mech.ty
-                && c.changes == now
-                && (!c.private || s.user())
-                && let Some(k) = c.key.upgrade()
+                && let Some(k) = c.answers(of, now, s)
             {
                 let op = sign_op(mech, c.key_type, k, verify)?;
                 ops.pending = None;
@@ -1043,16 +1041,14 @@ pub(crate) fn sign_init(
         {
             return Err(Error(CKR_MECHANISM_INVALID));
         }
-        let usage = if verify { CKA_VERIFY } else { CKA_SIGN };
         let (o, kt, private) = key_checked_private(m, s, kh, usage, mech.ty)?;
         let k = key_material(s, &o)?;
-        let memo = crate::session::SignMemo {
-            kh,
-            mech: mech.ty,
+        let memo = crate::session::KeyCheck {
+            of,
             changes: now,
             private,
             key_type: kt,
-            key: Arc::downgrade(&k),
+            held: Arc::downgrade(&k),
         };
         let op = sign_op(mech, kt, k, verify)?;
         let mut ops = s.ops()?;

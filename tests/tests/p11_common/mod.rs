@@ -6,7 +6,8 @@
 use std::sync::{Mutex, OnceLock};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
-use cryptoki::session::UserType;
+use cryptoki::error::{Error, RvError};
+use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 
@@ -56,4 +57,22 @@ pub fn new_token(p11: &Pkcs11, label: &str, user_pin: bool) -> Slot {
         s.logout().unwrap();
     }
     free
+}
+
+/// A fresh token labelled `label` with both PINs, and an RW session on it logged in as the
+/// user.
+pub fn user_session(p11: &Pkcs11, label: &str) -> Session {
+    let slot = new_token(p11, label, true);
+    let s = p11.open_rw_session(slot).unwrap();
+    s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
+        .unwrap();
+    s
+}
+
+/// The `CKR_*` of a call that must fail.
+pub fn rv<T: std::fmt::Debug>(r: cryptoki::error::Result<T>) -> RvError {
+    match r {
+        Err(Error::Pkcs11(rv, _)) => rv,
+        other => panic!("expected a PKCS#11 error, got {other:?}"),
+    }
 }
