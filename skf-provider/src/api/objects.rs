@@ -384,8 +384,8 @@ pub(crate) struct HashObj {
 }
 
 impl HashObj {
-    /// DigestInit: SGD_SM3 with a public key and a non-empty ID absorbs Z first.
-    pub fn new(alg_id: ULONG, z_from: Option<(&[u8], &[u8])>) -> Result<Self> {
+    /// DigestInit: SGD_SM3 with a public key and a non-empty ID absorbs their Z first.
+    pub fn new(alg_id: ULONG, z: Option<[u8; 32]>) -> Result<Self> {
         let alg = match alg_id {
             SGD_SM3 => HashAlg::Sm3,
             SGD_SHA1 => HashAlg::Sha1,
@@ -393,10 +393,9 @@ impl HashObj {
             _ => return Err(Error::INVALID_PARAM),
         };
         let mut hasher = Hasher::new(alg);
-        if let Some((point, id)) = z_from
+        if let Some(z) = z
             && alg == HashAlg::Sm3
         {
-            let z = token_hal::crypto::sm2::z_value(point, id)?;
             hasher.update(&z);
         }
         Ok(Self { hasher })

@@ -1243,14 +1243,17 @@ pub unsafe extern "system" fn SKF_DigestInit(
             if id.len() > 8191 {
                 return Err(Error::INVALID_PARAM);
             }
-            // Only the point's bytes go into Z: checked, without making a key of it.
+            // Only the point's bytes go into Z: checked, without making a key of it. (With
+            // the ID's length checked above, only a bad point can fail here.)
             let point = blobs::ecc_point(&pk)?;
-            token_hal::crypto::sm2::check_public_point(&point).map_err(|_| Error::IMPORT_PUBKEY)?;
-            Some((point, id))
+            Some(
+                token_hal::crypto::sm2::checked_z_value(&point, id)
+                    .map_err(|_| Error::IMPORT_PUBKEY)?,
+            )
         } else {
             None
         };
-        let h = HashObj::new(ulAlgID, z.as_ref().map(|(p, id)| (p.as_slice(), *id)))?;
+        let h = HashObj::new(ulAlgID, z)?;
         let hh = handles::insert(
             Obj::Hash(Arc::new(Mutex::new(Some(h)))),
             Some(hDev as usize),

@@ -77,30 +77,67 @@ fn z_prefix(id: &[u8], entl: u16) -> Sm3 {
 /// once.
 pub fn check_public_point(public_point: &[u8]) -> Result<()> {
     check_point_encoding(public_point)?;
-    let xy: &[u8; 64] = public_point[1..]
-        .try_into()
-        .map_err(|_| Error::internal("SM2 point length"))?;
-    if VALID_POINTS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(xy)
-        .is_some()
-    {
+    let xy = xy_of(public_point)?;
+    if known(xy).is_some_and(|k| k.valid) {
         return Ok(());
     }
     if crate::crypto::backend::sm2fast::point_is_valid(public_point) {
-        VALID_POINTS
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .put(xy, ());
+        learn(xy, |k| k.valid = true);
         Ok(())
     } else {
         Err(Error::invalid_data("SM2 point is not on the curve"))
     }
 }
 
-/// Points [`check_public_point`] found valid lately.
-static VALID_POINTS: std::sync::Mutex<Ring<()>> = std::sync::Mutex::new(Ring::new(()));
+/// [`check_public_point`] and then [`z_value`]: Z for a point that must be a public key.
+/// With the default ID, a point seen lately costs one look-up of the recent points.
+pub fn checked_z_value(public_point: &[u8], id: &[u8]) -> Result<[u8; 32]> {
+    if id == DEFAULT_ID
+        && check_point_encoding(public_point).is_ok()
+        && let Some(Known {
+            valid: true,
+            default_z: Some(z),
+        }) = known(xy_of(public_point)?)
+    {
+        return Ok(z);
+    }
+    check_public_point(public_point)?;
+    z_value(public_point, id)
+}
+
+/// x‖y of an encoded point (after [`check_point_encoding`]).
+fn xy_of(public_point: &[u8]) -> Result<&[u8; 64]> {
+    public_point
+        .get(1..)
+        .and_then(|xy| xy.try_into().ok())
+        .ok_or_else(|| Error::internal("SM2 point length"))
+}
+
+/// What is known of a public point seen lately: that it is a valid public key, and its
+/// Z with the default ID. Both are functions of public bytes and never change.
+#[derive(Clone, Copy, Default)]
+struct Known {
+    valid: bool,
+    default_z: Option<[u8; 32]>,
+}
+
+/// The last few points [`check_public_point`] and [`z_value`] saw.
+static KNOWN: std::sync::Mutex<Ring<Known>> = std::sync::Mutex::new(Ring::new(Known {
+    valid: false,
+    default_z: None,
+}));
+
+fn known(xy: &[u8; 64]) -> Option<Known> {
+    KNOWN.lock().unwrap_or_else(|e| e.into_inner()).get(xy)
+}
+
+/// Records a fact about `xy`, in its entry if it has one.
+fn learn(xy: &[u8; 64], f: impl FnOnce(&mut Known)) {
+    let mut ring = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut k = ring.get(xy).unwrap_or_default();
+    f(&mut k);
+    ring.set(xy, k);
+}
 
 /// Z = SM3(ENTL ‖ ID ‖ a ‖ b ‖ xG ‖ yG ‖ xA ‖ yA) for an uncompressed public point.
 ///
@@ -118,10 +155,8 @@ pub fn z_value(public_point: &[u8], id: &[u8]) -> Result<[u8; 32]> {
         h.update(&public_point[1..]);
         return Ok(h.finalize());
     }
-    let xy: &[u8; 64] = public_point[1..]
-        .try_into()
-        .map_err(|_| Error::internal("SM2 point length"))?;
-    if let Some(z) = DEFAULT_Z.lock().unwrap_or_else(|e| e.into_inner()).get(xy) {
+    let xy = xy_of(public_point)?;
+    if let Some(z) = known(xy).and_then(|k| k.default_z) {
         return Ok(z);
     }
     // Only public constants are in this state.
@@ -131,17 +166,9 @@ pub fn z_value(public_point: &[u8], id: &[u8]) -> Result<[u8; 32]> {
         .clone();
     h.update(xy);
     let z = h.finalize();
-    DEFAULT_Z
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .put(xy, z);
+    learn(xy, |k| k.default_z = Some(z));
     Ok(z)
 }
-
-/// The default-ID Z of the last few public keys: a front end that is handed the public key
-/// with every call (SKF_DigestInit, SKF_ExtECCEncrypt's callers) gets the same saving as a
-/// cached key. Z is a function of public values only.
-static DEFAULT_Z: std::sync::Mutex<Ring<[u8; 32]>> = std::sync::Mutex::new(Ring::new([0; 32]));
 
 const RING: usize = 8;
 
@@ -162,12 +189,18 @@ impl<V: Copy> Ring<V> {
             next: 0,
         }
     }
-    fn get(&self, xy: &[u8; 64]) -> Option<V> {
-        (0..self.used)
-            .find(|&i| self.keys[i] == *xy)
-            .map(|i| self.vals[i])
+    fn find(&self, xy: &[u8; 64]) -> Option<usize> {
+        (0..self.used).find(|&i| self.keys[i] == *xy)
     }
-    fn put(&mut self, xy: &[u8; 64], v: V) {
+    fn get(&self, xy: &[u8; 64]) -> Option<V> {
+        self.find(xy).map(|i| self.vals[i])
+    }
+    /// Sets the value of `xy`: in its entry, else in place of the oldest.
+    fn set(&mut self, xy: &[u8; 64], v: V) {
+        if let Some(i) = self.find(xy) {
+            self.vals[i] = v;
+            return;
+        }
         let i = self.next;
         self.keys[i] = *xy;
         self.vals[i] = v;
@@ -345,5 +378,48 @@ mod tests {
         let mut high = keys[0].clone();
         high[1..33].fill(0xff);
         assert!(check_public_point(&high).is_err());
+    }
+
+    /// `checked_z_value` gives the Z computed from scratch, for the default and another ID,
+    /// across evictions of the recent points; a point whose Z was computed unchecked (by
+    /// `z_value`, which does not validate) still fails it when it is off the curve.
+    #[test]
+    fn checked_z_values_are_the_direct_ones_and_only_for_valid_points() {
+        let direct = |point: &[u8], id: &[u8]| {
+            let mut h = z_prefix(id, u16::try_from(id.len() * 8).unwrap());
+            h.update(&point[1..]);
+            h.finalize()
+        };
+        let keys: Vec<Vec<u8>> = (0..2 * RING + 3)
+            .map(|_| {
+                crate::crypto::PrivateKey::generate(crate::crypto::KeyAlg::Sm2)
+                    .unwrap()
+                    .public_key()
+                    .unwrap()
+                    .ec_point()
+                    .unwrap()
+            })
+            .collect();
+        for round in 0..3 {
+            for i in 0..keys.len() {
+                let k = &keys[(i * (round + 1)) % keys.len()];
+                assert_eq!(
+                    checked_z_value(k, DEFAULT_ID).unwrap(),
+                    direct(k, DEFAULT_ID)
+                );
+                assert_eq!(
+                    checked_z_value(k, DEFAULT_ID).unwrap(),
+                    direct(k, DEFAULT_ID)
+                );
+                assert_eq!(checked_z_value(k, b"alice").unwrap(), direct(k, b"alice"));
+                let mut bad = k.clone();
+                bad[64] ^= 1;
+                assert_eq!(z_value(&bad, DEFAULT_ID).unwrap(), direct(&bad, DEFAULT_ID));
+                assert!(checked_z_value(&bad, DEFAULT_ID).is_err());
+                assert!(checked_z_value(&bad, b"alice").is_err());
+                assert!(check_public_point(&bad).is_err());
+            }
+        }
+        assert!(checked_z_value(&keys[0][..64], DEFAULT_ID).is_err());
     }
 }
