@@ -121,7 +121,9 @@ struct Known {
     default_z: Option<[u8; 32]>,
 }
 
-/// The last few points [`check_public_point`] and [`z_value`] saw.
+/// The last few points [`check_public_point`] and [`z_value`] saw: a front end that is
+/// handed the public key with every call (SKF_DigestInit, SKF_ExtECCEncrypt's callers)
+/// checks it and computes its Z once, as for a cached key.
 static KNOWN: std::sync::Mutex<Ring<Known>> = std::sync::Mutex::new(Ring::new(Known {
     valid: false,
     default_z: None,
