@@ -312,6 +312,27 @@ pub mod test_seams {
 mod tests {
     use super::*;
 
+    /// Z computed from its definition, without any memo.
+    fn direct_z(point: &[u8], id: &[u8]) -> [u8; 32] {
+        let mut h = z_prefix(id, u16::try_from(id.len() * 8).unwrap());
+        h.update(&point[1..]);
+        h.finalize()
+    }
+
+    /// The public points of `n` fresh SM2 keys.
+    fn fresh_public_points(n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|_| {
+                crate::crypto::PrivateKey::generate(crate::crypto::KeyAlg::Sm2)
+                    .unwrap()
+                    .public_key()
+                    .unwrap()
+                    .ec_point()
+                    .unwrap()
+            })
+            .collect()
+    }
+
     /// The cached default-ID Z equals Z computed afresh, for more keys than the cache
     /// holds, asked for in an order that evicts and refills it.
     #[test]
@@ -324,11 +345,6 @@ mod tests {
                 p
             })
             .collect();
-        let fresh = |p: &[u8; 65]| {
-            let mut h = z_prefix(DEFAULT_ID, 128);
-            h.update(&p[1..]);
-            h.finalize()
-        };
         for round in 0..3 {
             for (i, p) in points.iter().enumerate() {
                 let p = if round == 1 {
@@ -336,16 +352,14 @@ mod tests {
                 } else {
                     p
                 };
-                assert_eq!(z_value(p, DEFAULT_ID).unwrap(), fresh(p));
-                assert_eq!(z_value(p, DEFAULT_ID).unwrap(), fresh(p));
+                assert_eq!(z_value(p, DEFAULT_ID).unwrap(), direct_z(p, DEFAULT_ID));
+                assert_eq!(z_value(p, DEFAULT_ID).unwrap(), direct_z(p, DEFAULT_ID));
             }
         }
         // Another ID never comes from the default-ID cache.
-        let mut h = z_prefix(b"ALICE123@YAHOO.COM", 18 * 8);
-        h.update(&points[0][1..]);
         assert_eq!(
             z_value(&points[0], b"ALICE123@YAHOO.COM").unwrap(),
-            h.finalize()
+            direct_z(&points[0], b"ALICE123@YAHOO.COM")
         );
         assert!(z_value(&points[0][..64], DEFAULT_ID).is_err());
     }
@@ -355,16 +369,7 @@ mod tests {
     /// bit fail every time.
     #[test]
     fn remembered_points_are_checked_alike() {
-        let keys: Vec<Vec<u8>> = (0..2 * RING + 3)
-            .map(|_| {
-                crate::crypto::PrivateKey::generate(crate::crypto::KeyAlg::Sm2)
-                    .unwrap()
-                    .public_key()
-                    .unwrap()
-                    .ec_point()
-                    .unwrap()
-            })
-            .collect();
+        let keys = fresh_public_points(2 * RING + 3);
         for round in 0..3 {
             for (i, _k) in keys.iter().enumerate() {
                 let k = &keys[(i * (round + 1)) % keys.len()];
@@ -387,36 +392,25 @@ mod tests {
     /// `z_value`, which does not validate) still fails it when it is off the curve.
     #[test]
     fn checked_z_values_are_the_direct_ones_and_only_for_valid_points() {
-        let direct = |point: &[u8], id: &[u8]| {
-            let mut h = z_prefix(id, u16::try_from(id.len() * 8).unwrap());
-            h.update(&point[1..]);
-            h.finalize()
-        };
-        let keys: Vec<Vec<u8>> = (0..2 * RING + 3)
-            .map(|_| {
-                crate::crypto::PrivateKey::generate(crate::crypto::KeyAlg::Sm2)
-                    .unwrap()
-                    .public_key()
-                    .unwrap()
-                    .ec_point()
-                    .unwrap()
-            })
-            .collect();
+        let keys = fresh_public_points(2 * RING + 3);
         for round in 0..3 {
             for i in 0..keys.len() {
                 let k = &keys[(i * (round + 1)) % keys.len()];
                 assert_eq!(
                     checked_z_value(k, DEFAULT_ID).unwrap(),
-                    direct(k, DEFAULT_ID)
+                    direct_z(k, DEFAULT_ID)
                 );
                 assert_eq!(
                     checked_z_value(k, DEFAULT_ID).unwrap(),
-                    direct(k, DEFAULT_ID)
+                    direct_z(k, DEFAULT_ID)
                 );
-                assert_eq!(checked_z_value(k, b"alice").unwrap(), direct(k, b"alice"));
+                assert_eq!(checked_z_value(k, b"alice").unwrap(), direct_z(k, b"alice"));
                 let mut bad = k.clone();
                 bad[64] ^= 1;
-                assert_eq!(z_value(&bad, DEFAULT_ID).unwrap(), direct(&bad, DEFAULT_ID));
+                assert_eq!(
+                    z_value(&bad, DEFAULT_ID).unwrap(),
+                    direct_z(&bad, DEFAULT_ID)
+                );
                 assert!(checked_z_value(&bad, DEFAULT_ID).is_err());
                 assert!(checked_z_value(&bad, b"alice").is_err());
                 assert!(check_public_point(&bad).is_err());
