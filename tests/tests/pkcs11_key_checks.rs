@@ -46,6 +46,11 @@ fn signs(s: &Session, public: ObjectHandle, private: ObjectHandle) {
     }
 }
 
+/// Why an ECDSA signature with `key` is refused.
+fn sign_refusal(s: &Session, key: ObjectHandle) -> RvError {
+    rv(s.sign(&Mechanism::Ecdsa, key, &[7u8; 32]))
+}
+
 #[test]
 fn a_changed_usage_attribute_is_seen_at_the_next_init() {
     let s = session("memo-usage");
@@ -53,10 +58,7 @@ fn a_changed_usage_attribute_is_seen_at_the_next_init() {
     signs(&s, public, private);
     s.update_attributes(private, &[Attribute::Sign(false)])
         .unwrap();
-    assert_eq!(
-        rv(s.sign(&Mechanism::Ecdsa, private, &[7u8; 32])),
-        RvError::KeyFunctionNotPermitted
-    );
+    assert_eq!(sign_refusal(&s, private), RvError::KeyFunctionNotPermitted);
     s.update_attributes(private, &[Attribute::Sign(true)])
         .unwrap();
     signs(&s, public, private);
@@ -82,10 +84,7 @@ fn a_narrowed_mechanism_list_is_seen_at_the_next_init() {
         ])],
     )
     .unwrap();
-    assert_eq!(
-        rv(s.sign(&Mechanism::Ecdsa, private, &[7u8; 32])),
-        RvError::MechanismInvalid
-    );
+    assert_eq!(sign_refusal(&s, private), RvError::MechanismInvalid);
     s.sign(&Mechanism::EcdsaSha256, private, b"msg").unwrap();
 }
 
@@ -95,20 +94,14 @@ fn a_destroyed_key_is_gone_at_the_next_init() {
     let (public, private) = ec_pair(&s, &[]);
     signs(&s, public, private);
     s.destroy_object(private).unwrap();
-    assert_eq!(
-        rv(s.sign(&Mechanism::Ecdsa, private, &[7u8; 32])),
-        RvError::KeyHandleInvalid
-    );
+    assert_eq!(sign_refusal(&s, private), RvError::KeyHandleInvalid);
     // A token key, destroyed from another session of the same token.
     let (public, private) = ec_pair(&s, &[Attribute::Token(true)]);
     signs(&s, public, private);
     let slot = s.get_session_info().unwrap().slot_id();
     let other = env().p11.open_rw_session(slot).unwrap();
     other.destroy_object(private).unwrap();
-    assert_eq!(
-        rv(s.sign(&Mechanism::Ecdsa, private, &[7u8; 32])),
-        RvError::KeyHandleInvalid
-    );
+    assert_eq!(sign_refusal(&s, private), RvError::KeyHandleInvalid);
 }
 
 #[test]
@@ -117,10 +110,7 @@ fn a_private_key_is_hidden_after_logout() {
     let (public, private) = ec_pair(&s, &[Attribute::Private(true)]);
     signs(&s, public, private);
     s.logout().unwrap();
-    assert_eq!(
-        rv(s.sign(&Mechanism::Ecdsa, private, &[7u8; 32])),
-        RvError::KeyHandleInvalid
-    );
+    assert_eq!(sign_refusal(&s, private), RvError::KeyHandleInvalid);
     s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into())))
         .unwrap();
     signs(&s, public, private);
@@ -138,10 +128,7 @@ fn a_session_key_is_gone_with_its_session() {
     let (public, private) = ec_pair(&maker, &[]);
     signs(&keeper, public, private);
     drop(maker);
-    assert_eq!(
-        rv(keeper.sign(&Mechanism::Ecdsa, private, &[7u8; 32])),
-        RvError::KeyHandleInvalid
-    );
+    assert_eq!(sign_refusal(&keeper, private), RvError::KeyHandleInvalid);
 }
 
 #[test]
@@ -170,10 +157,7 @@ fn the_memo_keeps_usages_and_mechanisms_apart() {
         RvError::KeyFunctionNotPermitted
     );
     // Same key and usage, another mechanism the key's type does not serve.
-    assert_eq!(
-        rv(s.sign(&Mechanism::Ecdsa, key, &[7u8; 32])),
-        RvError::KeyTypeInconsistent
-    );
+    assert_eq!(sign_refusal(&s, key), RvError::KeyTypeInconsistent);
     for _ in 0..2 {
         s.sign(&Mechanism::AesCMac, key, b"data").unwrap();
     }
@@ -194,8 +178,5 @@ fn a_public_private_key_needs_the_login_even_while_another_session_uses_it() {
     let other = e.p11.open_rw_session(slot).unwrap();
     other.sign_init(&Mechanism::Ecdsa, private).unwrap();
     s.logout().unwrap();
-    assert_eq!(
-        rv(s.sign(&Mechanism::Ecdsa, private, &[7u8; 32])),
-        RvError::UserNotLoggedIn
-    );
+    assert_eq!(sign_refusal(&s, private), RvError::UserNotLoggedIn);
 }
