@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use skf_sys::*;
-use token_hal::crypto::hash::{HashAlg, Hasher};
+use token_hal::crypto::hash::{HashAlg, Hasher, Sm3};
 use token_hal::crypto::sym::{self, Direction, SymAlg, SymCipher, SymMode};
 use token_hal::token::{Application, Device};
 use zeroize::Zeroizing;
@@ -378,31 +378,55 @@ impl SessionKey {
     }
 }
 
-/// A digest in progress.
-pub(crate) struct HashObj {
-    pub hasher: Hasher,
+/// A digest in progress. SM3, the one every signature's e = SM3(Z‖M) takes, runs on
+/// token-hal's allocation-free SM3 (the provider's own kernels) held inline; SHA-1 and
+/// SHA-256 go through the provider's streaming [`Hasher`].
+pub(crate) enum HashObj {
+    Sm3(Sm3),
+    Other(Hasher),
 }
 
 impl HashObj {
     /// DigestInit: SGD_SM3 with a public key and a non-empty ID absorbs their Z first.
     pub fn new(alg_id: ULONG, z: Option<[u8; 32]>) -> Result<Self> {
         let alg = match alg_id {
-            SGD_SM3 => HashAlg::Sm3,
+            SGD_SM3 => {
+                let mut h = Sm3::new();
+                if let Some(z) = z {
+                    h.update(&z);
+                }
+                return Ok(Self::Sm3(h));
+            }
             SGD_SHA1 => HashAlg::Sha1,
             SGD_SHA256 => HashAlg::Sha256,
             _ => return Err(Error::INVALID_PARAM),
         };
-        let mut hasher = Hasher::new(alg);
-        if let Some(z) = z
-            && alg == HashAlg::Sm3
-        {
-            hasher.update(&z);
-        }
-        Ok(Self { hasher })
+        Ok(Self::Other(Hasher::new(alg)))
     }
     /// The digest length.
     pub fn len(&self) -> usize {
-        self.hasher.alg().output_len()
+        match self {
+            Self::Sm3(_) => HashAlg::Sm3.output_len(),
+            Self::Other(h) => h.alg().output_len(),
+        }
+    }
+    /// Absorbs data.
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Sm3(h) => h.update(data),
+            Self::Other(h) => h.update(data),
+        }
+    }
+    /// Finishes into `out` (at least [`Self::len`] bytes); the digest's length.
+    pub fn finish_into(self, out: &mut [u8]) -> usize {
+        let mut put = |d: &[u8]| {
+            out[..d.len()].copy_from_slice(d);
+            d.len()
+        };
+        match self {
+            Self::Sm3(h) => put(&h.finalize()),
+            Self::Other(h) => put(&h.finish()),
+        }
     }
 }
 

@@ -1278,10 +1278,11 @@ unsafe fn digest_out(h: HANDLE, extra: &[u8], out: *mut u8, out_len: *mut ULONG)
         return Ok(());
     }
     let mut hobj = g.take().ok_or(Error::HASH_OBJ)?;
-    hobj.hasher.update(extra);
-    let d = hobj.hasher.finish();
+    hobj.update(extra);
+    let mut d = [0u8; 64];
+    let n = hobj.finish_into(&mut d);
     // SAFETY: checked to hold `n` bytes.
-    unsafe { write_sized(out, out_len, &d) }
+    unsafe { write_sized(out, out_len, &d[..n]) }
 }
 
 /// `SKF_Digest` (§7.6.35): single-part digest.
@@ -1320,7 +1321,7 @@ pub unsafe extern "system" fn SKF_DigestUpdate(
         // SAFETY: the caller's contract.
         let data = unsafe { bytes(pbData, ulDataLen) }?;
         let mut g = o.lock().unwrap_or_else(|e| e.into_inner());
-        g.as_mut().ok_or(Error::HASH_OBJ)?.hasher.update(data);
+        g.as_mut().ok_or(Error::HASH_OBJ)?.update(data);
         Ok(())
     })
 }

@@ -2,6 +2,7 @@
 //! generic object store. Login state and the unwrapped master key live in the handle.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::{OptionalExtension, Transaction, params};
@@ -286,6 +287,53 @@ pub struct SoftApp {
     app_id: i64,
     generation: Vec<u8>,
     session: Mutex<Session>,
+    /// `session.login`, republished whenever a [`SessionGuard`] is released, so that
+    /// [`Application::login_state`] (asked on every use of a private key by PKCS#11) is
+    /// one atomic load instead of a lock round trip.
+    login: AtomicU8,
+}
+
+/// The lock on a [`SoftApp`]'s session. Whatever the holder changed, the login state is
+/// published to `SoftApp::login` before the lock is released.
+struct SessionGuard<'a> {
+    guard: MutexGuard<'a, Session>,
+    published: &'a AtomicU8,
+}
+
+impl std::ops::Deref for SessionGuard<'_> {
+    type Target = Session;
+    fn deref(&self) -> &Session {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for SessionGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Session {
+        &mut self.guard
+    }
+}
+
+impl Drop for SessionGuard<'_> {
+    fn drop(&mut self) {
+        self.published
+            .store(login_code(self.guard.login), Ordering::Release);
+    }
+}
+
+fn login_code(l: LoginState) -> u8 {
+    match l {
+        LoginState::None => 0,
+        LoginState::User => 1,
+        LoginState::Admin => 2,
+    }
+}
+
+fn login_of(code: u8) -> LoginState {
+    match code {
+        1 => LoginState::User,
+        2 => LoginState::Admin,
+        _ => LoginState::None,
+    }
 }
 
 impl std::fmt::Debug for SoftApp {
@@ -320,11 +368,15 @@ impl SoftApp {
                 keys: HashMap::new(),
                 resolved: Vec::new(),
             }),
+            login: AtomicU8::new(login_code(LoginState::None)),
         })
     }
 
-    fn session(&self) -> MutexGuard<'_, Session> {
-        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    fn session(&self) -> SessionGuard<'_> {
+        SessionGuard {
+            guard: self.session.lock().unwrap_or_else(|p| p.into_inner()),
+            published: &self.login,
+        }
     }
 
     fn not_found(&self) -> Error {
@@ -1038,7 +1090,7 @@ impl Application for SoftApp {
     }
 
     fn login_state(&self) -> LoginState {
-        self.session().login
+        login_of(self.login.load(Ordering::Acquire))
     }
 
     fn login_changes(&self) -> u64 {
