@@ -44,13 +44,16 @@ pub(crate) fn ecc_pub_blob(k: &PublicKey) -> Result<ECCPUBLICKEYBLOB> {
 
 /// The uncompressed point 04‖x‖y of an ECCPUBLICKEYBLOB.
 pub(crate) fn ecc_point(b: &ECCPUBLICKEYBLOB) -> Result<[u8; 65]> {
-    if b.BitLen != 256 {
+    // The checks of `sm2_field`, with the coordinates copied straight into the point
+    // (no 32-byte temporaries to store and load back at other offsets).
+    let high_zero = |f: &[u8; 64]| f[..32] == [0u8; 32];
+    if b.BitLen != 256 || !high_zero(&b.XCoordinate) || !high_zero(&b.YCoordinate) {
         return Err(Error::INVALID_PARAM);
     }
     let mut p = [0u8; 65];
     p[0] = 4;
-    p[1..33].copy_from_slice(&sm2_field(&b.XCoordinate)?);
-    p[33..].copy_from_slice(&sm2_field(&b.YCoordinate)?);
+    p[1..33].copy_from_slice(&b.XCoordinate[32..]);
+    p[33..].copy_from_slice(&b.YCoordinate[32..]);
     Ok(p)
 }
 

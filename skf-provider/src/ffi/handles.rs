@@ -4,7 +4,9 @@
 //! every entry opened under it (a device's applications, containers, session keys, hash,
 //! MAC and agreement handles).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use skf_sys::HANDLE;
 
@@ -33,6 +35,65 @@ struct Table {
 }
 
 static TABLE: Mutex<Table> = Mutex::new(Table { slots: Vec::new() });
+
+/// Advanced (under the table's lock) whenever a device, application or container handle
+/// leaves the table. While it stands still, every such handle a thread has seen open is
+/// still open and names the same object: slots are reused with a new generation, so a
+/// handle value is never reused.
+static CLOSES: AtomicU64 = AtomicU64::new(0);
+
+/// The device and container handles this thread used last, valid while [`CLOSES`]
+/// stands at `closes`. Signing in a loop then finds its container and checks its device
+/// without the table's lock (two atomic read-modify-writes and a scan each). The
+/// container is held weakly: the cache keeps no application, key or login alive after
+/// its handle is closed.
+struct Recent {
+    closes: u64,
+    dev: usize,
+    con: Option<(usize, Weak<ConObj>)>,
+}
+
+thread_local! {
+    static RECENT: RefCell<Recent> = const {
+        RefCell::new(Recent {
+            closes: u64::MAX,
+            dev: 0,
+            con: None,
+        })
+    };
+}
+
+/// Remembers what this thread found open, as of `closes` (read before the look-up: a
+/// close in between leaves the entry already stale).
+fn remember(closes: u64, f: impl FnOnce(&mut Recent)) {
+    // `try_with`: nothing to remember while the thread is being torn down.
+    let _ = RECENT.try_with(|r| {
+        if let Ok(mut r) = r.try_borrow_mut() {
+            if r.closes != closes {
+                *r = Recent {
+                    closes,
+                    dev: 0,
+                    con: None,
+                };
+            }
+            f(&mut r);
+        }
+    });
+}
+
+/// What this thread remembers, if [`CLOSES`] still stands where it was.
+fn recall<T>(f: impl FnOnce(&Recent) -> Option<T>) -> Option<T> {
+    let now = CLOSES.load(Ordering::Acquire);
+    RECENT
+        .try_with(|r| {
+            r.try_borrow()
+                .ok()
+                .filter(|r| r.closes == now)
+                .and_then(|r| f(&r))
+        })
+        .ok()
+        .flatten()
+}
 
 const MAX_SLOTS: usize = 0xFFFF;
 
@@ -113,6 +174,10 @@ pub(crate) fn remove(h: HANDLE, is: fn(&Obj) -> bool) -> Result<Obj> {
         return Err(Error::INVALID_HANDLE);
     }
     let (obj, _) = t.slots[index].entry.take().ok_or(Error::INVALID_HANDLE)?;
+    if matches!(obj, Obj::Dev(_) | Obj::App(_) | Obj::Con(_)) {
+        // Writers hold the table's lock, so a load and a store advance it.
+        CLOSES.store(CLOSES.load(Ordering::Relaxed) + 1, Ordering::Release);
+    }
     // The handles whose children are still to close (no allocation for a leaf, such as
     // a hash or key handle).
     let mut doomed = Vec::new();
@@ -144,7 +209,32 @@ pub(crate) fn check(h: HANDLE, is: fn(&Obj) -> bool) -> Result<()> {
 
 /// Checks that `h` is an open device handle.
 pub(crate) fn check_dev(h: HANDLE) -> Result<()> {
-    check(h, |o| matches!(o, Obj::Dev(_)))
+    let h = h as usize;
+    if recall(|r| (r.dev == h && h != 0).then_some(())).is_some() {
+        return Ok(());
+    }
+    let closes = CLOSES.load(Ordering::Acquire);
+    check(h as HANDLE, |o| matches!(o, Obj::Dev(_)))?;
+    remember(closes, |r| r.dev = h);
+    Ok(())
+}
+
+/// The object of a container handle; any other kind is an invalid handle.
+pub(crate) fn con(h: HANDLE) -> Result<Arc<ConObj>> {
+    let hv = h as usize;
+    if let Some(c) = recall(|r| match &r.con {
+        Some((ch, w)) if *ch == hv => w.upgrade(),
+        _ => None,
+    }) {
+        return Ok(c);
+    }
+    let closes = CLOSES.load(Ordering::Acquire);
+    let c = match get(h)? {
+        Obj::Con(c) => c,
+        _ => return Err(Error::INVALID_HANDLE),
+    };
+    remember(closes, |r| r.con = Some((hv, Arc::downgrade(&c))));
+    Ok(c)
 }
 
 /// Checks that `h` is an open application handle.
@@ -174,7 +264,6 @@ macro_rules! typed {
 
 typed!(dev, Dev, Arc<DevObj>);
 typed!(app, App, Arc<AppObj>);
-typed!(con, Con, Arc<ConObj>);
 typed!(key, Key, Arc<Mutex<SessionKey>>);
 typed!(hash, Hash, Arc<Mutex<Option<HashObj>>>);
 typed!(mac, Mac, Arc<Mutex<Option<MacObj>>>);

@@ -121,24 +121,32 @@ struct Known {
     default_z: Option<[u8; 32]>,
 }
 
-/// The last few points [`check_public_point`] and [`z_value`] saw: a front end that is
-/// handed the public key with every call (SKF_DigestInit, SKF_ExtECCEncrypt's callers)
-/// checks it and computes its Z once, as for a cached key.
-static KNOWN: std::sync::Mutex<Ring<Known>> = std::sync::Mutex::new(Ring::new(Known {
-    valid: false,
-    default_z: None,
-}));
+thread_local! {
+    /// The last few points [`check_public_point`] and [`z_value`] saw on this thread: a
+    /// front end that is handed the public key with every call (SKF_DigestInit,
+    /// SKF_ExtECCEncrypt's callers) checks it and computes its Z once, as for a cached
+    /// key. Per thread, so a look-up takes no lock (what it holds is public and never
+    /// changes; another thread only learns it once for itself).
+    static KNOWN: std::cell::RefCell<Ring<Known>> = const {
+        std::cell::RefCell::new(Ring::new(Known {
+            valid: false,
+            default_z: None,
+        }))
+    };
+}
 
 fn known(xy: &[u8; 64]) -> Option<Known> {
-    KNOWN.lock().unwrap_or_else(|e| e.into_inner()).get(xy)
+    KNOWN.with(|r| r.borrow().get(xy))
 }
 
 /// Records a fact about `xy`, in its entry if it has one.
 fn learn(xy: &[u8; 64], f: impl FnOnce(&mut Known)) {
-    let mut ring = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
-    let mut k = ring.get(xy).unwrap_or_default();
-    f(&mut k);
-    ring.set(xy, k);
+    KNOWN.with(|r| {
+        let mut ring = r.borrow_mut();
+        let mut k = ring.get(xy).unwrap_or_default();
+        f(&mut k);
+        ring.set(xy, k);
+    });
 }
 
 /// Z = SM3(ENTL ‖ ID ‖ a ‖ b ‖ xG ‖ yG ‖ xA ‖ yA) for an uncompressed public point.
