@@ -8,7 +8,7 @@ use token_hal::crypto::{KeyAlg, PrivateKey, PublicKey};
 
 use crate::error::{Error, Result};
 use crate::mechanism::vendor::*;
-use crate::object::{Attrs, AttrsExt};
+use crate::object::{AttrVal, Attrs, AttrsExt};
 
 /// PKCS#1 RSAPrivateKey.
 #[derive(Sequence)]
@@ -97,14 +97,18 @@ pub(crate) fn fill_public(pk: &PublicKey, a: &mut Attrs) -> Result<()> {
         a.set_ulong(CKA_MODULUS_BITS, (strip(&n).len() * 8) as CK_ULONG);
         a.set_bytes(CKA_MODULUS, strip(&n));
         a.set_bytes(CKA_PUBLIC_EXPONENT, strip(&e));
-    } else if let Some(p) = pk.ec_point() {
+    } else if let Some(p) = pk.ec_point_bytes() {
         a.set_bytes(CKA_EC_PARAMS, alg.ec_params_der().ok_or(Error::GENERAL)?);
-        let der = OctetStringRef::new(&p)
-            .and_then(|o| o.to_der())
+        // The DER OCTET STRING around the point, made on the stack (the longest point,
+        // P-521's 133 bytes, takes a 3-byte header).
+        let mut der = [0u8; 3 + 133];
+        let n = OctetStringRef::new(p)
+            .and_then(|o| o.encode_to_slice(&mut der).map(<[u8]>::len))
             .map_err(|_| Error::GENERAL)?;
-        a.set_bytes(CKA_EC_POINT, &der);
+        a.put(CKA_EC_POINT, AttrVal::public(&der[..n]));
     }
-    a.set_bytes(CKA_PUBLIC_KEY_INFO, pk.spki_der());
+    // Public values the private half repeats: shared, not copied (`fill_private_from`).
+    a.put(CKA_PUBLIC_KEY_INFO, AttrVal::public(pk.spki_der()));
     Ok(())
 }
 

@@ -377,7 +377,7 @@ pub(crate) fn complete(
         CKO_PUBLIC_KEY => Class::Public,
         _ => return Err(Error(CKR_ATTRIBUTE_VALUE_INVALID)),
     };
-    let unique = AttrVal::from(new_unique_id()?);
+    let unique = AttrVal::small(new_unique_id()?);
     let (table, base) = class_defaults(which);
     a.merge_defaults(base);
     // The values the token sets (placeholders in `base`; these entries are the map's own).
@@ -594,12 +594,13 @@ const _: () = assert!(
         && sorted_by_type(&PUBLIC_DEFAULTS)
 );
 
-/// A fresh `CKA_UNIQUE_ID`: 32 hex digits, a random 64-bit prefix drawn once per process
-/// followed by a 64-bit counter. Unique across processes (the prefix) and within one (the
+/// A fresh `CKA_UNIQUE_ID`: 22 characters of the URL-safe base64 alphabet, 11 for a
+/// random 64-bit prefix drawn once per process and 11 for a 64-bit counter (big-endian,
+/// six bits a character). Unique across processes (the prefix) and within one (the
 /// counter) without a trip to the OS random source per object; the value is an
-/// identifier, not a secret.
-pub(crate) fn new_unique_id() -> Result<Vec<u8>> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+/// identifier, not a secret. 22 bytes fit an attribute value inline (no allocation).
+pub(crate) fn new_unique_id() -> Result<[u8; 22]> {
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static PREFIX: OnceLock<u64> = OnceLock::new();
@@ -613,12 +614,14 @@ pub(crate) fn new_unique_id() -> Result<Vec<u8>> {
         }
     };
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let v = (u128::from(prefix) << 64) | u128::from(n);
-    let mut out = [0u8; 32];
-    for (i, c) in out.iter_mut().enumerate() {
-        *c = HEX[((v >> (124 - 4 * i)) & 15) as usize];
+    let mut out = [0u8; 22];
+    for (half, v) in out.chunks_exact_mut(11).zip([prefix, n]) {
+        // 66 bits for 64: the first character carries the top 4 bits.
+        for (i, c) in half.iter_mut().enumerate() {
+            *c = B64[((v >> ((10 - i) * 6)) & 63) as usize];
+        }
     }
-    Ok(out.to_vec())
+    Ok(out)
 }
 
 /// Checks a `C_SetAttributeValue` (or the template of `C_CopyObject`) against the object.
@@ -771,19 +774,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unique_ids_are_a_fixed_prefix_and_a_counter_in_hex() {
+    fn unique_ids_are_a_fixed_prefix_and_a_counter_in_base64() {
+        const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let (a, b) = (new_unique_id().unwrap(), new_unique_id().unwrap());
         for id in [&a, &b] {
-            assert_eq!(id.len(), 32);
-            assert!(
-                id.iter()
-                    .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
-            );
+            assert!(id.iter().all(|c| B64.contains(c)));
+            // The first character of each half carries 4 bits.
+            assert!(id[0] < b'Q' && id[11] < b'Q');
         }
-        assert_eq!(a[..16], b[..16], "one prefix per process");
-        let counter = |id: &[u8]| u64::from_str_radix(std::str::from_utf8(&id[16..]).unwrap(), 16);
+        assert_eq!(a[..11], b[..11], "one prefix per process");
+        let value = |half: &[u8]| {
+            half.iter().fold(0u64, |v, c| {
+                (v << 6) | B64.iter().position(|x| x == c).unwrap() as u64
+            })
+        };
         // Other tests may take IDs in between, but never the same one.
-        assert!(counter(&b).unwrap() > counter(&a).unwrap());
+        assert!(value(&b[11..]) > value(&a[11..]));
+        // The halves decode to 64-bit values: the prefix round-trips through them.
+        assert_ne!(value(&a[..11]), 0);
     }
 
     /// The per-attribute `complete` this module had before the sorted tables; the

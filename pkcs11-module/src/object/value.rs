@@ -19,6 +19,9 @@ enum Repr {
     Inline(Inline),
     /// A boxed slice, not a vector: 16 bytes, so a value is 24 and a map entry 32.
     Heap(Zeroizing<Box<[u8]>>),
+    /// A public value several objects hold (a generated key pair's SPKI and EC point, in
+    /// both halves): a clone shares it. Never a secret, so nothing to zeroize.
+    Shared(std::sync::Arc<[u8]>),
 }
 
 /// A short value in place. `Copy`, so cloning a value copies it as one block: a clone
@@ -55,11 +58,21 @@ impl AttrVal {
         }
         Self(Repr::Inline(Inline { len: N as u8, buf }))
     }
+    /// A copy of the public value `b` that clones share instead of copying (short values
+    /// stay inline). For public values only: a shared value is not zeroized.
+    pub(crate) fn public(b: &[u8]) -> Self {
+        if b.len() <= INLINE {
+            Self::new(b)
+        } else {
+            Self(Repr::Shared(b.into()))
+        }
+    }
     /// The bytes.
     pub(crate) fn as_slice(&self) -> &[u8] {
         match &self.0 {
             Repr::Inline(Inline { len, buf }) => &buf[..usize::from(*len)],
             Repr::Heap(v) => v,
+            Repr::Shared(v) => v,
         }
     }
     /// The bytes in a zeroizing vector of their own.

@@ -624,10 +624,14 @@ impl PublicKey {
     /// The uncompressed point 04‖x‖y of an EC or SM2 key; the raw public key of an
     /// Edwards (RFC 8032) or X25519 (RFC 7748) key. `None` for RSA.
     pub fn ec_point(&self) -> Option<Vec<u8>> {
+        self.ec_point_bytes().map(<[u8]>::to_vec)
+    }
+    /// [`Self::ec_point`], borrowed.
+    pub fn ec_point_bytes(&self) -> Option<&[u8]> {
         if !(self.alg.is_ec() || self.alg.is_edwards() || self.alg.is_montgomery()) {
             return None;
         }
-        self.key_bytes().map(<[u8]>::to_vec)
+        self.key_bytes()
     }
     /// (modulus, public exponent) of an RSA key, big-endian.
     pub fn rsa_components(&self) -> Option<(Vec<u8>, Vec<u8>)> {
