@@ -594,13 +594,15 @@ const _: () = assert!(
         && sorted_by_type(&PUBLIC_DEFAULTS)
 );
 
+/// The URL-safe base64 alphabet (RFC 4648 §5) of [`new_unique_id`].
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 /// A fresh `CKA_UNIQUE_ID`: 22 characters of the URL-safe base64 alphabet, 11 for a
 /// random 64-bit prefix drawn once per process and 11 for a 64-bit counter (big-endian,
 /// six bits a character). Unique across processes (the prefix) and within one (the
 /// counter) without a trip to the OS random source per object; the value is an
 /// identifier, not a secret. 22 bytes fit an attribute value inline (no allocation).
 pub(crate) fn new_unique_id() -> Result<[u8; 22]> {
-    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
     static PREFIX: OnceLock<u64> = OnceLock::new();
@@ -723,14 +725,26 @@ pub(crate) enum Role {
 
 /// Checks and latches the role of a key. Returns true if the latch must be persisted.
 pub(crate) fn latch(a: &mut Attrs, role: Role) -> Result<bool> {
-    match a.ulong(CKA_UKEY_ROLE) {
-        Some(r) if r == role as CK_ULONG => Ok(false),
-        Some(_) => Err(Error(CKR_KEY_FUNCTION_NOT_PERMITTED)),
-        None => {
-            a.set_ulong(CKA_UKEY_ROLE, role as CK_ULONG);
-            Ok(true)
-        }
+    if latched(a, role)? {
+        return Ok(false);
     }
+    a.set_ulong(CKA_UKEY_ROLE, role as CK_ULONG);
+    Ok(true)
+}
+
+/// Whether the key is latched to `role` already (false: to no role yet); latched to the
+/// other role, `CKR_KEY_FUNCTION_NOT_PERMITTED`.
+pub(crate) fn latched(a: &Attrs, role: Role) -> Result<bool> {
+    match a.ulong(CKA_UKEY_ROLE) {
+        Some(r) if r == role as CK_ULONG => Ok(true),
+        Some(_) => Err(Error(CKR_KEY_FUNCTION_NOT_PERMITTED)),
+        None => Ok(false),
+    }
+}
+
+/// Whether objects of `a`'s class take a role latch (secret and private keys).
+pub(crate) fn latches(a: &Attrs) -> bool {
+    matches!(a.class(), Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY))
 }
 
 /// Checks `CKA_ALLOWED_MECHANISMS`.
@@ -775,7 +789,6 @@ mod tests {
 
     #[test]
     fn unique_ids_are_a_fixed_prefix_and_a_counter_in_base64() {
-        const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
         let (a, b) = (new_unique_id().unwrap(), new_unique_id().unwrap());
         for id in [&a, &b] {
             assert!(id.iter().all(|c| B64.contains(c)));

@@ -161,17 +161,12 @@ pub(crate) fn latch_role(s: &Session, o: &crate::object::Object, role: Role) -> 
     // every session's key checks stale).
     {
         let a = o.read_attrs().map_err(|_| Error::GENERAL)?;
-        if !matches!(a.class(), Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY)) {
+        if !object::latches(&a) || object::latched(&a, role)? {
             return Ok(());
-        }
-        match a.ulong(CKA_UKEY_ROLE) {
-            Some(r) if r == role as CK_ULONG => return Ok(()),
-            Some(_) => return Err(Error(CKR_KEY_FUNCTION_NOT_PERMITTED)),
-            None => {}
         }
     }
     let mut a = o.write_attrs().map_err(|_| Error::GENERAL)?;
-    if !matches!(a.class(), Some(CKO_SECRET_KEY | CKO_PRIVATE_KEY)) {
+    if !object::latches(&a) {
         return Ok(());
     }
     if object::latch(&mut a, role)? {
