@@ -20,13 +20,12 @@ fn right_align<const N: usize>(v: &[u8]) -> Result<[u8; N]> {
 }
 
 /// The 32-byte SM2 value of a 64-byte field; the first 32 bytes must be zero.
-fn sm2_field(f: &[u8; 64]) -> Result<[u8; 32]> {
-    if f[..32].iter().any(|&b| b != 0) {
+fn sm2_field(f: &[u8; 64]) -> Result<&[u8; 32]> {
+    let (high, low) = f.split_at(32);
+    if high.iter().any(|&b| b != 0) {
         return Err(Error::INVALID_PARAM);
     }
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&f[32..]);
-    Ok(out)
+    low.try_into().map_err(|_| Error::INVALID_PARAM)
 }
 
 /// ECCPUBLICKEYBLOB of an SM2 public key.
@@ -44,16 +43,15 @@ pub(crate) fn ecc_pub_blob(k: &PublicKey) -> Result<ECCPUBLICKEYBLOB> {
 
 /// The uncompressed point 04‖x‖y of an ECCPUBLICKEYBLOB.
 pub(crate) fn ecc_point(b: &ECCPUBLICKEYBLOB) -> Result<[u8; 65]> {
-    // The checks of `sm2_field`, with the coordinates copied straight into the point
-    // (no 32-byte temporaries to store and load back at other offsets).
-    let high_zero = |f: &[u8; 64]| f[..32] == [0u8; 32];
-    if b.BitLen != 256 || !high_zero(&b.XCoordinate) || !high_zero(&b.YCoordinate) {
+    if b.BitLen != 256 {
         return Err(Error::INVALID_PARAM);
     }
+    // The coordinates are copied straight into the point (no 32-byte temporaries to
+    // store and load back at other offsets).
     let mut p = [0u8; 65];
     p[0] = 4;
-    p[1..33].copy_from_slice(&b.XCoordinate[32..]);
-    p[33..].copy_from_slice(&b.YCoordinate[32..]);
+    p[1..33].copy_from_slice(sm2_field(&b.XCoordinate)?);
+    p[33..].copy_from_slice(sm2_field(&b.YCoordinate)?);
     Ok(p)
 }
 
@@ -67,9 +65,8 @@ pub(crate) fn ecc_priv_key(b: &ECCPRIVATEKEYBLOB) -> Result<PrivateKey> {
     if b.BitLen != 256 {
         return Err(Error::INVALID_PARAM);
     }
-    let f = b.PrivateKey;
-    let d = Zeroizing::new(sm2_field(&f)?);
-    Ok(PrivateKey::from_sm2_scalar(&*d)?)
+    let f = Zeroizing::new(b.PrivateKey);
+    Ok(PrivateKey::from_sm2_scalar(sm2_field(&f)?)?)
 }
 
 /// ECCSIGNATUREBLOB of a raw r‖s signature.
@@ -87,7 +84,7 @@ pub(crate) fn sig_blob(rs: &[u8]) -> Result<ECCSIGNATUREBLOB> {
 pub(crate) fn sig_raw(b: &ECCSIGNATUREBLOB) -> Result<Vec<u8>> {
     let (r, s) = (b.r, b.s);
     let mut out = sm2_field(&r)?.to_vec();
-    out.extend_from_slice(&sm2_field(&s)?);
+    out.extend_from_slice(sm2_field(&s)?);
     Ok(out)
 }
 
@@ -114,8 +111,8 @@ pub(crate) fn cipher_raw(header: &[u8; ECCCIPHERBLOB_HEADER_LEN], c2: &[u8]) -> 
     x.copy_from_slice(&header[..64]);
     y.copy_from_slice(&header[64..128]);
     let mut out = vec![4u8];
-    out.extend_from_slice(&sm2_field(&x)?);
-    out.extend_from_slice(&sm2_field(&y)?);
+    out.extend_from_slice(sm2_field(&x)?);
+    out.extend_from_slice(sm2_field(&y)?);
     out.extend_from_slice(&header[128..160]);
     out.extend_from_slice(c2);
     Ok(out)
