@@ -626,6 +626,13 @@ pub(crate) fn new_unique_id() -> Result<[u8; 22]> {
     Ok(out)
 }
 
+/// Gives a completed object a fresh `CKA_UNIQUE_ID` (a copy of a prepared object carries
+/// its placeholder).
+pub(crate) fn renew_unique_id(a: &mut Attrs) -> Result<()> {
+    a.put(CKA_UNIQUE_ID, AttrVal::small(new_unique_id()?));
+    Ok(())
+}
+
 /// Checks a `C_SetAttributeValue` (or the template of `C_CopyObject`) against the object.
 pub(crate) fn check_set(obj: &Attrs, changes: &Attrs, copy: bool) -> Result<()> {
     if !copy && !obj.bool_(CKA_MODIFIABLE).unwrap_or(true) {

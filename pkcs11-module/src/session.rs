@@ -231,6 +231,8 @@ pub(crate) struct Session {
     pub ops: Mutex<Ops>,
     /// Recent key checks that passed (a memo: never the only record of anything).
     pub checks: Mutex<KeyChecks>,
+    /// The last key-pair templates this session prepared (a memo, like `checks`).
+    pub pair_memo: Mutex<Option<Box<crate::api::keys::PairMemo>>>,
 }
 
 impl Session {

@@ -485,6 +485,7 @@ pub(crate) fn open_session(slot: CK_SLOT_ID, flags: CK_FLAGS) -> Result<CK_SESSI
             rw,
             ops: Mutex::new(Ops::default()),
             checks: Mutex::default(),
+            pair_memo: Mutex::default(),
         }),
     );
     Ok(h)

@@ -6,15 +6,19 @@ use cryptoki_sys::*;
 use token_hal::crypto::hash::{HashAlg, digest};
 use token_hal::crypto::sym::Direction;
 use token_hal::crypto::{DeriveMech, KeyAlg, PrivateKey};
+use token_hal::{KeyUsage, LoginState};
 use zeroize::Zeroizing;
 
 use crate::api::crypto::{cipher_op, hash_of, key_for, latch_role, run_cipher};
-use crate::api::objects::{Template, key_material, store_new, store_new_keyed, visible};
+use crate::api::objects::{
+    RawTemplate, Template, key_material, store_new, store_new_pair, visible,
+};
 use crate::error::{Error, Result};
 use crate::keys;
 use crate::mechanism::vendor::*;
 use crate::mechanism::{Mech, Param};
-use crate::object::{self, Attrs, AttrsExt, KeyMaterial, Purpose, Role};
+use crate::object::{self, AttrVal, Attrs, AttrsExt, KeyMaterial, Purpose, Role};
+use crate::session::Session;
 use crate::state;
 
 /// Checks a secret key's length for its type.
@@ -113,12 +117,178 @@ pub(crate) fn generate_key(
     })
 }
 
+/// What `C_GenerateKeyPair` makes of a mechanism and two templates before any key
+/// exists: the algorithm, the key type, the container slot the pair asks for, and both
+/// objects' completed attributes (class defaults and the values the token sets) without
+/// key material. Their `CKA_UNIQUE_ID`s are placeholders that each pair replaces.
+#[derive(Clone)]
+pub(crate) struct PairPrep {
+    alg: KeyAlg,
+    kt: CK_ULONG,
+    usage: KeyUsage,
+    pa: Attrs,
+    sa: Attrs,
+}
+
+impl PairPrep {
+    /// A copy to fill in: each map with room for the key's attributes.
+    fn copy_to_fill(&self) -> Self {
+        // The most a pair adds to one object: an RSA private key's eight components,
+        // its PKCS#8 and SPKI.
+        const FILL: usize = 12;
+        Self {
+            pa: self.pa.clone_with_room(FILL),
+            sa: self.sa.clone_with_room(FILL),
+            ..*self
+        }
+    }
+}
+
+/// A session's last [`PairPrep`] and what it was made from. [`prepare_pair`] is a pure
+/// function of the mechanism, the two templates and the login state, so an application
+/// that generates pair after pair with the same templates has them parsed and completed
+/// once.
+pub(crate) struct PairMemo {
+    mech: CK_MECHANISM_TYPE,
+    login: LoginState,
+    /// The templates as the caller gave them (before any vendor translation).
+    pub_t: RawTemplate,
+    priv_t: RawTemplate,
+    prep: PairPrep,
+}
+
+fn same_template(a: &[(CK_ATTRIBUTE_TYPE, AttrVal)], b: &[(CK_ATTRIBUTE_TYPE, &[u8])]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|((ta, va), (tb, vb))| ta == tb && va.as_slice() == *vb)
+}
+
+fn copy_template(t: &[(CK_ATTRIBUTE_TYPE, &[u8])]) -> RawTemplate {
+    t.iter().map(|&(ty, v)| (ty, AttrVal::new(v))).collect()
+}
+
+/// The preparation of a pair for these inputs: a copy of the session's memo when they are
+/// the ones it was made from, else made afresh (and remembered when it succeeds).
+fn prepared(
+    s: &Session,
+    mech_ty: CK_MECHANISM_TYPE,
+    pub_t: &[(CK_ATTRIBUTE_TYPE, &[u8])],
+    priv_t: &[(CK_ATTRIBUTE_TYPE, &[u8])],
+) -> Result<PairPrep> {
+    let login = s.token.login();
+    {
+        let memo = s.pair_memo.lock().map_err(|_| Error::GENERAL)?;
+        if let Some(m) = memo.as_deref()
+            && m.mech == mech_ty
+            && m.login == login
+            && same_template(&m.pub_t, pub_t)
+            && same_template(&m.priv_t, priv_t)
+        {
+            return Ok(m.prep.copy_to_fill());
+        }
+    }
+    let prep = prepare_pair(
+        mech_ty,
+        &Template::from_slices(pub_t),
+        &Template::from_slices(priv_t),
+        login,
+    )?;
+    let memo = PairMemo {
+        mech: mech_ty,
+        login,
+        pub_t: copy_template(pub_t),
+        priv_t: copy_template(priv_t),
+        prep: prep.clone(),
+    };
+    *s.pair_memo.lock().map_err(|_| Error::GENERAL)? = Some(Box::new(memo));
+    Ok(prep)
+}
+
+/// Parses and checks a pair's templates against the mechanism and completes both objects
+/// (everything of `C_GenerateKeyPair` that comes before the key itself).
+fn prepare_pair(
+    mech_ty: CK_MECHANISM_TYPE,
+    pub_t: &Template,
+    priv_t: &Template,
+    login: LoginState,
+) -> Result<PairPrep> {
+    let mut pa = object::parse_template(pub_t, Purpose::Generate, login)?;
+    let mut sa = object::parse_template(priv_t, Purpose::Generate, login)?;
+    let usage = crate::landing::usage_of(&sa);
+    let alg = match mech_ty {
+        CKM_RSA_PKCS_KEY_PAIR_GEN => {
+            let bits = pa
+                .ulong(CKA_MODULUS_BITS)
+                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            if let Some(e) = pa.bytes(CKA_PUBLIC_EXPONENT) {
+                let e = e
+                    .iter()
+                    .skip_while(|b| **b == 0)
+                    .copied()
+                    .collect::<Vec<u8>>();
+                if e != [1, 0, 1] {
+                    return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+                }
+            }
+            if !(1024..=4096).contains(&bits) {
+                return Err(Error(CKR_KEY_SIZE_RANGE));
+            }
+            KeyAlg::Rsa(bits as u32)
+        }
+        CKM_EC_KEY_PAIR_GEN | CKM_EC_EDWARDS_KEY_PAIR_GEN | CKM_EC_MONTGOMERY_KEY_PAIR_GEN => {
+            let p = pa
+                .bytes(CKA_EC_PARAMS)
+                .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
+            let alg = keys::ec_alg(p)?;
+            let ok = match mech_ty {
+                CKM_EC_KEY_PAIR_GEN => alg.is_ec(),
+                CKM_EC_EDWARDS_KEY_PAIR_GEN => alg.is_edwards(),
+                _ => alg.is_montgomery(),
+            };
+            if !ok {
+                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+            }
+            alg
+        }
+        CKM_SM2_KEY_PAIR_GEN => {
+            if let Some(p) = pa.bytes(CKA_EC_PARAMS)
+                && keys::ec_alg(p)? != KeyAlg::Sm2
+            {
+                return Err(Error(CKR_TEMPLATE_INCONSISTENT));
+            }
+            KeyAlg::Sm2
+        }
+        _ => return Err(Error(CKR_MECHANISM_INVALID)),
+    };
+    expect(&mut pa, CKA_CLASS, CKO_PUBLIC_KEY)?;
+    expect(&mut sa, CKA_CLASS, CKO_PRIVATE_KEY)?;
+    let kt = keys::key_type_of(alg);
+    let kt = match (alg, pa.key_type().or(sa.key_type())) {
+        (KeyAlg::Sm2, Some(CKK_EC)) => CKK_EC,
+        _ => kt,
+    };
+    expect(&mut pa, CKA_KEY_TYPE, kt)?;
+    expect(&mut sa, CKA_KEY_TYPE, kt)?;
+    // Completing reads only the templates' own attributes (class, key type, sensitivity
+    // and extractability), none of those the key fills in later.
+    object::complete(&mut pa, true, Some(mech_ty))?;
+    object::complete(&mut sa, true, Some(mech_ty))?;
+    Ok(PairPrep {
+        alg,
+        kt,
+        usage,
+        pa,
+        sa,
+    })
+}
+
 /// `C_GenerateKeyPair`.
 pub(crate) fn generate_key_pair(
     h: CK_SESSION_HANDLE,
     mech: &Mech,
-    pub_t: &Template,
-    priv_t: &Template,
+    pub_t: &[(CK_ATTRIBUTE_TYPE, &[u8])],
+    priv_t: &[(CK_ATTRIBUTE_TYPE, &[u8])],
 ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
     state::with_session(h, |m, s| {
         if !m.compat.allows(mech.ty)
@@ -127,73 +297,23 @@ pub(crate) fn generate_key_pair(
         {
             return Err(Error(CKR_MECHANISM_INVALID));
         }
-        let login = s.token.login();
-        let mut pa = object::parse_template(pub_t, Purpose::Generate, login)?;
-        let mut sa = object::parse_template(priv_t, Purpose::Generate, login)?;
-        let usage = crate::landing::usage_of(&sa);
-        let alg = match mech.ty {
-            CKM_RSA_PKCS_KEY_PAIR_GEN => {
-                let bits = pa
-                    .ulong(CKA_MODULUS_BITS)
-                    .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
-                if let Some(e) = pa.bytes(CKA_PUBLIC_EXPONENT) {
-                    let e = e
-                        .iter()
-                        .skip_while(|b| **b == 0)
-                        .copied()
-                        .collect::<Vec<u8>>();
-                    if e != [1, 0, 1] {
-                        return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-                    }
-                }
-                if !(1024..=4096).contains(&bits) {
-                    return Err(Error(CKR_KEY_SIZE_RANGE));
-                }
-                KeyAlg::Rsa(bits as u32)
-            }
-            CKM_EC_KEY_PAIR_GEN | CKM_EC_EDWARDS_KEY_PAIR_GEN | CKM_EC_MONTGOMERY_KEY_PAIR_GEN => {
-                let p = pa
-                    .bytes(CKA_EC_PARAMS)
-                    .ok_or(Error(CKR_TEMPLATE_INCOMPLETE))?;
-                let alg = keys::ec_alg(p)?;
-                let ok = match mech.ty {
-                    CKM_EC_KEY_PAIR_GEN => alg.is_ec(),
-                    CKM_EC_EDWARDS_KEY_PAIR_GEN => alg.is_edwards(),
-                    _ => alg.is_montgomery(),
-                };
-                if !ok {
-                    return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-                }
-                alg
-            }
-            CKM_SM2_KEY_PAIR_GEN => {
-                if let Some(p) = pa.bytes(CKA_EC_PARAMS)
-                    && keys::ec_alg(p)? != KeyAlg::Sm2
-                {
-                    return Err(Error(CKR_TEMPLATE_INCONSISTENT));
-                }
-                KeyAlg::Sm2
-            }
-            _ => return Err(Error(CKR_MECHANISM_INVALID)),
-        };
-        expect(&mut pa, CKA_CLASS, CKO_PUBLIC_KEY)?;
-        expect(&mut sa, CKA_CLASS, CKO_PRIVATE_KEY)?;
-        let kt = keys::key_type_of(alg);
-        let kt = match (alg, pa.key_type().or(sa.key_type())) {
-            (KeyAlg::Sm2, Some(CKK_EC)) => CKK_EC,
-            _ => kt,
-        };
-        expect(&mut pa, CKA_KEY_TYPE, kt)?;
-        expect(&mut sa, CKA_KEY_TYPE, kt)?;
+        let PairPrep {
+            alg,
+            kt,
+            usage,
+            mut pa,
+            mut sa,
+        } = prepared(s, mech.ty, pub_t, priv_t)?;
+        let token = pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN);
         // Check the write rights before the (slow) generation.
-        if (pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN)) && !s.rw {
+        if token && !s.rw {
             return Err(Error(CKR_SESSION_READ_ONLY));
         }
-        if crate::landing::on_device(s) && (pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN)) {
+        object::renew_unique_id(&mut pa)?;
+        object::renew_unique_id(&mut sa)?;
+        if crate::landing::on_device(s) && token {
             // A card or a bridged library makes its token keys itself: the private key never
             // exists on the host (docs/mapping.md).
-            object::complete(&mut pa, true, Some(mech.ty))?;
-            object::complete(&mut sa, true, Some(mech.ty))?;
             if !matches!(alg, KeyAlg::Sm2 | KeyAlg::EcP256 | KeyAlg::Rsa(1024..=2048)) {
                 return Err(Error(CKR_MECHANISM_INVALID));
             }
@@ -218,10 +338,11 @@ pub(crate) fn generate_key_pair(
         let pk = sk.public_key()?;
         keys::fill_public(&pk, &mut pa)?;
         keys::fill_private_from(&sk, &pa, &mut sa)?;
-        pa.set_ulong(CKA_KEY_TYPE, kt);
-        sa.set_ulong(CKA_KEY_TYPE, kt);
-        object::complete(&mut pa, true, Some(mech.ty))?;
-        object::complete(&mut sa, true, Some(mech.ty))?;
+        // The fills set the algorithm's own type; an SM2 pair may have asked for CKK_EC.
+        if kt != keys::key_type_of(alg) {
+            pa.set_ulong(CKA_KEY_TYPE, kt);
+            sa.set_ulong(CKA_KEY_TYPE, kt);
+        }
         // SM2 and RSA ≤ 2048 token pairs go into a container (docs/mapping.md).
         if let Some((Some(ph), sh)) = crate::landing::land(
             m,
@@ -238,15 +359,7 @@ pub(crate) fn generate_key_pair(
         // would cache it (logout forgets it).
         let public_key = Some(Arc::new(KeyMaterial::Public(pk)));
         let private_key = s.user().then(|| Arc::new(KeyMaterial::Private(sk)));
-        let ph = store_new_keyed(m, s, pa, public_key)?;
-        let sh = match store_new_keyed(m, s, sa, private_key) {
-            Ok(h) => h,
-            Err(e) => {
-                let _ = crate::api::objects::destroy(h, ph);
-                return Err(e);
-            }
-        };
-        Ok((ph, sh))
+        store_new_pair(m, s, (pa, public_key), (sa, private_key))
     })
 }
 

@@ -24,6 +24,20 @@ pub(crate) type RawTemplate = Vec<(CK_ATTRIBUTE_TYPE, AttrVal)>;
 #[derive(Default)]
 pub(crate) struct Template(pub RawTemplate);
 
+/// A caller's template as it is in the caller's memory: (type, value) pairs borrowed, not
+/// copied (no allocation for up to eight attributes). [`Template::from_slices`] makes the
+/// copy most calls work on; `C_GenerateKeyPair` compares these with its memo first.
+pub(crate) type AttrSlices<'a> = smallvec::SmallVec<[(CK_ATTRIBUTE_TYPE, &'a [u8]); 8]>;
+
+impl Template {
+    /// A copy of a caller's template, with vendor key types and mechanisms translated.
+    pub(crate) fn from_slices(t: &[(CK_ATTRIBUTE_TYPE, &[u8])]) -> Self {
+        t.iter()
+            .map(|&(ty, v)| (ty, crate::mechanism::translated_attr(ty, v)))
+            .collect()
+    }
+}
+
 impl std::ops::Deref for Template {
     type Target = [(CK_ATTRIBUTE_TYPE, AttrVal)];
     fn deref(&self) -> &Self::Target {
@@ -330,13 +344,7 @@ pub(crate) fn store_new_keyed(
     key: Option<Arc<KeyMaterial>>,
 ) -> Result<CK_OBJECT_HANDLE> {
     check_write(s, &a)?;
-    let made = |h, loc, a| {
-        let o = Object::new(h, s.slot_id, loc, a);
-        if let (Some(k), Ok(mut slot)) = (key, o.key.lock()) {
-            *slot = Some(k);
-        }
-        Arc::new(o)
-    };
+    let made = |h, loc, a| new_object(s, h, loc, a, key);
     if a.flag(CKA_TOKEN) {
         let id = s
             .token
@@ -352,6 +360,50 @@ pub(crate) fn store_new_keyed(
         inner.objects.insert(h, made(h, Loc::Session(s.handle), a));
         Ok(h)
     }
+}
+
+/// A new handle entry, with its parsed key when it is known.
+fn new_object(
+    s: &Session,
+    h: CK_OBJECT_HANDLE,
+    loc: Loc,
+    a: Attrs,
+    key: Option<Arc<KeyMaterial>>,
+) -> Arc<Object> {
+    let o = Object::new(h, s.slot_id, loc, a);
+    if let (Some(k), Ok(mut slot)) = (key, o.key.lock()) {
+        *slot = Some(k);
+    }
+    Arc::new(o)
+}
+
+/// Stores a generated pair's objects as [`store_new_keyed`] does each; two session objects
+/// go in under one lock of the object table. Either both are stored or neither is.
+pub(crate) fn store_new_pair(
+    m: &Module,
+    s: &Session,
+    (pa, pk): (Attrs, Option<Arc<KeyMaterial>>),
+    (sa, sk): (Attrs, Option<Arc<KeyMaterial>>),
+) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
+    if pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN) {
+        let ph = store_new_keyed(m, s, pa, pk)?;
+        return match store_new_keyed(m, s, sa, sk) {
+            Ok(sh) => Ok((ph, sh)),
+            Err(e) => {
+                let _ = destroy(s.handle, ph);
+                Err(e)
+            }
+        };
+    }
+    check_write(s, &pa)?;
+    check_write(s, &sa)?;
+    let mut inner = m.lock()?;
+    let ph = inner.new_object_handle();
+    let sh = inner.new_object_handle();
+    let loc = Loc::Session(s.handle);
+    inner.objects.insert(ph, new_object(s, ph, loc, pa, pk));
+    inner.objects.insert(sh, new_object(s, sh, loc, sa, sk));
+    Ok((ph, sh))
 }
 
 /// Fills what a new object's content implies: certificate fields, key sizes, check

@@ -9,7 +9,7 @@ use token_hal::crypto::sym::Direction;
 use super::args::{OutBuf, bytes, read, slice, write};
 use super::entry::ck_fn;
 use super::mech::parse;
-use crate::api::objects::{AttrAnswer, Template};
+use crate::api::objects::{AttrAnswer, AttrSlices, Template};
 use crate::api::{crypto, general, keys, message, objects};
 use crate::error::{Error, Result};
 use crate::session::Produced;
@@ -21,13 +21,23 @@ use crate::session::Produced;
 /// declared lengths.
 unsafe fn template(p: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<Template> {
     // SAFETY: forwarded contract.
+    Ok(Template::from_slices(&unsafe { template_slices(p, n) }?))
+}
+
+/// Borrows a caller's template: its (type, value) pairs, not copied.
+///
+/// # Safety
+/// As [`template`], and the attributes and their values must stay valid and unchanged
+/// for `'a` (for the call).
+unsafe fn template_slices<'a>(p: *const CK_ATTRIBUTE, n: CK_ULONG) -> Result<AttrSlices<'a>> {
+    // SAFETY: forwarded contract.
     let attrs = unsafe { slice(p, n) }?;
     attrs
         .iter()
         .map(|a| {
             // SAFETY: each attribute declares `ulValueLen` readable bytes at `pValue`.
             let v = unsafe { bytes(a.pValue as *const u8, a.ulValueLen) }?;
-            Ok((a.type_, crate::mechanism::translated_attr(a.type_, v)))
+            Ok((a.type_, v))
         })
         .collect()
 }
@@ -655,10 +665,10 @@ ck_fn! {
         if phPublicKey.is_null() || phPrivateKey.is_null() { return Err(Error::ARGS); }
         // SAFETY: mechanism contract.
         let m = unsafe { parse(pMechanism) }?;
-        // SAFETY: template contract.
-        let pt = unsafe { template(pPublicKeyTemplate, ulPublicKeyAttributeCount) }?;
-        // SAFETY: template contract.
-        let st = unsafe { template(pPrivateKeyTemplate, ulPrivateKeyAttributeCount) }?;
+        // SAFETY: template contract (the templates outlive this call's use of them).
+        let pt = unsafe { template_slices(pPublicKeyTemplate, ulPublicKeyAttributeCount) }?;
+        // SAFETY: as above.
+        let st = unsafe { template_slices(pPrivateKeyTemplate, ulPrivateKeyAttributeCount) }?;
         let (p, s) = keys::generate_key_pair(hSession, &m, &pt, &st)?;
         // SAFETY: checked non-null.
         unsafe { write(phPublicKey, p) }?;

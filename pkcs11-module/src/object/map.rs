@@ -72,6 +72,16 @@ impl AttrMap {
             self.own = grown;
         }
     }
+    /// A copy with room for `extra` more entries of its own (a prepared object's copy that
+    /// is filled in next), so that filling it does not regrow the vector.
+    pub(crate) fn clone_with_room(&self, extra: usize) -> Self {
+        let mut own = Vec::with_capacity((self.own.len() + extra).max(TYPICAL));
+        own.extend(self.own.iter().cloned());
+        Self {
+            own,
+            base: self.base,
+        }
+    }
     /// Copies every default this map does not override into it and drops the base, so
     /// that an edit can remove any attribute.
     fn flatten(&mut self) {
