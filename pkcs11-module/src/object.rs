@@ -114,12 +114,22 @@ pub(crate) fn changed() {
 
 impl Object {
     pub fn new(handle: CK_OBJECT_HANDLE, slot: CK_SLOT_ID, loc: Loc, attrs: Attrs) -> Self {
+        Self::with_key(handle, slot, loc, attrs, None)
+    }
+    /// [`Object::new`] with the object's parsed key already known (a key just made).
+    pub fn with_key(
+        handle: CK_OBJECT_HANDLE,
+        slot: CK_SLOT_ID,
+        loc: Loc,
+        attrs: Attrs,
+        key: Option<Arc<KeyMaterial>>,
+    ) -> Self {
         Self {
             handle,
             slot,
             loc,
             attrs: RwLock::new(attrs),
-            key: Mutex::new(None),
+            key: Mutex::new(key),
             born: tick(),
         }
     }

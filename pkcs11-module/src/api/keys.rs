@@ -121,8 +121,18 @@ pub(crate) fn generate_key(
 /// exists: the algorithm, the key type, the container slot the pair asks for, and both
 /// objects' completed attributes (class defaults and the values the token sets) without
 /// key material. Their `CKA_UNIQUE_ID`s are placeholders that each pair replaces.
-#[derive(Clone)]
+/// Each pair's objects take these maps as their shared defaults ([`Attrs::based_on`])
+/// and hold only what differs (the key, the unique ID) as their own.
 pub(crate) struct PairPrep {
+    alg: KeyAlg,
+    kt: CK_ULONG,
+    usage: KeyUsage,
+    pa: Arc<Attrs>,
+    sa: Arc<Attrs>,
+}
+
+/// A pair's objects before the key: [`PairPrep`]'s maps as the defaults of two new ones.
+struct PairStart {
     alg: KeyAlg,
     kt: CK_ULONG,
     usage: KeyUsage,
@@ -131,15 +141,16 @@ pub(crate) struct PairPrep {
 }
 
 impl PairPrep {
-    /// A copy to fill in: each map with room for the key's attributes.
-    fn copy_to_fill(&self) -> Self {
-        // The most a pair adds to one object: an RSA private key's eight components,
-        // its PKCS#8 and SPKI.
+    fn start(&self) -> PairStart {
+        // Room for what a pair adds to one object: at most an RSA private key's eight
+        // components, its PKCS#8 and SPKI, the key type and the unique ID.
         const FILL: usize = 12;
-        Self {
-            pa: self.pa.clone_with_room(FILL),
-            sa: self.sa.clone_with_room(FILL),
-            ..*self
+        PairStart {
+            alg: self.alg,
+            kt: self.kt,
+            usage: self.usage,
+            pa: Attrs::based_on(self.pa.clone(), FILL),
+            sa: Attrs::based_on(self.sa.clone(), FILL),
         }
     }
 }
@@ -175,7 +186,7 @@ fn prepared(
     mech_ty: CK_MECHANISM_TYPE,
     pub_t: &[(CK_ATTRIBUTE_TYPE, &[u8])],
     priv_t: &[(CK_ATTRIBUTE_TYPE, &[u8])],
-) -> Result<PairPrep> {
+) -> Result<PairStart> {
     let login = s.token.login();
     {
         let memo = s.pair_memo.lock().map_err(|_| Error::GENERAL)?;
@@ -185,7 +196,7 @@ fn prepared(
             && same_template(&m.pub_t, pub_t)
             && same_template(&m.priv_t, priv_t)
         {
-            return Ok(m.prep.copy_to_fill());
+            return Ok(m.prep.start());
         }
     }
     let prep = prepare_pair(
@@ -199,10 +210,11 @@ fn prepared(
         login,
         pub_t: copy_template(pub_t),
         priv_t: copy_template(priv_t),
-        prep: prep.clone(),
+        prep,
     };
+    let start = memo.prep.start();
     *s.pair_memo.lock().map_err(|_| Error::GENERAL)? = Some(Box::new(memo));
-    Ok(prep)
+    Ok(start)
 }
 
 /// Parses and checks a pair's templates against the mechanism and completes both objects
@@ -278,8 +290,8 @@ fn prepare_pair(
         alg,
         kt,
         usage,
-        pa,
-        sa,
+        pa: pa.into_base(),
+        sa: sa.into_base(),
     })
 }
 
@@ -297,7 +309,7 @@ pub(crate) fn generate_key_pair(
         {
             return Err(Error(CKR_MECHANISM_INVALID));
         }
-        let PairPrep {
+        let PairStart {
             alg,
             kt,
             usage,

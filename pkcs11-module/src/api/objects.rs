@@ -370,11 +370,7 @@ fn new_object(
     a: Attrs,
     key: Option<Arc<KeyMaterial>>,
 ) -> Arc<Object> {
-    let o = Object::new(h, s.slot_id, loc, a);
-    if let (Some(k), Ok(mut slot)) = (key, o.key.lock()) {
-        *slot = Some(k);
-    }
-    Arc::new(o)
+    Arc::new(Object::with_key(h, s.slot_id, loc, a, key))
 }
 
 /// Stores a generated pair's objects as [`store_new_keyed`] does each; two session objects

@@ -10,13 +10,20 @@
 //! that would have to hide a default (removing it, or `retain`) first copies the
 //! defaults in.
 //!
+//! The same holds one level up for key-pair generation: a session's prepared templates,
+//! completed with their class defaults, are one shared map ([`AttrMap::into_base`]), and
+//! each generated object holds only its key and unique ID as its own entries
+//! ([`AttrMap::based_on`]).
+//!
 //! Values up to [`AttrVal`]'s inline size live in the vector itself, so shifting or
 //! regrowing it would leave byte copies of (possibly secret) values behind. Every
 //! operation that can leave such a copy in the vector's spare capacity zeroizes it, and
-//! growth moves the entries into a new buffer and zeroizes the old one. The shared
-//! defaults hold no secrets.
+//! growth moves the entries into a new buffer and zeroizes the old one. The static
+//! defaults hold no secrets; a shared map's values are zeroized like any others when its
+//! last holder drops it.
 
 use std::fmt;
+use std::sync::Arc;
 
 use zeroize::Zeroize;
 
@@ -30,8 +37,25 @@ use super::AttrVal;
 pub(crate) struct AttrMap {
     /// This map's own attributes, sorted by type.
     own: Vec<(CK_ATTRIBUTE_TYPE, AttrVal)>,
-    /// The class defaults: the value of every type `own` lacks. A base never has a base.
-    base: Option<&'static AttrMap>,
+    /// The defaults: the value of every type `own` lacks. A base never has a base.
+    base: Option<Base>,
+}
+
+/// Where a map's defaults are: a class's static table, or a map several objects share (a
+/// session's prepared key-pair templates, completed with their class's defaults).
+#[derive(Clone)]
+enum Base {
+    Static(&'static AttrMap),
+    Shared(Arc<AttrMap>),
+}
+
+impl Base {
+    fn map(&self) -> &AttrMap {
+        match self {
+            Base::Static(m) => m,
+            Base::Shared(m) => m,
+        }
+    }
 }
 
 /// The first capacity: room for a completed key object's own attributes (a generated
@@ -49,8 +73,8 @@ impl AttrMap {
     fn find(&self, ty: CK_ATTRIBUTE_TYPE) -> Result<usize, usize> {
         self.own.binary_search_by_key(&ty, |(t, _)| *t)
     }
-    fn base_get(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&'static AttrVal> {
-        self.base.and_then(|b| b.get(&ty))
+    fn base_get(&self, ty: CK_ATTRIBUTE_TYPE) -> Option<&AttrVal> {
+        self.base.as_ref().and_then(|b| b.map().get(&ty))
     }
     /// Inserts at `i` (from a failed [`Self::find`]), growing through a zeroized move.
     fn insert_at(&mut self, i: usize, ty: CK_ATTRIBUTE_TYPE, v: AttrVal) {
@@ -72,14 +96,19 @@ impl AttrMap {
             self.own = grown;
         }
     }
-    /// A copy with room for `extra` more entries of its own (a prepared object's copy that
-    /// is filled in next), so that filling it does not regrow the vector.
-    pub(crate) fn clone_with_room(&self, extra: usize) -> Self {
-        let mut own = Vec::with_capacity((self.own.len() + extra).max(TYPICAL));
-        own.extend(self.own.iter().cloned());
+    /// This map, with every default it does not override copied in, as the shared base
+    /// of maps made by [`Self::based_on`].
+    pub(crate) fn into_base(mut self) -> Arc<Self> {
+        self.flatten();
+        Arc::new(self)
+    }
+    /// An empty map whose defaults are `base` (from [`Self::into_base`]), with room for
+    /// `room` entries of its own.
+    pub(crate) fn based_on(base: Arc<Self>, room: usize) -> Self {
+        debug_assert!(base.base.is_none(), "defaults are one level deep");
         Self {
-            own,
-            base: self.base,
+            own: Vec::with_capacity(room),
+            base: Some(Base::Shared(base)),
         }
     }
     /// Copies every default this map does not override into it and drops the base, so
@@ -89,6 +118,7 @@ impl AttrMap {
             return;
         };
         let missing: Vec<_> = base
+            .map()
             .own
             .iter()
             .filter(|(t, _)| self.find(*t).is_err())
@@ -107,7 +137,7 @@ impl AttrMap {
     pub(crate) fn merge_defaults(&mut self, defaults: &'static AttrMap) {
         debug_assert!(defaults.base.is_none(), "defaults are one level deep");
         self.flatten();
-        self.base = Some(defaults);
+        self.base = Some(Base::Static(defaults));
     }
     /// The value of `ty`.
     pub(crate) fn get(&self, ty: &CK_ATTRIBUTE_TYPE) -> Option<&AttrVal> {
@@ -164,9 +194,9 @@ impl AttrMap {
     pub(crate) fn entry(&mut self, ty: CK_ATTRIBUTE_TYPE) -> Entry<'_> {
         let mut at = self.find(ty);
         if let Err(i) = at
-            && let Some(v) = self.base_get(ty)
+            && let Some(v) = self.base_get(ty).cloned()
         {
-            self.insert_at(i, ty, v.clone());
+            self.insert_at(i, ty, v);
             at = Ok(i);
         }
         Entry { map: self, ty, at }
@@ -175,7 +205,7 @@ impl AttrMap {
     pub(crate) fn iter(&self) -> Iter<'_> {
         Iter {
             own: &self.own,
-            base: self.base.map_or(&[][..], |b| &b.own[..]),
+            base: self.base.as_ref().map_or(&[][..], |b| &b.map().own[..]),
         }
     }
     /// The values, in ascending type order.
