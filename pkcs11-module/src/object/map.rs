@@ -162,11 +162,19 @@ impl AttrMap {
         }
     }
     /// Sets `ty`, dropping any previous value ([`Self::insert`] without looking up the
-    /// value it replaces among the defaults).
+    /// value it replaces among the defaults). A value the defaults already give is not
+    /// copied in (reads see the same either way).
     pub(crate) fn put(&mut self, ty: CK_ATTRIBUTE_TYPE, v: AttrVal) {
         match self.find(ty) {
             Ok(i) => self.own[i].1 = v,
-            Err(i) => self.insert_at(i, ty, v),
+            Err(i) => {
+                if self
+                    .base_get(ty)
+                    .is_none_or(|d| d.as_slice() != v.as_slice())
+                {
+                    self.insert_at(i, ty, v);
+                }
+            }
         }
     }
     /// Removes `ty`; its value, if it was present.
@@ -334,7 +342,8 @@ mod tests {
     use super::*;
 
     /// Random operations give the same contents and order as a `BTreeMap`, on a plain
-    /// map and on one whose defaults come from a shared base.
+    /// map, on one whose defaults come from a static base, and on one whose defaults are a
+    /// shared map ([`AttrMap::into_base`]) that had a static base of its own.
     #[test]
     fn behaves_like_a_btreemap() {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -344,24 +353,41 @@ mod tests {
             x ^= x << 17;
             x
         };
-        for based in [false, true] {
+        for based in 0..3 {
             let mut a = AttrMap::new();
             let mut b: BTreeMap<CK_ATTRIBUTE_TYPE, AttrVal> = BTreeMap::new();
-            if based {
+            if based > 0 {
                 let mut defaults = AttrMap::new();
                 for _ in 0..30 {
                     defaults.insert(next() % 64, AttrVal::new(&[next() as u8; 2]));
                 }
-                for (t, v) in &defaults {
-                    b.insert(*t, v.clone());
+                if based == 2 {
+                    // A prepared map: own entries over a static base, then shared.
+                    let mut prepared = AttrMap::new();
+                    for _ in 0..12 {
+                        prepared.insert(next() % 64, AttrVal::new(&[next() as u8; 3]));
+                    }
+                    prepared.merge_defaults(Box::leak(Box::new(defaults)));
+                    for (t, v) in &prepared {
+                        b.insert(*t, v.clone());
+                    }
+                    a = AttrMap::based_on(prepared.into_base(), 4);
+                } else {
+                    for (t, v) in &defaults {
+                        b.insert(*t, v.clone());
+                    }
+                    a.merge_defaults(Box::leak(Box::new(defaults)));
                 }
-                a.merge_defaults(Box::leak(Box::new(defaults)));
             }
             for round in 0..20_000 {
                 let ty = next() % 64;
                 let v = AttrVal::new(&next().to_le_bytes()[..(next() % 9) as usize]);
                 match next() % 7 {
                     0 => assert_eq!(a.insert(ty, v.clone()), b.insert(ty, v)),
+                    6 if round % 2 == 0 => {
+                        a.put(ty, v.clone());
+                        b.insert(ty, v);
+                    }
                     1 => assert_eq!(a.remove(&ty), b.remove(&ty)),
                     2 => assert_eq!(
                         a.entry(ty).or_insert_with(|| v.clone()).clone(),
