@@ -140,15 +140,18 @@ impl Jac {
     /// 2P (dbl-2001-b, 3M + 5S). The identity doubles to the identity.
     #[inline(always)]
     pub(crate) fn double<B: Backend>(&self, be: B) -> Self {
+        // Ordered so that independent operations stand together (see `add_raw`).
         let delta = self.z.sq(be);
         let gamma = self.y.sq(be);
-        let beta = self.x.mm(be, &gamma);
         let t = self.x.sb(be, &delta).mm(be, &self.x.ad(be, &delta));
+        let beta = self.x.mm(be, &gamma);
         let alpha = t.dbl(be).ad(be, &t);
-        let beta4 = beta.dbl(be).dbl(be);
-        let x3 = alpha.sq(be).sb(be, &beta4.dbl(be));
-        let z3 = self.y.ad(be, &self.z).sq(be).sb(be, &gamma).sb(be, &delta);
+        let yz = self.y.ad(be, &self.z).sq(be);
+        let a2 = alpha.sq(be);
         let g2 = gamma.sq(be);
+        let beta4 = beta.dbl(be).dbl(be);
+        let x3 = a2.sb(be, &beta4.dbl(be));
+        let z3 = yz.sb(be, &gamma).sb(be, &delta);
         let g8 = g2.dbl(be).dbl(be).dbl(be);
         let y3 = alpha.mm(be, &beta4.sb(be, &x3)).sb(be, &g8);
         Self {
@@ -232,26 +235,28 @@ impl Jac {
     /// P + Q (add-2007-bl, 11M + 5S) without the special cases.
     #[inline(always)]
     fn add_raw<B: Backend>(&self, be: B, q: &Self) -> (Self, Choice, Choice) {
+        // Independent products stand next to each other, so that the out-of-order core
+        // overlaps them (each field operation is an opaque `asm!` block on the fast
+        // backends, which the compiler does not interleave).
         let z1z1 = self.z.sq(be);
         let z2z2 = q.z.sq(be);
+        let y1z2 = self.y.mm(be, &q.z);
+        let y2z1 = q.y.mm(be, &self.z);
         let u1 = self.x.mm(be, &z2z2);
         let u2 = q.x.mm(be, &z1z1);
-        let s1 = self.y.mm(be, &q.z).mm(be, &z2z2);
-        let s2 = q.y.mm(be, &self.z).mm(be, &z1z1);
+        let s1 = y1z2.mm(be, &z2z2);
+        let s2 = y2z1.mm(be, &z1z1);
+        let zz = self.z.ad(be, &q.z).sq(be);
         let h = u2.sb(be, &u1);
         let i = h.dbl(be).sq(be);
-        let j = h.mm(be, &i);
         let r = s2.sb(be, &s1).dbl(be);
+        let j = h.mm(be, &i);
         let v = u1.mm(be, &i);
-        let x3 = r.sq(be).sb(be, &j).sb(be, &v.dbl(be));
-        let y3 = r.mm(be, &v.sb(be, &x3)).sb(be, &s1.mm(be, &j).dbl(be));
-        let z3 = self
-            .z
-            .ad(be, &q.z)
-            .sq(be)
-            .sb(be, &z1z1)
-            .sb(be, &z2z2)
-            .mm(be, &h);
+        let r2 = r.sq(be);
+        let z3 = zz.sb(be, &z1z1).sb(be, &z2z2).mm(be, &h);
+        let s1j = s1.mm(be, &j);
+        let x3 = r2.sb(be, &j).sb(be, &v.dbl(be));
+        let y3 = r.mm(be, &v.sb(be, &x3)).sb(be, &s1j.dbl(be));
         (
             Self {
                 x: x3,
