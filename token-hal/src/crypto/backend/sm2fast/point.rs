@@ -176,18 +176,23 @@ impl Jac {
     /// the callers).
     #[inline(always)]
     fn madd_raw<B: Backend>(&self, be: B, q: &Affine) -> (Self, Choice, Choice) {
+        // Ordered so that independent operations stand together (see `add_raw`).
         let z1z1 = self.z.sq(be);
+        let y2z1 = q.y.mm(be, &self.z);
         let u2 = q.x.mm(be, &z1z1);
-        let s2 = q.y.mm(be, &self.z).mm(be, &z1z1);
+        let s2 = y2z1.mm(be, &z1z1);
         let h = u2.sb(be, &self.x);
         let hh = h.sq(be);
+        let r = s2.sb(be, &self.y).dbl(be);
+        let zh = self.z.ad(be, &h).sq(be);
         let i = hh.dbl(be).dbl(be);
         let j = h.mm(be, &i);
-        let r = s2.sb(be, &self.y).dbl(be);
         let v = self.x.mm(be, &i);
-        let x3 = r.sq(be).sb(be, &j).sb(be, &v.dbl(be));
-        let y3 = r.mm(be, &v.sb(be, &x3)).sb(be, &self.y.mm(be, &j).dbl(be));
-        let z3 = self.z.ad(be, &h).sq(be).sb(be, &z1z1).sb(be, &hh);
+        let r2 = r.sq(be);
+        let y1j = self.y.mm(be, &j);
+        let x3 = r2.sb(be, &j).sb(be, &v.dbl(be));
+        let z3 = zh.sb(be, &z1z1).sb(be, &hh);
+        let y3 = r.mm(be, &v.sb(be, &x3)).sb(be, &y1j.dbl(be));
         (
             Self {
                 x: x3,
