@@ -142,15 +142,19 @@ struct PairStart {
 
 impl PairPrep {
     fn start(&self) -> PairStart {
-        // Room for what a pair adds to one object: at most an RSA private key's eight
-        // components, its PKCS#8 and SPKI, the key type and the unique ID.
-        const FILL: usize = 12;
+        // Room for what a pair adds to each object: its unique ID and key. An RSA private
+        // key has eight components besides its PKCS#8 and SPKI; an EC or Edwards one its
+        // value, PKCS#8, SPKI, point and parameters.
+        let (public, private) = match self.alg {
+            KeyAlg::Rsa(_) => (5, 12),
+            _ => (4, 6),
+        };
         PairStart {
             alg: self.alg,
             kt: self.kt,
             usage: self.usage,
-            pa: Attrs::based_on(self.pa.clone(), FILL),
-            sa: Attrs::based_on(self.sa.clone(), FILL),
+            pa: Attrs::based_on(self.pa.clone(), public),
+            sa: Attrs::based_on(self.sa.clone(), private),
         }
     }
 }
