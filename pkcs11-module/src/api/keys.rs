@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 
 use crate::api::crypto::{cipher_op, hash_of, key_for, latch_role, run_cipher};
 use crate::api::objects::{
-    RawTemplate, Template, key_material, store_new, store_new_pair, visible,
+    AttrSlices, RawTemplate, Template, key_material, store_new, store_new_pair, visible,
 };
 use crate::error::{Error, Result};
 use crate::keys;
@@ -183,6 +183,10 @@ fn copy_template(t: &[(CK_ATTRIBUTE_TYPE, &[u8])]) -> RawTemplate {
     t.iter().map(|&(ty, v)| (ty, AttrVal::new(v))).collect()
 }
 
+fn as_slices(t: &RawTemplate) -> AttrSlices<'_> {
+    t.iter().map(|(ty, v)| (*ty, v.as_slice())).collect()
+}
+
 /// The preparation of a pair for these inputs: a copy of the session's memo when they are
 /// the ones it was made from, else made afresh (and remembered when it succeeds).
 fn prepared(
@@ -203,17 +207,20 @@ fn prepared(
             return Ok(m.prep.start());
         }
     }
+    // One copy of each template serves both the preparation and the memo's key, so that
+    // the two cannot differ even if the caller's memory changed during the call.
+    let (pub_t, priv_t) = (copy_template(pub_t), copy_template(priv_t));
     let prep = prepare_pair(
         mech_ty,
-        &Template::from_slices(pub_t),
-        &Template::from_slices(priv_t),
+        &Template::from_slices(&as_slices(&pub_t)),
+        &Template::from_slices(&as_slices(&priv_t)),
         login,
     )?;
     let memo = PairMemo {
         mech: mech_ty,
         login,
-        pub_t: copy_template(pub_t),
-        priv_t: copy_template(priv_t),
+        pub_t,
+        priv_t,
         prep,
     };
     let start = memo.prep.start();
