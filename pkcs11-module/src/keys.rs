@@ -89,27 +89,60 @@ pub(crate) fn public_from_attrs(a: &Attrs) -> Result<PublicKey> {
     }
 }
 
+/// A new key object's own attributes in ascending type order, as
+/// [`Attrs::based_on_sorted`] takes them.
+pub(crate) type Entries = Vec<(CK_ATTRIBUTE_TYPE, AttrVal)>;
+
 /// Fills the attributes of a public key.
 pub(crate) fn fill_public(pk: &PublicKey, a: &mut Attrs) -> Result<()> {
+    for (ty, v) in public_entries(pk, key_type_of(pk.alg()), None)? {
+        a.put(ty, v);
+    }
+    Ok(())
+}
+
+fn ulong_val(v: CK_ULONG) -> AttrVal {
+    AttrVal::new(&v.to_ne_bytes())
+}
+
+/// The attributes of a public key of type `kt`, with its unique ID when given, in
+/// ascending type order.
+pub(crate) fn public_entries(
+    pk: &PublicKey,
+    kt: CK_KEY_TYPE,
+    unique_id: Option<AttrVal>,
+) -> Result<Entries> {
     let alg = pk.alg();
-    a.set_ulong(CKA_KEY_TYPE, key_type_of(alg));
+    let mut out = Entries::with_capacity(6);
+    if let Some(u) = unique_id {
+        out.push((CKA_UNIQUE_ID, u));
+    }
+    out.push((CKA_KEY_TYPE, ulong_val(kt)));
+    // Public values the private half repeats: shared, not copied (`private_entries`).
+    let spki = (CKA_PUBLIC_KEY_INFO, AttrVal::public(pk.spki_der()));
     if let Some((n, e)) = pk.rsa_components() {
-        a.set_ulong(CKA_MODULUS_BITS, (strip(&n).len() * 8) as CK_ULONG);
-        a.set_bytes(CKA_MODULUS, strip(&n));
-        a.set_bytes(CKA_PUBLIC_EXPONENT, strip(&e));
+        out.push((CKA_MODULUS, AttrVal::new(strip(&n))));
+        out.push((
+            CKA_MODULUS_BITS,
+            ulong_val((strip(&n).len() * 8) as CK_ULONG),
+        ));
+        out.push((CKA_PUBLIC_EXPONENT, AttrVal::new(strip(&e))));
+        out.push(spki);
     } else if let Some(p) = pk.ec_point_bytes() {
-        a.set_bytes(CKA_EC_PARAMS, alg.ec_params_der().ok_or(Error::GENERAL)?);
+        out.push(spki);
+        let params = alg.ec_params_der().ok_or(Error::GENERAL)?;
+        out.push((CKA_EC_PARAMS, AttrVal::new(params)));
         // The DER OCTET STRING around the point, made on the stack (the longest point,
         // P-521's 133 bytes, takes a 3-byte header).
         let mut der = [0u8; 3 + 133];
         let n = OctetStringRef::new(p)
             .and_then(|o| o.encode_to_slice(&mut der).map(<[u8]>::len))
             .map_err(|_| Error::GENERAL)?;
-        a.put(CKA_EC_POINT, AttrVal::public(&der[..n]));
+        out.push((CKA_EC_POINT, AttrVal::public(&der[..n])));
+    } else {
+        out.push(spki);
     }
-    // Public values the private half repeats: shared, not copied (`fill_private_from`).
-    a.put(CKA_PUBLIC_KEY_INFO, AttrVal::public(pk.spki_der()));
-    Ok(())
+    Ok(out)
 }
 
 fn strip(b: &[u8]) -> &[u8] {
@@ -128,44 +161,59 @@ pub(crate) fn fill_private(sk: &PrivateKey, a: &mut Attrs) -> Result<()> {
 
 /// [`fill_private`] when the caller already holds the public key.
 pub(crate) fn fill_private_with(sk: &PrivateKey, pk: &PublicKey, a: &mut Attrs) -> Result<()> {
-    let mut public = Attrs::new();
-    fill_public(pk, &mut public)?;
-    fill_private_from(sk, &public, a)
+    let kt = key_type_of(sk.alg());
+    let public = public_entries(pk, kt, None)?;
+    for (ty, v) in private_entries(sk, kt, &public, None)? {
+        a.put(ty, v);
+    }
+    Ok(())
 }
 
-/// [`fill_private`] with the public parts copied from the attributes [`fill_public`]
-/// made for the matching public key (key-pair generation computes them once).
-pub(crate) fn fill_private_from(sk: &PrivateKey, public: &Attrs, a: &mut Attrs) -> Result<()> {
+/// The attributes of a private key of type `kt`, with its unique ID when given, in
+/// ascending type order. The public values are shared with `public`, the entries
+/// [`public_entries`] made for the matching public key (key-pair generation computes
+/// them once).
+pub(crate) fn private_entries(
+    sk: &PrivateKey,
+    kt: CK_KEY_TYPE,
+    public: &Entries,
+    unique_id: Option<AttrVal>,
+) -> Result<Entries> {
     let alg = sk.alg();
-    a.set_ulong(CKA_KEY_TYPE, key_type_of(alg));
-    for ty in [CKA_PUBLIC_KEY_INFO, CKA_EC_PARAMS, CKA_EC_POINT] {
-        if let Some(v) = public.get(&ty) {
-            a.put(ty, v.clone());
-        }
+    let rsa = matches!(alg, KeyAlg::Rsa(_));
+    let mut out = Entries::with_capacity(if rsa { 12 } else { 7 });
+    if let Some(u) = unique_id {
+        out.push((CKA_UNIQUE_ID, u));
     }
     let p8 = sk.to_pkcs8_der();
-    match alg {
-        KeyAlg::Rsa(_) => {
-            let info = pkcs8::PrivateKeyInfoRef::from_der(&p8).map_err(|_| Error::GENERAL)?;
-            let r = RsaPriv::from_der(info.private_key.as_bytes()).map_err(|_| Error::GENERAL)?;
-            a.set_bytes(CKA_MODULUS, r.n.as_bytes());
-            a.set_bytes(CKA_PUBLIC_EXPONENT, r.e.as_bytes());
-            a.set_bytes(CKA_PRIVATE_EXPONENT, r.d.as_bytes());
-            a.set_bytes(CKA_PRIME_1, r.p.as_bytes());
-            a.set_bytes(CKA_PRIME_2, r.q.as_bytes());
-            a.set_bytes(CKA_EXPONENT_1, r.dp.as_bytes());
-            a.set_bytes(CKA_EXPONENT_2, r.dq.as_bytes());
-            a.set_bytes(CKA_COEFFICIENT, r.qinv.as_bytes());
+    if !rsa && let Some(v) = sk.raw_private_value() {
+        out.push((CKA_VALUE, v.into()));
+    }
+    out.push((CKA_KEY_TYPE, ulong_val(kt)));
+    if rsa {
+        let info = pkcs8::PrivateKeyInfoRef::from_der(&p8).map_err(|_| Error::GENERAL)?;
+        let r = RsaPriv::from_der(info.private_key.as_bytes()).map_err(|_| Error::GENERAL)?;
+        for (ty, v) in [
+            (CKA_MODULUS, r.n),
+            (CKA_PUBLIC_EXPONENT, r.e),
+            (CKA_PRIVATE_EXPONENT, r.d),
+            (CKA_PRIME_1, r.p),
+            (CKA_PRIME_2, r.q),
+            (CKA_EXPONENT_1, r.dp),
+            (CKA_EXPONENT_2, r.dq),
+            (CKA_COEFFICIENT, r.qinv),
+        ] {
+            out.push((ty, AttrVal::new(v.as_bytes())));
         }
-        _ => {
-            if let Some(v) = sk.raw_private_value() {
-                a.put(CKA_VALUE, v.into());
-            }
+    }
+    for (ty, v) in public {
+        if matches!(*ty, CKA_PUBLIC_KEY_INFO | CKA_EC_PARAMS | CKA_EC_POINT) {
+            out.push((*ty, v.clone()));
         }
     }
     // The PKCS#8 itself is moved in, not copied again.
-    a.put(CKA_UKEY_PKCS8, p8.into());
-    Ok(())
+    out.push((CKA_UKEY_PKCS8, p8.into()));
+    Ok(out)
 }
 
 /// A private key from its attributes: the stored PKCS#8, else the components given in

@@ -639,8 +639,13 @@ pub(crate) fn new_unique_id() -> Result<[u8; 22]> {
 /// Gives a completed object a fresh `CKA_UNIQUE_ID` (a copy of a prepared object carries
 /// its placeholder).
 pub(crate) fn renew_unique_id(a: &mut Attrs) -> Result<()> {
-    a.put(CKA_UNIQUE_ID, AttrVal::small(new_unique_id()?));
+    a.put(CKA_UNIQUE_ID, unique_id_val()?);
     Ok(())
+}
+
+/// A fresh `CKA_UNIQUE_ID` value.
+pub(crate) fn unique_id_val() -> Result<AttrVal> {
+    Ok(AttrVal::small(new_unique_id()?))
 }
 
 /// Checks a `C_SetAttributeValue` (or the template of `C_CopyObject`) against the object.

@@ -121,42 +121,20 @@ pub(crate) fn generate_key(
 /// exists: the algorithm, the key type, the container slot the pair asks for, and both
 /// objects' completed attributes (class defaults and the values the token sets) without
 /// key material. Their `CKA_UNIQUE_ID`s are placeholders that each pair replaces.
-/// Each pair's objects take these maps as their shared defaults ([`Attrs::based_on`])
-/// and hold only what differs (the key, the unique ID) as their own.
+/// Each pair's objects take these maps as their shared defaults
+/// ([`Attrs::based_on_sorted`]) and hold only what differs (the key, the unique ID) as
+/// their own. A copy shares the maps.
+#[derive(Clone)]
 pub(crate) struct PairPrep {
     alg: KeyAlg,
     kt: CK_ULONG,
     usage: KeyUsage,
     pa: Arc<Attrs>,
     sa: Arc<Attrs>,
-}
-
-/// A pair's objects before the key: [`PairPrep`]'s maps as the defaults of two new ones.
-struct PairStart {
-    alg: KeyAlg,
-    kt: CK_ULONG,
-    usage: KeyUsage,
-    pa: Attrs,
-    sa: Attrs,
-}
-
-impl PairPrep {
-    fn start(&self) -> PairStart {
-        // Room for what a pair adds to each object: its unique ID and key. An RSA private
-        // key has eight components besides its PKCS#8 and SPKI; an EC or Edwards one its
-        // value, PKCS#8, SPKI, point and parameters.
-        let (public, private) = match self.alg {
-            KeyAlg::Rsa(_) => (5, 12),
-            _ => (4, 6),
-        };
-        PairStart {
-            alg: self.alg,
-            kt: self.kt,
-            usage: self.usage,
-            pa: Attrs::based_on(self.pa.clone(), public),
-            sa: Attrs::based_on(self.sa.clone(), private),
-        }
-    }
+    /// Whether either half is a token object, and whether each half is private, read
+    /// once: the attributes a key adds never change them.
+    token: bool,
+    private: [bool; 2],
 }
 
 /// A session's last [`PairPrep`] and what it was made from. [`prepare_pair`] is a pure
@@ -194,7 +172,7 @@ fn prepared(
     mech_ty: CK_MECHANISM_TYPE,
     pub_t: &[(CK_ATTRIBUTE_TYPE, &[u8])],
     priv_t: &[(CK_ATTRIBUTE_TYPE, &[u8])],
-) -> Result<PairStart> {
+) -> Result<PairPrep> {
     let login = s.token.login();
     {
         let memo = s.pair_memo.lock().map_err(|_| Error::GENERAL)?;
@@ -204,7 +182,7 @@ fn prepared(
             && same_template(&m.pub_t, pub_t)
             && same_template(&m.priv_t, priv_t)
         {
-            return Ok(m.prep.start());
+            return Ok(m.prep.clone());
         }
     }
     // One copy of each template serves both the preparation and the memo's key, so that
@@ -223,9 +201,9 @@ fn prepared(
         priv_t,
         prep,
     };
-    let start = memo.prep.start();
+    let prep = memo.prep.clone();
     *s.pair_memo.lock().map_err(|_| Error::GENERAL)? = Some(Box::new(memo));
-    Ok(start)
+    Ok(prep)
 }
 
 /// Parses and checks a pair's templates against the mechanism and completes both objects
@@ -301,6 +279,8 @@ fn prepare_pair(
         alg,
         kt,
         usage,
+        token: pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN),
+        private: [pa.flag(CKA_PRIVATE), sa.flag(CKA_PRIVATE)],
         pa: pa.into_base(),
         sa: sa.into_base(),
     })
@@ -320,29 +300,31 @@ pub(crate) fn generate_key_pair(
         {
             return Err(Error(CKR_MECHANISM_INVALID));
         }
-        let PairStart {
+        let PairPrep {
             alg,
             kt,
             usage,
-            mut pa,
-            mut sa,
+            pa,
+            sa,
+            token,
+            private: privacy,
         } = prepared(s, mech.ty, pub_t, priv_t)?;
-        let token = pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN);
         // Check the write rights before the (slow) generation.
         if token && !s.rw {
             return Err(Error(CKR_SESSION_READ_ONLY));
         }
-        object::renew_unique_id(&mut pa)?;
-        object::renew_unique_id(&mut sa)?;
         if crate::landing::on_device(s) && token {
             // A card or a bridged library makes its token keys itself: the private key never
             // exists on the host (docs/mapping.md).
             if !matches!(alg, KeyAlg::Sm2 | KeyAlg::EcP256 | KeyAlg::Rsa(1024..=2048)) {
                 return Err(Error(CKR_MECHANISM_INVALID));
             }
+            let (mut pa, mut sa) = (Attrs::based_on(pa, 1), Attrs::based_on(sa, 1));
             if !pa.flag(CKA_TOKEN) || !sa.flag(CKA_TOKEN) || !sa.flag(CKA_SENSITIVE) {
                 return Err(Error(CKR_TEMPLATE_INCONSISTENT));
             }
+            object::renew_unique_id(&mut pa)?;
+            object::renew_unique_id(&mut sa)?;
             let landed = crate::landing::land(
                 m,
                 s,
@@ -359,13 +341,12 @@ pub(crate) fn generate_key_pair(
         }
         let sk = PrivateKey::generate(alg)?;
         let pk = sk.public_key()?;
-        keys::fill_public(&pk, &mut pa)?;
-        keys::fill_private_from(&sk, &pa, &mut sa)?;
-        // The fills set the algorithm's own type; an SM2 pair may have asked for CKK_EC.
-        if kt != keys::key_type_of(alg) {
-            pa.set_ulong(CKA_KEY_TYPE, kt);
-            sa.set_ulong(CKA_KEY_TYPE, kt);
-        }
+        // Each object's own attributes (its unique ID and the key's, with the key type
+        // the template asked for: an SM2 pair may be CKK_EC) go in at once, in order.
+        let public = keys::public_entries(&pk, kt, Some(object::unique_id_val()?))?;
+        let private = keys::private_entries(&sk, kt, &public, Some(object::unique_id_val()?))?;
+        let pa = Attrs::based_on_sorted(pa, public);
+        let sa = Attrs::based_on_sorted(sa, private);
         // SM2 and RSA ≤ 2048 token pairs go into a container (docs/mapping.md).
         if let Some((Some(ph), sh)) = crate::landing::land(
             m,
@@ -382,7 +363,7 @@ pub(crate) fn generate_key_pair(
         // would cache it (logout forgets it).
         let public_key = Some(Arc::new(KeyMaterial::Public(pk)));
         let private_key = s.user().then(|| Arc::new(KeyMaterial::Private(sk)));
-        store_new_pair(m, s, (pa, public_key), (sa, private_key))
+        store_new_pair(m, s, (token, privacy), (pa, public_key), (sa, private_key))
     })
 }
 

@@ -375,13 +375,18 @@ fn new_object(
 
 /// Stores a generated pair's objects as [`store_new_keyed`] does each; two session objects
 /// go in under one lock of the object table. Either both are stored or neither is.
+/// `token` and `private` are the pair's `CKA_TOKEN` (either half's) and each half's
+/// `CKA_PRIVATE`, as the caller read them from the prepared templates.
 pub(crate) fn store_new_pair(
     m: &Module,
     s: &Session,
+    (token, private): (bool, [bool; 2]),
     (pa, pk): (Attrs, Option<Arc<KeyMaterial>>),
     (sa, sk): (Attrs, Option<Arc<KeyMaterial>>),
 ) -> Result<(CK_OBJECT_HANDLE, CK_OBJECT_HANDLE)> {
-    if pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN) {
+    debug_assert_eq!(token, pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN));
+    debug_assert_eq!(private, [pa.flag(CKA_PRIVATE), sa.flag(CKA_PRIVATE)]);
+    if token {
         let ph = store_new_keyed(m, s, pa, pk)?;
         return match store_new_keyed(m, s, sa, sk) {
             Ok(sh) => Ok((ph, sh)),
@@ -391,8 +396,10 @@ pub(crate) fn store_new_pair(
             }
         };
     }
-    check_write(s, &pa)?;
-    check_write(s, &sa)?;
+    // Session objects: `check_write` with the flags known.
+    if (private[0] || private[1]) && !s.user() {
+        return Err(Error(CKR_USER_NOT_LOGGED_IN));
+    }
     let mut inner = m.lock()?;
     let ph = inner.new_object_handle();
     let sh = inner.new_object_handle();

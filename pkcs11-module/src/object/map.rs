@@ -12,8 +12,9 @@
 //!
 //! The same holds one level up for key-pair generation: a session's prepared templates,
 //! completed with their class defaults, are one shared map ([`AttrMap::into_base`]), and
-//! each generated object holds only its key and unique ID as its own entries
-//! ([`AttrMap::based_on`]).
+//! each generated object holds only its key and unique ID as its own entries, which the
+//! key fills hand over already in type order ([`AttrMap::based_on_sorted`]: no search,
+//! no copy).
 //!
 //! Values up to [`AttrVal`]'s inline size live in the vector itself, so shifting or
 //! regrowing it would leave byte copies of (possibly secret) values behind. Every
@@ -110,6 +111,22 @@ impl AttrMap {
             own: Vec::with_capacity(room),
             base: Some(Base::Shared(base)),
         }
+    }
+    /// A map whose defaults are `base` (from [`Self::into_base`]) and whose own entries
+    /// are `own`: a new object's unique ID and key, which the key fills list in ascending
+    /// type order, go in with no search and no copy. Entries out of order (or a type
+    /// twice) are put one by one instead, later ones winning.
+    pub(crate) fn based_on_sorted(base: Arc<Self>, own: Vec<(CK_ATTRIBUTE_TYPE, AttrVal)>) -> Self {
+        if own.windows(2).all(|w| w[0].0 < w[1].0) {
+            debug_assert!(base.base.is_none(), "defaults are one level deep");
+            return Self {
+                own,
+                base: Some(Base::Shared(base)),
+            };
+        }
+        let mut m = Self::based_on(base, own.len());
+        m.absorb(own.into_iter().collect());
+        m
     }
     /// Copies every default this map does not override into it and drops the base, so
     /// that an edit can remove any attribute.
@@ -415,6 +432,38 @@ mod tests {
         let from_a: AttrMap = pairs.clone().into_iter().collect();
         let from_b: BTreeMap<_, _> = pairs.into_iter().collect();
         assert!(from_a.iter().eq(from_b.iter()));
+    }
+
+    /// A new object's entries over a shared base read as the base overridden by them,
+    /// whether they come in order (taken as they are) or not (put one by one).
+    #[test]
+    fn based_on_sorted_reads_as_base_then_entries() {
+        let mut base = AttrMap::new();
+        for t in [1u64, 4, 9, 0x100, 0x180] {
+            base.insert(t, AttrVal::new(&[t as u8; 3]));
+        }
+        let base = base.into_base();
+        let cases: [&[(u64, u8)]; 4] = [
+            &[(2, 7), (4, 8), (0x181, 9)],
+            &[],
+            &[(0x181, 9), (2, 7), (4, 8)],
+            &[(4, 8), (4, 5), (2, 7)],
+        ];
+        for entries in cases {
+            let mut want: BTreeMap<_, _> = base.iter().map(|(t, v)| (*t, v.clone())).collect();
+            for &(t, b) in entries {
+                want.insert(t, AttrVal::new(&[b]));
+            }
+            let own = entries
+                .iter()
+                .map(|&(t, b)| (t, AttrVal::new(&[b])))
+                .collect();
+            let m = AttrMap::based_on_sorted(base.clone(), own);
+            assert!(m.iter().eq(want.iter()));
+            for t in 0..0x200 {
+                assert_eq!(m.get(&t), want.get(&t));
+            }
+        }
     }
 
     #[test]
