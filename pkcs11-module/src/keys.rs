@@ -119,7 +119,7 @@ pub(crate) fn public_entries(
     }
     out.push((CKA_KEY_TYPE, ulong_val(kt)));
     // Public values the private half repeats: shared, not copied (`private_entries`).
-    let spki = (CKA_PUBLIC_KEY_INFO, AttrVal::public(pk.spki_der()));
+    let spki = (CKA_PUBLIC_KEY_INFO, AttrVal::shared(pk.spki_shared()));
     if let Some((n, e)) = pk.rsa_components() {
         out.push((CKA_MODULUS, AttrVal::new(strip(&n))));
         out.push((

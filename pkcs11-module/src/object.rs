@@ -615,24 +615,29 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 pub(crate) fn new_unique_id() -> Result<[u8; 22]> {
     use std::sync::OnceLock;
     use std::sync::atomic::{AtomicU64, Ordering};
-    static PREFIX: OnceLock<u64> = OnceLock::new();
+    /// 66 bits for 64: the first character carries the top 4 bits.
+    fn encode(v: u64) -> [u8; 11] {
+        let mut out = [0u8; 11];
+        for (i, c) in out.iter_mut().enumerate() {
+            *c = B64[((v >> ((10 - i) * 6)) & 63) as usize];
+        }
+        out
+    }
+    /// The prefix's characters, encoded once.
+    static PREFIX: OnceLock<[u8; 11]> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = match PREFIX.get() {
         Some(p) => *p,
         None => {
             let mut b = [0u8; 8];
             token_hal::crypto::rng::fill(&mut b).map_err(Error::from)?;
-            *PREFIX.get_or_init(|| u64::from_ne_bytes(b))
+            *PREFIX.get_or_init(|| encode(u64::from_ne_bytes(b)))
         }
     };
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let mut out = [0u8; 22];
-    for (half, v) in out.chunks_exact_mut(11).zip([prefix, n]) {
-        // 66 bits for 64: the first character carries the top 4 bits.
-        for (i, c) in half.iter_mut().enumerate() {
-            *c = B64[((v >> ((10 - i) * 6)) & 63) as usize];
-        }
-    }
+    out[..11].copy_from_slice(&prefix);
+    out[11..].copy_from_slice(&encode(n));
     Ok(out)
 }
 

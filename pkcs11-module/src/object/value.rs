@@ -67,6 +67,15 @@ impl AttrVal {
             Self(Repr::Shared(b.into()))
         }
     }
+    /// The public value `b`, shared (no copy; short values are copied inline). For
+    /// public values only, as [`Self::public`].
+    pub(crate) fn shared(b: std::sync::Arc<[u8]>) -> Self {
+        if b.len() <= INLINE {
+            Self::new(&b)
+        } else {
+            Self(Repr::Shared(b))
+        }
+    }
     /// The bytes.
     pub(crate) fn as_slice(&self) -> &[u8] {
         match &self.0 {

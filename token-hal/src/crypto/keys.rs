@@ -1,7 +1,7 @@
 //! Asymmetric keys: SM2, ECDSA P-256/P-384/P-521, Ed25519, Ed448, X25519, RSA 1024–4096.
 
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use der::asn1::{AnyRef, BitStringRef, ObjectIdentifier, OctetStringRef, UintRef};
 use der::{Decode, Encode, Sequence, Tagged};
@@ -356,7 +356,7 @@ fn rsa_alg_of_modulus(n: &[u8]) -> Result<KeyAlg> {
 /// The canonical SubjectPublicKeyInfo DER of an EC or SM2 point (id-ecPublicKey with
 /// the named curve), or of an Edwards/Montgomery key (RFC 8410: the algorithm OID, no
 /// parameters, the raw key).
-pub(crate) fn ec_spki_der(alg: KeyAlg, point: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn ec_spki_der(alg: KeyAlg, point: &[u8]) -> Result<Arc<[u8]>> {
     if alg.is_edwards() || alg.is_montgomery() {
         let (Some(len), Some(alg_oid)) = (alg.public_point_len(), alg.curve_oid()) else {
             return Err(Error::internal("Edwards key without a length"));
@@ -374,7 +374,7 @@ pub(crate) fn ec_spki_der(alg: KeyAlg, point: &[u8]) -> Result<Vec<u8>> {
             },
             subject_public_key: BitStringRef::from_bytes(point)?,
         };
-        return Ok(spki.to_der()?);
+        return Ok(spki.to_der()?.into());
     }
     let curve = alg
         .curve_oid()
@@ -415,13 +415,19 @@ pub(crate) fn ec_spki_der(alg: KeyAlg, point: &[u8]) -> Result<Vec<u8>> {
             PREFIXES[slot].get_or_init(|| p)
         }
     };
-    let mut der = Vec::with_capacity(prefix.len() + point.len());
-    der.extend_from_slice(prefix);
-    der.extend_from_slice(point);
-    Ok(der)
+    // Assembled on the stack (P-521's SPKI, the longest, is 158 bytes) and copied once
+    // into the buffer the key's holders share.
+    let mut der = [0u8; 192];
+    let n = prefix.len() + point.len();
+    let buf = der
+        .get_mut(..n)
+        .ok_or_else(|| Error::internal("EC public key too long"))?;
+    buf[..prefix.len()].copy_from_slice(prefix);
+    buf[prefix.len()..].copy_from_slice(point);
+    Ok(Arc::from(&*buf))
 }
 
-fn rsa_spki_der(rsa_public_key_der: &[u8]) -> Result<Vec<u8>> {
+fn rsa_spki_der(rsa_public_key_der: &[u8]) -> Result<Arc<[u8]>> {
     let spki = SubjectPublicKeyInfoRef {
         algorithm: AlgorithmIdentifierRef {
             oid: oid::RSA,
@@ -429,7 +435,7 @@ fn rsa_spki_der(rsa_public_key_der: &[u8]) -> Result<Vec<u8>> {
         },
         subject_public_key: BitStringRef::from_bytes(rsa_public_key_der)?,
     };
-    Ok(spki.to_der()?)
+    Ok(spki.to_der()?.into())
 }
 
 /// The key algorithm named by an AlgorithmIdentifier (plus, for EC keys found inside a
@@ -483,7 +489,9 @@ fn alg_of(
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {
     alg: KeyAlg,
-    spki: Vec<u8>,
+    /// Shared: the key's holders (a PKCS#11 key pair's two objects, their attributes and
+    /// parsed keys) read one buffer.
+    spki: Arc<[u8]>,
     /// The length of the subject public key (the BIT STRING's content, the last element
     /// of the SPKI), so reading the point needs no DER parse.
     key_len: usize,
@@ -612,6 +620,10 @@ impl PublicKey {
     /// SubjectPublicKeyInfo DER.
     pub fn spki_der(&self) -> &[u8] {
         &self.spki
+    }
+    /// SubjectPublicKeyInfo DER, shared with this key (no copy).
+    pub fn spki_shared(&self) -> Arc<[u8]> {
+        self.spki.clone()
     }
     /// PEM `PUBLIC KEY`.
     pub fn to_pem(&self) -> String {
@@ -1007,8 +1019,16 @@ mod tests {
                 .to_der()
                 .expect("der");
                 // Twice: the first call fills the cache, the second reads it.
-                assert_eq!(ec_spki_der(alg, &point).expect("spki"), whole, "{alg:?}");
-                assert_eq!(ec_spki_der(alg, &point).expect("spki"), whole, "{alg:?}");
+                assert_eq!(
+                    &*ec_spki_der(alg, &point).expect("spki"),
+                    &whole[..],
+                    "{alg:?}"
+                );
+                assert_eq!(
+                    &*ec_spki_der(alg, &point).expect("spki"),
+                    &whole[..],
+                    "{alg:?}"
+                );
             }
             assert!(ec_spki_der(alg, &[4u8; 3]).is_err());
         }

@@ -181,8 +181,8 @@ pub trait SymProvider: Send + Sync + fmt::Debug {
 
 /// A loaded private key: the backend's parsed form, ready to use.
 pub trait PrivateKeyOps: Send + Sync {
-    /// The matching SubjectPublicKeyInfo DER.
-    fn public_spki(&self) -> Result<Vec<u8>>;
+    /// The matching SubjectPublicKeyInfo DER, in a buffer the public key's holders share.
+    fn public_spki(&self) -> Result<std::sync::Arc<[u8]>>;
     /// Signs (EC: raw r‖s).
     fn sign(&self, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>>;
     /// Decrypts.

@@ -148,7 +148,7 @@ struct EcdsaPrivate {
 }
 
 impl PrivateKeyOps for EcdsaPrivate {
-    fn public_spki(&self) -> Result<Vec<u8>> {
+    fn public_spki(&self) -> Result<std::sync::Arc<[u8]>> {
         let point = self.pair.public_key().as_ref();
         crate::crypto::keys::ec_spki_der(self.alg, point)
     }

@@ -221,7 +221,7 @@ fn ed25519_verify_rfc(public: &[u8], dom: &[u8], m: &[u8], sig: &[u8]) -> Result
 }
 
 impl PrivateKeyOps for Ed25519Private {
-    fn public_spki(&self) -> Result<Vec<u8>> {
+    fn public_spki(&self) -> Result<std::sync::Arc<[u8]>> {
         crate::crypto::keys::ec_spki_der(KeyAlg::Ed25519, &self.public)
     }
 
@@ -283,7 +283,7 @@ struct Ed448Private {
 }
 
 impl PrivateKeyOps for Ed448Private {
-    fn public_spki(&self) -> Result<Vec<u8>> {
+    fn public_spki(&self) -> Result<std::sync::Arc<[u8]>> {
         crate::crypto::keys::ec_spki_der(KeyAlg::Ed448, &self.public)
     }
 
@@ -314,7 +314,7 @@ struct X25519Private {
 }
 
 impl PrivateKeyOps for X25519Private {
-    fn public_spki(&self) -> Result<Vec<u8>> {
+    fn public_spki(&self) -> Result<std::sync::Arc<[u8]>> {
         crate::crypto::keys::ec_spki_der(KeyAlg::X25519, &self.public)
     }
 

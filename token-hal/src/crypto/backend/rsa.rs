@@ -242,8 +242,8 @@ impl RsaPrivate {
 }
 
 impl PrivateKeyOps for RsaPrivate {
-    fn public_spki(&self) -> Result<Vec<u8>> {
-        Ok(self.spki.clone())
+    fn public_spki(&self) -> Result<std::sync::Arc<[u8]>> {
+        Ok(self.spki.as_slice().into())
     }
 
     fn sign(&self, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>> {

@@ -285,7 +285,7 @@ impl Sm2Private {
 }
 
 impl PrivateKeyOps for Sm2Private {
-    fn public_spki(&self) -> Result<Vec<u8>> {
+    fn public_spki(&self) -> Result<std::sync::Arc<[u8]>> {
         crate::crypto::keys::ec_spki_der(KeyAlg::Sm2, &self.point)
     }
 

@@ -674,7 +674,7 @@ fn decrypt_with(d: &SecretSc, ct: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 impl PrivateKeyOps for FastPrivate {
-    fn public_spki(&self) -> Result<Vec<u8>> {
+    fn public_spki(&self) -> Result<std::sync::Arc<[u8]>> {
         crate::crypto::keys::ec_spki_der(KeyAlg::Sm2, &self.point)
     }
 
