@@ -348,14 +348,16 @@ pub(crate) fn generate_key_pair(
         let pa = Attrs::based_on_sorted(pa, public);
         let sa = Attrs::based_on_sorted(sa, private);
         // SM2 and RSA ≤ 2048 token pairs go into a container (docs/mapping.md).
-        if let Some((Some(ph), sh)) = crate::landing::land(
-            m,
-            s,
-            crate::landing::KeySource::Import(&sk),
-            usage,
-            Some(&pa),
-            &sa,
-        )? {
+        if token
+            && let Some((Some(ph), sh)) = crate::landing::land(
+                m,
+                s,
+                crate::landing::KeySource::Import(&sk),
+                usage,
+                Some(&pa),
+                &sa,
+            )?
+        {
             return Ok((ph, sh));
         }
         // The objects' parsed keys are the ones just made: their first use needs no
