@@ -93,9 +93,19 @@ pub(crate) fn public_from_attrs(a: &Attrs) -> Result<PublicKey> {
 /// [`Attrs::based_on_sorted`] takes them.
 pub(crate) type Entries = Vec<(CK_ATTRIBUTE_TYPE, AttrVal)>;
 
+/// Which of a key's attributes a new object's defaults already give with the key's own
+/// value (a generated pair's prepared templates): the entry builders leave them out.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Given {
+    /// `CKA_KEY_TYPE`.
+    pub key_type: bool,
+    /// `CKA_EC_PARAMS`, as the curve's DER OID.
+    pub ec_params: bool,
+}
+
 /// Fills the attributes of a public key.
 pub(crate) fn fill_public(pk: &PublicKey, a: &mut Attrs) -> Result<()> {
-    for (ty, v) in public_entries(pk, key_type_of(pk.alg()), None)? {
+    for (ty, v) in public_entries(pk, key_type_of(pk.alg()), Given::default(), None)? {
         a.put(ty, v);
     }
     Ok(())
@@ -110,6 +120,7 @@ fn ulong_val(v: CK_ULONG) -> AttrVal {
 pub(crate) fn public_entries(
     pk: &PublicKey,
     kt: CK_KEY_TYPE,
+    given: Given,
     unique_id: Option<AttrVal>,
 ) -> Result<Entries> {
     let alg = pk.alg();
@@ -117,7 +128,9 @@ pub(crate) fn public_entries(
     if let Some(u) = unique_id {
         out.push((CKA_UNIQUE_ID, u));
     }
-    out.push((CKA_KEY_TYPE, ulong_val(kt)));
+    if !given.key_type {
+        out.push((CKA_KEY_TYPE, ulong_val(kt)));
+    }
     // Public values the private half repeats: shared, not copied (`private_entries`).
     let spki = (CKA_PUBLIC_KEY_INFO, AttrVal::shared(pk.spki_shared()));
     if let Some((n, e)) = pk.rsa_components() {
@@ -130,8 +143,10 @@ pub(crate) fn public_entries(
         out.push(spki);
     } else if let Some(p) = pk.ec_point_bytes() {
         out.push(spki);
-        let params = alg.ec_params_der().ok_or(Error::GENERAL)?;
-        out.push((CKA_EC_PARAMS, AttrVal::new(params)));
+        if !given.ec_params {
+            let params = alg.ec_params_der().ok_or(Error::GENERAL)?;
+            out.push((CKA_EC_PARAMS, AttrVal::new(params)));
+        }
         // The DER OCTET STRING around the point, made on the stack (the longest point,
         // P-521's 133 bytes, takes a 3-byte header).
         let mut der = [0u8; 3 + 133];
@@ -162,8 +177,8 @@ pub(crate) fn fill_private(sk: &PrivateKey, a: &mut Attrs) -> Result<()> {
 /// [`fill_private`] when the caller already holds the public key.
 pub(crate) fn fill_private_with(sk: &PrivateKey, pk: &PublicKey, a: &mut Attrs) -> Result<()> {
     let kt = key_type_of(sk.alg());
-    let public = public_entries(pk, kt, None)?;
-    for (ty, v) in private_entries(sk, kt, &public, None)? {
+    let public = public_entries(pk, kt, Given::default(), None)?;
+    for (ty, v) in private_entries(sk, kt, &public, Given::default(), None)? {
         a.put(ty, v);
     }
     Ok(())
@@ -177,6 +192,7 @@ pub(crate) fn private_entries(
     sk: &PrivateKey,
     kt: CK_KEY_TYPE,
     public: &Entries,
+    given: Given,
     unique_id: Option<AttrVal>,
 ) -> Result<Entries> {
     let alg = sk.alg();
@@ -189,7 +205,9 @@ pub(crate) fn private_entries(
     if !rsa && let Some(v) = sk.raw_private_value() {
         out.push((CKA_VALUE, v.into()));
     }
-    out.push((CKA_KEY_TYPE, ulong_val(kt)));
+    if !given.key_type {
+        out.push((CKA_KEY_TYPE, ulong_val(kt)));
+    }
     if rsa {
         let info = pkcs8::PrivateKeyInfoRef::from_der(&p8).map_err(|_| Error::GENERAL)?;
         let r = RsaPriv::from_der(info.private_key.as_bytes()).map_err(|_| Error::GENERAL)?;
@@ -206,10 +224,22 @@ pub(crate) fn private_entries(
             out.push((ty, AttrVal::new(v.as_bytes())));
         }
     }
-    for (ty, v) in public {
-        if matches!(*ty, CKA_PUBLIC_KEY_INFO | CKA_EC_PARAMS | CKA_EC_POINT) {
-            out.push((*ty, v.clone()));
-        }
+    let shared = |ty| {
+        public
+            .iter()
+            .find(|(t, _)| *t == ty)
+            .map(|(_, v)| v.clone())
+    };
+    if let Some(v) = shared(CKA_PUBLIC_KEY_INFO) {
+        out.push((CKA_PUBLIC_KEY_INFO, v));
+    }
+    if let Some(p) = alg.ec_params_der()
+        && !given.ec_params
+    {
+        out.push((CKA_EC_PARAMS, AttrVal::new(p)));
+    }
+    if let Some(v) = shared(CKA_EC_POINT) {
+        out.push((CKA_EC_POINT, v));
     }
     // The PKCS#8 itself is moved in, not copied again.
     out.push((CKA_UKEY_PKCS8, p8.into()));

@@ -135,6 +135,9 @@ pub(crate) struct PairPrep {
     /// once: the attributes a key adds never change them.
     token: bool,
     private: [bool; 2],
+    /// What each object's defaults already give of the key's attributes (its key type,
+    /// and the curve when the template named it as the DER OID).
+    given: [keys::Given; 2],
 }
 
 /// A session's last [`PairPrep`] and what it was made from. [`prepare_pair`] is a pure
@@ -275,10 +278,17 @@ fn prepare_pair(
     // and extractability), none of those the key fills in later.
     object::complete(&mut pa, true, Some(mech_ty))?;
     object::complete(&mut sa, true, Some(mech_ty))?;
+    let given = |a: &Attrs| keys::Given {
+        key_type: a.key_type() == Some(kt),
+        ec_params: alg
+            .ec_params_der()
+            .is_some_and(|p| a.bytes(CKA_EC_PARAMS) == Some(p)),
+    };
     Ok(PairPrep {
         alg,
         kt,
         usage,
+        given: [given(&pa), given(&sa)],
         token: pa.flag(CKA_TOKEN) || sa.flag(CKA_TOKEN),
         private: [pa.flag(CKA_PRIVATE), sa.flag(CKA_PRIVATE)],
         pa: pa.into_base(),
@@ -308,6 +318,7 @@ pub(crate) fn generate_key_pair(
             sa,
             token,
             private: privacy,
+            given,
         } = prepared(s, mech.ty, pub_t, priv_t)?;
         // Check the write rights before the (slow) generation.
         if token && !s.rw {
@@ -343,8 +354,9 @@ pub(crate) fn generate_key_pair(
         let pk = sk.public_key()?;
         // Each object's own attributes (its unique ID and the key's, with the key type
         // the template asked for: an SM2 pair may be CKK_EC) go in at once, in order.
-        let public = keys::public_entries(&pk, kt, Some(object::unique_id_val()?))?;
-        let private = keys::private_entries(&sk, kt, &public, Some(object::unique_id_val()?))?;
+        let uid = object::unique_id_val;
+        let public = keys::public_entries(&pk, kt, given[0], Some(uid()?))?;
+        let private = keys::private_entries(&sk, kt, &public, given[1], Some(uid()?))?;
         let pa = Attrs::based_on_sorted(pa, public);
         let sa = Attrs::based_on_sorted(sa, private);
         // SM2 and RSA ≤ 2048 token pairs go into a container (docs/mapping.md).
