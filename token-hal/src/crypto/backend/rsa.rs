@@ -185,7 +185,7 @@ struct RsaPrivate {
     rc: RsaPrivateKey,
     lc_sign: Option<lc_rsa::KeyPair>,
     lc_dec: Option<lc_rsa::PrivateDecryptingKey>,
-    spki: Vec<u8>,
+    spki: std::sync::Arc<[u8]>,
 }
 
 impl RsaPrivate {
@@ -243,7 +243,7 @@ impl RsaPrivate {
 
 impl PrivateKeyOps for RsaPrivate {
     fn public_spki(&self) -> Result<std::sync::Arc<[u8]>> {
-        Ok(self.spki.as_slice().into())
+        Ok(self.spki.clone())
     }
 
     fn sign(&self, mech: &SignMech, data: &[u8]) -> Result<Vec<u8>> {
@@ -421,8 +421,7 @@ impl AsymProvider for RsaBackend {
             .map_err(|e| Error::invalid_data(format!("{alg:?} private key inconsistent: {e}")))?;
         let pk = rc.to_public_key();
         let spki = PublicKey::from_rsa_components(&pk.n().to_be_bytes(), &pk.e().to_be_bytes())?
-            .spki_der()
-            .to_vec();
+            .spki_shared();
         Ok(Box::new(RsaPrivate {
             rc,
             lc_sign: lc_rsa::KeyPair::from_pkcs8(pkcs8).ok(),
